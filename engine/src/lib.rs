@@ -1,1 +1,15 @@
+//! wgllama-engine: the wgpu runtime, one dispatch module per WGSL kernel family, and a naive
+//! CPU reference for every kernel.
 
+pub mod dispatch;
+pub mod error;
+pub mod gpu;
+pub mod ops;
+pub mod reference;
+pub mod tensor;
+pub mod testing;
+
+pub use dispatch::{Cost, Dispatch};
+pub use error::{EngineError, Result};
+pub use gpu::{Gpu, GpuOptions};
+pub use tensor::{Elem, Tensor};

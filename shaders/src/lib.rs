@@ -1,1 +1,87 @@
+//! The WGSL kernels of wgllama, one file per kernel family.
+//!
+//! WGSL has no `#include`: a family that needs shared helpers lists the helper files before
+//! its own, and `Shader::source` joins them. Variants inside a family are WGSL `override`
+//! constants chosen at pipeline creation, never text substitution.
 
+/// A kernel family: its name and the WGSL files that make its module, in order.
+#[derive(Clone, Copy, Debug)]
+pub struct Shader {
+    pub name: &'static str,
+    pub parts: &'static [&'static str],
+}
+
+impl Shader {
+    pub fn source(&self) -> String {
+        self.parts.concat()
+    }
+}
+
+/// Workgroup-memory reductions shared by kernels that reduce across a workgroup.
+pub const REDUCE_WGSL: &str = include_str!("../reduce.wgsl");
+
+pub const SMOKE: Shader = Shader {
+    name: "smoke",
+    parts: &[include_str!("../smoke.wgsl")],
+};
+pub const RMSNORM: Shader = Shader {
+    name: "rmsnorm",
+    parts: &[REDUCE_WGSL, include_str!("../rmsnorm.wgsl")],
+};
+
+/// Every shader module, for validation.
+pub const ALL: &[Shader] = &[SMOKE, RMSNORM];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// naga parses and validates every module with all capabilities a kernel may use.
+    #[test]
+    fn every_shader_validates_with_naga() {
+        let mut failures = Vec::new();
+        for shader in ALL {
+            let src = shader.source();
+            let module = match naga::front::wgsl::parse_str(&src) {
+                Ok(m) => m,
+                Err(e) => {
+                    failures.push(format!(
+                        "{}: parse: {}",
+                        shader.name,
+                        e.emit_to_string(&src)
+                    ));
+                    continue;
+                }
+            };
+            let mut v = naga::valid::Validator::new(
+                naga::valid::ValidationFlags::all(),
+                naga::valid::Capabilities::all(),
+            );
+            if let Err(e) = v.validate(&module) {
+                failures.push(format!(
+                    "{}: validate: {}",
+                    shader.name,
+                    e.emit_to_string(&src)
+                ));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn every_wgsl_file_is_registered() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let known: String = ALL.iter().map(|s| s.source()).collect();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "wgsl") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                assert!(
+                    known.contains(&text),
+                    "{} is not part of any Shader in ALL",
+                    path.display()
+                );
+            }
+        }
+    }
+}

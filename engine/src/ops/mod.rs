@@ -1,0 +1,28 @@
+//! One module per WGSL kernel family (same name as its `.wgsl`), each with a `bytemuck`
+//! params struct mirroring the WGSL one and functions that build `Dispatch`es.
+
+pub mod rmsnorm;
+pub mod smoke;
+
+use crate::error::{EngineError, Result};
+use crate::tensor::{Elem, Tensor};
+
+/// Checks a tensor's element type and size before binding it, naming the op and operand.
+pub(crate) fn expect(
+    op: &'static str,
+    what: &str,
+    t: &Tensor,
+    elem: Elem,
+    numel: usize,
+) -> Result<()> {
+    if t.elem != elem || t.numel() != numel {
+        return Err(EngineError::Shape {
+            op,
+            detail: format!(
+                "{what}: want {elem:?} x {numel}, got {:?} {:?}",
+                t.elem, t.shape
+            ),
+        });
+    }
+    Ok(())
+}

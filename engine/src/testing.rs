@@ -1,0 +1,112 @@
+//! Shared by the op tests and `wgllama golden kernels`: deterministic random inputs, error
+//! metrics and per-op tolerances, in the manner of llama.cpp's test-backend-ops.
+
+use std::sync::OnceLock;
+
+use crate::gpu::{Gpu, GpuOptions};
+
+/// SplitMix64: deterministic, dependency-free random numbers for test inputs.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [lo, hi).
+    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+        lo + (hi - lo) * u
+    }
+    pub fn vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform(lo, hi)).collect()
+    }
+    /// Approximately standard normal (sum of uniforms), never all zeros or constant.
+    pub fn normal_vec(&mut self, n: usize, std: f32) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                let s: f32 = (0..4).map(|_| self.uniform(-1.0, 1.0)).sum();
+                s * std * 0.866
+            })
+            .collect()
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
+/// An op's tolerance: normalised mean squared error (mse / mean(ref^2)) and max abs error.
+#[derive(Clone, Copy, Debug)]
+pub struct Tol {
+    pub nmse: f64,
+    pub max_abs: f64,
+}
+
+/// How far `got` is from `want`.
+#[derive(Clone, Copy, Debug)]
+pub struct Errors {
+    pub nmse: f64,
+    pub max_abs: f64,
+    /// Elements that are NaN/inf in `got` but finite in `want` (unwritten, poisoned outputs).
+    pub non_finite: usize,
+}
+
+impl Errors {
+    pub fn within(&self, tol: Tol) -> bool {
+        self.non_finite == 0 && self.nmse <= tol.nmse && self.max_abs <= tol.max_abs
+    }
+}
+
+pub fn errors(got: &[f32], want: &[f32]) -> Errors {
+    assert_eq!(got.len(), want.len(), "output length");
+    let (mut se, mut sr, mut max_abs, mut non_finite) = (0.0f64, 0.0f64, 0.0f64, 0usize);
+    for (&g, &w) in got.iter().zip(want) {
+        if !g.is_finite() && w.is_finite() {
+            non_finite += 1;
+            continue;
+        }
+        let d = (g as f64 - w as f64).abs();
+        se += d * d;
+        sr += (w as f64) * (w as f64);
+        max_abs = max_abs.max(d);
+    }
+    let nmse = if sr > 0.0 { se / sr } else { se };
+    Errors {
+        nmse,
+        max_abs,
+        non_finite,
+    }
+}
+
+/// Asserts `got` matches `want` within `tol`, printing the case's parameters on failure.
+#[track_caller]
+pub fn assert_close(case: &str, got: &[f32], want: &[f32], tol: Tol) {
+    let e = errors(got, want);
+    assert!(
+        e.within(tol),
+        "{case}: nmse {:.3e} (tol {:.1e}), max abs {:.3e} (tol {:.1e}), {} non-finite",
+        e.nmse,
+        tol.nmse,
+        e.max_abs,
+        tol.max_abs,
+        e.non_finite
+    );
+}
+
+/// One device shared by all tests of a test binary (opening one per test is slow on lavapipe).
+/// Tests fail, not skip, when no adapter exists: a skipped GPU test proves nothing.
+pub fn test_gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| {
+        let gpu = Gpu::new(&GpuOptions::default())
+            .unwrap_or_else(|e| panic!("opening a GPU for tests: {e}"));
+        eprintln!("test adapter: {}", gpu.describe());
+        gpu
+    })
+}
