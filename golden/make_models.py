@@ -119,7 +119,9 @@ def make_weights(c: dict) -> dict[str, np.ndarray]:
     d, f, hd = c["hidden"], c["ffn"], c["hidden"] // c["heads"]
     def lin(out, inp):
         return (rng.standard_normal((out, inp)) / math.sqrt(inp)).astype(np.float32)
-    w = {"model.embed_tokens.weight": rng.standard_normal((c["vocab"], d)).astype(np.float32),
+    # Tied models read logits off the embedding: a smaller scale keeps them from saturating.
+    embed_std = 0.25 if c["tied"] else 1.0
+    w = {"model.embed_tokens.weight": (rng.standard_normal((c["vocab"], d)) * embed_std).astype(np.float32),
          "model.norm.weight": rng.uniform(0.8, 1.2, d).astype(np.float32)}
     for i in range(c["layers"]):
         p = f"model.layers.{i}."
