@@ -504,6 +504,19 @@ impl ModelFile {
     }
 }
 
+impl fmt::Debug for ModelFile {
+    /// Summary only: the tensor table and metadata can be huge.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModelFile")
+            .field("path", &self.path)
+            .field("format", &self.format)
+            .field("files", &self.sources.len())
+            .field("tensors", &self.tensors.len())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 fn fmt_shape(shape: Option<Vec<usize>>) -> String {
     match shape {
         Some(s) => format!("{s:?}"),

@@ -32,11 +32,19 @@ fn dequantisers_match_the_gguf_python_package_exactly() {
         assert!(expected.len() >= 64, "{name}: golden too small");
         let got = dequantize(dtype, blocks.data(), expected.len()).unwrap();
         for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
-            assert_eq!(g.to_bits(), e.to_bits(), "{name}[{i}]: got {g}, gguf says {e}");
+            assert_eq!(
+                g.to_bits(),
+                e.to_bits(),
+                "{name}[{i}]: got {g}, gguf says {e}"
+            );
         }
         // Misaligned input: the same bytes one byte into a buffer give the same values.
         let mut shifted = vec![0u8; blocks.data().len() + 1];
         shifted[1..].copy_from_slice(blocks.data());
-        assert_eq!(dequantize(dtype, &shifted[1..], expected.len()).unwrap(), got, "{name} misaligned");
+        assert_eq!(
+            dequantize(dtype, &shifted[1..], expected.len()).unwrap(),
+            got,
+            "{name} misaligned"
+        );
     }
 }
