@@ -18,20 +18,22 @@ fn write_fuzz_seeds() {
     std::fs::create_dir_all(&gguf_dir).unwrap();
     std::fs::create_dir_all(&st_dir).unwrap();
     for (i, (dtype, tied)) in [
-        (DType::F32, false),
+        (DType::F16, false),
         (DType::Q8_0, true),
         (DType::Q4_0, false),
     ]
     .into_iter()
     .enumerate()
     {
+        let mut c = micro_config(RopeLayout::Interleaved);
+        c.tied_embeddings = tied;
         std::fs::write(
             gguf_dir.join(format!("seed-{i}")),
-            tiny_gguf(dtype, tied).to_bytes(),
+            gguf_for(&c, dtype).to_bytes(),
         )
         .unwrap();
     }
-    let c = tiny_config(RopeLayout::RotateHalf, false);
+    let c = micro_config(RopeLayout::RotateHalf);
     for (i, dtype) in [DType::F16, DType::BF16].into_iter().enumerate() {
         let tensors: Vec<_> = llama_tensors(&c, false, dtype)
             .into_iter()

@@ -62,6 +62,20 @@ pub fn tiny_config(format_layout: RopeLayout, tied: bool) -> LlamaConfig {
     }
 }
 
+/// The smallest sensible Llama (rows of 32 so Q8_0/Q4_0 work): for fuzz seeds.
+pub fn micro_config(layout: RopeLayout) -> LlamaConfig {
+    LlamaConfig {
+        vocab_size: 4,
+        hidden_size: 32,
+        n_layers: 1,
+        n_heads: 2,
+        n_kv_heads: 1,
+        head_dim: 16,
+        ffn_size: 32,
+        ..tiny_config(layout, false)
+    }
+}
+
 /// Deterministic weight values for a tensor: small, distinct per tensor.
 pub fn values_for(name: &str, n: usize) -> Vec<f32> {
     let seed = name
@@ -99,7 +113,11 @@ pub fn llama_tensors(
 
 /// A GGUF writer holding a complete tiny Llama (metadata + tensors).
 pub fn tiny_gguf(matrix_dtype: DType, tied: bool) -> GgufWriter<'static> {
-    let c = tiny_config(RopeLayout::Interleaved, tied);
+    gguf_for(&tiny_config(RopeLayout::Interleaved, tied), matrix_dtype)
+}
+
+/// A GGUF writer holding a complete Llama for config `c`.
+pub fn gguf_for(c: &LlamaConfig, matrix_dtype: DType) -> GgufWriter<'static> {
     let mut w = GgufWriter::new();
     w.set_str("general.architecture", "llama")
         .set_str("general.name", "tiny")
@@ -119,7 +137,7 @@ pub fn tiny_gguf(matrix_dtype: DType, tied: bool) -> GgufWriter<'static> {
         )
         .set_u32("tokenizer.ggml.bos_token_id", 1)
         .set_u32("tokenizer.ggml.eos_token_id", 2);
-    for (name, dtype, shape, values) in llama_tensors(&c, true, matrix_dtype) {
+    for (name, dtype, shape, values) in llama_tensors(c, true, matrix_dtype) {
         w.add_tensor(name, dtype, &shape, quantize(dtype, &values).unwrap())
             .unwrap();
     }
