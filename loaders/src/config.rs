@@ -383,7 +383,7 @@ impl LlamaConfig {
                 ));
             }
         }
-        if self.n_heads % self.n_kv_heads != 0 {
+        if !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return Err(bad(
                 path,
                 format!(
@@ -392,7 +392,7 @@ impl LlamaConfig {
                 ),
             ));
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             return Err(bad(
                 path,
                 format!("head_dim {} is odd; RoPE rotates pairs", self.head_dim),
@@ -471,7 +471,7 @@ fn hf_rope_scaling(v: &Value, path: &Path) -> Result<RopeScaling, LoadError> {
 }
 
 fn derived_head_dim(hidden: usize, heads: usize, path: &Path) -> Result<usize, LoadError> {
-    if heads == 0 || hidden % heads != 0 {
+    if heads == 0 || !hidden.is_multiple_of(heads) {
         return Err(bad(
             path,
             format!(

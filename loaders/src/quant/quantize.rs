@@ -9,7 +9,7 @@ use crate::{DType, LoadError};
 
 /// Encodes `values` as `dtype`. The count must be a whole number of blocks.
 pub fn quantize(dtype: DType, values: &[f32]) -> Result<Vec<u8>, LoadError> {
-    if values.len() % dtype.block_size() != 0 {
+    if !values.len().is_multiple_of(dtype.block_size()) {
         return Err(LoadError::BadData {
             dtype: dtype.name(),
             problem: format!(
