@@ -27,4 +27,5 @@ fuzz_target!(|data: &[u8]| {
             let _ = view.to_f32();
         }
     }
+    let _ = wgllama_loaders::tokenizer::build_tokenizer(&model);
 });

@@ -275,16 +275,25 @@ impl LlamaConfig {
         let obj = json
             .as_object()
             .ok_or_else(|| bad(path, "config.json is not a JSON object".into()))?;
-        let arch = obj.get("model_type").and_then(Value::as_str).unwrap_or("");
+        // `model_type` names the family; very old configs only list `architectures`.
+        let arch = match obj.get("model_type").and_then(Value::as_str) {
+            Some(t) => t.to_string(),
+            None => obj
+                .get("architectures")
+                .and_then(|a| a.get(0))
+                .and_then(Value::as_str)
+                .map(|a| match a {
+                    "LlamaForCausalLM" => "llama".to_string(),
+                    "MistralForCausalLM" => "mistral".to_string(),
+                    other => other.to_string(),
+                })
+                .unwrap_or_else(|| "(no model_type)".into()),
+        };
         // Mistral-7B-style checkpoints use the same tensors and maths (without sliding window).
-        if !matches!(arch, "llama" | "mistral") {
+        if !matches!(arch.as_str(), "llama" | "mistral") {
             return Err(LoadError::UnsupportedArchitecture {
                 path: path.into(),
-                arch: if arch.is_empty() {
-                    "(no model_type)".into()
-                } else {
-                    arch.into()
-                },
+                arch,
             });
         }
         let present = |k: &str| obj.get(k).filter(|v| !v.is_null());

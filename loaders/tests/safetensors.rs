@@ -293,3 +293,20 @@ fn weight_names_round_trip() {
         2 * 9 + 2
     );
 }
+
+#[test]
+fn architecture_from_the_architectures_list() {
+    let dir = TempDir::new("hf-arch");
+    write_hf_folder(dir.path(), DType::F16, false, 1);
+    let mut json = hf_config_json(&tiny_config(RopeLayout::RotateHalf, false));
+    json.as_object_mut().unwrap().remove("model_type");
+    std::fs::write(dir.join("config.json"), json.to_string()).unwrap();
+    ModelFile::open(dir.path()).unwrap().check().unwrap();
+    json["architectures"] = serde_json::json!(["GPT2LMHeadModel"]);
+    std::fs::write(dir.join("config.json"), json.to_string()).unwrap();
+    let e = err_text(ModelFile::open(dir.path()));
+    assert!(
+        e.contains("unsupported architecture `GPT2LMHeadModel`"),
+        "{e}"
+    );
+}
