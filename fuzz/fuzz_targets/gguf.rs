@@ -21,7 +21,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = model.problems();
     let _ = model.rope_inv_freqs();
     for info in model.tensors() {
-        let view = model.tensor(&info.name).expect("listed tensors can be viewed");
+        let view = model
+            .tensor(&info.name)
+            .expect("listed tensors can be viewed");
         assert_eq!(view.data.len() as u64, info.n_bytes);
         if info.n_bytes <= 1 << 16 {
             let _ = view.to_f32();
