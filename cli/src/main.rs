@@ -1,6 +1,9 @@
 //! The `wgllama` command line: argument parsing, progress and output formatting only.
 //! Library crates return errors; this is the only place that exits.
 
+mod inspect;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -12,20 +15,35 @@ use clap::{Parser, Subcommand};
     about = "Llama inference with hand-written WGSL kernels on wgpu"
 )]
 struct Cli {
+    /// Adapter to use: a case-insensitive part of its name or backend (default: WGLLAMA_ADAPTER,
+    /// else the first discrete GPU, else whatever exists).
+    #[arg(long, global = true)]
+    adapter: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// List the GPU adapters wgpu can see and the one wgllama would pick.
+    /// List the adapter wgllama picks, its features and limits.
     Adapters,
+    /// Describe a model (a .gguf file or a Hugging Face folder) and check its tensors.
+    Inspect {
+        model: PathBuf,
+        /// One JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let gpu_opts = wgllama_engine::GpuOptions {
+        adapter: cli.adapter,
+    };
     let result = match cli.command {
-        Command::Adapters => adapters(),
+        Command::Adapters => adapters(&gpu_opts),
+        Command::Inspect { model, json } => inspect::run(&model, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -36,13 +54,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn adapters() -> Result<(), String> {
-    let gpu = wgllama_engine::Gpu::new(&Default::default()).map_err(|e| e.to_string())?;
+fn adapters(opts: &wgllama_engine::GpuOptions) -> Result<(), String> {
+    let gpu = wgllama_engine::Gpu::new(opts).map_err(|e| e.to_string())?;
     println!("adapter: {}", gpu.describe());
     println!("caps:    {:?}", gpu.caps);
+    let l = &gpu.limits;
     println!(
         "limits:  max_storage_buffer_binding_size {} B, max_buffer_size {} B, workgroup storage {} B",
-        gpu.limits.max_storage_buffer_binding_size, gpu.limits.max_buffer_size, gpu.limits.max_compute_workgroup_storage_size
+        l.max_storage_buffer_binding_size, l.max_buffer_size, l.max_compute_workgroup_storage_size
     );
     Ok(())
 }

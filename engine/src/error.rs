@@ -22,6 +22,8 @@ pub enum EngineError {
     Gpu { context: String, message: String },
     #[error("shape mismatch in {op}: {detail}")]
     Shape { op: &'static str, detail: String },
+    #[error("golden check: {0}")]
+    Golden(String),
     #[error(transparent)]
     Load(#[from] wgllama_loaders::LoadError),
 }
