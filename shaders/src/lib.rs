@@ -29,8 +29,16 @@ pub const RMSNORM: Shader = Shader {
     parts: &[REDUCE_WGSL, include_str!("../rmsnorm.wgsl")],
 };
 
+/// The per-step values (`struct Step`) that position-dependent kernels bind.
+pub const STEP_WGSL: &str = include_str!("../step.wgsl");
+
+pub const ROPE: Shader = Shader {
+    name: "rope",
+    parts: &[STEP_WGSL, include_str!("../rope.wgsl")],
+};
+
 /// Every shader module, for validation.
-pub const ALL: &[Shader] = &[SMOKE, RMSNORM];
+pub const ALL: &[Shader] = &[SMOKE, RMSNORM, ROPE];
 
 #[cfg(test)]
 mod tests {

@@ -2,6 +2,7 @@
 //! params struct mirroring the WGSL one and functions that build `Dispatch`es.
 
 pub mod rmsnorm;
+pub mod rope;
 pub mod smoke;
 
 use crate::error::{EngineError, Result};

@@ -2,3 +2,4 @@
 //! to be obviously right rather than fast. Op tests compare every GPU kernel against these.
 
 pub mod rmsnorm;
+pub mod rope;
