@@ -4,6 +4,7 @@
 pub mod dispatch;
 pub mod error;
 pub mod gpu;
+pub mod kv_cache;
 pub mod ops;
 pub mod reference;
 pub mod step;

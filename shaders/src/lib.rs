@@ -37,8 +37,22 @@ pub const ROPE: Shader = Shader {
     parts: &[STEP_WGSL, include_str!("../rope.wgsl")],
 };
 
+pub const KVCACHE: Shader = Shader {
+    name: "kvcache",
+    parts: &[STEP_WGSL, include_str!("../kvcache.wgsl")],
+};
+
+pub const ATTENTION: Shader = Shader {
+    name: "attention",
+    parts: &[STEP_WGSL, include_str!("../attention.wgsl")],
+};
+pub const ATTENTION_MERGE: Shader = Shader {
+    name: "attention_merge",
+    parts: &[include_str!("../attention_merge.wgsl")],
+};
+
 /// Every shader module, for validation.
-pub const ALL: &[Shader] = &[SMOKE, RMSNORM, ROPE];
+pub const ALL: &[Shader] = &[SMOKE, RMSNORM, ROPE, KVCACHE, ATTENTION, ATTENTION_MERGE];
 
 #[cfg(test)]
 mod tests {
