@@ -53,7 +53,7 @@ impl KvCache {
         head_dim: usize,
         dtype: KvDtype,
     ) -> Result<KvCache> {
-        if ctx == 0 || n_kv_heads == 0 || head_dim == 0 || head_dim % 2 != 0 {
+        if ctx == 0 || n_kv_heads == 0 || head_dim == 0 || !head_dim.is_multiple_of(2) {
             return Err(EngineError::Shape {
                 op: "kv_cache",
                 detail: format!(

@@ -107,7 +107,11 @@ fn check_attention(gpu: &Gpu, step: &StepBuffer, c: &Case, seed: u64, splits: &[
         } else {
             attention_with_splits(gpu, &tq, &kc, &vc, &step.buffer, &out, s).unwrap()
         };
-        let n_splits = if s == 0 { auto_splits(t, h, kv, d, ctx) } else { s };
+        let n_splits = if s == 0 {
+            auto_splits(t, h, kv, d, ctx)
+        } else {
+            s
+        };
         gpu.run(&dispatches).unwrap();
         let got = gpu.read_f32(&out).unwrap();
         let case = format!(
@@ -118,7 +122,12 @@ fn check_attention(gpu: &Gpu, step: &StepBuffer, c: &Case, seed: u64, splits: &[
         assert_close(&case, &got, &want, TOL_ATTN);
         if c.dtype == KvDtype::F16 {
             eprintln!("{case} vs f32 K/V: {:?}", errors(&got, &want_f32));
-            assert_close(&format!("{case} vs f32 K/V"), &got, &want_f32, TOL_ATTN_F16_VS_F32);
+            assert_close(
+                &format!("{case} vs f32 K/V"),
+                &got,
+                &want_f32,
+                TOL_ATTN_F16_VS_F32,
+            );
         }
     }
 }
@@ -130,14 +139,70 @@ fn attention_prompt_matches_reference() {
     let gpu = test_gpu();
     let step = StepBuffer::new(gpu).unwrap();
     let cases = [
-        Case { head_dim: 64, n_heads: 8, n_kv_heads: 8, t: 37, pos: 0, dtype: KvDtype::F32 },
-        Case { head_dim: 128, n_heads: 9, n_kv_heads: 3, t: 5, pos: 600, dtype: KvDtype::F32 },
-        Case { head_dim: 96, n_heads: 8, n_kv_heads: 2, t: 5, pos: 600, dtype: KvDtype::F16 },
-        Case { head_dim: 64, n_heads: 8, n_kv_heads: 1, t: 37, pos: 20, dtype: KvDtype::F16 },
-        Case { head_dim: 80, n_heads: 6, n_kv_heads: 2, t: 5, pos: 513, dtype: KvDtype::F32 },
-        Case { head_dim: 256, n_heads: 4, n_kv_heads: 2, t: 5, pos: 100, dtype: KvDtype::F16 },
-        Case { head_dim: 64, n_heads: 3, n_kv_heads: 3, t: 37, pos: 600, dtype: KvDtype::F32 },
-        Case { head_dim: 128, n_heads: 4, n_kv_heads: 1, t: 37, pos: 530, dtype: KvDtype::F16 },
+        Case {
+            head_dim: 64,
+            n_heads: 8,
+            n_kv_heads: 8,
+            t: 37,
+            pos: 0,
+            dtype: KvDtype::F32,
+        },
+        Case {
+            head_dim: 128,
+            n_heads: 9,
+            n_kv_heads: 3,
+            t: 5,
+            pos: 600,
+            dtype: KvDtype::F32,
+        },
+        Case {
+            head_dim: 96,
+            n_heads: 8,
+            n_kv_heads: 2,
+            t: 5,
+            pos: 600,
+            dtype: KvDtype::F16,
+        },
+        Case {
+            head_dim: 64,
+            n_heads: 8,
+            n_kv_heads: 1,
+            t: 37,
+            pos: 20,
+            dtype: KvDtype::F16,
+        },
+        Case {
+            head_dim: 80,
+            n_heads: 6,
+            n_kv_heads: 2,
+            t: 5,
+            pos: 513,
+            dtype: KvDtype::F32,
+        },
+        Case {
+            head_dim: 256,
+            n_heads: 4,
+            n_kv_heads: 2,
+            t: 5,
+            pos: 100,
+            dtype: KvDtype::F16,
+        },
+        Case {
+            head_dim: 64,
+            n_heads: 3,
+            n_kv_heads: 3,
+            t: 37,
+            pos: 600,
+            dtype: KvDtype::F32,
+        },
+        Case {
+            head_dim: 128,
+            n_heads: 4,
+            n_kv_heads: 1,
+            t: 37,
+            pos: 530,
+            dtype: KvDtype::F16,
+        },
     ];
     for (i, c) in cases.iter().enumerate() {
         check_attention(gpu, &step, c, 200 + i as u64, &[1, 3]);
@@ -150,12 +215,54 @@ fn attention_decode_matches_reference() {
     let gpu = test_gpu();
     let step = StepBuffer::new(gpu).unwrap();
     let cases = [
-        Case { head_dim: 128, n_heads: 8, n_kv_heads: 8, t: 1, pos: 600, dtype: KvDtype::F32 },
-        Case { head_dim: 64, n_heads: 9, n_kv_heads: 3, t: 1, pos: 700, dtype: KvDtype::F16 },
-        Case { head_dim: 96, n_heads: 8, n_kv_heads: 2, t: 1, pos: 1000, dtype: KvDtype::F32 },
-        Case { head_dim: 128, n_heads: 8, n_kv_heads: 1, t: 1, pos: 513, dtype: KvDtype::F16 },
-        Case { head_dim: 256, n_heads: 8, n_kv_heads: 2, t: 1, pos: 300, dtype: KvDtype::F32 },
-        Case { head_dim: 64, n_heads: 4, n_kv_heads: 4, t: 1, pos: 0, dtype: KvDtype::F32 },
+        Case {
+            head_dim: 128,
+            n_heads: 8,
+            n_kv_heads: 8,
+            t: 1,
+            pos: 600,
+            dtype: KvDtype::F32,
+        },
+        Case {
+            head_dim: 64,
+            n_heads: 9,
+            n_kv_heads: 3,
+            t: 1,
+            pos: 700,
+            dtype: KvDtype::F16,
+        },
+        Case {
+            head_dim: 96,
+            n_heads: 8,
+            n_kv_heads: 2,
+            t: 1,
+            pos: 1000,
+            dtype: KvDtype::F32,
+        },
+        Case {
+            head_dim: 128,
+            n_heads: 8,
+            n_kv_heads: 1,
+            t: 1,
+            pos: 513,
+            dtype: KvDtype::F16,
+        },
+        Case {
+            head_dim: 256,
+            n_heads: 8,
+            n_kv_heads: 2,
+            t: 1,
+            pos: 300,
+            dtype: KvDtype::F32,
+        },
+        Case {
+            head_dim: 64,
+            n_heads: 4,
+            n_kv_heads: 4,
+            t: 1,
+            pos: 0,
+            dtype: KvDtype::F32,
+        },
     ];
     for (i, c) in cases.iter().enumerate() {
         check_attention(gpu, &step, c, 300 + i as u64, &[0, 1]);
@@ -250,18 +357,30 @@ fn prompt_then_decode_through_one_cache() {
         };
         let prompt_graph = build(prompt);
         let decode_graph = build(1);
-        assert!(decode_graph.4.len() == 5, "decode should split the key range and merge");
+        assert!(
+            decode_graph.4.len() == 5,
+            "decode should split the key range and merge"
+        );
         let (mut all_k, mut all_v) = (Vec::new(), Vec::new());
         let mut pos = 0;
         for t in [prompt, 1, 1, 1] {
-            let (q, k, v, out, ds) = if t == prompt { &prompt_graph } else { &decode_graph };
+            let (q, k, v, out, ds) = if t == prompt {
+                &prompt_graph
+            } else {
+                &decode_graph
+            };
             let xq = rng.normal_vec(t * h * d, 1.5);
             let xk = rng.normal_vec(t * kv * d, 1.5);
             let xv = rng.normal_vec(t * kv * d, 1.0);
             for (tensor, x) in [(q, &xq), (k, &xk), (v, &xv)] {
-                gpu.queue.write_buffer(&tensor.buffer, 0, bytemuck::cast_slice(x));
+                gpu.queue
+                    .write_buffer(&tensor.buffer, 0, bytemuck::cast_slice(x));
             }
-            gpu.queue.write_buffer(&out.buffer, 0, bytemuck::cast_slice(&vec![f32::NAN; t * h * d]));
+            gpu.queue.write_buffer(
+                &out.buffer,
+                0,
+                bytemuck::cast_slice(&vec![f32::NAN; t * h * d]),
+            );
             step.write(
                 gpu,
                 &Step {
@@ -273,7 +392,14 @@ fn prompt_then_decode_through_one_cache() {
             gpu.run(ds).unwrap();
 
             let rq = reference::rope::rope(&xq, h, d, pos, &inv_freq, RopeStyle::RotateHalf);
-            all_k.extend(reference::rope::rope(&xk, kv, d, pos, &inv_freq, RopeStyle::RotateHalf));
+            all_k.extend(reference::rope::rope(
+                &xk,
+                kv,
+                d,
+                pos,
+                &inv_freq,
+                RopeStyle::RotateHalf,
+            ));
             all_v.extend(xv);
             let n = (pos + t) * kv * d;
             let case = format!("layer {dtype:?} step pos={pos} T={t}");
@@ -293,7 +419,8 @@ fn prompt_then_decode_through_one_cache() {
                     );
                 }
             }
-            let want = reference::attention::attention(&rq, &got_k[..n], &got_v[..n], h, kv, d, pos);
+            let want =
+                reference::attention::attention(&rq, &got_k[..n], &got_v[..n], h, kv, d, pos);
             let got = gpu.read_f32(out).unwrap();
             eprintln!("{case}: {:?}", errors(&got, &want));
             assert_close(&case, &got, &want, TOL_ATTN);
@@ -310,7 +437,9 @@ fn attention_and_cache_reject_bad_operands() {
     let out = gpu.zeros_f32("out", &[2, 8, 64]).unwrap();
     let kc = gpu.zeros_f32("kc", &[16, 3, 64]).unwrap(); // 8 heads over 3 kv heads
     let kc_ok = gpu.zeros_f32("kc", &[16, 2, 64]).unwrap();
-    let kc_u32 = gpu.upload_u32("kc", &vec![0; 16 * 2 * 64], &[16, 2, 64]).unwrap();
+    let kc_u32 = gpu
+        .upload_u32("kc", &vec![0; 16 * 2 * 64], &[16, 2, 64])
+        .unwrap();
     let kc_hd = gpu.zeros_f32("kc", &[16, 2, 32]).unwrap();
     let bad = [
         attention(gpu, &q, &kc, &kc, &step.buffer, &out).err(),
@@ -322,7 +451,13 @@ fn attention_and_cache_reject_bad_operands() {
     ];
     for (i, e) in bad.into_iter().enumerate() {
         assert!(
-            matches!(e, Some(EngineError::Shape { op: "attention", .. })),
+            matches!(
+                e,
+                Some(EngineError::Shape {
+                    op: "attention",
+                    ..
+                })
+            ),
             "case {i}: {e:?}"
         );
     }

@@ -60,13 +60,21 @@ pub fn tiling(n_tokens: usize, group: usize, head_dim: usize) -> AttentionTiling
 
 /// Key-range splits for a batch: one when there are already enough workgroups (prompts),
 /// else enough to give a GPU a few hundred workgroups, each at least ~256 cache slots long.
-pub fn auto_splits(n_tokens: usize, n_heads: usize, n_kv_heads: usize, head_dim: usize, ctx: usize) -> usize {
+pub fn auto_splits(
+    n_tokens: usize,
+    n_heads: usize,
+    n_kv_heads: usize,
+    head_dim: usize,
+    ctx: usize,
+) -> usize {
     let t = tiling(n_tokens, n_heads / n_kv_heads.max(1), head_dim.max(2));
     let blocks = n_kv_heads * t.row_blocks;
     if blocks >= 128 {
         return 1;
     }
-    ctx.div_ceil(256).min(256usize.div_ceil(blocks)).clamp(1, MAX_SPLITS)
+    ctx.div_ceil(256)
+        .min(256usize.div_ceil(blocks))
+        .clamp(1, MAX_SPLITS)
 }
 
 /// out[T, n_heads, head_dim] = causal attention of q[T, n_heads, head_dim] (f32, after RoPE)
@@ -81,9 +89,16 @@ pub fn attention(
     step: &wgpu::Buffer,
     out: &Tensor,
 ) -> Result<Vec<Dispatch>> {
-    let (t, n_heads) = (q.shape.first().copied().unwrap_or(0), q.shape.get(1).copied().unwrap_or(0));
+    let (t, n_heads) = (
+        q.shape.first().copied().unwrap_or(0),
+        q.shape.get(1).copied().unwrap_or(0),
+    );
     let &[ctx, n_kv_heads, head_dim] = k_cache.shape.as_slice() else {
-        return Err(shape_error("k_cache", "[ctx, n_kv_heads, head_dim]", k_cache));
+        return Err(shape_error(
+            "k_cache",
+            "[ctx, n_kv_heads, head_dim]",
+            k_cache,
+        ));
     };
     let splits = auto_splits(t, n_heads, n_kv_heads, head_dim, ctx);
     attention_with_splits(gpu, q, k_cache, v_cache, step, out, splits)
@@ -107,14 +122,18 @@ pub fn attention_with_splits(
     n_splits: usize,
 ) -> Result<Vec<Dispatch>> {
     let &[ctx, n_kv_heads, head_dim] = k_cache.shape.as_slice() else {
-        return Err(shape_error("k_cache", "[ctx, n_kv_heads, head_dim]", k_cache));
+        return Err(shape_error(
+            "k_cache",
+            "[ctx, n_kv_heads, head_dim]",
+            k_cache,
+        ));
     };
     let kv_f16 = match k_cache.elem {
         Elem::F32 => false,
         Elem::F16 => true,
         _ => return Err(shape_error("k_cache", "F32 or F16", k_cache)),
     };
-    if head_dim % 2 != 0 || head_dim > MAX_HEAD_DIM || ctx == 0 || n_kv_heads == 0 {
+    if !head_dim.is_multiple_of(2) || head_dim > MAX_HEAD_DIM || ctx == 0 || n_kv_heads == 0 {
         return Err(shape_error(
             "k_cache",
             "[ctx > 0, n_kv_heads > 0, head_dim even and <= 256]",
@@ -122,12 +141,21 @@ pub fn attention_with_splits(
         ));
     }
     if v_cache.shape != k_cache.shape || v_cache.elem != k_cache.elem {
-        return Err(shape_error("v_cache", "the same type and shape as k_cache", v_cache));
+        return Err(shape_error(
+            "v_cache",
+            "the same type and shape as k_cache",
+            v_cache,
+        ));
     }
     let &[t, n_heads, qd] = q.shape.as_slice() else {
         return Err(shape_error("q", "[T, n_heads, head_dim]", q));
     };
-    if q.elem != Elem::F32 || qd != head_dim || t == 0 || n_heads == 0 || n_heads % n_kv_heads != 0 {
+    if q.elem != Elem::F32
+        || qd != head_dim
+        || t == 0
+        || n_heads == 0
+        || !n_heads.is_multiple_of(n_kv_heads)
+    {
         return Err(shape_error(
             "q",
             &format!("F32 [T > 0, a multiple of {n_kv_heads} heads, {head_dim}]"),
@@ -201,7 +229,9 @@ pub fn attention_with_splits(
         },
     }];
     if let Some(partials) = &partials {
-        dispatches.push(attention_merge(gpu, partials, out, n_splits, rows, head_dim)?);
+        dispatches.push(attention_merge(
+            gpu, partials, out, n_splits, rows, head_dim,
+        )?);
     }
     Ok(dispatches)
 }

@@ -35,7 +35,11 @@ pub fn attention_merge(
         head_dim: head_dim as u32,
         _pad: 0,
     };
-    let pipeline = gpu.pipeline(&wgllama_shaders::ATTENTION_MERGE, "main", &[("WG", WG as f64)])?;
+    let pipeline = gpu.pipeline(
+        &wgllama_shaders::ATTENTION_MERGE,
+        "main",
+        &[("WG", WG as f64)],
+    )?;
     let u = gpu.uniform("attention_merge.params", &params);
     let bind_group = gpu.bind("attention_merge", &pipeline, &[&u, partials, &out.buffer]);
     Ok(Dispatch {

@@ -40,7 +40,7 @@ pub fn kv_write(
     };
     let f16 = match k_cache.elem {
         Elem::F32 => false,
-        Elem::F16 if head_dim % 2 == 0 => true,
+        Elem::F16 if head_dim.is_multiple_of(2) => true,
         _ => {
             return Err(EngineError::Shape {
                 op: "kv_write",

@@ -55,7 +55,8 @@ pub fn rope_inv_freq(head_dim: usize, theta: f32, scaling: Option<Llama3RopeScal
             let smooth = (old_context_len / wavelen - s.low_freq_factor)
                 / (s.high_freq_factor - s.low_freq_factor);
             let smoothed = (1.0 - smooth) * llama / s.factor + smooth * llama;
-            let medium = !(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen);
+            // transformers: ~(wavelen < high) * ~(wavelen > low); wavelen is never NaN.
+            let medium = wavelen >= high_freq_wavelen && wavelen <= low_freq_wavelen;
             *f = if medium { smoothed } else { llama };
         }
     }
@@ -89,7 +90,7 @@ pub fn rope(
             detail: format!("x: want [T, n_heads, head_dim], got {:?}", x.shape),
         });
     };
-    if head_dim % 2 != 0 || x.elem != Elem::F32 {
+    if !head_dim.is_multiple_of(2) || x.elem != Elem::F32 {
         return Err(EngineError::Shape {
             op: "rope",
             detail: format!(

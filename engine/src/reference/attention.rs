@@ -21,14 +21,22 @@ pub fn attention(
             let scores: Vec<f64> = (0..=pos + t)
                 .map(|j| {
                     let kr = &k[kv_row(j)..][..d];
-                    scale * qr.iter().zip(kr).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>()
+                    scale
+                        * qr.iter()
+                            .zip(kr)
+                            .map(|(&a, &b)| a as f64 * b as f64)
+                            .sum::<f64>()
                 })
                 .collect();
             let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
             let sum: f64 = weights.iter().sum();
             for i in 0..d {
-                let o: f64 = weights.iter().enumerate().map(|(j, w)| w * v[kv_row(j) + i] as f64).sum();
+                let o: f64 = weights
+                    .iter()
+                    .enumerate()
+                    .map(|(j, w)| w * v[kv_row(j) + i] as f64)
+                    .sum();
                 out[(t * n_heads + h) * d + i] = (o / sum) as f32;
             }
         }
