@@ -441,6 +441,9 @@ fn attention_and_cache_reject_bad_operands() {
         .upload_u32("kc", &vec![0; 16 * 2 * 64], &[16, 2, 64])
         .unwrap();
     let kc_hd = gpu.zeros_f32("kc", &[16, 2, 32]).unwrap();
+    let q_wide = gpu.zeros_f32("q", &[1, 2, 4096]).unwrap(); // head_dim past 256
+    let kc_wide = gpu.zeros_f32("kc", &[4, 2, 4096]).unwrap();
+    let out_wide = gpu.zeros_f32("out", &[1, 2, 4096]).unwrap();
     let bad = [
         attention(gpu, &q, &kc, &kc, &step.buffer, &out).err(),
         attention(gpu, &q, &kc_ok, &kc_hd, &step.buffer, &out).err(),
@@ -448,6 +451,7 @@ fn attention_and_cache_reject_bad_operands() {
         attention(gpu, &q, &kc_hd, &kc_hd, &step.buffer, &out).err(),
         attention(gpu, &q, &kc_ok, &kc_ok, &step.buffer, &kc_ok).err(),
         attention_with_splits(gpu, &q, &kc_ok, &kc_ok, &step.buffer, &out, 0).err(),
+        attention(gpu, &q_wide, &kc_wide, &kc_wide, &step.buffer, &out_wide).err(),
     ];
     for (i, e) in bad.into_iter().enumerate() {
         assert!(

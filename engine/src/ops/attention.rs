@@ -45,11 +45,11 @@ pub struct AttentionTiling {
 }
 
 pub fn tiling(n_tokens: usize, group: usize, head_dim: usize) -> AttentionTiling {
+    let head_dim = head_dim.clamp(2, MAX_HEAD_DIM);
     // R must be a power of two (WG / R invocations score each row) with R * HD <= Q_TILE.
-    let cap = (Q_TILE / head_dim).min(16);
-    let cap = 1 << cap.ilog2();
+    let cap = 1 << (Q_TILE / head_dim).min(16).ilog2();
     // Decode has only `group` rows per kv head: a smaller R leaves fewer rows idle.
-    let rows = (n_tokens * group).next_power_of_two().min(cap);
+    let rows = (n_tokens * group).max(1).next_power_of_two().min(cap);
     let keys = (KV_TILE / (head_dim + 1)).min(64);
     AttentionTiling {
         rows,
@@ -60,6 +60,7 @@ pub fn tiling(n_tokens: usize, group: usize, head_dim: usize) -> AttentionTiling
 
 /// Key-range splits for a batch: one when there are already enough workgroups (prompts),
 /// else enough to give a GPU a few hundred workgroups, each at least ~256 cache slots long.
+/// A heuristic to tune on real GPUs; any value in 1..=MAX_SPLITS gives the same result.
 pub fn auto_splits(
     n_tokens: usize,
     n_heads: usize,
@@ -67,41 +68,24 @@ pub fn auto_splits(
     head_dim: usize,
     ctx: usize,
 ) -> usize {
-    let t = tiling(n_tokens, n_heads / n_kv_heads.max(1), head_dim.max(2));
-    let blocks = n_kv_heads * t.row_blocks;
+    let n_kv_heads = n_kv_heads.max(1);
+    let blocks = n_kv_heads * tiling(n_tokens, n_heads / n_kv_heads, head_dim).row_blocks;
     if blocks >= 128 {
         return 1;
     }
     ctx.div_ceil(256)
-        .min(256usize.div_ceil(blocks))
+        .min(256usize.div_ceil(blocks.max(1)))
         .clamp(1, MAX_SPLITS)
 }
 
-/// out[T, n_heads, head_dim] = causal attention of q[T, n_heads, head_dim] (f32, after RoPE)
-/// against cache slots 0 ..= step.pos + t of k_cache, v_cache [ctx, n_kv_heads, head_dim]
-/// (both F32 or both F16), scale 1/sqrt(head_dim). The caches must already hold this batch's
-/// rows (`kv_write` first). Splits the key range as `auto_splits` says.
-pub fn attention(
-    gpu: &Gpu,
-    q: &Tensor,
-    k_cache: &Tensor,
-    v_cache: &Tensor,
-    step: &wgpu::Buffer,
-    out: &Tensor,
-) -> Result<Vec<Dispatch>> {
-    let (t, n_heads) = (
-        q.shape.first().copied().unwrap_or(0),
-        q.shape.get(1).copied().unwrap_or(0),
-    );
-    let &[ctx, n_kv_heads, head_dim] = k_cache.shape.as_slice() else {
-        return Err(shape_error(
-            "k_cache",
-            "[ctx, n_kv_heads, head_dim]",
-            k_cache,
-        ));
-    };
-    let splits = auto_splits(t, n_heads, n_kv_heads, head_dim, ctx);
-    attention_with_splits(gpu, q, k_cache, v_cache, step, out, splits)
+/// Shapes of a valid attention call.
+struct Shapes {
+    t: usize,
+    n_heads: usize,
+    n_kv_heads: usize,
+    head_dim: usize,
+    ctx: usize,
+    kv_f16: bool,
 }
 
 fn shape_error(what: &str, want: &str, t: &Tensor) -> EngineError {
@@ -111,16 +95,7 @@ fn shape_error(what: &str, want: &str, t: &Tensor) -> EngineError {
     }
 }
 
-/// `attention` with an explicit number of key-range splits (1: one kernel, no merge pass).
-pub fn attention_with_splits(
-    gpu: &Gpu,
-    q: &Tensor,
-    k_cache: &Tensor,
-    v_cache: &Tensor,
-    step: &wgpu::Buffer,
-    out: &Tensor,
-    n_splits: usize,
-) -> Result<Vec<Dispatch>> {
+fn check(q: &Tensor, k_cache: &Tensor, v_cache: &Tensor, out: &Tensor) -> Result<Shapes> {
     let &[ctx, n_kv_heads, head_dim] = k_cache.shape.as_slice() else {
         return Err(shape_error(
             "k_cache",
@@ -133,7 +108,12 @@ pub fn attention_with_splits(
         Elem::F16 => true,
         _ => return Err(shape_error("k_cache", "F32 or F16", k_cache)),
     };
-    if !head_dim.is_multiple_of(2) || head_dim > MAX_HEAD_DIM || ctx == 0 || n_kv_heads == 0 {
+    if !head_dim.is_multiple_of(2)
+        || head_dim == 0
+        || head_dim > MAX_HEAD_DIM
+        || ctx == 0
+        || n_kv_heads == 0
+    {
         return Err(shape_error(
             "k_cache",
             "[ctx > 0, n_kv_heads > 0, head_dim even and <= 256]",
@@ -166,6 +146,52 @@ pub fn attention_with_splits(
         return Err(shape_error("q", &format!("at most ctx = {ctx} tokens"), q));
     }
     expect("attention", "out", out, Elem::F32, t * n_heads * head_dim)?;
+    Ok(Shapes {
+        t,
+        n_heads,
+        n_kv_heads,
+        head_dim,
+        ctx,
+        kv_f16,
+    })
+}
+
+/// out[T, n_heads, head_dim] = causal attention of q[T, n_heads, head_dim] (f32, after RoPE)
+/// against cache slots 0 ..= step.pos + t of k_cache, v_cache [ctx, n_kv_heads, head_dim]
+/// (both F32 or both F16), scale 1/sqrt(head_dim). The caches must already hold this batch's
+/// rows (`kv_write` first). Splits the key range as `auto_splits` says: one dispatch for
+/// prompts, attention + merge for decode.
+pub fn attention(
+    gpu: &Gpu,
+    q: &Tensor,
+    k_cache: &Tensor,
+    v_cache: &Tensor,
+    step: &wgpu::Buffer,
+    out: &Tensor,
+) -> Result<Vec<Dispatch>> {
+    let s = check(q, k_cache, v_cache, out)?;
+    let splits = auto_splits(s.t, s.n_heads, s.n_kv_heads, s.head_dim, s.ctx);
+    attention_with_splits(gpu, q, k_cache, v_cache, step, out, splits)
+}
+
+/// `attention` with an explicit number of key-range splits (1: one kernel, no merge pass).
+pub fn attention_with_splits(
+    gpu: &Gpu,
+    q: &Tensor,
+    k_cache: &Tensor,
+    v_cache: &Tensor,
+    step: &wgpu::Buffer,
+    out: &Tensor,
+    n_splits: usize,
+) -> Result<Vec<Dispatch>> {
+    let Shapes {
+        t,
+        n_heads,
+        n_kv_heads,
+        head_dim,
+        ctx,
+        kv_f16,
+    } = check(q, k_cache, v_cache, out)?;
     if n_splits == 0 || n_splits > MAX_SPLITS {
         return Err(EngineError::Shape {
             op: "attention",
