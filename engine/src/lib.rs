@@ -4,8 +4,10 @@
 pub mod dispatch;
 pub mod error;
 pub mod gpu;
+pub mod kv_cache;
 pub mod ops;
 pub mod reference;
+pub mod step;
 pub mod tensor;
 pub mod testing;
 

@@ -29,8 +29,30 @@ pub const RMSNORM: Shader = Shader {
     parts: &[REDUCE_WGSL, include_str!("../rmsnorm.wgsl")],
 };
 
+/// The per-step values (`struct Step`) that position-dependent kernels bind.
+pub const STEP_WGSL: &str = include_str!("../step.wgsl");
+
+pub const ROPE: Shader = Shader {
+    name: "rope",
+    parts: &[STEP_WGSL, include_str!("../rope.wgsl")],
+};
+
+pub const KVCACHE: Shader = Shader {
+    name: "kvcache",
+    parts: &[STEP_WGSL, include_str!("../kvcache.wgsl")],
+};
+
+pub const ATTENTION: Shader = Shader {
+    name: "attention",
+    parts: &[STEP_WGSL, include_str!("../attention.wgsl")],
+};
+pub const ATTENTION_MERGE: Shader = Shader {
+    name: "attention_merge",
+    parts: &[include_str!("../attention_merge.wgsl")],
+};
+
 /// Every shader module, for validation.
-pub const ALL: &[Shader] = &[SMOKE, RMSNORM];
+pub const ALL: &[Shader] = &[SMOKE, RMSNORM, ROPE, KVCACHE, ATTENTION, ATTENTION_MERGE];
 
 #[cfg(test)]
 mod tests {

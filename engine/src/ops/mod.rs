@@ -1,7 +1,11 @@
 //! One module per WGSL kernel family (same name as its `.wgsl`), each with a `bytemuck`
 //! params struct mirroring the WGSL one and functions that build `Dispatch`es.
 
+pub mod attention;
+pub mod attention_merge;
+pub mod kvcache;
 pub mod rmsnorm;
+pub mod rope;
 pub mod smoke;
 
 use crate::error::{EngineError, Result};

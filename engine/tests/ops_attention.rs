@@ -1,0 +1,489 @@
+//! Op tests for the KV cache write (`kvcache.wgsl`) and attention (`attention.wgsl`, with
+//! `attention_merge.wgsl` for split decode), and a prompt step followed by decode steps
+//! through one set of bind groups.
+
+use half::f16;
+use wgllama_engine::kv_cache::{KvCache, KvDtype};
+use wgllama_engine::ops::attention::{attention, attention_with_splits, auto_splits};
+use wgllama_engine::ops::kvcache::kv_write;
+use wgllama_engine::ops::rope::{rope, rope_inv_freq, RopeStyle};
+use wgllama_engine::reference;
+use wgllama_engine::step::{Step, StepBuffer};
+use wgllama_engine::testing::{assert_close, errors, test_gpu, Rng, Tol};
+use wgllama_engine::{Elem, EngineError, Gpu, Tensor};
+
+/// f32 caches, and f16 caches against a reference fed the same f16-rounded K/V: the kernel's
+/// only error is f32 arithmetic, mostly the score dots (up to 256 terms of size ~2, so a score
+/// is off by ~1e-6, and an output by about as much). Measured on lavapipe: nmse <= 1.8e-12,
+/// max abs <= 2.9e-6.
+const TOL_ATTN: Tol = Tol {
+    nmse: 5e-12,
+    max_abs: 6e-6,
+};
+/// f16 caches against the reference on the unrounded f32 K/V: adds the f16 rounding of K and
+/// V (relative 2^-11 each). Measured on lavapipe: nmse <= 2.7e-7, max abs <= 1.5e-3.
+const TOL_ATTN_F16_VS_F32: Tol = Tol {
+    nmse: 1e-6,
+    max_abs: 3e-3,
+};
+
+fn round_f16(x: &[f32]) -> Vec<f32> {
+    x.iter().map(|&v| f16::from_f32(v).to_f32()).collect()
+}
+
+/// A cache tensor [ctx, n_kv_heads, head_dim] holding `rows` (slots 0 .. rows.len() / row) and
+/// NaN in every later slot, so reading past the causal limit poisons the output.
+fn upload_cache(gpu: &Gpu, rows: &[f32], shape: [usize; 3], dtype: KvDtype) -> Tensor {
+    let n = shape.iter().product::<usize>();
+    let mut all = rows.to_vec();
+    all.resize(n, f32::NAN);
+    let bytes: Vec<u8> = match dtype {
+        KvDtype::F32 => bytemuck::cast_slice(&all).to_vec(),
+        KvDtype::F16 => {
+            let halves: Vec<u16> = all.iter().map(|&v| f16::from_f32(v).to_bits()).collect();
+            bytemuck::cast_slice(&halves).to_vec()
+        }
+    };
+    Tensor {
+        buffer: gpu.upload_bytes("cache", &bytes).unwrap(),
+        elem: dtype.elem(),
+        shape: shape.to_vec(),
+    }
+}
+
+/// Reads a cache back as f32 values.
+fn read_cache(gpu: &Gpu, t: &Tensor) -> Vec<f32> {
+    match t.elem {
+        Elem::F16 => {
+            let bytes = gpu.read_bytes(&t.buffer, t.numel() as u64 * 2).unwrap();
+            let halves: Vec<u16> = bytemuck::pod_collect_to_vec(&bytes);
+            halves.iter().map(|&h| f16::from_bits(h).to_f32()).collect()
+        }
+        _ => gpu.read_f32(t).unwrap(),
+    }
+}
+
+struct Case {
+    head_dim: usize,
+    n_heads: usize,
+    n_kv_heads: usize,
+    t: usize,
+    pos: usize,
+    dtype: KvDtype,
+}
+
+/// Runs attention for one case with each split count in `splits` (0: auto) and checks it.
+fn check_attention(gpu: &Gpu, step: &StepBuffer, c: &Case, seed: u64, splits: &[usize]) {
+    let (d, h, kv, t, pos) = (c.head_dim, c.n_heads, c.n_kv_heads, c.t, c.pos);
+    let ctx = pos + t + 19; // slots past the batch stay NaN
+    let filled = pos + t;
+    let mut rng = Rng::new(seed);
+    // std 1.5 for q and k: scores of std ~2, so the softmax is peaked enough for the running
+    // max to change between tiles.
+    let q = rng.normal_vec(t * h * d, 1.5);
+    let k = rng.normal_vec(filled * kv * d, 1.5);
+    let v = rng.normal_vec(filled * kv * d, 1.0);
+    let tq = gpu.upload_f32("q", &q, &[t, h, d]).unwrap();
+    let kc = upload_cache(gpu, &k, [ctx, kv, d], c.dtype);
+    let vc = upload_cache(gpu, &v, [ctx, kv, d], c.dtype);
+    step.write(
+        gpu,
+        &Step {
+            pos: pos as u32,
+            n_tokens: t as u32,
+            ..Default::default()
+        },
+    );
+    let (k_seen, v_seen) = match c.dtype {
+        KvDtype::F32 => (k.clone(), v.clone()),
+        KvDtype::F16 => (round_f16(&k), round_f16(&v)),
+    };
+    let want = reference::attention::attention(&q, &k_seen, &v_seen, h, kv, d, pos);
+    let want_f32 = reference::attention::attention(&q, &k, &v, h, kv, d, pos);
+    for &s in splits {
+        let out = gpu.poisoned_f32("out", &[t, h, d]).unwrap();
+        let dispatches = if s == 0 {
+            attention(gpu, &tq, &kc, &vc, &step.buffer, &out).unwrap()
+        } else {
+            attention_with_splits(gpu, &tq, &kc, &vc, &step.buffer, &out, s).unwrap()
+        };
+        let n_splits = if s == 0 {
+            auto_splits(t, h, kv, d, ctx)
+        } else {
+            s
+        };
+        gpu.run(&dispatches).unwrap();
+        let got = gpu.read_f32(&out).unwrap();
+        let case = format!(
+            "attention head_dim={d} heads={h}/{kv} T={t} pos={pos} ctx={ctx} {:?} splits={n_splits}",
+            c.dtype
+        );
+        eprintln!("{case}: {:?}", errors(&got, &want));
+        assert_close(&case, &got, &want, TOL_ATTN);
+        if c.dtype == KvDtype::F16 {
+            eprintln!("{case} vs f32 K/V: {:?}", errors(&got, &want_f32));
+            assert_close(
+                &format!("{case} vs f32 K/V"),
+                &got,
+                &want_f32,
+                TOL_ATTN_F16_VS_F32,
+            );
+        }
+    }
+}
+
+/// Prompts: T > 1, GQA ratios 1/3/4/8, head_dim 64/80/96/128/256, positions past 512, one
+/// split (the prompt path) and forced splits.
+#[test]
+fn attention_prompt_matches_reference() {
+    let gpu = test_gpu();
+    let step = StepBuffer::new(gpu).unwrap();
+    let cases = [
+        Case {
+            head_dim: 64,
+            n_heads: 8,
+            n_kv_heads: 8,
+            t: 37,
+            pos: 0,
+            dtype: KvDtype::F32,
+        },
+        Case {
+            head_dim: 128,
+            n_heads: 9,
+            n_kv_heads: 3,
+            t: 5,
+            pos: 600,
+            dtype: KvDtype::F32,
+        },
+        Case {
+            head_dim: 96,
+            n_heads: 8,
+            n_kv_heads: 2,
+            t: 5,
+            pos: 600,
+            dtype: KvDtype::F16,
+        },
+        Case {
+            head_dim: 64,
+            n_heads: 8,
+            n_kv_heads: 1,
+            t: 37,
+            pos: 20,
+            dtype: KvDtype::F16,
+        },
+        Case {
+            head_dim: 80,
+            n_heads: 6,
+            n_kv_heads: 2,
+            t: 5,
+            pos: 513,
+            dtype: KvDtype::F32,
+        },
+        Case {
+            head_dim: 256,
+            n_heads: 4,
+            n_kv_heads: 2,
+            t: 5,
+            pos: 100,
+            dtype: KvDtype::F16,
+        },
+        Case {
+            head_dim: 64,
+            n_heads: 3,
+            n_kv_heads: 3,
+            t: 37,
+            pos: 600,
+            dtype: KvDtype::F32,
+        },
+        Case {
+            head_dim: 128,
+            n_heads: 4,
+            n_kv_heads: 1,
+            t: 37,
+            pos: 530,
+            dtype: KvDtype::F16,
+        },
+    ];
+    for (i, c) in cases.iter().enumerate() {
+        check_attention(gpu, &step, c, 200 + i as u64, &[1, 3]);
+    }
+}
+
+/// Decode: T = 1 with the automatic split count (flash-decoding + merge) and unsplit.
+#[test]
+fn attention_decode_matches_reference() {
+    let gpu = test_gpu();
+    let step = StepBuffer::new(gpu).unwrap();
+    let cases = [
+        Case {
+            head_dim: 128,
+            n_heads: 8,
+            n_kv_heads: 8,
+            t: 1,
+            pos: 600,
+            dtype: KvDtype::F32,
+        },
+        Case {
+            head_dim: 64,
+            n_heads: 9,
+            n_kv_heads: 3,
+            t: 1,
+            pos: 700,
+            dtype: KvDtype::F16,
+        },
+        Case {
+            head_dim: 96,
+            n_heads: 8,
+            n_kv_heads: 2,
+            t: 1,
+            pos: 1000,
+            dtype: KvDtype::F32,
+        },
+        Case {
+            head_dim: 128,
+            n_heads: 8,
+            n_kv_heads: 1,
+            t: 1,
+            pos: 513,
+            dtype: KvDtype::F16,
+        },
+        Case {
+            head_dim: 256,
+            n_heads: 8,
+            n_kv_heads: 2,
+            t: 1,
+            pos: 300,
+            dtype: KvDtype::F32,
+        },
+        Case {
+            head_dim: 64,
+            n_heads: 4,
+            n_kv_heads: 4,
+            t: 1,
+            pos: 0,
+            dtype: KvDtype::F32,
+        },
+    ];
+    for (i, c) in cases.iter().enumerate() {
+        check_attention(gpu, &step, c, 300 + i as u64, &[0, 1]);
+    }
+}
+
+/// kv_write puts row t at slot pos + t (f32 bit-exact; f16 = round-to-nearest-even of the f32)
+/// and leaves every other slot as it was.
+#[test]
+fn kv_write_matches_reference() {
+    let gpu = test_gpu();
+    let step = StepBuffer::new(gpu).unwrap();
+    for (i, &(t, kv, d, pos, dtype)) in [
+        (37, 3, 64, 0, KvDtype::F32),
+        (5, 2, 96, 600, KvDtype::F16),
+        (1, 1, 128, 700, KvDtype::F16),
+        (7, 5, 80, 513, KvDtype::F32),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let ctx = pos + t + 3;
+        let mut rng = Rng::new(400 + i as u64);
+        let k = rng.normal_vec(t * kv * d, 2.0);
+        let v = rng.normal_vec(t * kv * d, 2.0);
+        // Old contents: distinct values in every slot, to see what was overwritten.
+        let old_k = rng.normal_vec(ctx * kv * d, 1.0);
+        let old_v = rng.normal_vec(ctx * kv * d, 1.0);
+        let kc = upload_cache(gpu, &old_k, [ctx, kv, d], dtype);
+        let vc = upload_cache(gpu, &old_v, [ctx, kv, d], dtype);
+        let tk = gpu.upload_f32("k", &k, &[t, kv, d]).unwrap();
+        let tv = gpu.upload_f32("v", &v, &[t, kv, d]).unwrap();
+        step.write(
+            gpu,
+            &Step {
+                pos: pos as u32,
+                n_tokens: t as u32,
+                ..Default::default()
+            },
+        );
+        gpu.run(&[kv_write(gpu, &tk, &tv, &kc, &vc, &step.buffer).unwrap()])
+            .unwrap();
+        for (new, old, cache, name) in [(&k, &old_k, &kc, "k"), (&v, &old_v, &vc, "v")] {
+            let mut want = old.clone();
+            want[pos * kv * d..][..t * kv * d].copy_from_slice(new);
+            let want = match dtype {
+                KvDtype::F32 => want,
+                KvDtype::F16 => round_f16(&want),
+            };
+            let got = read_cache(gpu, cache);
+            assert_close(
+                &format!("kv_write {name} T={t} n_kv_heads={kv} head_dim={d} pos={pos} {dtype:?}"),
+                &got,
+                &want,
+                Tol {
+                    nmse: 0.0,
+                    max_abs: 0.0,
+                },
+            );
+        }
+    }
+}
+
+/// One attention layer as the Llama graph runs it: RoPE on q and k, kv_write, attention; a
+/// 150-token prompt, then three decode steps that reuse their dispatches with only the Step
+/// buffer (and the inputs) rewritten. Each output is checked against the reference on CPU-roped
+/// q and the cache as the GPU holds it, and the cache against CPU-roped k and v.
+#[test]
+fn prompt_then_decode_through_one_cache() {
+    let gpu = test_gpu();
+    let (h, kv, d, prompt, ctx) = (8, 2, 64, 150, 600);
+    let inv_freq = rope_inv_freq(d, 500000.0, None);
+    let tf = gpu.upload_f32("inv_freq", &inv_freq, &[d / 2]).unwrap();
+    for dtype in [KvDtype::F32, KvDtype::F16] {
+        let cache = KvCache::new(gpu, 1, ctx, kv, d, dtype).unwrap();
+        let layer = &cache.layers[0];
+        let step = StepBuffer::new(gpu).unwrap();
+        let mut rng = Rng::new(500);
+        // Graph-build time: one set of dispatches per batch shape.
+        let build = |t: usize| {
+            let q = gpu.zeros_f32("q", &[t, h, d]).unwrap();
+            let k = gpu.zeros_f32("k", &[t, kv, d]).unwrap();
+            let v = gpu.zeros_f32("v", &[t, kv, d]).unwrap();
+            let out = gpu.zeros_f32("out", &[t, h, d]).unwrap();
+            let mut ds = vec![
+                rope(gpu, &q, &tf, &step.buffer, RopeStyle::RotateHalf).unwrap(),
+                rope(gpu, &k, &tf, &step.buffer, RopeStyle::RotateHalf).unwrap(),
+                kv_write(gpu, &k, &v, &layer.k, &layer.v, &step.buffer).unwrap(),
+            ];
+            ds.extend(attention(gpu, &q, &layer.k, &layer.v, &step.buffer, &out).unwrap());
+            (q, k, v, out, ds)
+        };
+        let prompt_graph = build(prompt);
+        let decode_graph = build(1);
+        assert!(
+            decode_graph.4.len() == 5,
+            "decode should split the key range and merge"
+        );
+        let (mut all_k, mut all_v) = (Vec::new(), Vec::new());
+        let mut pos = 0;
+        for t in [prompt, 1, 1, 1] {
+            let (q, k, v, out, ds) = if t == prompt {
+                &prompt_graph
+            } else {
+                &decode_graph
+            };
+            let xq = rng.normal_vec(t * h * d, 1.5);
+            let xk = rng.normal_vec(t * kv * d, 1.5);
+            let xv = rng.normal_vec(t * kv * d, 1.0);
+            for (tensor, x) in [(q, &xq), (k, &xk), (v, &xv)] {
+                gpu.queue
+                    .write_buffer(&tensor.buffer, 0, bytemuck::cast_slice(x));
+            }
+            gpu.queue.write_buffer(
+                &out.buffer,
+                0,
+                bytemuck::cast_slice(&vec![f32::NAN; t * h * d]),
+            );
+            step.write(
+                gpu,
+                &Step {
+                    pos: pos as u32,
+                    n_tokens: t as u32,
+                    ..Default::default()
+                },
+            );
+            gpu.run(ds).unwrap();
+
+            let rq = reference::rope::rope(&xq, h, d, pos, &inv_freq, RopeStyle::RotateHalf);
+            all_k.extend(reference::rope::rope(
+                &xk,
+                kv,
+                d,
+                pos,
+                &inv_freq,
+                RopeStyle::RotateHalf,
+            ));
+            all_v.extend(xv);
+            let n = (pos + t) * kv * d;
+            let case = format!("layer {dtype:?} step pos={pos} T={t}");
+            let got_k = read_cache(gpu, &layer.k);
+            let got_v = read_cache(gpu, &layer.v);
+            // The cache matches the CPU path to the rope tolerance (f32), or to one f16 step:
+            // GPU and CPU rope differ by an f32 ulp, which can tip an f16 rounding.
+            for (got, want, name) in [(&got_k, &all_k, "k"), (&got_v, &all_v, "v")] {
+                for (j, (&g, &w)) in got[..n].iter().zip(want.iter()).enumerate() {
+                    let allowed = match dtype {
+                        KvDtype::F32 => 5e-7,
+                        KvDtype::F16 => w.abs().max(6.1e-5) * 2f32.powi(-10),
+                    };
+                    assert!(
+                        (g - w).abs() <= allowed,
+                        "{case}: cache {name}[{j}] = {g}, want {w}"
+                    );
+                }
+            }
+            let want =
+                reference::attention::attention(&rq, &got_k[..n], &got_v[..n], h, kv, d, pos);
+            let got = gpu.read_f32(out).unwrap();
+            eprintln!("{case}: {:?}", errors(&got, &want));
+            assert_close(&case, &got, &want, TOL_ATTN);
+            pos += t;
+        }
+    }
+}
+
+#[test]
+fn attention_and_cache_reject_bad_operands() {
+    let gpu = test_gpu();
+    let step = StepBuffer::new(gpu).unwrap();
+    let q = gpu.zeros_f32("q", &[2, 8, 64]).unwrap();
+    let out = gpu.zeros_f32("out", &[2, 8, 64]).unwrap();
+    let kc = gpu.zeros_f32("kc", &[16, 3, 64]).unwrap(); // 8 heads over 3 kv heads
+    let kc_ok = gpu.zeros_f32("kc", &[16, 2, 64]).unwrap();
+    let kc_u32 = gpu
+        .upload_u32("kc", &vec![0; 16 * 2 * 64], &[16, 2, 64])
+        .unwrap();
+    let kc_hd = gpu.zeros_f32("kc", &[16, 2, 32]).unwrap();
+    let q_wide = gpu.zeros_f32("q", &[1, 2, 4096]).unwrap(); // head_dim past 256
+    let kc_wide = gpu.zeros_f32("kc", &[4, 2, 4096]).unwrap();
+    let out_wide = gpu.zeros_f32("out", &[1, 2, 4096]).unwrap();
+    let bad = [
+        attention(gpu, &q, &kc, &kc, &step.buffer, &out).err(),
+        attention(gpu, &q, &kc_ok, &kc_hd, &step.buffer, &out).err(),
+        attention(gpu, &q, &kc_u32, &kc_u32, &step.buffer, &out).err(),
+        attention(gpu, &q, &kc_hd, &kc_hd, &step.buffer, &out).err(),
+        attention(gpu, &q, &kc_ok, &kc_ok, &step.buffer, &kc_ok).err(),
+        attention_with_splits(gpu, &q, &kc_ok, &kc_ok, &step.buffer, &out, 0).err(),
+        attention(gpu, &q_wide, &kc_wide, &kc_wide, &step.buffer, &out_wide).err(),
+    ];
+    for (i, e) in bad.into_iter().enumerate() {
+        assert!(
+            matches!(
+                e,
+                Some(EngineError::Shape {
+                    op: "attention",
+                    ..
+                })
+            ),
+            "case {i}: {e:?}"
+        );
+    }
+    let k = gpu.zeros_f32("k", &[2, 2, 64]).unwrap();
+    let v3 = gpu.zeros_f32("v", &[3, 2, 64]).unwrap();
+    let kc16 = KvCache::new(gpu, 1, 16, 2, 64, KvDtype::F16).unwrap();
+    assert!(matches!(
+        kv_write(gpu, &k, &v3, &kc_ok, &kc_ok, &step.buffer),
+        Err(EngineError::Shape { op: "kv_write", .. })
+    ));
+    assert!(matches!(
+        kv_write(gpu, &k, &k, &kc_ok, &kc16.layers[0].v, &step.buffer),
+        Err(EngineError::Shape { op: "kv_write", .. })
+    ));
+    assert!(matches!(
+        kv_write(gpu, &q, &q, &kc_ok, &kc_ok, &step.buffer),
+        Err(EngineError::Shape { op: "kv_write", .. })
+    ));
+    // A cache over the binding limit names the limit instead of failing inside wgpu.
+    let too_long = (gpu.max_binding() / (8 * 128 * 4) + 1) as usize;
+    assert!(matches!(
+        KvCache::new(gpu, 2, too_long, 8, 128, KvDtype::F32),
+        Err(EngineError::TooLarge { .. })
+    ));
+}
