@@ -6,6 +6,7 @@ pub mod error;
 pub mod gpu;
 pub mod ops;
 pub mod reference;
+pub mod step;
 pub mod tensor;
 pub mod testing;
 

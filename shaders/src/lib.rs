@@ -29,8 +29,21 @@ pub const RMSNORM: Shader = Shader {
     parts: &[REDUCE_WGSL, include_str!("../rmsnorm.wgsl")],
 };
 
+pub const ELEMENTWISE: Shader = Shader {
+    name: "elementwise",
+    parts: &[include_str!("../elementwise.wgsl")],
+};
+pub const SOFTMAX: Shader = Shader {
+    name: "softmax",
+    parts: &[REDUCE_WGSL, include_str!("../softmax.wgsl")],
+};
+pub const SAMPLE: Shader = Shader {
+    name: "sample",
+    parts: &[include_str!("../sample.wgsl")],
+};
+
 /// Every shader module, for validation.
-pub const ALL: &[Shader] = &[SMOKE, RMSNORM];
+pub const ALL: &[Shader] = &[SMOKE, RMSNORM, ELEMENTWISE, SOFTMAX, SAMPLE];
 
 #[cfg(test)]
 mod tests {

@@ -1,8 +1,11 @@
 //! One module per WGSL kernel family (same name as its `.wgsl`), each with a `bytemuck`
 //! params struct mirroring the WGSL one and functions that build `Dispatch`es.
 
+pub mod elementwise;
 pub mod rmsnorm;
+pub mod sample;
 pub mod smoke;
+pub mod softmax;
 
 use crate::error::{EngineError, Result};
 use crate::tensor::{Elem, Tensor};

@@ -1,4 +1,7 @@
 //! Naive CPU references, one per kernel: plain loops in f32 (f64 where a sum needs it), written
 //! to be obviously right rather than fast. Op tests compare every GPU kernel against these.
 
+pub mod elementwise;
 pub mod rmsnorm;
+pub mod sample;
+pub mod softmax;
