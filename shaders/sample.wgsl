@@ -41,6 +41,9 @@ struct Step { pos: u32, n_tokens: u32, rand: u32, _pad: u32 }
 const WG: u32 = 128u;
 const BINS: u32 = 16u;
 const NONE: u32 = 0xffffffffu;
+// The column reduction gives each bin PER_BIN invocations, each summing GROUP columns.
+const PER_BIN: u32 = WG / BINS;
+const GROUP: u32 = WG / PER_BIN;
 
 // Per-invocation histogram columns, then (after the tree reduction) the totals in column 0.
 var<workgroup> bin_mass: array<f32, 2048>;    // [BINS][WG]
@@ -169,6 +172,7 @@ fn choose(d: u32, digits: u32, shift: u32, by_mass: bool, k: u32, frac: f32, str
         search_done = 1u;
         search_found = idx_prefix;
     }
+    for (var b = 0u; b < BINS; b = b + 1u) { atomicStore(&bin_first[b], NONE); }
 }
 
 // The first candidate in rank order whose running count reaches k (by_mass false), or whose
@@ -186,15 +190,16 @@ fn search(lid: u32, base: u32, m: f32, by_mass: bool, k: u32, frac: f32, strict:
         target_mass = 0.0;
         search_done = 0u;
         search_found = 0u;
+        for (var b = 0u; b < BINS; b = b + 1u) { atomicStore(&bin_first[b], NONE); }
     }
+    workgroupBarrier();
     let digits = 8u + p.idx_digits;
     for (var d = 0u; d < digits; d = d + 1u) {
+        // Each invocation clears and fills only its own column, so no barrier is needed here.
         for (var b = 0u; b < BINS; b = b + 1u) {
             bin_mass[b * WG + lid] = 0.0;
             bin_count[b * WG + lid] = 0u;
         }
-        if (lid < BINS) { atomicStore(&bin_first[lid], NONE); }
-        workgroupBarrier();
         let kmask = key_mask;
         let kprefix = key_prefix;
         let imask = idx_mask;
@@ -216,15 +221,31 @@ fn search(lid: u32, base: u32, m: f32, by_mass: bool, k: u32, frac: f32, strict:
             }
         }
         workgroupBarrier();
-        // Tree over the WG columns of all 16 bins at once: column t += column t + s.
-        for (var s = WG / 2u; s > 0u; s = s / 2u) {
-            for (var j = lid; j < BINS * s; j = j + WG) {
-                let slot = (j / s) * WG + j % s;
-                bin_mass[slot] = bin_mass[slot] + bin_mass[slot + s];
-                bin_count[slot] = bin_count[slot] + bin_count[slot + s];
+        // Column totals in two steps (few barriers): invocation (bin, group) sums its group's
+        // GROUP columns into the group's first column, then one invocation per bin sums those.
+        {
+            let first = (lid / PER_BIN) * WG + (lid % PER_BIN) * GROUP;
+            var mass = 0.0;
+            var count = 0u;
+            for (var j = 0u; j < GROUP; j = j + 1u) {
+                mass = mass + bin_mass[first + j];
+                count = count + bin_count[first + j];
             }
-            workgroupBarrier();
+            bin_mass[first] = mass;
+            bin_count[first] = count;
         }
+        workgroupBarrier();
+        if (lid < BINS) {
+            var mass = 0.0;
+            var count = 0u;
+            for (var j = 0u; j < WG; j = j + GROUP) {
+                mass = mass + bin_mass[lid * WG + j];
+                count = count + bin_count[lid * WG + j];
+            }
+            bin_mass[lid * WG] = mass;
+            bin_count[lid * WG] = count;
+        }
+        workgroupBarrier();
         if (lid == 0u) { choose(d, digits, shift, by_mass, k, frac, strict); }
         if (workgroupUniformLoad(&search_done) != 0u) { break; }
     }

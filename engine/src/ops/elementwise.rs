@@ -110,7 +110,7 @@ pub fn silu_mul(gpu: &Gpu, gate: &Tensor, up: &Tensor, y: &Tensor) -> Result<Dis
 /// (the layout of a fused gate/up mat-mul's output).
 pub fn silu_mul_fused(gpu: &Gpu, gate_up: &Tensor, y: &Tensor) -> Result<Dispatch> {
     let two_f = *gate_up.shape.last().unwrap_or(&0);
-    if two_f == 0 || two_f % 2 != 0 {
+    if two_f == 0 || !two_f.is_multiple_of(2) {
         return Err(EngineError::Shape {
             op: "silu_mul_fused",
             detail: format!(
@@ -121,7 +121,13 @@ pub fn silu_mul_fused(gpu: &Gpu, gate_up: &Tensor, y: &Tensor) -> Result<Dispatc
     }
     let f = two_f / 2;
     let rows = gate_up.numel() / two_f;
-    expect("silu_mul_fused", "gate_up", gate_up, Elem::F32, rows * two_f)?;
+    expect(
+        "silu_mul_fused",
+        "gate_up",
+        gate_up,
+        Elem::F32,
+        rows * two_f,
+    )?;
     expect("silu_mul_fused", "y", y, Elem::F32, rows * f)?;
     distinct("silu_mul_fused", "y and gate_up", y, gate_up)?;
     let n = rows * f;
@@ -130,7 +136,15 @@ pub fn silu_mul_fused(gpu: &Gpu, gate_up: &Tensor, y: &Tensor) -> Result<Dispatc
         flops: 5 * n as u64,
     };
     let buffers = [&gate_up.buffer, &y.buffer];
-    build(gpu, "silu_mul_fused", "silu_mul_fused", n, f, &buffers, cost)
+    build(
+        gpu,
+        "silu_mul_fused",
+        "silu_mul_fused",
+        n,
+        f,
+        &buffers,
+        cost,
+    )
 }
 
 /// y = x, f32 with the same element count.

@@ -104,7 +104,10 @@ pub fn sample(
     if step.size() < std::mem::size_of::<crate::step::Step>() as u64 {
         return Err(EngineError::Shape {
             op,
-            detail: format!("step: want a 16-byte Step buffer, got {} bytes", step.size()),
+            detail: format!(
+                "step: want a 16-byte Step buffer, got {} bytes",
+                step.size()
+            ),
         });
     }
     let Sampling {

@@ -23,7 +23,8 @@ pub fn kept(logits: &[f32], s: &Sampling) -> Vec<(u32, f64)> {
     kept_with_top_p(logits, s, s.top_p as f64)
 }
 
-fn kept_with_top_p(logits: &[f32], s: &Sampling, top_p: f64) -> Vec<(u32, f64)> {
+/// `kept` with top_p given exactly, so tests can probe a top-p target shifted by rounding.
+pub fn kept_with_top_p(logits: &[f32], s: &Sampling, top_p: f64) -> Vec<(u32, f64)> {
     let order = rank_order(logits);
     let max = logits[order[0]] as f64;
     let t = s.temperature as f64;
@@ -57,21 +58,20 @@ pub fn unit(rand: u32) -> f64 {
 
 /// The token chosen for `rand` (greedy when temperature <= 0).
 pub fn sample(logits: &[f32], s: &Sampling, rand: u32) -> u32 {
-    sample_at(logits, s, unit(rand), s.top_p as f64)
-}
-
-/// `sample` with u and top_p given exactly, so tests can probe targets shifted by rounding.
-pub fn sample_at(logits: &[f32], s: &Sampling, u: f64, top_p: f64) -> u32 {
     if s.is_greedy() {
         return argmax(logits);
     }
-    let keep = kept_with_top_p(logits, s, top_p);
+    pick(&kept(logits, s), unit(rand))
+}
+
+/// The first kept token whose running probability exceeds u (the last one if none does).
+pub fn pick(kept: &[(u32, f64)], u: f64) -> u32 {
     let mut cum = 0.0;
-    for &(i, prob) in &keep {
+    for &(i, prob) in kept {
         cum += prob;
         if cum > u {
             return i;
         }
     }
-    keep[keep.len() - 1].0
+    kept[kept.len() - 1].0
 }
