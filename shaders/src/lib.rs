@@ -51,8 +51,31 @@ pub const ATTENTION_MERGE: Shader = Shader {
     parts: &[include_str!("../attention_merge.wgsl")],
 };
 
+pub const ELEMENTWISE: Shader = Shader {
+    name: "elementwise",
+    parts: &[include_str!("../elementwise.wgsl")],
+};
+pub const SOFTMAX: Shader = Shader {
+    name: "softmax",
+    parts: &[REDUCE_WGSL, include_str!("../softmax.wgsl")],
+};
+pub const SAMPLE: Shader = Shader {
+    name: "sample",
+    parts: &[include_str!("../sample.wgsl")],
+};
+
 /// Every shader module, for validation.
-pub const ALL: &[Shader] = &[SMOKE, RMSNORM, ROPE, KVCACHE, ATTENTION, ATTENTION_MERGE];
+pub const ALL: &[Shader] = &[
+    SMOKE,
+    RMSNORM,
+    ROPE,
+    KVCACHE,
+    ATTENTION,
+    ATTENTION_MERGE,
+    ELEMENTWISE,
+    SOFTMAX,
+    SAMPLE,
+];
 
 #[cfg(test)]
 mod tests {

@@ -3,10 +3,13 @@
 
 pub mod attention;
 pub mod attention_merge;
+pub mod elementwise;
 pub mod kvcache;
 pub mod rmsnorm;
 pub mod rope;
+pub mod sample;
 pub mod smoke;
+pub mod softmax;
 
 use crate::error::{EngineError, Result};
 use crate::tensor::{Elem, Tensor};

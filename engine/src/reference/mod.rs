@@ -2,5 +2,8 @@
 //! to be obviously right rather than fast. Op tests compare every GPU kernel against these.
 
 pub mod attention;
+pub mod elementwise;
 pub mod rmsnorm;
 pub mod rope;
+pub mod sample;
+pub mod softmax;
