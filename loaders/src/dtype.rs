@@ -131,3 +131,16 @@ pub fn ggml_type_name(id: u32) -> String {
     };
     format!("{name} (ggml type {id})")
 }
+
+impl std::fmt::Display for DType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Serialised as ggml's name ("q4_K"), as `wgllama inspect --json` prints it.
+impl serde::Serialize for DType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}

@@ -1,0 +1,9 @@
+//! Quantised block formats: `#[repr(C)]` layouts, CPU dequantisation (the reference the
+//! GPU kernels are checked against) and quantisers for the simple formats.
+
+pub mod blocks;
+mod dequant;
+mod quantize;
+
+pub use dequant::{dequantize, dequantize_into};
+pub use quantize::quantize;
