@@ -8,6 +8,7 @@ pub mod ops;
 pub mod reference;
 pub mod tensor;
 pub mod testing;
+pub mod weights;
 
 pub use dispatch::{Cost, Dispatch};
 pub use error::{EngineError, Result};

@@ -19,6 +19,9 @@ impl Shader {
 
 /// Workgroup-memory reductions shared by kernels that reduce across a workgroup.
 pub const REDUCE_WGSL: &str = include_str!("../reduce.wgsl");
+/// Weight decoding (`w16`: 16 values of a row) for every weight type, shared by the kernels
+/// that read weights. Layouts: engine/src/weights.rs.
+pub const QUANT_WGSL: &str = include_str!("../quant.wgsl");
 
 pub const SMOKE: Shader = Shader {
     name: "smoke",
@@ -29,8 +32,21 @@ pub const RMSNORM: Shader = Shader {
     parts: &[REDUCE_WGSL, include_str!("../rmsnorm.wgsl")],
 };
 
+pub const MATMUL: Shader = Shader {
+    name: "matmul",
+    parts: &[REDUCE_WGSL, QUANT_WGSL, include_str!("../matmul.wgsl")],
+};
+pub const DEQUANT: Shader = Shader {
+    name: "dequant",
+    parts: &[QUANT_WGSL, include_str!("../dequant.wgsl")],
+};
+pub const EMBEDDING: Shader = Shader {
+    name: "embedding",
+    parts: &[QUANT_WGSL, include_str!("../embedding.wgsl")],
+};
+
 /// Every shader module, for validation.
-pub const ALL: &[Shader] = &[SMOKE, RMSNORM];
+pub const ALL: &[Shader] = &[SMOKE, RMSNORM, MATMUL, DEQUANT, EMBEDDING];
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,9 @@
 //! One module per WGSL kernel family (same name as its `.wgsl`), each with a `bytemuck`
 //! params struct mirroring the WGSL one and functions that build `Dispatch`es.
 
+pub mod dequant;
+pub mod embedding;
+pub mod matmul;
 pub mod rmsnorm;
 pub mod smoke;
 

@@ -1,4 +1,6 @@
 //! Naive CPU references, one per kernel: plain loops in f32 (f64 where a sum needs it), written
 //! to be obviously right rather than fast. Op tests compare every GPU kernel against these.
 
+pub mod embedding;
+pub mod matmul;
 pub mod rmsnorm;
