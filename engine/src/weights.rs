@@ -105,7 +105,7 @@ impl Gpu {
             None => self.upload_bytes(name, bytes)?,
             Some(sections) => {
                 let buffer = self.storage(name, gpu_bytes(dtype, numel))?;
-                self.repack(&buffer, dtype, sections, bytes);
+                self.repack(&buffer, dtype, sections, bytes, REPACK_BLOCKS);
                 buffer
             }
         };
@@ -116,14 +116,22 @@ impl Gpu {
         })
     }
 
-    /// Writes `bytes` (whole ggml blocks) into `buffer` in the section layout, a bounded
-    /// chunk of blocks at a time.
-    fn repack(&self, buffer: &wgpu::Buffer, dtype: DType, sections: &[Section], bytes: &[u8]) {
+    /// Writes `bytes` (whole ggml blocks) into `buffer` in the section layout, `chunk_blocks`
+    /// (even) blocks at a time.
+    fn repack(
+        &self,
+        buffer: &wgpu::Buffer,
+        dtype: DType,
+        sections: &[Section],
+        bytes: &[u8],
+        chunk_blocks: usize,
+    ) {
+        debug_assert!(chunk_blocks.is_multiple_of(2));
         let block = dtype.block_bytes();
         let nb = bytes.len() / block;
         let mut staging = Vec::new();
-        for (chunk_index, chunk) in bytes.chunks(REPACK_BLOCKS * block).enumerate() {
-            let first = chunk_index * REPACK_BLOCKS;
+        for (chunk_index, chunk) in bytes.chunks(chunk_blocks * block).enumerate() {
+            let first = chunk_index * chunk_blocks;
             let mut section_start = 0usize;
             for &(from, len) in sections {
                 staging.clear();
@@ -138,6 +146,61 @@ impl Gpu {
             }
             // Flush so wgpu's staging memory stays bounded for multi-GB tensors.
             self.queue.submit([]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{test_gpu, Rng};
+
+    #[test]
+    fn sections_cover_each_block_once() {
+        for dtype in [DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q6K] {
+            let mut covered = vec![0; dtype.block_bytes()];
+            for &(from, len) in sections(dtype).unwrap() {
+                covered[from..from + len].iter_mut().for_each(|c| *c += 1);
+            }
+            assert!(covered.iter().all(|&c| c == 1), "{}", dtype.name());
+        }
+    }
+
+    /// The repacked buffer is the documented layout, whatever the chunking: chunks of a few
+    /// blocks (many chunk boundaries, an odd block count) and one chunk give the same bytes.
+    #[test]
+    fn repack_is_the_section_layout_for_any_chunking() {
+        let gpu = test_gpu();
+        let mut rng = Rng::new(11);
+        for dtype in [DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q6K] {
+            let nb = 37;
+            let bytes: Vec<u8> = (0..nb * dtype.block_bytes())
+                .map(|_| rng.next_u64() as u8)
+                .collect();
+            let mut want = Vec::new();
+            for &(from, len) in sections(dtype).unwrap() {
+                for b in bytes.chunks_exact(dtype.block_bytes()) {
+                    want.extend_from_slice(&b[from..from + len]);
+                }
+            }
+            let size = gpu_bytes(dtype, (nb * dtype.block_size()) as u64);
+            assert_eq!(size, want.len().div_ceil(4) as u64 * 4);
+            for chunk_blocks in [2, 4, 36, REPACK_BLOCKS] {
+                let buffer = gpu.storage("w", size).unwrap();
+                gpu.repack(
+                    &buffer,
+                    dtype,
+                    sections(dtype).unwrap(),
+                    &bytes,
+                    chunk_blocks,
+                );
+                let got = gpu.read_bytes(&buffer, want.len() as u64).unwrap();
+                assert!(
+                    got == want,
+                    "{} in chunks of {chunk_blocks} blocks",
+                    dtype.name()
+                );
+            }
         }
     }
 }
