@@ -2,7 +2,7 @@
 // f32 accumulation. Two entry points:
 //   matvec: decode (t == 1). R weight rows per workgroup; each lane walks the row's 16-value
 //           chunks (stride WG), loads the x chunk once for all R rows, and the workgroup
-//           reduces each row's partial sums at the end.
+//           reduces the R rows' partial sums together at the end.
 //   matmul: prefill (any t). A workgroup computes a BT x BN tile of y, stepping through k
 //           BK at a time: the weight tile is dequantised once into workgroup memory and
 //           reused by all BT tokens; each thread computes 4 tokens x 4 rows.
@@ -20,11 +20,16 @@ struct Params {
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;   // [t, k]
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;   // [t, n]
 
-override WG: u32 = 256u;   // matvec lanes, a power of two <= 256 (wg_sum)
+override WG: u32 = 256u;   // matvec lanes, a power of two <= MAX_WG
 override R: u32 = 4u;      // matvec rows per workgroup, <= MAX_R
 override ACC: bool = false;
 
 const MAX_R: u32 = 8u;
+const MAX_WG: u32 = 256u;
+
+// matvec partial sums, [R][WG]: all rows reduce in one tree (log2(WG) barriers, not R times
+// as many).
+var<workgroup> mv_sums: array<f32, MAX_R * MAX_WG>;
 
 fn store(i: u32, v: f32) {
     if (ACC) {
@@ -59,7 +64,7 @@ fn x16(t: u32, c: u32) -> Chunk {
 fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
     let row0 = (wid.x + wid.y * nwg.x) * R;
-    // Whole workgroups leave together, so the barriers in wg_sum stay uniform.
+    // Whole workgroups leave together, so the barriers below stay uniform.
     if (row0 >= p.n) { return; }
     let chunks = (p.k + 15u) / 16u;
     var acc: array<f32, MAX_R>;
@@ -72,10 +77,19 @@ fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
         }
     }
     for (var r = 0u; r < R; r = r + 1u) {
-        let total = wg_sum(acc[r], lid, WG);
-        if (lid == 0u && row0 + r < p.n) {
-            store(row0 + r, total);
+        mv_sums[r * WG + lid] = acc[r];
+    }
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s / 2u) {
+        if (lid < s) {
+            for (var r = 0u; r < R; r = r + 1u) {
+                mv_sums[r * WG + lid] = mv_sums[r * WG + lid] + mv_sums[r * WG + lid + s];
+            }
         }
+        workgroupBarrier();
+    }
+    if (lid < R && row0 + lid < p.n) {
+        store(row0 + lid, mv_sums[lid * WG]);
     }
 }
 

@@ -59,8 +59,10 @@ fn bit4(v: u32, bit: u32) -> vec4<u32> {
 }
 
 // Byte i (0..11) of the 12 packed scale bytes of a Q4_K/Q5_K block, held in words s.x..s.z.
+// Selects rather than s[i / 4]: a dynamic vector index can cost a trip through local memory.
 fn kq_byte(s: vec3<u32>, i: u32) -> u32 {
-    return (s[i >> 2u] >> ((i & 3u) * 8u)) & 255u;
+    let word = select(select(s.x, s.y, i >= 4u), s.z, i >= 8u);
+    return (word >> ((i & 3u) * 8u)) & 255u;
 }
 
 // The 6-bit (scale, min) of sub-block j (0..7) of a Q4_K/Q5_K block: sub-blocks 0-3 keep
@@ -136,16 +138,19 @@ fn q4_0_chunk(b: u32, j: u32, nb: u32) -> Chunk {
 // x = d * (q - 16). Sections: qs (1 vec4 per block), qh (1 word), d.
 fn q5_0_chunk(b: u32, j: u32, nb: u32) -> Chunk {
     let q = w[b];
-    let qh = w_word(4u * nb + b);
+    // Bits 16j .. 16j + 15 of qh are the top bits of this chunk's values.
+    let qh = w_word(4u * nb + b) >> (16u * j);
     let d = w_f16(5u * nb, b);
     let sh = 4u * j;
-    var out: Chunk;
-    for (var i = 0u; i < 4u; i = i + 1u) {
-        // Values 16j + 4i .. 16j + 4i + 3.
-        let hi = (vec4<u32>(qh) >> (vec4<u32>(16u * j + 4u * i) + vec4<u32>(0u, 1u, 2u, 3u))) & vec4<u32>(1u);
-        out[i] = (vec4<f32>(nib4(q[i], sh) | (hi << vec4<u32>(4u))) - 16.0) * d;
-    }
-    return out;
+    // Written out per word (no loop over a local array): keeps everything in registers.
+    return Chunk(q5_0_4(q.x, qh, sh, d), q5_0_4(q.y, qh >> 4u, sh, d),
+                 q5_0_4(q.z, qh >> 8u, sh, d), q5_0_4(q.w, qh >> 12u, sh, d));
+}
+
+// Four Q5_0 values: nibbles `sh` of the bytes of `q`, top bits in the low 4 bits of `qh`.
+fn q5_0_4(q: u32, qh: u32, sh: u32, d: f32) -> vec4<f32> {
+    let hi = (vec4<u32>(qh) >> vec4<u32>(0u, 1u, 2u, 3u)) & vec4<u32>(1u);
+    return (vec4<f32>(nib4(q, sh) | (hi << vec4<u32>(4u))) - 16.0) * d;
 }
 
 // Q4_K / Q5_K (as stored). A block is 4 groups of 64 values; group g's 32 qs bytes hold
@@ -159,15 +164,18 @@ fn kq45_chunk(hdr: vec4<u32>, q: vec4<u32>, qh: vec4<u32>, has_qh: bool, j: u32)
     let dl = dm.x * sm.x;
     let ml = dm.y * sm.y;
     let sh = 4u * ((j / 2u) % 2u);
-    var out: Chunk;
-    for (var i = 0u; i < 4u; i = i + 1u) {
-        var v = nib4(q[i], sh);
-        if (has_qh) {
-            v = v | (bit4(qh[i], sub) << vec4<u32>(4u));
-        }
-        out[i] = dl * vec4<f32>(v) - ml;
+    // Written out per word (no loop over a local array): keeps everything in registers.
+    return Chunk(kq45_4(q.x, qh.x, has_qh, sh, sub, dl, ml), kq45_4(q.y, qh.y, has_qh, sh, sub, dl, ml),
+                 kq45_4(q.z, qh.z, has_qh, sh, sub, dl, ml), kq45_4(q.w, qh.w, has_qh, sh, sub, dl, ml));
+}
+
+// Four Q4_K/Q5_K values: nibbles `sh` of the bytes of `q`, top bits (Q5_K) bit `sub` of `qh`.
+fn kq45_4(q: u32, qh: u32, has_qh: bool, sh: u32, sub: u32, dl: f32, ml: f32) -> vec4<f32> {
+    var v = nib4(q, sh);
+    if (has_qh) {
+        v = v | (bit4(qh, sub) << vec4<u32>(4u));
     }
-    return out;
+    return dl * vec4<f32>(v) - ml;
 }
 
 // Q4_K block: 9 vec4: [d dmin | scales 12 B], qs 128 B.
@@ -199,13 +207,16 @@ fn q6_k_chunk(b: u32, j: u32, nb: u32) -> Chunk {
     let sc = extractBits(bitcast<i32>(w[base + 12u][si / 4u]), (si % 4u) * 8u, 8u);
     let dl = w_f16(52u * nb, b) * f32(sc);
     let lo_sh = 4u * (r / 2u);
-    var out: Chunk;
-    for (var i = 0u; i < 4u; i = i + 1u) {
-        let hi = (vec4<u32>(qh[i]) >> (BYTE_SHIFTS + 2u * r)) & vec4<u32>(3u);
-        let v = vec4<i32>(nib4(ql[i], lo_sh) | (hi << vec4<u32>(4u))) - vec4<i32>(32);
-        out[i] = dl * vec4<f32>(v);
-    }
-    return out;
+    let hi_sh = 2u * r;
+    return Chunk(q6_k_4(ql.x, qh.x, lo_sh, hi_sh, dl), q6_k_4(ql.y, qh.y, lo_sh, hi_sh, dl),
+                 q6_k_4(ql.z, qh.z, lo_sh, hi_sh, dl), q6_k_4(ql.w, qh.w, lo_sh, hi_sh, dl));
+}
+
+// Four Q6_K values: nibbles `lo_sh` of the bytes of `ql`, 2-bit fields `hi_sh` of `qh`.
+fn q6_k_4(ql: u32, qh: u32, lo_sh: u32, hi_sh: u32, dl: f32) -> vec4<f32> {
+    let hi = (vec4<u32>(qh) >> (BYTE_SHIFTS + hi_sh)) & vec4<u32>(3u);
+    let v = vec4<i32>(nib4(ql, lo_sh) | (hi << vec4<u32>(4u))) - vec4<i32>(32);
+    return dl * vec4<f32>(v);
 }
 
 // Values 16c .. 16c + 15 of row `row` of a weight with k values per row and nb blocks in

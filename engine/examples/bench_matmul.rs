@@ -4,13 +4,14 @@
 //!     cargo run --release -p wgllama-engine --example bench_matmul [-- FILTER [SCALE]]
 //!
 //! FILTER keeps the types whose name contains it ("q4_K", "" for all); SCALE divides every
-//! dimension (e.g. 8 for a quick run on lavapipe). Each figure is the mean of REPS
+//! dimension (e.g. 8 for a quick run on lavapipe). FILTER "sweep" instead times every
+//! mat-vec workgroup shape (lanes x rows) for a few types, to pick `MatvecShape::for_k`. Each figure is the mean of REPS
 //! back-to-back dispatches in one compute pass, timed with GPU timestamps where the adapter
 //! has them (else wall clock, which adds submission overhead).
 
 use std::time::Instant;
 
-use wgllama_engine::ops::matmul::{matmul, matmul_tiled};
+use wgllama_engine::ops::matmul::{matmul, matmul_tiled, matvec_with, MatvecShape};
 use wgllama_engine::testing::weights::random_weight_bytes;
 use wgllama_engine::testing::Rng;
 use wgllama_engine::{Dispatch, Gpu, GpuOptions, Result};
@@ -90,6 +91,9 @@ fn main() -> Result<()> {
         .map(|(n, k)| (n / scale, (k / scale).next_multiple_of(256)));
     let prefill_t = 512 / scale;
     let mut rng = Rng::new(1);
+    if filter == "sweep" {
+        return sweep(&gpu, &shapes, &mut rng);
+    }
     for dtype in types.into_iter().filter(|d| d.name().contains(&filter)) {
         for &(n, k) in &shapes {
             let bytes = random_weight_bytes(&mut rng, dtype, n * k);
@@ -120,6 +124,29 @@ fn main() -> Result<()> {
                 st * 1e6,
                 dt.cost.flops as f64 / st * 1e-9
             );
+        }
+    }
+    Ok(())
+}
+
+/// Mat-vec GB/s for every workgroup shape, one line per type and matrix shape.
+fn sweep(gpu: &Gpu, shapes: &[(usize, usize)], rng: &mut Rng) -> Result<()> {
+    for dtype in [DType::Q4K, DType::Q6K, DType::Q8_0, DType::F16] {
+        for &(n, k) in shapes {
+            let bytes = random_weight_bytes(rng, dtype, n * k);
+            let w = gpu.upload_weight("w", dtype, &[n, k], &bytes)?;
+            let x = gpu.upload_f32("x", &rng.normal_vec(k, 1.0), &[1, k])?;
+            let y = gpu.zeros_f32("y", &[1, n])?;
+            let mut line = format!("{:5} N={n:6} K={k:6} GB/s (lanes x rows):", dtype.name());
+            for lanes in [32, 64, 128, 256] {
+                for rows in [1, 2, 4, 8] {
+                    let shape = MatvecShape { lanes, rows };
+                    let d = matvec_with(gpu, &x, &w, &y, false, shape)?;
+                    let s = time(gpu, &d)?;
+                    line += &format!(" {lanes}x{rows} {:.0}", d.cost.bytes as f64 / s * 1e-9);
+                }
+            }
+            println!("{line}");
         }
     }
     Ok(())

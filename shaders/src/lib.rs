@@ -34,7 +34,7 @@ pub const RMSNORM: Shader = Shader {
 
 pub const MATMUL: Shader = Shader {
     name: "matmul",
-    parts: &[REDUCE_WGSL, QUANT_WGSL, include_str!("../matmul.wgsl")],
+    parts: &[QUANT_WGSL, include_str!("../matmul.wgsl")],
 };
 pub const DEQUANT: Shader = Shader {
     name: "dequant",
