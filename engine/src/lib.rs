@@ -10,6 +10,7 @@ pub mod reference;
 pub mod step;
 pub mod tensor;
 pub mod testing;
+pub mod weights;
 
 pub use dispatch::{Cost, Dispatch};
 pub use error::{EngineError, Result};

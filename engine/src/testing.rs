@@ -3,6 +3,8 @@
 
 use std::sync::OnceLock;
 
+pub mod weights;
+
 use crate::gpu::{Gpu, GpuOptions};
 
 /// SplitMix64: deterministic, dependency-free random numbers for test inputs.

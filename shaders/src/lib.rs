@@ -19,6 +19,9 @@ impl Shader {
 
 /// Workgroup-memory reductions shared by kernels that reduce across a workgroup.
 pub const REDUCE_WGSL: &str = include_str!("../reduce.wgsl");
+/// Weight decoding (`w16`: 16 values of a row) for every weight type, shared by the kernels
+/// that read weights. Layouts: engine/src/weights.rs.
+pub const QUANT_WGSL: &str = include_str!("../quant.wgsl");
 
 pub const SMOKE: Shader = Shader {
     name: "smoke",
@@ -64,6 +67,19 @@ pub const SAMPLE: Shader = Shader {
     parts: &[include_str!("../sample.wgsl")],
 };
 
+pub const MATMUL: Shader = Shader {
+    name: "matmul",
+    parts: &[QUANT_WGSL, include_str!("../matmul.wgsl")],
+};
+pub const DEQUANT: Shader = Shader {
+    name: "dequant",
+    parts: &[QUANT_WGSL, include_str!("../dequant.wgsl")],
+};
+pub const EMBEDDING: Shader = Shader {
+    name: "embedding",
+    parts: &[QUANT_WGSL, include_str!("../embedding.wgsl")],
+};
+
 /// Every shader module, for validation.
 pub const ALL: &[Shader] = &[
     SMOKE,
@@ -75,6 +91,9 @@ pub const ALL: &[Shader] = &[
     ELEMENTWISE,
     SOFTMAX,
     SAMPLE,
+    MATMUL,
+    DEQUANT,
+    EMBEDDING,
 ];
 
 #[cfg(test)]

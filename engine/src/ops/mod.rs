@@ -3,8 +3,11 @@
 
 pub mod attention;
 pub mod attention_merge;
+pub mod dequant;
 pub mod elementwise;
+pub mod embedding;
 pub mod kvcache;
+pub mod matmul;
 pub mod rmsnorm;
 pub mod rope;
 pub mod sample;

@@ -3,6 +3,8 @@
 
 pub mod attention;
 pub mod elementwise;
+pub mod embedding;
+pub mod matmul;
 pub mod rmsnorm;
 pub mod rope;
 pub mod sample;

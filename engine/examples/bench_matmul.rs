@@ -1,0 +1,153 @@
+//! Times the linear-layer kernels on Llama-3-8B shapes for every weight type: mat-vec
+//! (decode) as weight GB/s, the tiled mat-mul (prefill) as GFLOP/s.
+//!
+//!     cargo run --release -p wgllama-engine --example bench_matmul [-- FILTER [SCALE]]
+//!
+//! FILTER keeps the types whose name contains it ("q4_K", "" for all); SCALE divides every
+//! dimension (e.g. 8 for a quick run on lavapipe). FILTER "sweep" instead times every
+//! mat-vec workgroup shape (lanes x rows) for a few types, to pick `MatvecShape::for_k`. Each figure is the mean of REPS
+//! back-to-back dispatches in one compute pass, timed with GPU timestamps where the adapter
+//! has them (else wall clock, which adds submission overhead).
+
+use std::time::Instant;
+
+use wgllama_engine::ops::matmul::{matmul, matmul_tiled, matvec_with, MatvecShape};
+use wgllama_engine::testing::weights::random_weight_bytes;
+use wgllama_engine::testing::Rng;
+use wgllama_engine::{Dispatch, Gpu, GpuOptions, Result};
+use wgllama_loaders::DType;
+
+const REPS: u32 = 50;
+
+/// Seconds per dispatch of `d`, over REPS dispatches in one pass.
+fn time(gpu: &Gpu, d: &Dispatch) -> Result<f64> {
+    gpu.run(std::slice::from_ref(d))?; // warm-up: pipeline and caches
+    let queries = gpu.caps.timestamps.then(|| {
+        let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("bench"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2,
+        });
+        let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("bench.resolve"),
+            size: 16,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        (set, resolve)
+    });
+    let start = Instant::now();
+    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("bench"),
+            timestamp_writes: queries
+                .as_ref()
+                .map(|(set, _)| wgpu::ComputePassTimestampWrites {
+                    query_set: set,
+                    beginning_of_pass_write_index: Some(0),
+                    end_of_pass_write_index: Some(1),
+                }),
+        });
+        for _ in 0..REPS {
+            d.record(&mut pass);
+        }
+    }
+    if let Some((set, resolve)) = &queries {
+        enc.resolve_query_set(set, 0..2, resolve, 0);
+    }
+    gpu.queue.submit([enc.finish()]);
+    gpu.wait()?;
+    let wall = start.elapsed().as_secs_f64();
+    let Some((_, resolve)) = &queries else {
+        return Ok(wall / REPS as f64);
+    };
+    let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&gpu.read_bytes(resolve, 16)?);
+    let ns = (ticks[1].wrapping_sub(ticks[0])) as f64 * gpu.queue.get_timestamp_period() as f64;
+    Ok(ns * 1e-9 / REPS as f64)
+}
+
+fn main() -> Result<()> {
+    let filter = std::env::args().nth(1).unwrap_or_default();
+    let scale: usize = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let gpu = Gpu::new(&GpuOptions::default())?;
+    println!("adapter: {}", gpu.describe());
+    let types = [
+        DType::Q4K,
+        DType::Q6K,
+        DType::Q8_0,
+        DType::Q5K,
+        DType::Q4_0,
+        DType::Q5_0,
+        DType::F16,
+        DType::BF16,
+        DType::F32,
+    ];
+    // (N, K): attention q/o, FFN gate/up, FFN down.
+    let shapes = [(4096usize, 4096usize), (14336, 4096), (4096, 14336)]
+        .map(|(n, k)| (n / scale, (k / scale).next_multiple_of(256)));
+    let prefill_t = 512 / scale;
+    let mut rng = Rng::new(1);
+    if filter == "sweep" {
+        return sweep(&gpu, &shapes, &mut rng);
+    }
+    for dtype in types.into_iter().filter(|d| d.name().contains(&filter)) {
+        for &(n, k) in &shapes {
+            let bytes = random_weight_bytes(&mut rng, dtype, n * k);
+            let w = match gpu.upload_weight("w", dtype, &[n, k], &bytes) {
+                Ok(w) => w,
+                Err(e) => {
+                    println!("{:5} N={n:6} K={k:6}: {e}", dtype.name());
+                    continue;
+                }
+            };
+            let x = gpu.upload_f32("x", &rng.normal_vec(k, 1.0), &[1, k])?;
+            let y = gpu.zeros_f32("y", &[1, n])?;
+            let d = matmul(&gpu, &x, &w, &y, false)?;
+            let s = time(&gpu, &d)?;
+            let line = format!(
+                "{:5} N={n:6} K={k:6}  matvec {:8.1} us {:7.1} GB/s (weights {:.1} MB)",
+                dtype.name(),
+                s * 1e6,
+                d.cost.bytes as f64 / s * 1e-9,
+                d.cost.bytes as f64 * 1e-6
+            );
+            let xt = gpu.upload_f32("x", &rng.normal_vec(prefill_t * k, 1.0), &[prefill_t, k])?;
+            let yt = gpu.zeros_f32("y", &[prefill_t, n])?;
+            let dt = matmul_tiled(&gpu, &xt, &w, &yt, false)?;
+            let st = time(&gpu, &dt)?;
+            println!(
+                "{line}   matmul T={prefill_t} {:8.1} us {:7.1} GFLOP/s",
+                st * 1e6,
+                dt.cost.flops as f64 / st * 1e-9
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Mat-vec GB/s for every workgroup shape, one line per type and matrix shape.
+fn sweep(gpu: &Gpu, shapes: &[(usize, usize)], rng: &mut Rng) -> Result<()> {
+    for dtype in [DType::Q4K, DType::Q6K, DType::Q8_0, DType::F16] {
+        for &(n, k) in shapes {
+            let bytes = random_weight_bytes(rng, dtype, n * k);
+            let w = gpu.upload_weight("w", dtype, &[n, k], &bytes)?;
+            let x = gpu.upload_f32("x", &rng.normal_vec(k, 1.0), &[1, k])?;
+            let y = gpu.zeros_f32("y", &[1, n])?;
+            let mut line = format!("{:5} N={n:6} K={k:6} GB/s (lanes x rows):", dtype.name());
+            for lanes in [32, 64, 128, 256] {
+                for rows in [1, 2, 4, 8] {
+                    let shape = MatvecShape { lanes, rows };
+                    let d = matvec_with(gpu, &x, &w, &y, false, shape)?;
+                    let s = time(gpu, &d)?;
+                    line += &format!(" {lanes}x{rows} {:.0}", d.cost.bytes as f64 / s * 1e-9);
+                }
+            }
+            println!("{line}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! `matmul.wgsl`: linear layers y[T, N] = x[T, K] · W[N, K]^T (+ y with `accumulate`), for
+//! weights of every `DType` in the layout of `weights.rs`.
+
+use wgllama_loaders::DType;
+
+use crate::dispatch::{grid, Cost, Dispatch};
+use crate::error::{EngineError, Result};
+use crate::gpu::Gpu;
+use crate::ops::expect;
+use crate::tensor::{Elem, Tensor};
+
+/// Mirrors `Params` in matmul.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct MatmulParams {
+    pub n: u32,
+    pub k: u32,
+    pub t: u32,
+    pub nb: u32,
+}
+
+/// The mat-vec kernel's shape: lanes per workgroup (a power of two, 32..=256) and weight
+/// rows per workgroup (1..=8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatvecShape {
+    pub lanes: u32,
+    pub rows: u32,
+}
+
+impl MatvecShape {
+    /// Enough lanes for one 16-value chunk each of a row of `k` (up to 256), 4 rows.
+    pub fn for_k(k: usize) -> MatvecShape {
+        let chunks = k.div_ceil(16).clamp(32, 256) as u32;
+        MatvecShape {
+            lanes: chunks.next_power_of_two().min(256),
+            rows: 4,
+        }
+    }
+}
+
+/// Tile of the prefill kernel (matmul.wgsl's BT, BN).
+const TILE_T: usize = 32;
+const TILE_N: usize = 64;
+
+/// y = x · w^T, or y += x · w^T with `accumulate`. x: f32 [T, K] (any shape whose last
+/// dimension is K), w: weight [N, K], y: f32 [T, N]. Uses the mat-vec kernel for T == 1 and
+/// the tiled kernel otherwise; T is fixed when the dispatch is built.
+pub fn matmul(gpu: &Gpu, x: &Tensor, w: &Tensor, y: &Tensor, accumulate: bool) -> Result<Dispatch> {
+    let s = check("matmul", x, w, y)?;
+    if s.t == 1 {
+        matvec_with(gpu, x, w, y, accumulate, MatvecShape::for_k(s.k))
+    } else {
+        matmul_tiled(gpu, x, w, y, accumulate)
+    }
+}
+
+/// The decode kernel for one token (T must be 1), with an explicit workgroup shape.
+pub fn matvec_with(
+    gpu: &Gpu,
+    x: &Tensor,
+    w: &Tensor,
+    y: &Tensor,
+    accumulate: bool,
+    shape: MatvecShape,
+) -> Result<Dispatch> {
+    let s = check("matvec", x, w, y)?;
+    if s.t != 1 {
+        return Err(EngineError::Shape {
+            op: "matvec",
+            detail: format!("x: one token wanted, got {:?}", x.shape),
+        });
+    }
+    let MatvecShape { lanes, rows } = shape;
+    if !lanes.is_power_of_two() || !(32..=256).contains(&lanes) || !(1..=8).contains(&rows) {
+        return Err(EngineError::Shape {
+            op: "matvec",
+            detail: format!(
+                "workgroup shape {shape:?}: lanes a power of two in 32..=256, rows 1..=8"
+            ),
+        });
+    }
+    let pipeline = gpu.pipeline(
+        &wgllama_shaders::MATMUL,
+        "matvec",
+        &[
+            ("DT", s.dtype.ggml_id() as f64),
+            ("W_ALIGNED", aligned(s.k)),
+            ("ACC", accumulate as u32 as f64),
+            ("WG", lanes as f64),
+            ("R", rows as f64),
+        ],
+    )?;
+    let workgroups = grid(gpu, (s.n as u32).div_ceil(rows));
+    dispatch(gpu, "matvec", pipeline, workgroups, x, w, y, &s, accumulate)
+}
+
+/// The tiled prefill kernel, for any T (also T == 1, for tests).
+pub fn matmul_tiled(
+    gpu: &Gpu,
+    x: &Tensor,
+    w: &Tensor,
+    y: &Tensor,
+    accumulate: bool,
+) -> Result<Dispatch> {
+    let s = check("matmul", x, w, y)?;
+    let pipeline = gpu.pipeline(
+        &wgllama_shaders::MATMUL,
+        "matmul",
+        &[
+            ("DT", s.dtype.ggml_id() as f64),
+            ("W_ALIGNED", aligned(s.k)),
+            ("ACC", accumulate as u32 as f64),
+        ],
+    )?;
+    let tiles = s.t.div_ceil(TILE_T) * s.n.div_ceil(TILE_N);
+    let workgroups = grid(gpu, tiles as u32);
+    dispatch(gpu, "matmul", pipeline, workgroups, x, w, y, &s, accumulate)
+}
+
+/// Sizes of one linear layer, checked.
+struct Sizes {
+    dtype: DType,
+    t: usize,
+    n: usize,
+    k: usize,
+}
+
+/// The weight type of `w`, if it is a weight (or a plain f32/f16 tensor, laid out the same).
+pub(crate) fn weight_dtype(w: &Tensor) -> Option<DType> {
+    match w.elem {
+        Elem::Weight(dt) => Some(dt),
+        Elem::F32 => Some(DType::F32),
+        Elem::F16 => Some(DType::F16),
+        Elem::U32 => None,
+    }
+}
+
+/// Checks a [rows, k] weight: its type, rank, whole blocks per row and u32-sized indices.
+pub(crate) fn check_weight(
+    op: &'static str,
+    what: &str,
+    w: &Tensor,
+) -> Result<(DType, usize, usize)> {
+    let bad = |detail: String| EngineError::Shape {
+        op,
+        detail: format!("{what}: {detail}"),
+    };
+    let dtype = weight_dtype(w).ok_or_else(|| bad(format!("not a weight: {:?}", w.elem)))?;
+    let &[n, k] = w.shape.as_slice() else {
+        return Err(bad(format!("want a [rows, k] matrix, got {:?}", w.shape)));
+    };
+    if n == 0 || k == 0 || !k.is_multiple_of(dtype.block_size()) {
+        return Err(bad(format!(
+            "{} {:?}: rows must be non-empty whole blocks of {}",
+            dtype.name(),
+            w.shape,
+            dtype.block_size()
+        )));
+    }
+    if n.checked_mul(k).is_none_or(|v| v > u32::MAX as usize) && !dtype.is_quantized() {
+        return Err(bad(format!(
+            "{:?}: too many values for u32 indices",
+            w.shape
+        )));
+    }
+    Ok((dtype, n, k))
+}
+
+fn check(op: &'static str, x: &Tensor, w: &Tensor, y: &Tensor) -> Result<Sizes> {
+    let (dtype, n, k) = check_weight(op, "w", w)?;
+    if x.shape.last() != Some(&k) {
+        return Err(EngineError::Shape {
+            op,
+            detail: format!("x: last dimension must be K = {k}, got {:?}", x.shape),
+        });
+    }
+    let t = x.numel() / k;
+    expect(op, "x", x, Elem::F32, t * k)?;
+    expect(op, "y", y, Elem::F32, t * n)?;
+    if y.shape.last() != Some(&n) {
+        return Err(EngineError::Shape {
+            op,
+            detail: format!("y: last dimension must be N = {n}, got {:?}", y.shape),
+        });
+    }
+    if t == 0 || t * n > u32::MAX as usize || t * k > u32::MAX as usize {
+        return Err(EngineError::Shape {
+            op,
+            detail: format!(
+                "x {:?}, y {:?}: empty or too large for u32 indices",
+                x.shape, y.shape
+            ),
+        });
+    }
+    Ok(Sizes { dtype, t, n, k })
+}
+
+/// The kernels' fast path reads whole 16-value chunks; other row lengths (float weights
+/// only) take a per-value path.
+pub(crate) fn aligned(k: usize) -> f64 {
+    k.is_multiple_of(16) as u32 as f64
+}
+
+#[allow(clippy::too_many_arguments)]
+fn dispatch(
+    gpu: &Gpu,
+    label: &'static str,
+    pipeline: wgpu::ComputePipeline,
+    workgroups: [u32; 3],
+    x: &Tensor,
+    w: &Tensor,
+    y: &Tensor,
+    s: &Sizes,
+    accumulate: bool,
+) -> Result<Dispatch> {
+    let params = MatmulParams {
+        n: s.n as u32,
+        k: s.k as u32,
+        t: s.t as u32,
+        nb: ((s.n * s.k) / s.dtype.block_size()) as u32,
+    };
+    let u = gpu.uniform("matmul.params", &params);
+    let bind_group = gpu.bind(label, &pipeline, &[&u, &w.buffer, &x.buffer, &y.buffer]);
+    let (t, n, k) = (s.t as u64, s.n as u64, s.k as u64);
+    let weight_bytes = crate::weights::gpu_bytes(s.dtype, n * k);
+    let y_bytes = 4 * t * n * if accumulate { 2 } else { 1 };
+    Ok(Dispatch {
+        label,
+        pipeline,
+        bind_group,
+        workgroups,
+        cost: Cost {
+            bytes: weight_bytes + 4 * t * k + y_bytes,
+            flops: 2 * t * n * k,
+        },
+    })
+}
