@@ -1,7 +1,12 @@
 //! The `wgllama` command line: argument parsing, progress and output formatting only.
 //! Library crates return errors; this is the only place that exits.
 
+mod golden;
 mod inspect;
+mod load;
+mod logits;
+mod run;
+mod stream;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +39,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Generate text from a prompt, streaming tokens as they are made.
+    Run(run::RunArgs),
+    /// Write the logits of token sequences (from a safetensors file) for golden checks.
+    Logits(logits::LogitsArgs),
+    /// Check kernels or a whole model against golden files.
+    #[command(subcommand)]
+    Golden(golden::GoldenCommand),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +56,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Adapters => adapters(&gpu_opts),
         Command::Inspect { model, json } => inspect::run(&model, json),
+        Command::Run(args) => run::run(&gpu_opts, args),
+        Command::Logits(args) => logits::run(&gpu_opts, args),
+        Command::Golden(cmd) => golden::run(&gpu_opts, cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

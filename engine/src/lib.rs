@@ -3,8 +3,10 @@
 
 pub mod dispatch;
 pub mod error;
+pub mod golden;
 pub mod gpu;
 pub mod kv_cache;
+pub mod llama;
 pub mod ops;
 pub mod reference;
 pub mod step;

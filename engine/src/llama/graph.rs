@@ -1,0 +1,186 @@
+//! The dispatch list of one forward pass over T tokens, built once per T and replayed.
+//!
+//! Per layer (x is the residual stream [T, D]):
+//!   h = rmsnorm(x) · attn_norm;  q, k, v = h Wq^T, h Wk^T, h Wv^T;  rope(q), rope(k)
+//!   cache[pos..pos+T] = k, v;    att = attention(q, cache);          x += att Wo^T
+//!   h = rmsnorm(x) · ffn_norm;   x += (silu(h Wgate^T) * h Wup^T) Wdown^T
+//! then logits = rmsnorm(x) · out_norm · Wout^T, and (decode) the sampled token id.
+//! Positions come from the step buffer, so a graph serves every position.
+
+use crate::dispatch::Dispatch;
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::kv_cache::KvCache;
+use crate::llama::weights::LlamaWeights;
+use crate::ops::{attention, elementwise, embedding, kvcache, matmul, rmsnorm, rope, sample};
+use crate::tensor::{Elem, Tensor};
+
+/// Which rows get logits: the last (generation) or every row (`wgllama logits`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogitRows {
+    Last,
+    All,
+}
+
+/// Scratch tensors of a T-token pass. Sized at build time, reused every replay.
+pub struct Activations {
+    pub x: Tensor,      // [T, D] residual stream
+    pub h: Tensor,      // [T, D] normed
+    pub q: Tensor,      // [T, n_heads, head_dim]
+    pub k: Tensor,      // [T, n_kv_heads, head_dim]
+    pub v: Tensor,      // [T, n_kv_heads, head_dim]
+    pub att: Tensor,    // [T, n_heads, head_dim]
+    pub gate: Tensor,   // [T, F]
+    pub up: Tensor,     // [T, F]
+    pub act: Tensor,    // [T, F]
+    pub x_last: Tensor, // [1, D] last row of x, when only its logits are wanted
+    pub hn: Tensor,     // [R, D] final-normed rows (R = 1 or T)
+    pub logits: Tensor, // [R, vocab]
+}
+
+impl Activations {
+    fn new(gpu: &Gpu, w: &LlamaWeights, t: usize, rows: LogitRows) -> Result<Activations> {
+        let c = &w.config;
+        let (d, f, hd) = (c.hidden_size, c.ffn_size, c.head_dim);
+        let r = if rows == LogitRows::All { t } else { 1 };
+        let z = |label: &str, shape: &[usize]| gpu.zeros_f32(label, shape);
+        Ok(Activations {
+            x: z("x", &[t, d])?,
+            h: z("h", &[t, d])?,
+            q: z("q", &[t, c.n_heads, hd])?,
+            k: z("k", &[t, c.n_kv_heads, hd])?,
+            v: z("v", &[t, c.n_kv_heads, hd])?,
+            att: z("att", &[t, c.n_heads, hd])?,
+            gate: z("gate", &[t, f])?,
+            up: z("up", &[t, f])?,
+            act: z("act", &[t, f])?,
+            x_last: z("x_last", &[1, d])?,
+            hn: z("hn", &[r, d])?,
+            logits: z("logits", &[r, c.vocab_size])?,
+        })
+    }
+}
+
+/// A T-token forward pass: `body` (embedding through the last layer), an optional copy of the
+/// last row, then `head` (final norm, LM head, and for decode the sampler).
+pub struct Graph {
+    pub t: usize,
+    pub rows: LogitRows,
+    pub acts: Activations,
+    pub body: Vec<Dispatch>,
+    pub head: Vec<Dispatch>,
+}
+
+/// Buffers a graph reads or writes besides its own activations.
+pub struct GraphIo<'a> {
+    /// Token ids [T] the embedding reads.
+    pub tokens: &'a Tensor,
+    /// The step buffer (`Step`: pos, n_tokens, rand).
+    pub step: &'a wgpu::Buffer,
+    pub kv: &'a KvCache,
+    /// Where the sampler writes the chosen id (index 0), when sampling.
+    pub sampled: Option<(&'a Tensor, &'a sample::Sampling)>,
+}
+
+impl Graph {
+    pub fn build(
+        gpu: &Gpu,
+        w: &LlamaWeights,
+        t: usize,
+        rows: LogitRows,
+        io: &GraphIo<'_>,
+    ) -> Result<Graph> {
+        let c = &w.config;
+        let a = Activations::new(gpu, w, t, rows)?;
+        let eps = c.rms_norm_eps;
+        let q_flat = a.q.reshaped(&[t, c.n_heads * c.head_dim]);
+        let k_flat = a.k.reshaped(&[t, c.n_kv_heads * c.head_dim]);
+        let v_flat = a.v.reshaped(&[t, c.n_kv_heads * c.head_dim]);
+        let att_flat = a.att.reshaped(&[t, c.n_heads * c.head_dim]);
+        let mut body = vec![embedding::embedding(gpu, &w.embed, io.tokens, &a.x)?];
+        for (l, lw) in w.layers.iter().enumerate() {
+            body.push(rmsnorm::rmsnorm(gpu, &a.x, &lw.attn_norm, &a.h, eps)?);
+            body.push(matmul::matmul(gpu, &a.h, &lw.wq, &q_flat, false)?);
+            body.push(matmul::matmul(gpu, &a.h, &lw.wk, &k_flat, false)?);
+            body.push(matmul::matmul(gpu, &a.h, &lw.wv, &v_flat, false)?);
+            body.push(rope::rope(gpu, &a.q, &w.inv_freq, io.step, w.rope_style)?);
+            body.push(rope::rope(gpu, &a.k, &w.inv_freq, io.step, w.rope_style)?);
+            let layer = &io.kv.layers[l];
+            body.push(kvcache::kv_write(
+                gpu, &a.k, &a.v, &layer.k, &layer.v, io.step,
+            )?);
+            body.extend(attention::attention(
+                gpu, &a.q, &layer.k, &layer.v, io.step, &a.att,
+            )?);
+            body.push(matmul::matmul(gpu, &att_flat, &lw.wo, &a.x, true)?);
+            body.push(rmsnorm::rmsnorm(gpu, &a.x, &lw.ffn_norm, &a.h, eps)?);
+            body.push(matmul::matmul(gpu, &a.h, &lw.w_gate, &a.gate, false)?);
+            body.push(matmul::matmul(gpu, &a.h, &lw.w_up, &a.up, false)?);
+            body.push(elementwise::silu_mul(gpu, &a.gate, &a.up, &a.act)?);
+            body.push(matmul::matmul(gpu, &a.act, &lw.w_down, &a.x, true)?);
+        }
+        let head_in = if rows == LogitRows::All || t == 1 {
+            &a.x
+        } else {
+            &a.x_last
+        };
+        let mut head = vec![
+            rmsnorm::rmsnorm(gpu, head_in, &w.out_norm, &a.hn, eps)?,
+            matmul::matmul(gpu, &a.hn, &w.output, &a.logits, false)?,
+        ];
+        if let Some((sampled, params)) = io.sampled {
+            let last = a.logits.reshaped(&[c.vocab_size]);
+            head.push(sample::sample(gpu, &last, io.step, sampled, 0, params)?);
+        }
+        Ok(Graph {
+            t,
+            rows,
+            acts: a,
+            body,
+            head,
+        })
+    }
+
+    /// Records the whole pass into `enc`: body, last-row copy (prefill only), head.
+    pub fn record(&self, enc: &mut wgpu::CommandEncoder) {
+        let needs_copy = self.rows == LogitRows::Last && self.t > 1;
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        for d in &self.body {
+            d.record(&mut pass);
+        }
+        if needs_copy {
+            // A copy cannot sit inside a compute pass: end it, copy, start the head's pass.
+            drop(pass);
+            let d = self.acts.x.shape[1] as u64 * 4;
+            let from = (self.t as u64 - 1) * d;
+            enc.copy_buffer_to_buffer(&self.acts.x.buffer, from, &self.acts.x_last.buffer, 0, d);
+            pass = enc.begin_compute_pass(&Default::default());
+        }
+        for d in &self.head {
+            d.record(&mut pass);
+        }
+    }
+
+    /// Every dispatch of the pass, in order (for the profiler and dispatch counts).
+    pub fn dispatches(&self) -> impl Iterator<Item = &Dispatch> {
+        self.body.iter().chain(&self.head)
+    }
+}
+
+impl Tensor {
+    /// The same buffer seen with another shape of the same element count.
+    pub fn reshaped(&self, shape: &[usize]) -> Tensor {
+        debug_assert_eq!(
+            shape.iter().product::<usize>(),
+            self.numel(),
+            "reshape of {:?}",
+            self.shape
+        );
+        debug_assert!(self.elem == Elem::F32 || self.elem == Elem::U32);
+        Tensor {
+            buffer: self.buffer.clone(),
+            elem: self.elem,
+            shape: shape.to_vec(),
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The Llama graph: weights on the GPU, the per-layer dispatch list, and a session that runs
+//! prompts (prefill, in chunks) and generates (one submission per token).
+
+pub mod graph;
+pub mod session;
+pub mod weights;
+
+pub use session::{GenerateStats, Sampling, Session, SessionOptions};
+pub use weights::LlamaWeights;

@@ -1,0 +1,363 @@
+//! Running a model: prompts in chunks (prefill), then one submission per generated token with
+//! only the sampled id read back.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::error::{EngineError, Result};
+use crate::gpu::Gpu;
+use crate::kv_cache::{KvCache, KvDtype};
+use crate::llama::graph::{Graph, GraphIo, LogitRows};
+use crate::llama::weights::LlamaWeights;
+use crate::ops::sample::{self, SampleRng};
+use crate::step::{Step, StepBuffer};
+use crate::tensor::{Elem, Tensor};
+
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    /// KV-cache slots: the longest prompt + generation this session can hold.
+    pub ctx: usize,
+    pub kv_dtype: KvDtype,
+    /// Prompt tokens per prefill pass: bounds activation memory for long prompts.
+    pub prefill_chunk: usize,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            ctx: 2048,
+            kv_dtype: KvDtype::F32,
+            prefill_chunk: 256,
+        }
+    }
+}
+
+/// How the next token is chosen. `temperature <= 0` is greedy argmax.
+#[derive(Clone, Copy, Debug)]
+pub struct Sampling {
+    pub temperature: f32,
+    pub top_k: u32,
+    pub top_p: f32,
+    pub seed: u64,
+}
+
+impl Sampling {
+    pub fn greedy() -> Sampling {
+        Sampling {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            seed: 0,
+        }
+    }
+}
+
+/// Timings of one `generate` call.
+#[derive(Clone, Debug, Default)]
+pub struct GenerateStats {
+    pub prompt_tokens: usize,
+    pub prefill: Duration,
+    /// From the call to the first generated token being known on the CPU.
+    pub time_to_first_token: Duration,
+    pub generated: usize,
+    pub decode: Duration,
+}
+
+pub struct Session<'m> {
+    gpu: &'m Gpu,
+    weights: &'m LlamaWeights,
+    opts: SessionOptions,
+    kv: KvCache,
+    step: StepBuffer,
+    /// Prompt token ids, one chunk at a time [prefill_chunk].
+    prompt_tokens: Tensor,
+    /// The sampled token id [1]: written by the sampler, read by the next decode's embedding.
+    sampled: Tensor,
+    readback: wgpu::Buffer,
+    sampling: sample::Sampling,
+    rng: SampleRng,
+    decode: Graph,
+    prefill: HashMap<(usize, bool), Graph>,
+    /// Tokens already in the KV cache.
+    pos: usize,
+}
+
+impl<'m> Session<'m> {
+    pub fn new(
+        gpu: &'m Gpu,
+        weights: &'m LlamaWeights,
+        opts: SessionOptions,
+        sampling: Sampling,
+    ) -> Result<Session<'m>> {
+        let c = &weights.config;
+        if opts.ctx == 0 || opts.prefill_chunk == 0 {
+            return Err(EngineError::Shape {
+                op: "session",
+                detail: "ctx and prefill_chunk must be > 0".into(),
+            });
+        }
+        let kv = KvCache::new(
+            gpu,
+            c.n_layers,
+            opts.ctx,
+            c.n_kv_heads,
+            c.head_dim,
+            opts.kv_dtype,
+        )?;
+        let step = StepBuffer::new(gpu)?;
+        let prompt_tokens = gpu.upload_u32(
+            "prompt_tokens",
+            &vec![0; opts.prefill_chunk],
+            &[opts.prefill_chunk],
+        )?;
+        let sampled = gpu.upload_u32("sampled", &[0], &[1])?;
+        let readback = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("sampled.readback"),
+            size: 4,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let spec = sample::Sampling {
+            temperature: sampling.temperature,
+            top_k: sampling.top_k,
+            top_p: sampling.top_p,
+        };
+        let io = GraphIo {
+            tokens: &sampled,
+            step: &step.buffer,
+            kv: &kv,
+            sampled: Some((&sampled, &spec)),
+        };
+        let decode = Graph::build(gpu, weights, 1, LogitRows::Last, &io)?;
+        Ok(Session {
+            gpu,
+            weights,
+            kv,
+            step,
+            prompt_tokens,
+            sampled,
+            readback,
+            sampling: spec,
+            rng: SampleRng::new(sampling.seed),
+            decode,
+            prefill: HashMap::new(),
+            pos: 0,
+            opts,
+        })
+    }
+
+    /// Forgets the context (the cache is overwritten from position 0).
+    pub fn reset(&mut self) {
+        self.pos = 0;
+    }
+
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    pub fn decode_graph(&self) -> &Graph {
+        &self.decode
+    }
+
+    fn check_room(&self, n: usize) -> Result<()> {
+        if n == 0 {
+            return Err(EngineError::Shape {
+                op: "prompt",
+                detail: "the prompt is empty (no tokens)".into(),
+            });
+        }
+        if self.pos + n > self.opts.ctx {
+            return Err(EngineError::Shape {
+                op: "prompt",
+                detail: format!(
+                    "{} tokens at position {} do not fit the context of {} tokens (raise --ctx, up to the model's {})",
+                    n, self.pos, self.opts.ctx, self.weights.config.context_length
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn prefill_graph(&mut self, t: usize, all_rows: bool) -> Result<&Graph> {
+        let key = (t, all_rows);
+        if !self.prefill.contains_key(&key) {
+            // The prompt buffer holds a whole chunk; this graph reads its first t ids.
+            let tokens = Tensor {
+                buffer: self.prompt_tokens.buffer.clone(),
+                elem: Elem::U32,
+                shape: vec![t],
+            };
+            let rows = if all_rows {
+                LogitRows::All
+            } else {
+                LogitRows::Last
+            };
+            let sampled = if all_rows {
+                None
+            } else {
+                Some((&self.sampled, &self.sampling))
+            };
+            let io = GraphIo {
+                tokens: &tokens,
+                step: &self.step.buffer,
+                kv: &self.kv,
+                sampled,
+            };
+            let g = Graph::build(self.gpu, self.weights, t, rows, &io)?;
+            self.prefill.insert(key, g);
+        }
+        Ok(&self.prefill[&key])
+    }
+
+    /// Runs `tokens` through the model in chunks, appending them to the cache. With
+    /// `all_rows`, returns the logits of every token [n * vocab]; otherwise samples the next
+    /// token (left on the GPU for `decode`) and returns its id.
+    fn run_prompt(&mut self, tokens: &[u32], all_rows: bool) -> Result<(Vec<f32>, u32)> {
+        self.check_room(tokens.len())?;
+        let mut logits = Vec::new();
+        let chunk = self.opts.prefill_chunk;
+        let mut next = 0;
+        for part in tokens.chunks(chunk) {
+            let t = part.len();
+            self.gpu
+                .queue
+                .write_buffer(&self.prompt_tokens.buffer, 0, bytemuck::cast_slice(part));
+            self.step.write(
+                self.gpu,
+                &Step {
+                    pos: self.pos as u32,
+                    n_tokens: t as u32,
+                    rand: self.rng.next_rand(),
+                    _pad: 0,
+                },
+            );
+            let gpu = self.gpu;
+            let graph = self.prefill_graph(t, all_rows)?;
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            graph.record(&mut enc);
+            if all_rows {
+                gpu.queue.submit([enc.finish()]);
+                logits.extend(gpu.read_f32(&graph.acts.logits)?);
+            } else {
+                next = self.finish_with_readback(enc)?;
+            }
+            self.pos += t;
+        }
+        Ok((logits, next))
+    }
+
+    /// Logits of every prompt position [n * vocab], from the prefill path, starting at position 0.
+    pub fn prompt_logits(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        self.reset();
+        Ok(self.run_prompt(tokens, true)?.0)
+    }
+
+    /// Appends a prompt and returns the sampled next token.
+    pub fn prefill(&mut self, tokens: &[u32]) -> Result<u32> {
+        Ok(self.run_prompt(tokens, false)?.1)
+    }
+
+    /// Feeds the last sampled token and samples the next: one submission, 4 bytes read back.
+    pub fn decode(&mut self) -> Result<u32> {
+        self.check_room(1)?;
+        self.step.write(
+            self.gpu,
+            &Step {
+                pos: self.pos as u32,
+                n_tokens: 1,
+                rand: self.rng.next_rand(),
+                _pad: 0,
+            },
+        );
+        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
+        self.decode.record(&mut enc);
+        let id = self.finish_with_readback(enc)?;
+        self.pos += 1;
+        Ok(id)
+    }
+
+    /// Like `decode`, but feeds `token` instead of the last sampled one (teacher forcing, for
+    /// golden checks).
+    pub fn decode_forcing(&mut self, token: u32) -> Result<u32> {
+        self.gpu
+            .queue
+            .write_buffer(&self.sampled.buffer, 0, bytemuck::bytes_of(&token));
+        self.decode()
+    }
+
+    /// The logits the last `decode` or `prefill` chose from [vocab] (checks only: a readback).
+    pub fn last_logits(&self, from_decode: bool) -> Result<Vec<f32>> {
+        if from_decode {
+            return self.gpu.read_f32(&self.decode.acts.logits);
+        }
+        let g = self.prefill.iter().find(|(k, _)| !k.1).map(|(_, g)| g);
+        match g {
+            Some(g) => self.gpu.read_f32(&g.acts.logits),
+            None => Err(EngineError::Shape {
+                op: "last_logits",
+                detail: "no prefill has run".into(),
+            }),
+        }
+    }
+
+    fn finish_with_readback(&self, mut enc: wgpu::CommandEncoder) -> Result<u32> {
+        enc.copy_buffer_to_buffer(&self.sampled.buffer, 0, &self.readback, 0, 4);
+        self.gpu.queue.submit([enc.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.readback.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.gpu.wait()?;
+        let gpu_err = |m: String| EngineError::Gpu {
+            context: "token readback".into(),
+            message: m,
+        };
+        rx.recv()
+            .map_err(|e| gpu_err(e.to_string()))?
+            .map_err(|e| gpu_err(e.to_string()))?;
+        let id = {
+            let view = self
+                .readback
+                .get_mapped_range(..)
+                .map_err(|e| gpu_err(e.to_string()))?;
+            u32::from_le_bytes([view[0], view[1], view[2], view[3]])
+        };
+        self.readback.unmap();
+        Ok(id)
+    }
+
+    /// Prompt, then up to `max_new` tokens, calling `on_token` with each as soon as it is
+    /// known; stops early at a token in `stop` or when `on_token` returns false.
+    pub fn generate(
+        &mut self,
+        prompt: &[u32],
+        max_new: usize,
+        stop: &[u32],
+        mut on_token: impl FnMut(u32) -> bool,
+    ) -> Result<GenerateStats> {
+        let start = Instant::now();
+        let mut stats = GenerateStats {
+            prompt_tokens: prompt.len(),
+            ..Default::default()
+        };
+        if max_new > 0 {
+            self.check_room(prompt.len() + max_new)?;
+        }
+        let mut token = self.prefill(prompt)?;
+        stats.prefill = start.elapsed();
+        stats.time_to_first_token = stats.prefill;
+        let decode_start = Instant::now();
+        for i in 0..max_new {
+            if stop.contains(&token) {
+                break;
+            }
+            stats.generated += 1;
+            if !on_token(token) || i + 1 == max_new {
+                break;
+            }
+            token = self.decode()?;
+        }
+        stats.decode = decode_start.elapsed();
+        Ok(stats)
+    }
+}
