@@ -42,17 +42,7 @@ fn check_embedding(dtype: DType, vocab: usize, d: usize, t: usize) {
 
 #[test]
 fn embedding_every_type() {
-    for dtype in [
-        DType::F32,
-        DType::F16,
-        DType::BF16,
-        DType::Q8_0,
-        DType::Q4_0,
-        DType::Q5_0,
-        DType::Q4K,
-        DType::Q5K,
-        DType::Q6K,
-    ] {
+    for dtype in DType::ALL {
         let d = match dtype.block_size() {
             256 => 768,
             32 => 544,

@@ -177,17 +177,7 @@ fn matvec_more_workgroups_than_one_dimension_holds() {
     check_linear(DType::Q8_0, Kernel::MatVec(shape), 1, n, 32, false);
 }
 
-const ALL_TYPES: [DType; 9] = [
-    DType::F32,
-    DType::F16,
-    DType::BF16,
-    DType::Q8_0,
-    DType::Q4_0,
-    DType::Q5_0,
-    DType::Q4K,
-    DType::Q5K,
-    DType::Q6K,
-];
+const ALL_TYPES: [DType; 9] = DType::ALL;
 
 /// Upload then the dequant kernel reproduces the CPU dequantiser bit for bit: the GPU layout
 /// and decoding lose nothing, so the matmul tolerances only cover accumulation.

@@ -18,6 +18,24 @@ pub enum DType {
 }
 
 impl DType {
+    /// Every type this project runs.
+    pub const ALL: [DType; 9] = [
+        DType::F32,
+        DType::F16,
+        DType::BF16,
+        DType::Q8_0,
+        DType::Q4_0,
+        DType::Q5_0,
+        DType::Q4K,
+        DType::Q5K,
+        DType::Q6K,
+    ];
+
+    /// The type with ggml's name `name` ("q4_K", "bf16", ...).
+    pub fn from_name(name: &str) -> Option<DType> {
+        DType::ALL.into_iter().find(|d| d.name() == name)
+    }
+
     /// Values per block (1 for plain floats).
     pub const fn block_size(self) -> usize {
         match self {

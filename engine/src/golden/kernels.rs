@@ -176,7 +176,7 @@ impl Case<'_> {
             .as_str()
             .ok_or_else(|| self.bad("wdtype"))?
             .to_string();
-        let dtype = dtype_from_name(&dtype_name).ok_or_else(|| self.bad("wdtype"))?;
+        let dtype = DType::from_name(&dtype_name).ok_or_else(|| self.bad("wdtype"))?;
         let shape: Vec<usize> = self
             .param("wshape")
             .as_array()
@@ -404,20 +404,4 @@ impl Case<'_> {
             ))),
         }
     }
-}
-
-fn dtype_from_name(name: &str) -> Option<DType> {
-    [
-        DType::F32,
-        DType::F16,
-        DType::BF16,
-        DType::Q8_0,
-        DType::Q4_0,
-        DType::Q5_0,
-        DType::Q4K,
-        DType::Q5K,
-        DType::Q6K,
-    ]
-    .into_iter()
-    .find(|d| d.name() == name)
 }
