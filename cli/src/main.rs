@@ -6,6 +6,7 @@ mod golden;
 mod inspect;
 mod load;
 mod logits;
+mod profile;
 mod run;
 mod stream;
 
@@ -49,6 +50,8 @@ enum Command {
     Golden(golden::GoldenCommand),
     /// Time prompt processing and generation (llama-bench style), or the prompt scenarios.
     Bench(bench::BenchArgs),
+    /// Per-shader GPU times for prefill and decode, against the bandwidth floor.
+    Profile(profile::ProfileArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Logits(args) => logits::run(&gpu_opts, args),
         Command::Golden(cmd) => golden::run(&gpu_opts, cmd),
         Command::Bench(args) => bench::run(&gpu_opts, args),
+        Command::Profile(args) => profile::run(&gpu_opts, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
