@@ -1,10 +1,12 @@
 //! The `wgllama` command line: argument parsing, progress and output formatting only.
 //! Library crates return errors; this is the only place that exits.
 
+mod bench;
 mod golden;
 mod inspect;
 mod load;
 mod logits;
+mod profile;
 mod run;
 mod stream;
 
@@ -46,6 +48,10 @@ enum Command {
     /// Check kernels or a whole model against golden files.
     #[command(subcommand)]
     Golden(golden::GoldenCommand),
+    /// Time prompt processing and generation (llama-bench style), or the prompt scenarios.
+    Bench(bench::BenchArgs),
+    /// Per-shader GPU times for prefill and decode, against the bandwidth floor.
+    Profile(profile::ProfileArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +65,8 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&gpu_opts, args),
         Command::Logits(args) => logits::run(&gpu_opts, args),
         Command::Golden(cmd) => golden::run(&gpu_opts, cmd),
+        Command::Bench(args) => bench::run(&gpu_opts, args),
+        Command::Profile(args) => profile::run(&gpu_opts, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

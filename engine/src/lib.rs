@@ -1,6 +1,7 @@
 //! wgllama-engine: the wgpu runtime, one dispatch module per WGSL kernel family, and a naive
 //! CPU reference for every kernel.
 
+pub mod bench;
 pub mod dispatch;
 pub mod error;
 pub mod golden;
@@ -8,6 +9,7 @@ pub mod gpu;
 pub mod kv_cache;
 pub mod llama;
 pub mod ops;
+pub mod profile;
 pub mod reference;
 pub mod step;
 pub mod tensor;

@@ -143,22 +143,32 @@ impl Graph {
 
     /// Records the whole pass into `enc`: body, last-row copy (prefill only), head.
     pub fn record(&self, enc: &mut wgpu::CommandEncoder) {
-        let needs_copy = self.rows == LogitRows::Last && self.t > 1;
         let mut pass = enc.begin_compute_pass(&Default::default());
         for d in &self.body {
             d.record(&mut pass);
         }
-        if needs_copy {
+        if self.needs_last_row_copy() {
             // A copy cannot sit inside a compute pass: end it, copy, start the head's pass.
             drop(pass);
-            let d = self.acts.x.shape[1] as u64 * 4;
-            let from = (self.t as u64 - 1) * d;
-            enc.copy_buffer_to_buffer(&self.acts.x.buffer, from, &self.acts.x_last.buffer, 0, d);
+            self.record_last_row_copy(enc);
             pass = enc.begin_compute_pass(&Default::default());
         }
         for d in &self.head {
             d.record(&mut pass);
         }
+    }
+
+    /// Whether the head reads a copy of the last row, made between the body's pass and the
+    /// head's (prefill with logits of the last row only).
+    pub fn needs_last_row_copy(&self) -> bool {
+        self.rows == LogitRows::Last && self.t > 1
+    }
+
+    /// The copy of x's last row into `x_last`; must sit outside a compute pass.
+    pub fn record_last_row_copy(&self, enc: &mut wgpu::CommandEncoder) {
+        let d = self.acts.x.shape[1] as u64 * 4;
+        let from = (self.t as u64 - 1) * d;
+        enc.copy_buffer_to_buffer(&self.acts.x.buffer, from, &self.acts.x_last.buffer, 0, d);
     }
 
     /// Every dispatch of the pass, in order (for the profiler and dispatch counts).

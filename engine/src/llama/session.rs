@@ -155,6 +155,11 @@ impl<'m> Session<'m> {
         self.pos
     }
 
+    /// KV-cache slots: the most tokens (prompt + generated) this session holds.
+    pub fn context(&self) -> usize {
+        self.opts.ctx
+    }
+
     pub fn decode_graph(&self) -> &Graph {
         &self.decode
     }
@@ -212,7 +217,12 @@ impl<'m> Session<'m> {
     /// Runs `tokens` through the model in chunks, appending them to the cache. With
     /// `all_rows`, returns the logits of every token [n * vocab]; otherwise samples the next
     /// token (left on the GPU for `decode`) and returns its id.
-    fn run_prompt(&mut self, tokens: &[u32], all_rows: bool) -> Result<(Vec<f32>, u32)> {
+    fn run_prompt(
+        &mut self,
+        tokens: &[u32],
+        all_rows: bool,
+        mut record: impl FnMut(&Graph, &mut wgpu::CommandEncoder),
+    ) -> Result<(Vec<f32>, u32)> {
         self.check_room(tokens.len())?;
         let mut logits = Vec::new();
         let chunk = self.opts.prefill_chunk;
@@ -234,7 +244,7 @@ impl<'m> Session<'m> {
             let gpu = self.gpu;
             let graph = self.prefill_graph(t, all_rows)?;
             let mut enc = gpu.device.create_command_encoder(&Default::default());
-            graph.record(&mut enc);
+            record(graph, &mut enc);
             if all_rows {
                 gpu.queue.submit([enc.finish()]);
                 logits.extend(gpu.read_f32(&graph.acts.logits)?);
@@ -249,16 +259,36 @@ impl<'m> Session<'m> {
     /// Logits of every prompt position [n * vocab], from the prefill path, starting at position 0.
     pub fn prompt_logits(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
         self.reset();
-        Ok(self.run_prompt(tokens, true)?.0)
+        Ok(self.run_prompt(tokens, true, Graph::record)?.0)
     }
 
     /// Appends a prompt and returns the sampled next token.
     pub fn prefill(&mut self, tokens: &[u32]) -> Result<u32> {
-        Ok(self.run_prompt(tokens, false)?.1)
+        self.prefill_with(tokens, Graph::record)
+    }
+
+    /// `prefill` with each chunk's graph recorded by `record` instead of `Graph::record`: the
+    /// profiler's hook (it adds timestamps). Each chunk is submitted and waited for before
+    /// `record` is called again.
+    pub fn prefill_with(
+        &mut self,
+        tokens: &[u32],
+        record: impl FnMut(&Graph, &mut wgpu::CommandEncoder),
+    ) -> Result<u32> {
+        Ok(self.run_prompt(tokens, false, record)?.1)
     }
 
     /// Feeds the last sampled token and samples the next: one submission, 4 bytes read back.
     pub fn decode(&mut self) -> Result<u32> {
+        self.decode_with(Graph::record)
+    }
+
+    /// `decode` with the graph recorded by `record` (the profiler's hook); the step has
+    /// finished on the GPU when this returns.
+    pub fn decode_with(
+        &mut self,
+        record: impl FnOnce(&Graph, &mut wgpu::CommandEncoder),
+    ) -> Result<u32> {
         self.check_room(1)?;
         self.step.write(
             self.gpu,
@@ -270,7 +300,7 @@ impl<'m> Session<'m> {
             },
         );
         let mut enc = self.gpu.device.create_command_encoder(&Default::default());
-        self.decode.record(&mut enc);
+        record(&self.decode, &mut enc);
         let id = self.finish_with_readback(enc)?;
         self.pos += 1;
         Ok(id)

@@ -91,7 +91,8 @@ pub fn matvec_with(
         ],
     )?;
     let workgroups = grid(gpu, (s.n as u32).div_ceil(rows));
-    dispatch(gpu, "matvec", pipeline, workgroups, x, w, y, &s, accumulate)
+    let label = variant_label("matvec", s.dtype);
+    dispatch(gpu, label, pipeline, workgroups, x, w, y, &s, accumulate)
 }
 
 /// The tiled prefill kernel, for any T (also T == 1, for tests).
@@ -114,7 +115,33 @@ pub fn matmul_tiled(
     )?;
     let tiles = s.t.div_ceil(TILE_T) * s.n.div_ceil(TILE_N);
     let workgroups = grid(gpu, tiles as u32);
-    dispatch(gpu, "matmul", pipeline, workgroups, x, w, y, &s, accumulate)
+    let label = variant_label("matmul", s.dtype);
+    dispatch(gpu, label, pipeline, workgroups, x, w, y, &s, accumulate)
+}
+
+/// The dispatch label: kernel and weight type ("matvec q4_K"), so profiles split by both.
+/// Static strings keep `Dispatch` cheap to clone and free of allocation.
+fn variant_label(kernel: &str, dtype: DType) -> &'static str {
+    macro_rules! by_dtype {
+        ($k:literal) => {
+            match dtype {
+                DType::F32 => concat!($k, " f32"),
+                DType::F16 => concat!($k, " f16"),
+                DType::BF16 => concat!($k, " bf16"),
+                DType::Q8_0 => concat!($k, " q8_0"),
+                DType::Q4_0 => concat!($k, " q4_0"),
+                DType::Q5_0 => concat!($k, " q5_0"),
+                DType::Q4K => concat!($k, " q4_K"),
+                DType::Q5K => concat!($k, " q5_K"),
+                DType::Q6K => concat!($k, " q6_K"),
+            }
+        };
+    }
+    if kernel == "matvec" {
+        by_dtype!("matvec")
+    } else {
+        by_dtype!("matmul")
+    }
 }
 
 /// Sizes of one linear layer, checked.
