@@ -5,8 +5,10 @@ mod golden;
 mod inspect;
 mod load;
 mod logits;
+mod quantize;
 mod run;
 mod stream;
+mod synth;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +48,10 @@ enum Command {
     /// Check kernels or a whole model against golden files.
     #[command(subcommand)]
     Golden(golden::GoldenCommand),
+    /// Re-encode a model (GGUF or HF folder) as a llama.cpp GGUF: q4_k_m, q8_0, f16, ...
+    Quantize(quantize::QuantizeArgs),
+    /// Write a deterministic random-weight Llama of a preset shape (GGUF or HF folder).
+    Synth(synth::SynthArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +65,8 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&gpu_opts, args),
         Command::Logits(args) => logits::run(&gpu_opts, args),
         Command::Golden(cmd) => golden::run(&gpu_opts, cmd),
+        Command::Quantize(args) => quantize::run(args),
+        Command::Synth(args) => synth::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
