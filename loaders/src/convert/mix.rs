@@ -86,11 +86,11 @@ pub fn tensor_type(target: Target, w: Weight, cols: usize, n_layers: usize, tied
         }
     };
     let fallback = match wanted {
-        DType::Q4K if cols % 256 != 0 => DType::Q5_0,
-        DType::Q6K if cols % 256 != 0 => DType::Q8_0,
+        DType::Q4K if !cols.is_multiple_of(256) => DType::Q5_0,
+        DType::Q6K if !cols.is_multiple_of(256) => DType::Q8_0,
         t => t,
     };
-    if cols % fallback.block_size() != 0 {
+    if !cols.is_multiple_of(fallback.block_size()) {
         DType::F16
     } else {
         fallback

@@ -32,7 +32,7 @@ impl PlannedTensor<'_> {
     pub fn rows_and_cols(&self) -> (usize, usize) {
         let cols = self.spec.shape.last().copied().unwrap_or(1);
         let n: usize = self.spec.shape.iter().product();
-        (if cols == 0 { 0 } else { n / cols }, cols)
+        (n.checked_div(cols).unwrap_or(0), cols)
     }
 }
 

@@ -286,8 +286,8 @@ pub(super) fn q6k_block(x: &[f32; QK_K]) -> BlockQ6K {
     for (s, &v) in scales.iter_mut().zip(&sub_scales) {
         *s = nearest(iscale * v).min(127) as i8;
     }
-    for j in 0..16 {
-        let step = d.to_f32() * scales[j] as f32;
+    for (j, &sc) in scales.iter().enumerate() {
+        let step = d.to_f32() * sc as f32;
         if step == 0.0 {
             continue;
         }
