@@ -7,8 +7,10 @@ mod inspect;
 mod load;
 mod logits;
 mod profile;
+mod quantize;
 mod run;
 mod stream;
+mod synth;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +54,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Per-shader GPU times for prefill and decode, against the bandwidth floor.
     Profile(profile::ProfileArgs),
+    /// Re-encode a model (GGUF or HF folder) as a llama.cpp GGUF: q4_k_m, q8_0, f16, ...
+    Quantize(quantize::QuantizeArgs),
+    /// Write a deterministic random-weight Llama of a preset shape (GGUF or HF folder).
+    Synth(synth::SynthArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +73,8 @@ fn main() -> ExitCode {
         Command::Golden(cmd) => golden::run(&gpu_opts, cmd),
         Command::Bench(args) => bench::run(&gpu_opts, args),
         Command::Profile(args) => profile::run(&gpu_opts, args),
+        Command::Quantize(args) => quantize::run(args),
+        Command::Synth(args) => synth::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,6 +6,7 @@
 //! [`Weight`] role, and [`ModelFile::check`].
 
 pub mod config;
+pub mod convert;
 pub mod dtype;
 mod error;
 pub mod gguf;
@@ -14,6 +15,7 @@ mod model_file;
 pub mod names;
 pub mod quant;
 pub mod safetensors_folder;
+pub mod synth;
 pub mod tokenizer;
 
 pub use config::{LlamaConfig, RopeLayout, RopeScaling};

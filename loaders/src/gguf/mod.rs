@@ -6,4 +6,4 @@ mod writer;
 
 pub use reader::{GgufFile, GgufTensorInfo, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_MAX_DIMS};
 pub use value::{GgufArray, GgufMetadata, GgufValue, GgufValueType};
-pub use writer::GgufWriter;
+pub use writer::{GgufStreamWriter, GgufTensorSpec, GgufWriter};

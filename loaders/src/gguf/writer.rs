@@ -1,5 +1,7 @@
 //! A small GGUF writer: metadata of every value type and tensors placed at the alignment.
-//! Used by tests to build files, and later by `quantize` / `synth`.
+//! [`GgufWriter`] holds everything in memory (tests, small files); [`GgufStreamWriter`]
+//! writes the header from the tensor table first and then each tensor's bytes as they
+//! are produced, so `quantize` / `synth` never hold a whole model.
 
 use std::borrow::Cow;
 use std::io::{self, Write};
@@ -127,28 +129,19 @@ impl<'a> GgufWriter<'a> {
 
     /// Writes the whole file.
     pub fn write(&self, out: &mut impl Write) -> io::Result<()> {
-        let mut header = Vec::new();
-        header.extend_from_slice(GGUF_MAGIC);
-        header.extend_from_slice(&self.version.to_le_bytes());
-        header.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
-        header.extend_from_slice(&(self.metadata.len() as u64).to_le_bytes());
-        for (key, value) in self.metadata.iter() {
-            write_string(&mut header, key);
-            header.extend_from_slice(&value.value_type().id().to_le_bytes());
-            write_value(&mut header, value);
-        }
-        let mut offset = 0u64;
-        for t in &self.tensors {
-            write_string(&mut header, &t.name);
-            header.extend_from_slice(&(t.ne.len() as u32).to_le_bytes());
-            for d in &t.ne {
-                header.extend_from_slice(&d.to_le_bytes());
-            }
-            header.extend_from_slice(&t.dtype.ggml_id().to_le_bytes());
-            header.extend_from_slice(&offset.to_le_bytes());
-            offset = (offset + t.data.len() as u64).next_multiple_of(self.alignment);
-        }
-        pad_to(&mut header, self.alignment);
+        let table: Vec<(&str, DType, &[u64], u64)> = self
+            .tensors
+            .iter()
+            .map(|t| {
+                (
+                    t.name.as_str(),
+                    t.dtype,
+                    t.ne.as_slice(),
+                    t.data.len() as u64,
+                )
+            })
+            .collect();
+        let header = encode_header(self.version, self.alignment, &self.metadata, &table);
         out.write_all(&header)?;
 
         let mut written = 0u64;
@@ -177,6 +170,171 @@ impl<'a> GgufWriter<'a> {
         let mut out = io::BufWriter::new(file);
         self.write(&mut out).map_err(io_err)?;
         out.flush().map_err(io_err)
+    }
+}
+
+/// Header, metadata and tensor infos for tensors `(name, dtype, ne, n_bytes)` laid out
+/// in order at `alignment`, padded to the start of the data.
+fn encode_header(
+    version: u32,
+    alignment: u64,
+    metadata: &GgufMetadata,
+    tensors: &[(&str, DType, &[u64], u64)],
+) -> Vec<u8> {
+    let mut header = Vec::new();
+    header.extend_from_slice(GGUF_MAGIC);
+    header.extend_from_slice(&version.to_le_bytes());
+    header.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
+    header.extend_from_slice(&(metadata.len() as u64).to_le_bytes());
+    for (key, value) in metadata.iter() {
+        write_string(&mut header, key);
+        header.extend_from_slice(&value.value_type().id().to_le_bytes());
+        write_value(&mut header, value);
+    }
+    let mut offset = 0u64;
+    for &(name, dtype, ne, n_bytes) in tensors {
+        write_string(&mut header, name);
+        header.extend_from_slice(&(ne.len() as u32).to_le_bytes());
+        for d in ne {
+            header.extend_from_slice(&d.to_le_bytes());
+        }
+        header.extend_from_slice(&dtype.ggml_id().to_le_bytes());
+        header.extend_from_slice(&offset.to_le_bytes());
+        offset = (offset + n_bytes).next_multiple_of(alignment);
+    }
+    pad_to(&mut header, alignment);
+    header
+}
+
+/// One entry of a [`GgufStreamWriter`]'s tensor table.
+#[derive(Clone, Debug)]
+pub struct GgufTensorSpec {
+    pub name: String,
+    pub dtype: DType,
+    /// Outermost first (PyTorch order), as for [`GgufWriter::add_tensor`].
+    pub shape: Vec<usize>,
+}
+
+impl GgufTensorSpec {
+    /// Bytes of the tensor's data, or `None` if its rows are not whole blocks.
+    pub fn n_bytes(&self) -> Option<u64> {
+        let row = self.shape.last().copied().unwrap_or(1);
+        if !row.is_multiple_of(self.dtype.block_size()) {
+            return None;
+        }
+        self.dtype
+            .bytes_for(self.shape.iter().map(|&d| d as u64).product())
+    }
+}
+
+/// Writes a GGUF file whose tensor table is known up front and whose tensor data comes
+/// later, tensor by tensor in table order, in pieces of any size.
+pub struct GgufStreamWriter<W: Write> {
+    out: W,
+    alignment: u64,
+    /// Bytes each tensor needs, in order.
+    sizes: Vec<u64>,
+    /// Index of the tensor being written and bytes of it written so far.
+    current: usize,
+    written: u64,
+}
+
+impl<W: Write> GgufStreamWriter<W> {
+    /// Writes the header (GGUF v3, default alignment 32) and returns the writer for the data.
+    pub fn new(
+        mut out: W,
+        metadata: &GgufMetadata,
+        tensors: &[GgufTensorSpec],
+    ) -> Result<Self, LoadError> {
+        let mut sizes = Vec::with_capacity(tensors.len());
+        let mut ne = Vec::with_capacity(tensors.len());
+        for t in tensors {
+            if t.shape.len() > GGUF_MAX_DIMS {
+                return Err(LoadError::BadData {
+                    dtype: t.dtype.name(),
+                    problem: format!("tensor `{}`: more than {GGUF_MAX_DIMS} dimensions", t.name),
+                });
+            }
+            sizes.push(t.n_bytes().ok_or_else(|| LoadError::BadData {
+                dtype: t.dtype.name(),
+                problem: format!(
+                    "tensor `{}`: rows of shape {:?} are not whole blocks",
+                    t.name, t.shape
+                ),
+            })?);
+            ne.push(
+                t.shape
+                    .iter()
+                    .rev()
+                    .map(|&d| d as u64)
+                    .collect::<Vec<u64>>(),
+            );
+        }
+        let table: Vec<(&str, DType, &[u64], u64)> = tensors
+            .iter()
+            .zip(&ne)
+            .zip(&sizes)
+            .map(|((t, ne), &n)| (t.name.as_str(), t.dtype, ne.as_slice(), n))
+            .collect();
+        let alignment = GGUF_DEFAULT_ALIGNMENT;
+        let header = encode_header(3, alignment, metadata, &table);
+        out.write_all(&header).map_err(stream_io)?;
+        Ok(GgufStreamWriter {
+            out,
+            alignment,
+            sizes,
+            current: 0,
+            written: 0,
+        })
+    }
+
+    /// Appends bytes of the current tensor; when it is complete, pads to the alignment
+    /// and moves on to the next. Refuses more bytes than the table declared.
+    pub fn write_data(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let Some(&size) = self.sizes.get(self.current) else {
+            return Err(io::Error::other(
+                "GGUF stream: more tensor data than the table declares",
+            ));
+        };
+        if self.written + bytes.len() as u64 > size {
+            return Err(io::Error::other(format!(
+                "GGUF stream: tensor {} is {size} bytes, got more",
+                self.current
+            )));
+        }
+        self.out.write_all(bytes)?;
+        self.written += bytes.len() as u64;
+        if self.written == size {
+            let padded = size.next_multiple_of(self.alignment);
+            self.out.write_all(&vec![0u8; (padded - size) as usize])?;
+            self.current += 1;
+            self.written = 0;
+        }
+        Ok(())
+    }
+
+    /// Checks every declared tensor was written in full and flushes; returns the sink.
+    pub fn finish(mut self) -> io::Result<W> {
+        // Zero-sized tensors complete without a write.
+        while self.sizes.get(self.current) == Some(&0) {
+            self.current += 1;
+        }
+        if self.current != self.sizes.len() {
+            return Err(io::Error::other(format!(
+                "GGUF stream: {} of {} tensors written",
+                self.current,
+                self.sizes.len()
+            )));
+        }
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+fn stream_io(e: io::Error) -> LoadError {
+    LoadError::BadData {
+        dtype: "gguf",
+        problem: format!("writing the header: {e}"),
     }
 }
 

@@ -1,14 +1,22 @@
-//! CPU quantisers for the simple block formats (float types, Q8_0, Q4_0, Q5_0). The
-//! k-quant quantisers (Q4_K, Q5_K, Q6_K) need ggml's iterative scale search and come later.
+//! CPU quantisers for every storage type: float conversions, the simple block formats
+//! (Q8_0, Q4_0, Q5_0) here, the k-quants (Q4_K, Q5_K, Q6_K) in [`super::kquants`].
 
 use bytemuck::bytes_of;
 use half::{bf16, f16};
 
 use super::blocks::*;
+use super::kquants;
 use crate::{DType, LoadError};
 
 /// Encodes `values` as `dtype`. The count must be a whole number of blocks.
 pub fn quantize(dtype: DType, values: &[f32]) -> Result<Vec<u8>, LoadError> {
+    let mut out = Vec::new();
+    quantize_into(dtype, values, &mut out)?;
+    Ok(out)
+}
+
+/// As [`quantize`], appending to `out` (so a caller can reuse one buffer per thread).
+pub fn quantize_into(dtype: DType, values: &[f32], out: &mut Vec<u8>) -> Result<(), LoadError> {
     if !values.len().is_multiple_of(dtype.block_size()) {
         return Err(LoadError::BadData {
             dtype: dtype.name(),
@@ -19,7 +27,7 @@ pub fn quantize(dtype: DType, values: &[f32]) -> Result<Vec<u8>, LoadError> {
             ),
         });
     }
-    let mut out = Vec::with_capacity(values.len() / dtype.block_size() * dtype.block_bytes());
+    out.reserve(values.len() / dtype.block_size() * dtype.block_bytes());
     match dtype {
         DType::F32 => values
             .iter()
@@ -39,14 +47,17 @@ pub fn quantize(dtype: DType, values: &[f32]) -> Result<Vec<u8>, LoadError> {
         DType::Q5_0 => values
             .chunks_exact(QK)
             .for_each(|x| out.extend_from_slice(bytes_of(&q5_0_block(x)))),
-        DType::Q4K | DType::Q5K | DType::Q6K => {
-            return Err(LoadError::BadData {
-                dtype: dtype.name(),
-                problem: "no quantiser for k-quants yet".into(),
-            })
-        }
+        DType::Q4K => each_super_block(values, out, kquants::q4k_block),
+        DType::Q5K => each_super_block(values, out, kquants::q5k_block),
+        DType::Q6K => each_super_block(values, out, kquants::q6k_block),
     }
-    Ok(out)
+    Ok(())
+}
+
+fn each_super_block<B: bytemuck::Pod>(values: &[f32], out: &mut Vec<u8>, f: fn(&[f32; QK_K]) -> B) {
+    for x in values.chunks_exact(QK_K) {
+        out.extend_from_slice(bytes_of(&f(x.try_into().expect("chunk of QK_K"))));
+    }
 }
 
 fn f16_le(x: f32) -> [u8; 2] {
