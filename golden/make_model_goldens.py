@@ -96,7 +96,7 @@ def main() -> None:
         mdir = os.path.join(SRC, name)
         if not os.path.isdir(mdir):
             continue
-        hf_dirs = sorted(d for d in os.listdir(mdir) if d.startswith("hf-"))
+        hf_dirs = sorted(d for d in os.listdir(mdir) if d.startswith("hf-") and os.path.isdir(os.path.join(mdir, d)))
         cfg_path = os.path.join(mdir, hf_dirs[0], "config.json")
         cfg = transformers.AutoConfig.from_pretrained(os.path.dirname(cfg_path))
         variants = [(d, os.path.join(mdir, d)) for d in hf_dirs]
