@@ -1,4 +1,4 @@
-//! Our CPU dequantisers against the `gguf` Python package's (golden/make_dequant_golden.py).
+//! Our CPU dequantisers against the `gguf` Python package's (golden/loaders/make_dequant_golden.py).
 
 use std::path::PathBuf;
 
@@ -8,8 +8,10 @@ use wgllama_loaders::DType;
 
 #[test]
 fn dequantisers_match_the_gguf_python_package_exactly() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden/dequant/dequant.safetensors");
-    let bytes = std::fs::read(&path).expect("golden file (run golden/make_dequant_golden.py)");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../golden/loaders/dequant/dequant.safetensors");
+    let bytes =
+        std::fs::read(&path).expect("golden file (run golden/loaders/make_dequant_golden.py)");
     let golden = SafeTensors::deserialize(&bytes).expect("golden file parses");
     let types = [
         ("q8_0", DType::Q8_0),

@@ -1,4 +1,4 @@
-//! A GGUF file written by the `gguf` Python package (golden/make_gguf_golden.py): a file
+//! A GGUF file written by the `gguf` Python package (golden/loaders/make_gguf_golden.py): a file
 //! made by an independent writer must open, pass the check, and hold exactly the bytes
 //! our quantisers produce for the same values.
 
@@ -18,8 +18,8 @@ fn values(n: usize, k: usize) -> Vec<f32> {
 
 #[test]
 fn gguf_py_file_opens_checks_and_matches_our_quantisers() {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden/gguf/tiny-llama-gguf-py.gguf");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../golden/loaders/gguf/tiny-llama-gguf-py.gguf");
     let m = ModelFile::open(&path).unwrap();
     m.check().unwrap();
     let c = m.config();

@@ -3,7 +3,7 @@
 //!
 //! The error here is measured with our dequantiser, which matches gguf-py bit for bit
 //! (`dequant_golden.rs`). `independent_check_with_gguf_py` additionally writes a GGUF and
-//! has `golden/check_kquants.py` dequantise it with gguf-py, when python3 has `gguf`.
+//! has `golden/loaders/check_kquants.py` dequantise it with gguf-py, when python3 has `gguf`.
 
 mod common;
 
@@ -132,7 +132,10 @@ fn independent_check_with_gguf_py() {
             .unwrap();
     }
     w.write_file(&path).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/golden/check_kquants.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../golden/loaders/check_kquants.py"
+    );
     let out = std::process::Command::new("python3")
         .arg(script)
         .arg(&path)

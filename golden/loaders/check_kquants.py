@@ -3,7 +3,7 @@
 `loaders/tests/kquants.rs` (tensor `x` in F32 plus `q4_K`, `q5_K`, `q6_K` copies of it)
 with the `gguf` package and bound each copy's normalised mean squared error.
 
-Usage: python3 loaders/golden/check_kquants.py FILE.gguf   (versions: golden/requirements.txt)
+Usage: python3 golden/loaders/check_kquants.py FILE.gguf   (versions: golden/requirements.txt)
 """
 import sys
 
