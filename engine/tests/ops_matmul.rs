@@ -3,7 +3,9 @@
 //! reference over the loaders' CPU dequantiser (independent of the GPU layout).
 
 use wgllama_engine::ops::dequant::dequant;
-use wgllama_engine::ops::matmul::{matmul, matmul_tiled, matvec_with, MatvecShape};
+use wgllama_engine::ops::matmul::{
+    matmul, matmul_tiled, matvec_subgroup, matvec_with, MatvecKind, MatvecShape, SubgroupShape,
+};
 use wgllama_engine::reference::matmul::{matmul as ref_matmul, weight_values};
 use wgllama_engine::testing::weights::random_weight_bytes;
 use wgllama_engine::testing::{errors, test_gpu, Rng, Tol};
@@ -39,8 +41,10 @@ enum Kernel {
     Auto,
     /// The tiled kernel even for T == 1.
     Tiled,
-    /// The mat-vec kernel with an explicit workgroup shape.
+    /// The workgroup-reduction mat-vec kernel (the fallback) with an explicit shape.
     MatVec(MatvecShape),
+    /// The subgroup mat-vec kernel with an explicit shape.
+    Subgroup(SubgroupShape),
 }
 
 fn upload_random(rng: &mut Rng, dtype: DType, n: usize, k: usize) -> (Tensor, Vec<f32>) {
@@ -70,6 +74,7 @@ fn check_linear(dtype: DType, kernel: Kernel, t: usize, n: usize, k: usize, accu
         Kernel::Auto => matmul(gpu, &tx, &w, &ty, accumulate),
         Kernel::Tiled => matmul_tiled(gpu, &tx, &w, &ty, accumulate),
         Kernel::MatVec(shape) => matvec_with(gpu, &tx, &w, &ty, accumulate, shape),
+        Kernel::Subgroup(shape) => matvec_subgroup(gpu, &tx, &w, &ty, accumulate, shape),
     }
     .unwrap();
     assert_eq!(d.cost.flops, 2 * (t * n * k) as u64);
@@ -104,6 +109,23 @@ fn linear_all_paths(dtype: DType) {
     check_linear(dtype, Kernel::Auto, 1, 67, k1, false);
     check_linear(dtype, Kernel::Auto, 1, 1, k0, false);
     check_linear(dtype, Kernel::Auto, 1, 67, k1, true);
+    // The fallback kernel explicitly (Auto takes the subgroup kernel where it can).
+    check_linear(
+        dtype,
+        Kernel::MatVec(MatvecShape::for_k(k0)),
+        1,
+        1000,
+        k0,
+        false,
+    );
+    check_linear(
+        dtype,
+        Kernel::MatVec(MatvecShape::for_k(k1)),
+        1,
+        67,
+        k1,
+        true,
+    );
     // Other mat-vec shapes: one row per workgroup, wide workgroups over short rows.
     let one_row = MatvecShape { lanes: 64, rows: 1 };
     check_linear(dtype, Kernel::MatVec(one_row), 1, 67, k0, false);
@@ -155,6 +177,105 @@ fn linear_q5_k() {
 #[test]
 fn linear_q6_k() {
     linear_all_paths(DType::Q6K);
+}
+
+/// Subgroup mat-vec shapes: the default, rows not a multiple of rows per subgroup, one
+/// subgroup with one row, and many subgroups over few rows.
+fn subgroup_shapes(dtype: DType) -> [SubgroupShape; 4] {
+    let shape = |subgroups, rows_per_subgroup| SubgroupShape {
+        subgroups,
+        rows_per_subgroup,
+    };
+    [
+        SubgroupShape::for_dtype(dtype),
+        shape(3, 4),
+        shape(1, 1),
+        shape(8, 2),
+    ]
+}
+
+/// The subgroup mat-vec for one weight type: N in {1000, 67, 13, 1} (not multiples of the
+/// rows per workgroup, fewer rows than a workgroup owns), plain and accumulate, both row
+/// lengths where they are whole chunks, every shape. Where the device has no subgroups the
+/// kernel must refuse and `matmul` must fall back.
+fn linear_subgroup(dtype: DType) {
+    let gpu = test_gpu();
+    let [k0, k1] = row_lengths(dtype);
+    if !gpu.caps.subgroups {
+        assert!(matches!(
+            MatvecKind::pick(gpu, dtype, k0),
+            MatvecKind::Workgroup(_)
+        ));
+        return;
+    }
+    assert!(matches!(
+        MatvecKind::pick(gpu, dtype, k0),
+        MatvecKind::Subgroup(_)
+    ));
+    let k1 = if k1 % 16 == 0 { k1 } else { k0 };
+    let shapes = subgroup_shapes(dtype);
+    let mut i = 0;
+    for n in [1000, 67, 13, 1] {
+        for accumulate in [false, true] {
+            let k = if accumulate { k1 } else { k0 };
+            check_linear(dtype, Kernel::Subgroup(shapes[i % 4]), 1, n, k, accumulate);
+            i += 1;
+        }
+    }
+}
+
+#[test]
+fn linear_subgroup_f32() {
+    linear_subgroup(DType::F32);
+}
+#[test]
+fn linear_subgroup_f16() {
+    linear_subgroup(DType::F16);
+}
+#[test]
+fn linear_subgroup_bf16() {
+    linear_subgroup(DType::BF16);
+}
+#[test]
+fn linear_subgroup_q8_0() {
+    linear_subgroup(DType::Q8_0);
+}
+#[test]
+fn linear_subgroup_q4_0() {
+    linear_subgroup(DType::Q4_0);
+}
+#[test]
+fn linear_subgroup_q5_0() {
+    linear_subgroup(DType::Q5_0);
+}
+#[test]
+fn linear_subgroup_q4_k() {
+    linear_subgroup(DType::Q4K);
+}
+#[test]
+fn linear_subgroup_q5_k() {
+    linear_subgroup(DType::Q5K);
+}
+#[test]
+fn linear_subgroup_q6_k() {
+    linear_subgroup(DType::Q6K);
+}
+
+/// The subgroup kernel with one row per workgroup on a vocab-sized N: the grid spills
+/// into y.
+#[test]
+fn matvec_subgroup_more_workgroups_than_one_dimension_holds() {
+    let gpu = test_gpu();
+    if !gpu.caps.subgroups {
+        return;
+    }
+    let n = gpu.limits.max_compute_workgroups_per_dimension as usize + 4465;
+    let shape = SubgroupShape {
+        subgroups: 1,
+        rows_per_subgroup: 1,
+    };
+    check_linear(DType::Q8_0, Kernel::Subgroup(shape), 1, n, 32, false);
+    check_linear(DType::Q4K, Kernel::Subgroup(shape), 1, n, 256, true);
 }
 
 /// Odd row lengths of float weights: one value per row, and an odd element count (the last
@@ -306,4 +427,33 @@ fn matmul_rejects_bad_operands() {
         matvec_with(gpu, &x1, &w, &y1, false, odd),
         &["matvec", "lanes"],
     );
+    if gpu.caps.subgroups {
+        let sg = SubgroupShape {
+            subgroups: 4,
+            rows_per_subgroup: 1,
+        };
+        shape_error(
+            matvec_subgroup(gpu, &x, &w, &y, false, sg),
+            &["matvec", "one token"],
+        );
+        let too_many = SubgroupShape {
+            subgroups: 4,
+            rows_per_subgroup: 5,
+        };
+        shape_error(
+            matvec_subgroup(gpu, &x1, &w, &y1, false, too_many),
+            &["matvec", "rows per subgroup"],
+        );
+        // Rows that are not whole chunks: only the fallback kernel reads them.
+        let wf = gpu.zeros_f32("w", &[8, 100]).unwrap();
+        let xf = gpu.zeros_f32("x", &[1, 100]).unwrap();
+        shape_error(
+            matvec_subgroup(gpu, &xf, &wf, &y1, false, sg),
+            &["matvec", "multiple of 16"],
+        );
+        assert!(matches!(
+            MatvecKind::pick(gpu, DType::F32, 100),
+            MatvecKind::Workgroup(_)
+        ));
+    }
 }

@@ -71,6 +71,11 @@ pub const MATMUL: Shader = Shader {
     name: "matmul",
     parts: &[QUANT_WGSL, include_str!("../matmul.wgsl")],
 };
+/// The decode mat-vec with subgroup reductions (needs the device's SUBGROUP feature).
+pub const MATVEC_SUBGROUP: Shader = Shader {
+    name: "matvec_subgroup",
+    parts: &[QUANT_WGSL, include_str!("../matvec_subgroup.wgsl")],
+};
 pub const DEQUANT: Shader = Shader {
     name: "dequant",
     parts: &[QUANT_WGSL, include_str!("../dequant.wgsl")],
@@ -92,6 +97,7 @@ pub const ALL: &[Shader] = &[
     SOFTMAX,
     SAMPLE,
     MATMUL,
+    MATVEC_SUBGROUP,
     DEQUANT,
     EMBEDDING,
 ];

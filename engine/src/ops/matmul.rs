@@ -38,6 +38,47 @@ impl MatvecShape {
     }
 }
 
+/// The subgroup mat-vec's shape: subgroups per workgroup (each of the adapter's largest
+/// subgroup size) and rows each subgroup computes together (sharing x loads). A workgroup
+/// owns `subgroups * rows_per_subgroup` rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubgroupShape {
+    pub subgroups: u32,
+    pub rows_per_subgroup: u32,
+}
+
+impl SubgroupShape {
+    /// 4 subgroups; 2 rows per subgroup for block types (more independent loads per lane
+    /// on the small quant words), 1 for float weights (each chunk already 32-64 bytes).
+    pub fn for_dtype(dtype: DType) -> SubgroupShape {
+        SubgroupShape {
+            subgroups: 4,
+            rows_per_subgroup: if dtype.is_quantized() { 2 } else { 1 },
+        }
+    }
+}
+
+/// Which decode kernel `matmul` uses for T == 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatvecKind {
+    /// matvec_subgroup.wgsl: a subgroup per row, `subgroupAdd`.
+    Subgroup(SubgroupShape),
+    /// matmul.wgsl's `matvec`: workgroup-memory reduction, no optional feature.
+    Workgroup(MatvecShape),
+}
+
+impl MatvecKind {
+    /// The subgroup kernel where the device has subgroups and rows are whole chunks, else
+    /// the workgroup kernel.
+    pub fn pick(gpu: &Gpu, dtype: DType, k: usize) -> MatvecKind {
+        if gpu.caps.subgroups && k.is_multiple_of(16) {
+            MatvecKind::Subgroup(SubgroupShape::for_dtype(dtype))
+        } else {
+            MatvecKind::Workgroup(MatvecShape::for_k(k))
+        }
+    }
+}
+
 /// Tile of the prefill kernel (matmul.wgsl's BT, BN).
 const TILE_T: usize = 32;
 const TILE_N: usize = 64;
@@ -48,7 +89,10 @@ const TILE_N: usize = 64;
 pub fn matmul(gpu: &Gpu, x: &Tensor, w: &Tensor, y: &Tensor, accumulate: bool) -> Result<Dispatch> {
     let s = check("matmul", x, w, y)?;
     if s.t == 1 {
-        matvec_with(gpu, x, w, y, accumulate, MatvecShape::for_k(s.k))
+        match MatvecKind::pick(gpu, s.dtype, s.k) {
+            MatvecKind::Subgroup(shape) => matvec_subgroup(gpu, x, w, y, accumulate, shape),
+            MatvecKind::Workgroup(shape) => matvec_with(gpu, x, w, y, accumulate, shape),
+        }
     } else {
         matmul_tiled(gpu, x, w, y, accumulate)
     }
@@ -92,6 +136,71 @@ pub fn matvec_with(
     )?;
     let workgroups = grid(gpu, (s.n as u32).div_ceil(rows));
     let label = variant_label("matvec", s.dtype);
+    dispatch(gpu, label, pipeline, workgroups, x, w, y, &s, accumulate)
+}
+
+/// The subgroup decode kernel for one token (T must be 1): needs the device's subgroups and
+/// K a multiple of 16.
+pub fn matvec_subgroup(
+    gpu: &Gpu,
+    x: &Tensor,
+    w: &Tensor,
+    y: &Tensor,
+    accumulate: bool,
+    shape: SubgroupShape,
+) -> Result<Dispatch> {
+    let s = check("matvec", x, w, y)?;
+    let bad = |detail: String| EngineError::Shape {
+        op: "matvec",
+        detail,
+    };
+    if s.t != 1 {
+        return Err(bad(format!("x: one token wanted, got {:?}", x.shape)));
+    }
+    if !gpu.caps.subgroups {
+        return Err(bad("subgroup kernel: the device has no subgroups".into()));
+    }
+    if !s.k.is_multiple_of(16) {
+        return Err(bad(format!(
+            "subgroup kernel: K = {} is not a multiple of 16",
+            s.k
+        )));
+    }
+    // Whole subgroups of the largest size the adapter may use (unknown: assume 32), so
+    // subgroups are full; the shader copes with any size, only the lane count depends on it.
+    let sg_size = match gpu.caps.subgroup_size.1 {
+        0 => 32,
+        n => n,
+    };
+    let SubgroupShape {
+        subgroups,
+        rows_per_subgroup: rs,
+    } = shape;
+    let lanes = subgroups * sg_size;
+    if subgroups == 0
+        || lanes > gpu.limits.max_compute_invocations_per_workgroup
+        || lanes > gpu.limits.max_compute_workgroup_size_x
+        || !(1..=4).contains(&rs)
+    {
+        return Err(bad(format!(
+            "subgroup shape {shape:?}: 1..=4 rows per subgroup, at most {} lanes (subgroups of {sg_size})",
+            gpu.limits.max_compute_invocations_per_workgroup
+        )));
+    }
+    let rows = subgroups * rs;
+    let pipeline = gpu.pipeline(
+        &wgllama_shaders::MATVEC_SUBGROUP,
+        "matvec_sg",
+        &[
+            ("DT", s.dtype.ggml_id() as f64),
+            ("ACC", accumulate as u32 as f64),
+            ("WG", lanes as f64),
+            ("R", rows as f64),
+            ("RS", rs as f64),
+        ],
+    )?;
+    let workgroups = grid(gpu, (s.n as u32).div_ceil(rows));
+    let label = variant_label("matvec_sg", s.dtype);
     dispatch(gpu, label, pipeline, workgroups, x, w, y, &s, accumulate)
 }
 
@@ -139,6 +248,8 @@ fn variant_label(kernel: &str, dtype: DType) -> &'static str {
     }
     if kernel == "matvec" {
         by_dtype!("matvec")
+    } else if kernel == "matvec_sg" {
+        by_dtype!("matvec_sg")
     } else {
         by_dtype!("matmul")
     }
