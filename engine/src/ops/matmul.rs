@@ -67,11 +67,18 @@ pub enum MatvecKind {
     Workgroup(MatvecShape),
 }
 
+/// Whether `matmul` uses the subgroup mat-vec where it can. Off: measured on the H100
+/// (2026-11-23, benches/results/2026-11-23-h100/matvec_sg.txt) it beat the workgroup kernel
+/// on some shapes in isolation (q4_K 14336x4096: 885 vs 641 GB/s) but lost on K = 14336 and
+/// gained nothing end to end (TinyLlama Q4_K_M tg128 222 vs 232 t/s, Llama-2-7B Q4_K_M 85.5
+/// vs 87.8). It stays tested and opt-in until it wins (issue 6).
+pub const SUBGROUP_MATVEC_BY_DEFAULT: bool = false;
+
 impl MatvecKind {
-    /// The subgroup kernel where the device has subgroups and rows are whole chunks, else
-    /// the workgroup kernel.
+    /// The subgroup kernel where it is enabled by default, the device has subgroups and rows
+    /// are whole chunks; else the workgroup kernel.
     pub fn pick(gpu: &Gpu, dtype: DType, k: usize) -> MatvecKind {
-        if gpu.caps.subgroups && k.is_multiple_of(16) {
+        if SUBGROUP_MATVEC_BY_DEFAULT && gpu.caps.subgroups && k.is_multiple_of(16) {
             MatvecKind::Subgroup(SubgroupShape::for_dtype(dtype))
         } else {
             MatvecKind::Workgroup(MatvecShape::for_k(k))
