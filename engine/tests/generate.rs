@@ -79,3 +79,33 @@ fn prompts_that_do_not_fit_or_are_empty_are_refused() {
     let e = s.decode().unwrap_err().to_string();
     assert!(e.contains("context of 8"), "{e}");
 }
+
+#[test]
+fn a_chunked_prompt_reports_the_logits_of_its_last_token() {
+    // 11 tokens in chunks of 4 leave graphs for T = 4 and T = 3; the sampled token and
+    // `last_logits` must come from the last chunk.
+    let w = weights();
+    let prompt: Vec<u32> = (1..=11).map(|i| i * 7 % 300 + 3).collect();
+    let opts = SessionOptions {
+        ctx: 32,
+        prefill_chunk: 4,
+        ..Default::default()
+    };
+    let mut s = Session::new(test_gpu(), &w, opts, Sampling::greedy()).unwrap();
+    let all = s.prompt_logits(&prompt).unwrap();
+    let want = &all[(prompt.len() - 1) * w.config.vocab_size..];
+    s.reset();
+    let first = s.prefill(&prompt).unwrap();
+    let got = s.last_logits(false).unwrap();
+    let max = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        max < 1e-4,
+        "last_logits differs from the prompt's last row by {max}"
+    );
+    let argmax = (0..want.len()).fold(0, |b, i| if want[i] > want[b] { i } else { b });
+    assert_eq!(first as usize, argmax);
+}

@@ -78,6 +78,8 @@ pub struct Session<'m> {
     rng: SampleRng,
     decode: Graph,
     prefill: HashMap<(usize, bool), Graph>,
+    /// Key of the prefill graph that ran the last prompt chunk (its logits are `last_logits`).
+    last_chunk: Option<(usize, bool)>,
     /// Tokens already in the KV cache.
     pos: usize,
 }
@@ -141,6 +143,7 @@ impl<'m> Session<'m> {
             rng: SampleRng::new(sampling.seed),
             decode,
             prefill: HashMap::new(),
+            last_chunk: None,
             pos: 0,
             opts,
         })
@@ -252,6 +255,7 @@ impl<'m> Session<'m> {
                 next = self.finish_with_readback(enc)?;
             }
             self.pos += t;
+            self.last_chunk = Some((t, all_rows));
         }
         Ok((logits, next))
     }
@@ -320,7 +324,11 @@ impl<'m> Session<'m> {
         if from_decode {
             return self.gpu.read_f32(&self.decode.acts.logits);
         }
-        let g = self.prefill.iter().find(|(k, _)| !k.1).map(|(_, g)| g);
+        // The graph of the last chunk, not any prefill graph: a chunked prompt leaves several.
+        let g = self
+            .last_chunk
+            .filter(|k| !k.1)
+            .and_then(|k| self.prefill.get(&k));
         match g {
             Some(g) => self.gpu.read_f32(&g.acts.logits),
             None => Err(EngineError::Shape {
