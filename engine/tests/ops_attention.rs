@@ -6,11 +6,12 @@ use half::f16;
 use wgllama_engine::kv_cache::{KvCache, KvDtype};
 use wgllama_engine::ops::attention::{attention, attention_with_splits, auto_splits};
 use wgllama_engine::ops::kvcache::kv_write;
-use wgllama_engine::ops::rope::{rope, rope_inv_freq, RopeStyle};
+use wgllama_engine::ops::rope::{rope, RopeStyle};
 use wgllama_engine::reference;
 use wgllama_engine::step::{Step, StepBuffer};
 use wgllama_engine::testing::{assert_close, errors, test_gpu, Rng, Tol};
 use wgllama_engine::{Elem, EngineError, Gpu, Tensor};
+use wgllama_loaders::config::{rope_inv_freqs, RopeScaling};
 
 /// f32 caches, and f16 caches against a reference fed the same f16-rounded K/V: the kernel's
 /// only error is f32 arithmetic, mostly the score dots (up to 256 terms of size ~2, so a score
@@ -334,7 +335,7 @@ fn kv_write_matches_reference() {
 fn prompt_then_decode_through_one_cache() {
     let gpu = test_gpu();
     let (h, kv, d, prompt, ctx) = (8, 2, 64, 150, 600);
-    let inv_freq = rope_inv_freq(d, 500000.0, None);
+    let inv_freq = rope_inv_freqs(d, 500000.0, &RopeScaling::None);
     let tf = gpu.upload_f32("inv_freq", &inv_freq, &[d / 2]).unwrap();
     for dtype in [KvDtype::F32, KvDtype::F16] {
         let cache = KvCache::new(gpu, 1, ctx, kv, d, dtype).unwrap();

@@ -1,12 +1,18 @@
 //! Op tests for RoPE (`rope.wgsl`) and the load-time frequency table `rope_inv_freq`.
 
-use wgllama_engine::ops::rope::{rope, rope_inv_freq, Llama3RopeScaling, RopeStyle};
+use wgllama_engine::ops::rope::{rope, RopeStyle};
 use wgllama_engine::reference;
 use wgllama_engine::step::{Step, StepBuffer};
 use wgllama_engine::testing::{assert_close, errors, test_gpu, Rng, Tol};
+use wgllama_loaders::config::{rope_inv_freqs, RopeScaling};
+
+/// The frequency table the engine uploads for a model (the loaders' formula).
+fn rope_inv_freq(head_dim: usize, theta: f32, scaling: Option<RopeScaling>) -> Vec<f32> {
+    rope_inv_freqs(head_dim, theta, &scaling.unwrap_or(RopeScaling::None))
+}
 
 /// Llama 3.1 8B's `rope_scaling`.
-const LLAMA31: Llama3RopeScaling = Llama3RopeScaling {
+const LLAMA31: RopeScaling = RopeScaling::Llama3 {
     factor: 8.0,
     low_freq_factor: 1.0,
     high_freq_factor: 4.0,
@@ -145,7 +151,12 @@ fn rope_inv_freq_llama3_goldens() {
         let got = rope_inv_freq(
             head_dim,
             500000.0,
-            Some(Llama3RopeScaling { factor, ..LLAMA31 }),
+            Some(RopeScaling::Llama3 {
+                factor,
+                low_freq_factor: 1.0,
+                high_freq_factor: 4.0,
+                original_max_position_embeddings: 8192,
+            }),
         );
         for (i, (&g, &w)) in got.iter().zip(golden).enumerate() {
             // rope_inv_freq's power is correctly rounded; numpy's (and torch's) f32 pow is

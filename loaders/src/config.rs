@@ -20,7 +20,7 @@ pub enum RopeLayout {
 }
 
 /// How RoPE frequencies are stretched for long contexts.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub enum RopeScaling {
     None,
     /// Positions divided by `factor` (equivalently, every frequency divided by it).
@@ -104,43 +104,7 @@ impl LlamaConfig {
     /// [`crate::ModelFile::rope_inv_freqs`]). Which elements form pair i depends on
     /// [`LlamaConfig::rope_layout`].
     pub fn rope_inv_freqs(&self) -> Vec<f32> {
-        let half = self.head_dim / 2;
-        let theta = self.rope_theta as f64;
-        (0..half)
-            .map(|i| {
-                let freq = theta.powf(-(2.0 * i as f64) / self.head_dim as f64);
-                self.scale_frequency(freq) as f32
-            })
-            .collect()
-    }
-
-    fn scale_frequency(&self, freq: f64) -> f64 {
-        match self.rope_scaling {
-            RopeScaling::None | RopeScaling::FreqFactorsTensor => freq,
-            RopeScaling::Linear { factor } => freq / factor as f64,
-            RopeScaling::Llama3 {
-                factor,
-                low_freq_factor,
-                high_freq_factor,
-                original_max_position_embeddings,
-            } => {
-                let (factor, low, high) = (
-                    factor as f64,
-                    low_freq_factor as f64,
-                    high_freq_factor as f64,
-                );
-                let original = original_max_position_embeddings as f64;
-                let wavelen = 2.0 * std::f64::consts::PI / freq;
-                if wavelen < original / high {
-                    freq
-                } else if wavelen > original / low {
-                    freq / factor
-                } else {
-                    let smooth = (original / wavelen - low) / (high - low);
-                    (1.0 - smooth) * freq / factor + smooth * freq
-                }
-            }
-        }
+        rope_inv_freqs(self.head_dim, self.rope_theta, &self.rope_scaling)
     }
 
     /// Reads a GGUF file's `general.architecture` and `<arch>.*` keys.
@@ -517,4 +481,53 @@ fn bad(path: &Path, problem: String) -> LoadError {
         path: path.into(),
         problem,
     }
+}
+
+/// inv_freq[i] = theta^(-2i/head_dim) for i < head_dim/2, scaled as `scaling` says
+/// ([`RopeScaling::FreqFactorsTensor`]'s divisors live in the file and are applied by
+/// [`crate::ModelFile::rope_inv_freqs`]).
+///
+/// Follows transformers' `_compute_default_rope_parameters` and `_compute_llama3_parameters`
+/// step by step in f32, as torch evaluates them: the exponent 2i/head_dim is rounded to f32,
+/// the power is rounded once from f64 (torch's f32 `pow` is within an ulp of that), and every
+/// scaling step is an f32 operation in the same order. Results agree with transformers to an
+/// ulp or two (engine/tests/ops_rope.rs checks numpy goldens of the formula).
+pub fn rope_inv_freqs(head_dim: usize, theta: f32, scaling: &RopeScaling) -> Vec<f32> {
+    let mut inv_freq: Vec<f32> = (0..head_dim / 2)
+        .map(|i| {
+            let exponent = (2 * i) as f32 / head_dim as f32;
+            1.0f32 / (theta as f64).powf(exponent as f64) as f32
+        })
+        .collect();
+    match *scaling {
+        RopeScaling::None | RopeScaling::FreqFactorsTensor => {}
+        RopeScaling::Linear { factor } => inv_freq.iter_mut().for_each(|f| *f /= factor),
+        RopeScaling::Llama3 {
+            factor,
+            low_freq_factor,
+            high_freq_factor,
+            original_max_position_embeddings,
+        } => {
+            let old_context_len = original_max_position_embeddings as f32;
+            let low_freq_wavelen = old_context_len / low_freq_factor;
+            let high_freq_wavelen = old_context_len / high_freq_factor;
+            for f in inv_freq.iter_mut() {
+                let wavelen = (2.0 * std::f64::consts::PI) as f32 / *f;
+                // Long wavelengths (low frequencies) are slowed by `factor`, short ones kept,
+                // and the band between blends the two linearly in old_context_len / wavelen.
+                let llama = if wavelen > low_freq_wavelen {
+                    *f / factor
+                } else {
+                    *f
+                };
+                let smooth = (old_context_len / wavelen - low_freq_factor)
+                    / (high_freq_factor - low_freq_factor);
+                let smoothed = (1.0 - smooth) * llama / factor + smooth * llama;
+                // transformers: ~(wavelen < high) * ~(wavelen > low); wavelen is never NaN.
+                let medium = wavelen >= high_freq_wavelen && wavelen <= low_freq_wavelen;
+                *f = if medium { smoothed } else { llama };
+            }
+        }
+    }
+    inv_freq
 }

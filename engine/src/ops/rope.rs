@@ -1,5 +1,5 @@
-//! `rope.wgsl`: rotary position embedding applied in place to q or k, and the CPU-side
-//! frequency table (`rope_inv_freq`) computed once at load.
+//! `rope.wgsl`: rotary position embedding applied in place to q or k. The frequency table
+//! comes from `wgllama_loaders::config::rope_inv_freqs`, computed once at load.
 
 use crate::dispatch::{grid, Cost, Dispatch};
 use crate::error::{EngineError, Result};
@@ -16,53 +16,6 @@ pub enum RopeStyle {
     RotateHalf,
 }
 
-/// Llama 3.x frequency scaling (`rope_scaling` with `rope_type: "llama3"` in config.json).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Llama3RopeScaling {
-    pub factor: f32,
-    pub low_freq_factor: f32,
-    pub high_freq_factor: f32,
-    pub original_max_position_embeddings: u32,
-}
-
-/// inv_freq[i] = theta^(-2i/head_dim) for i < head_dim/2, with Llama 3 scaling if given.
-///
-/// Follows transformers' `_compute_default_rope_parameters` and `_compute_llama3_parameters`
-/// step by step in f32, as torch evaluates them: the exponent 2i/head_dim is rounded to f32,
-/// the power is rounded once from f64 (torch's f32 `pow` is within an ulp of that), and every
-/// scaling step is an f32 operation in the same order. Results agree with transformers to an
-/// ulp or two.
-pub fn rope_inv_freq(head_dim: usize, theta: f32, scaling: Option<Llama3RopeScaling>) -> Vec<f32> {
-    let mut inv_freq: Vec<f32> = (0..head_dim / 2)
-        .map(|i| {
-            let exponent = (2 * i) as f32 / head_dim as f32;
-            1.0f32 / (theta as f64).powf(exponent as f64) as f32
-        })
-        .collect();
-    if let Some(s) = scaling {
-        let old_context_len = s.original_max_position_embeddings as f32;
-        let low_freq_wavelen = old_context_len / s.low_freq_factor;
-        let high_freq_wavelen = old_context_len / s.high_freq_factor;
-        for f in inv_freq.iter_mut() {
-            let wavelen = (2.0 * std::f64::consts::PI) as f32 / *f;
-            // Long wavelengths (low frequencies) are slowed by `factor`, short ones kept, and
-            // the band between blends the two linearly in old_context_len / wavelen.
-            let llama = if wavelen > low_freq_wavelen {
-                *f / s.factor
-            } else {
-                *f
-            };
-            let smooth = (old_context_len / wavelen - s.low_freq_factor)
-                / (s.high_freq_factor - s.low_freq_factor);
-            let smoothed = (1.0 - smooth) * llama / s.factor + smooth * llama;
-            // transformers: ~(wavelen < high) * ~(wavelen > low); wavelen is never NaN.
-            let medium = wavelen >= high_freq_wavelen && wavelen <= low_freq_wavelen;
-            *f = if medium { smoothed } else { llama };
-        }
-    }
-    inv_freq
-}
-
 /// Mirrors `Params` in rope.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -76,7 +29,7 @@ pub struct RopeParams {
 const WG: u32 = 64;
 
 /// Rotates x: [T, n_heads, head_dim] (f32) in place; token t is at position `step.pos + t`.
-/// `inv_freq`: [head_dim / 2] f32 from `rope_inv_freq`; `step`: the `StepBuffer`'s buffer.
+/// `inv_freq`: [head_dim / 2] f32 from `wgllama_loaders::config::rope_inv_freqs`; `step`: the `StepBuffer`'s buffer.
 pub fn rope(
     gpu: &Gpu,
     x: &Tensor,
