@@ -28,14 +28,14 @@ pub fn time_prefill(session: &mut Session<'_>, tokens: &[u32]) -> Result<Duratio
     Ok(start.elapsed())
 }
 
-/// Time for `n` decode steps after a one-token prompt (the prompt is not timed).
+/// Time for `n` decode steps after a one-token prompt (the prompt is not timed), pipelined
+/// as `run` generates (`Session::decode_stream`: the next step is queued while the GPU runs
+/// the current one; every token id is still read back).
 pub fn time_decode(session: &mut Session<'_>, first: u32, n: usize) -> Result<Duration> {
     session.reset();
     session.prefill(&[first])?;
     let start = Instant::now();
-    for _ in 0..n {
-        session.decode()?;
-    }
+    session.decode_stream(n, |_| true)?;
     Ok(start.elapsed())
 }
 

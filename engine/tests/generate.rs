@@ -109,3 +109,45 @@ fn a_chunked_prompt_reports_the_logits_of_its_last_token() {
     let argmax = (0..want.len()).fold(0, |b, i| if want[i] > want[b] { i } else { b });
     assert_eq!(first as usize, argmax);
 }
+
+#[test]
+fn pipelined_decode_matches_step_by_step_decode_and_a_stop_rewinds() {
+    // decode_stream keeps DECODE_DEPTH steps in flight; its tokens must equal one-step-at-
+    // a-time decoding, and stopping early must leave the session where the delivered tokens
+    // put it (position and fed-back token), despite the steps submitted past the stop.
+    let w = weights();
+    let opts = SessionOptions {
+        ctx: 64,
+        ..Default::default()
+    };
+    let prompt = [1, 11, 22, 33, 44];
+    let mut s = Session::new(test_gpu(), &w, opts.clone(), Sampling::greedy()).unwrap();
+    s.prefill(&prompt).unwrap();
+    let want: Vec<u32> = (0..12).map(|_| s.decode().unwrap()).collect();
+
+    let mut t = Session::new(test_gpu(), &w, opts, Sampling::greedy()).unwrap();
+    t.prefill(&prompt).unwrap();
+    let mut got = Vec::new();
+    let n = t
+        .decode_stream(12, |id| {
+            got.push(id);
+            true
+        })
+        .unwrap();
+    assert_eq!((n, &got), (12, &want), "pipelined vs step-by-step tokens");
+    assert_eq!(t.position(), prompt.len() + 12);
+
+    // Stop after 5 tokens, then continue one step at a time: same tokens as never stopping.
+    t.reset();
+    t.prefill(&prompt).unwrap();
+    let mut first = Vec::new();
+    t.decode_stream(12, |id| {
+        first.push(id);
+        first.len() < 5
+    })
+    .unwrap();
+    assert_eq!(first, want[..5]);
+    assert_eq!(t.position(), prompt.len() + 5);
+    let rest: Vec<u32> = (0..7).map(|_| t.decode().unwrap()).collect();
+    assert_eq!(rest, want[5..], "decoding after a stop");
+}

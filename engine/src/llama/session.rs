@@ -13,6 +13,11 @@ use crate::ops::sample::{self, SampleRng};
 use crate::step::{Step, StepBuffer};
 use crate::tensor::{Elem, Tensor};
 
+/// Decode steps `decode_stream` keeps submitted ahead of the token it is reading back: step
+/// i + 1 is recorded and queued while the GPU runs step i (the sampled id never leaves the
+/// GPU between steps), so CPU encoding overlaps GPU work instead of adding to it.
+pub const DECODE_DEPTH: usize = 2;
+
 #[derive(Clone, Debug)]
 pub struct SessionOptions {
     /// KV-cache slots: the longest prompt + generation this session can hold.
@@ -63,6 +68,13 @@ pub struct GenerateStats {
     pub decode: Duration,
 }
 
+/// A submitted step whose token id is being copied into a readback slot.
+struct PendingToken {
+    buffer: wgpu::Buffer,
+    submission: wgpu::SubmissionIndex,
+    mapped: std::sync::mpsc::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
+}
+
 pub struct Session<'m> {
     gpu: &'m Gpu,
     weights: &'m LlamaWeights,
@@ -73,7 +85,9 @@ pub struct Session<'m> {
     prompt_tokens: Tensor,
     /// The sampled token id [1]: written by the sampler, read by the next decode's embedding.
     sampled: Tensor,
-    readback: wgpu::Buffer,
+    /// A ring of 4-byte staging buffers: decode step i copies its sampled id into slot
+    /// i % DECODE_DEPTH, so up to DECODE_DEPTH steps can be in flight (`decode_stream`).
+    readback: Vec<wgpu::Buffer>,
     sampling: sample::Sampling,
     rng: SampleRng,
     decode: Graph,
@@ -113,12 +127,16 @@ impl<'m> Session<'m> {
             &[opts.prefill_chunk],
         )?;
         let sampled = gpu.upload_u32("sampled", &[0], &[1])?;
-        let readback = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("sampled.readback"),
-            size: 4,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let readback = (0..DECODE_DEPTH)
+            .map(|_| {
+                gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("sampled.readback"),
+                    size: 4,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            })
+            .collect();
         let spec = sample::Sampling {
             temperature: sampling.temperature,
             top_k: sampling.top_k,
@@ -338,30 +356,116 @@ impl<'m> Session<'m> {
         }
     }
 
-    fn finish_with_readback(&self, mut enc: wgpu::CommandEncoder) -> Result<u32> {
-        enc.copy_buffer_to_buffer(&self.sampled.buffer, 0, &self.readback, 0, 4);
-        self.gpu.queue.submit([enc.finish()]);
+    fn finish_with_readback(&self, enc: wgpu::CommandEncoder) -> Result<u32> {
+        let pending = self.submit_with_readback(enc, 0);
+        self.read_token(pending)
+    }
+
+    /// Appends the copy of the sampled id into readback slot `slot` to `enc`, submits it and
+    /// starts mapping the slot; `read_token` waits for it.
+    fn submit_with_readback(&self, mut enc: wgpu::CommandEncoder, slot: usize) -> PendingToken {
+        let buffer = self.readback[slot].clone();
+        enc.copy_buffer_to_buffer(&self.sampled.buffer, 0, &buffer, 0, 4);
+        let submission = self.gpu.queue.submit([enc.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();
-        self.readback.map_async(wgpu::MapMode::Read, .., move |r| {
+        buffer.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
         });
-        self.gpu.wait()?;
+        PendingToken {
+            buffer,
+            submission,
+            mapped: rx,
+        }
+    }
+
+    /// Waits for a submitted step (and everything queued before it, nothing after) and
+    /// returns its token id.
+    fn read_token(&self, p: PendingToken) -> Result<u32> {
         let gpu_err = |m: String| EngineError::Gpu {
             context: "token readback".into(),
             message: m,
         };
-        rx.recv()
+        self.gpu
+            .device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(p.submission),
+                timeout: None,
+            })
+            .map_err(|e| gpu_err(e.to_string()))?;
+        p.mapped
+            .recv()
             .map_err(|e| gpu_err(e.to_string()))?
             .map_err(|e| gpu_err(e.to_string()))?;
         let id = {
-            let view = self
-                .readback
+            let view = p
+                .buffer
                 .get_mapped_range(..)
                 .map_err(|e| gpu_err(e.to_string()))?;
             u32::from_le_bytes([view[0], view[1], view[2], view[3]])
         };
-        self.readback.unmap();
+        p.buffer.unmap();
         Ok(id)
+    }
+
+    /// Up to `n` decode steps, each feeding the previous step's sampled token, with
+    /// `DECODE_DEPTH` steps in flight: step i + 1 is recorded and submitted before step i's
+    /// token is read back. `on_token` gets each new token in order; returning false stops.
+    /// Returns the tokens delivered. Steps submitted past a stop are discarded: the position
+    /// and the fed-back token are restored to what was delivered, and their cache writes lie
+    /// beyond the position, to be overwritten.
+    pub fn decode_stream(
+        &mut self,
+        n: usize,
+        mut on_token: impl FnMut(u32) -> bool,
+    ) -> Result<usize> {
+        if n == 0 {
+            return Ok(0);
+        }
+        self.check_room(n)?;
+        let start = self.pos;
+        let mut in_flight = std::collections::VecDeque::new();
+        let (mut submitted, mut delivered) = (0, 0);
+        let mut stopped_at = None;
+        while delivered < n {
+            while submitted < n && in_flight.len() < DECODE_DEPTH && stopped_at.is_none() {
+                self.step.write(
+                    self.gpu,
+                    &Step {
+                        pos: (start + submitted) as u32,
+                        n_tokens: 1,
+                        rand: self.rng.next_rand(),
+                        _pad: 0,
+                    },
+                );
+                let mut enc = self.gpu.device.create_command_encoder(&Default::default());
+                self.decode.record(&mut enc);
+                in_flight.push_back(self.submit_with_readback(enc, submitted % DECODE_DEPTH));
+                submitted += 1;
+            }
+            let Some(p) = in_flight.pop_front() else {
+                break;
+            };
+            let id = self.read_token(p)?;
+            if stopped_at.is_some() {
+                continue; // draining steps submitted past the stop
+            }
+            delivered += 1;
+            if !on_token(id) {
+                stopped_at = Some(id);
+            }
+        }
+        // Drain what is still in flight (mapped buffers must be unmapped before reuse).
+        while let Some(p) = in_flight.pop_front() {
+            self.read_token(p)?;
+        }
+        self.pos = start + delivered;
+        if let Some(last) = stopped_at.filter(|_| submitted > delivered) {
+            // Later steps overwrote the fed-back id: put the last delivered token back.
+            self.gpu
+                .queue
+                .write_buffer(&self.sampled.buffer, 0, bytemuck::bytes_of(&last));
+        }
+        Ok(delivered)
     }
 
     /// Prompt, then up to `max_new` tokens, calling `on_token` with each as soon as it is
@@ -381,19 +485,23 @@ impl<'m> Session<'m> {
         if max_new > 0 {
             self.check_room(prompt.len() + max_new)?;
         }
-        let mut token = self.prefill(prompt)?;
+        let token = self.prefill(prompt)?;
         stats.prefill = start.elapsed();
         stats.time_to_first_token = stats.prefill;
         let decode_start = Instant::now();
-        for i in 0..max_new {
-            if stop.contains(&token) {
-                break;
+        if max_new > 0 && !stop.contains(&token) {
+            stats.generated = 1;
+            if on_token(token) && max_new > 1 {
+                let mut generated = 1;
+                self.decode_stream(max_new - 1, |t| {
+                    if stop.contains(&t) {
+                        return false;
+                    }
+                    generated += 1;
+                    on_token(t)
+                })?;
+                stats.generated = generated;
             }
-            stats.generated += 1;
-            if !on_token(token) || i + 1 == max_new {
-                break;
-            }
-            token = self.decode()?;
         }
         stats.decode = decode_start.elapsed();
         Ok(stats)
