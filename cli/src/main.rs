@@ -28,6 +28,10 @@ struct Cli {
     /// else the first discrete GPU, else whatever exists).
     #[arg(long, global = true)]
     adapter: Option<String>,
+    /// Compile every kernel afresh instead of reusing the pipeline cache (kept in
+    /// $WGLLAMA_CACHE_DIR, else $XDG_CACHE_HOME/wgllama, else ~/.cache/wgllama).
+    #[arg(long, global = true)]
+    no_pipeline_cache: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -64,6 +68,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let gpu_opts = wgllama_engine::GpuOptions {
         adapter: cli.adapter,
+        pipeline_cache: if cli.no_pipeline_cache {
+            None
+        } else {
+            wgllama_engine::pipeline_cache::default_cache_dir()
+        },
     };
     let result = match cli.command {
         Command::Adapters => adapters(&gpu_opts),

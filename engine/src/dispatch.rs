@@ -61,6 +61,7 @@ impl Gpu {
             return Ok(p.clone());
         }
         let module = self.module(shader)?;
+        let cache = self.pipeline_cache_handle();
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let pipeline = self
             .device
@@ -74,7 +75,7 @@ impl Gpu {
                     // Kernels initialise the workgroup memory they read.
                     zero_initialize_workgroup_memory: false,
                 },
-                cache: None,
+                cache: cache.as_ref(),
             });
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(EngineError::Gpu {

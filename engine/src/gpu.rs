@@ -10,6 +10,8 @@ use crate::error::{EngineError, Result};
 #[derive(Clone, Debug, Default)]
 pub struct GpuOptions {
     pub adapter: Option<String>,
+    /// Directory of the on-disk pipeline cache (`pipeline_cache.rs`); `None` disables it.
+    pub pipeline_cache: Option<std::path::PathBuf>,
 }
 
 /// Optional capabilities the kernels may use; every kernel has a path without each one.
@@ -36,6 +38,14 @@ pub struct Gpu {
     /// Compiled pipelines by (shader, entry point, override constants): each variant compiles once.
     pub(crate) pipelines: Mutex<HashMap<String, wgpu::ComputePipeline>>,
     pub(crate) modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    pub(crate) pipeline_cache: Mutex<Option<crate::pipeline_cache::PipelineCacheFile>>,
+}
+
+impl Drop for Gpu {
+    fn drop(&mut self) {
+        // Best effort: a cache that cannot be written only costs the next start-up time.
+        let _ = self.save_pipeline_cache();
+    }
 }
 
 impl Gpu {
@@ -54,7 +64,11 @@ impl Gpu {
             .clone()
             .or_else(|| std::env::var("WGLLAMA_ADAPTER").ok());
         let adapter = pick_adapter(adapters, wanted.as_deref())?;
-        Self::from_adapter(adapter)
+        let gpu = Self::from_adapter(adapter)?;
+        if let Some(dir) = &opts.pipeline_cache {
+            gpu.use_pipeline_cache(dir);
+        }
+        Ok(gpu)
     }
 
     /// Requests a device on `adapter` with all of its limits and the optional features it has.
@@ -109,6 +123,7 @@ impl Gpu {
             caps,
             pipelines: Mutex::new(HashMap::new()),
             modules: Mutex::new(HashMap::new()),
+            pipeline_cache: Mutex::new(None),
         }
     }
 

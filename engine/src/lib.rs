@@ -9,6 +9,7 @@ pub mod gpu;
 pub mod kv_cache;
 pub mod llama;
 pub mod ops;
+pub mod pipeline_cache;
 pub mod profile;
 pub mod reference;
 pub mod step;

@@ -54,3 +54,34 @@ fn rmsnorm_matches_reference() {
         );
     }
 }
+
+#[test]
+fn pipeline_cache_round_trips_through_its_file() {
+    // Pipelines built with a cache fill it; the saved file seeds a second cache on a fresh
+    // device, whose pipelines then build (and run) as before. Where the adapter lacks
+    // PIPELINE_CACHE, `use_pipeline_cache` says so with None and nothing changes.
+    let dir = std::env::temp_dir().join(format!("wgllama-pcache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let gpu = wgllama_engine::Gpu::new(&Default::default()).unwrap();
+    let Some(path) = gpu.use_pipeline_cache(&dir) else {
+        eprintln!("skipped: {} has no PIPELINE_CACHE", gpu.describe());
+        return;
+    };
+    let x = gpu.upload_f32("x", &[1.0, -2.0, 3.0], &[3]).unwrap();
+    let y = gpu.zeros_f32("y", &[3]).unwrap();
+    let d = wgllama_engine::ops::elementwise::add(&gpu, &x, &x, &y).unwrap();
+    gpu.run(&[d]).unwrap();
+    gpu.save_pipeline_cache().unwrap();
+    let saved = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    assert!(saved > 0, "no cache data written to {}", path.display());
+    drop(gpu);
+    let again = wgllama_engine::Gpu::new(&Default::default()).unwrap();
+    assert_eq!(again.use_pipeline_cache(&dir), Some(path));
+    let x = again.upload_f32("x", &[1.0, -2.0, 3.0], &[3]).unwrap();
+    let y = again.zeros_f32("y", &[3]).unwrap();
+    again
+        .run(&[wgllama_engine::ops::elementwise::add(&again, &x, &x, &y).unwrap()])
+        .unwrap();
+    assert_eq!(again.read_f32(&y).unwrap(), [2.0, -4.0, 6.0]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
