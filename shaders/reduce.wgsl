@@ -1,8 +1,8 @@
 // Workgroup-wide reductions through workgroup memory (the path every adapter has; subgroup
 // variants come later). Callers must be uniform: every invocation of the workgroup calls.
-// RED_WG is the workgroup size of the calling kernel and must be a power of two <= 256.
+// RED_WG is the workgroup size of the calling kernel and must be a power of two <= 1024.
 
-var<workgroup> red_buf: array<f32, 256>;
+var<workgroup> red_buf: array<f32, 1024>;
 
 fn wg_sum(v: f32, lid: u32, wg: u32) -> f32 {
     red_buf[lid] = v;

@@ -32,9 +32,20 @@ fn rmsnorm_matches_reference() {
         nmse: 1e-12,
         max_abs: 1e-5,
     };
-    for (i, &(rows, dim)) in [(1, 64), (3, 1000), (7, 2048), (2, 4097), (130, 96)]
-        .iter()
-        .enumerate()
+    for (i, &(rows, dim)) in [
+        (1, 64),
+        (3, 1000),
+        (7, 2048),
+        (2, 4097),
+        (130, 96),
+        (1, 2048),
+        (1, 4096),
+        (1, 5000),
+        (1, 4099),
+        (1, 3),
+    ]
+    .iter()
+    .enumerate()
     {
         let mut rng = Rng::new(100 + i as u64);
         let x = rng.normal_vec(rows * dim, 1.5);

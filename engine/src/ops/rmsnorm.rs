@@ -16,7 +16,20 @@ pub struct RmsNormParams {
     pub _pad: u32,
 }
 
-const WG: u32 = 256;
+/// Lanes per row: 256 for prompts (many rows fill the GPU); for one row (decode) one lane
+/// per vec4 of the row, up to 1024 and the adapter's limit, so nothing loops.
+fn lanes(gpu: &Gpu, rows: usize, dim: usize) -> u32 {
+    if rows > 1 {
+        return 256;
+    }
+    let limit = gpu.limits.max_compute_invocations_per_workgroup.min(1024);
+    let limit = if limit.is_power_of_two() {
+        limit
+    } else {
+        limit.next_power_of_two() / 2
+    };
+    (dim.div_ceil(4).next_power_of_two() as u32).clamp(64, limit.max(64))
+}
 
 /// y[rows, dim] = rmsnorm(x[rows, dim]) * w[dim].
 pub fn rmsnorm(gpu: &Gpu, x: &Tensor, w: &Tensor, y: &Tensor, eps: f32) -> Result<Dispatch> {
@@ -30,7 +43,13 @@ pub fn rmsnorm(gpu: &Gpu, x: &Tensor, w: &Tensor, y: &Tensor, eps: f32) -> Resul
         eps,
         _pad: 0,
     };
-    let pipeline = gpu.pipeline(&wgllama_shaders::RMSNORM, "main", &[("WG", WG as f64)])?;
+    let wg = lanes(gpu, rows, dim);
+    let vec4 = dim % 4 == 0;
+    let pipeline = gpu.pipeline(
+        &wgllama_shaders::RMSNORM,
+        "main",
+        &[("WG", wg as f64), ("VEC4", vec4 as u32 as f64)],
+    )?;
     let u = gpu.uniform("rmsnorm.params", &params);
     let bind_group = gpu.bind("rmsnorm", &pipeline, &[&u, &x.buffer, &w.buffer, &y.buffer]);
     Ok(Dispatch {
