@@ -254,6 +254,52 @@ fn search(lid: u32, base: u32, m: f32, by_mass: bool, k: u32, frac: f32, strict:
     return workgroupUniformLoad(&search_found);
 }
 
+// Greedy decode's argmax with 1024 lanes (where the adapter allows that many): the one-
+// workgroup kernel is bound by dependent load latency, so each lane issues GREEDY_UNROLL loads
+// before comparing any of them, and the whole vocabulary takes a few rounds (4 at 32000).
+const GREEDY_WG: u32 = 1024u;
+const GREEDY_UNROLL: u32 = 8u;
+
+@compute @workgroup_size(GREEDY_WG)
+fn greedy_wide(@builtin(local_invocation_index) lid: u32) {
+    let base = row_base();
+    var best_key = NONE;
+    var best_idx = NONE;
+    for (var i0 = 0u; i0 < p.vocab; i0 = i0 + GREEDY_WG * GREEDY_UNROLL) {
+        var v: array<f32, GREEDY_UNROLL>;
+        for (var u = 0u; u < GREEDY_UNROLL; u = u + 1u) {
+            let i = i0 + u * GREEDY_WG + lid;
+            if (i < p.vocab) { v[u] = logits[base + i]; }
+        }
+        // Indices rise with u and i0, so strict < keeps the lowest index among equal logits.
+        for (var u = 0u; u < GREEDY_UNROLL; u = u + 1u) {
+            let i = i0 + u * GREEDY_WG + lid;
+            let k = rank_key(v[u]);
+            if (i < p.vocab && (k < best_key || best_idx == NONE)) {
+                best_key = k;
+                best_idx = i;
+            }
+        }
+    }
+    // bin_count holds [GREEDY_WG] keys then [GREEDY_WG] indices (2048 entries exactly).
+    bin_count[lid] = best_key;
+    bin_count[GREEDY_WG + lid] = best_idx;
+    workgroupBarrier();
+    for (var s = GREEDY_WG / 2u; s > 0u; s = s / 2u) {
+        if (lid < s) {
+            let k = bin_count[lid + s];
+            let i = bin_count[GREEDY_WG + lid + s];
+            let bk = bin_count[lid];
+            if (k < bk || (k == bk && i < bin_count[GREEDY_WG + lid])) {
+                bin_count[lid] = k;
+                bin_count[GREEDY_WG + lid] = i;
+            }
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) { tokens[p.out_index] = bin_count[GREEDY_WG]; }
+}
+
 @compute @workgroup_size(WG)
 fn greedy(@builtin(local_invocation_index) lid: u32) {
     let best = argmax(lid, row_base());

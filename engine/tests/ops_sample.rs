@@ -97,6 +97,8 @@ fn greedy_picks_the_first_maximum() {
         let mut tied: Vec<usize> = (0..3).map(|_| rng.below(v as u64) as usize).collect();
         tied.push((tied[0] + 128) % v); // the same invocation's next element
         tied.push((tied[0] + 1) % v); // the neighbouring invocation
+        tied.push((tied[0] + 1024) % v); // greedy_wide: the same lane's next element
+        tied.push((tied[0] + 8192) % v); // greedy_wide: the same lane's next round
         for &t in &tied {
             x[t] = top;
         }

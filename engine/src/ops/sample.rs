@@ -135,7 +135,14 @@ pub fn sample(
         _pad: 0,
     };
     let entry = if sampling.is_greedy() {
-        "greedy"
+        // 1024 lanes where the adapter allows them (lavapipe and the H100 do).
+        if gpu.limits.max_compute_invocations_per_workgroup >= 1024
+            && gpu.limits.max_compute_workgroup_size_x >= 1024
+        {
+            "greedy_wide"
+        } else {
+            "greedy"
+        }
     } else {
         "sample"
     };
