@@ -203,14 +203,26 @@ mod tests {
         let tiles: &[&[(&str, f64)]] = &[
             &[],
             &[("SG_T", 2.0), ("SG_N", 4.0), ("TM", 4.0), ("TN", 2.0)],
-            &[("SG_T", 1.0), ("SG_N", 4.0), ("TM", 4.0), ("TN", 4.0), ("BK", 16.0)],
-            &[("SG_T", 4.0), ("SG_N", 2.0), ("TM", 1.0), ("TN", 1.0), ("BK", 64.0)],
+            &[
+                ("SG_T", 1.0),
+                ("SG_N", 4.0),
+                ("TM", 4.0),
+                ("TN", 4.0),
+                ("BK", 16.0),
+            ],
+            &[
+                ("SG_T", 4.0),
+                ("SG_N", 2.0),
+                ("TM", 1.0),
+                ("TN", 1.0),
+                ("BK", 64.0),
+            ],
         ];
         let mut failures = Vec::new();
         for dt in [0.0, 1.0, 2.0, 6.0, 8.0, 12.0, 13.0, 14.0, 30.0] {
             for (i, tile) in tiles.iter().enumerate() {
-                for (acc, first) in [(0.0, 0.0), (1.0, 1.0)] {
-                    let mut c = vec![("DT", dt), ("ACC", acc), ("STAGE_FIRST", first)];
+                for acc in [0.0, 1.0] {
+                    let mut c = vec![("DT", dt), ("ACC", acc)];
                     c.extend_from_slice(tile);
                     if let Err(e) = to_spirv(&MATMUL_COOP, "matmul_coop", &c) {
                         failures.push(format!("DT {dt} tile {i} acc {acc}: {e}"));
