@@ -3,7 +3,7 @@
 //!
 //!     cargo run --release -p wgllama-engine --example bench_matmul_coop [-- MODE [SCALE]]
 //!
-//! MODE: "models" (default) times `matmul_coop` (CoopTile::DEFAULT) and `matmul_tiled` on
+//! MODE: "models" (default) times `matmul_coop` (CoopTile::pick) and `matmul_tiled` on
 //! every layer shape for Q4_K, Q6_K and F16, and projects the GEMM-only pp512 rate (all
 //! layers' mat-muls at T = 512, output layer excluded); "sweep" times every
 //! `CoopTile::candidates()` tile on the large shapes; "all" runs the sweep, then the models
@@ -207,12 +207,12 @@ fn main() -> Result<()> {
         best = Some(sweep(&gpu, &mut rng, scale)?);
     }
     if mode == "models" || mode == "all" {
-        let mut tiles = vec![CoopTile::DEFAULT];
-        if let Some(b) = best.filter(|b| *b != CoopTile::DEFAULT) {
-            tiles.push(b);
-        }
+        // None: the tile `matmul_coop` picks per shape.
+        let mut tiles = vec![None];
+        tiles.extend(best.map(Some));
         for (i, tile) in tiles.iter().enumerate() {
-            println!("coop{i}: {}", tile_name(tile));
+            let name = tile.map_or("picked per shape".into(), |t| tile_name(&t));
+            println!("coop{i}: {name}");
         }
         model_table(&gpu, &mut rng, scale, &tiles)?;
     }
@@ -220,7 +220,7 @@ fn main() -> Result<()> {
 }
 
 /// Every layer shape of both models for Q4_K, Q6_K and F16: coop with each tile, tiled.
-fn model_table(gpu: &Gpu, rng: &mut Rng, scale: usize, tiles: &[CoopTile]) -> Result<()> {
+fn model_table(gpu: &Gpu, rng: &mut Rng, scale: usize, tiles: &[Option<CoopTile>]) -> Result<()> {
     let t = T / scale;
     // (model, dtype, shape) rows, each with its dispatches: coop per tile, then tiled.
     let mut rows = Vec::new();
@@ -233,7 +233,8 @@ fn model_table(gpu: &Gpu, rng: &mut Rng, scale: usize, tiles: &[CoopTile]) -> Re
                 let x = gpu.upload_f32("x", &rng.normal_vec(t * k, 1.0), &[t, k])?;
                 let y = gpu.zeros_f32("y", &[t, n])?;
                 for tile in tiles {
-                    jobs.push(matmul_coop_with(gpu, &x, &w, &y, false, *tile)?);
+                    let tile = tile.unwrap_or(CoopTile::pick(t, n));
+                    jobs.push(matmul_coop_with(gpu, &x, &w, &y, false, tile)?);
                 }
                 jobs.push(matmul_tiled(gpu, &x, &w, &y, false)?);
                 rows.push((mi, dtype, si));

@@ -49,9 +49,10 @@ fn row_lengths(dtype: DType) -> [usize; 2] {
 }
 
 /// Runs one case and checks it; returns (nmse, max |err| / S) for the summary.
+/// `tile` None: `matmul_coop` (its picked tile).
 fn check(
     dtype: DType,
-    tile: CoopTile,
+    tile: Option<CoopTile>,
     t: usize,
     n: usize,
     k: usize,
@@ -74,7 +75,11 @@ fn check(
     } else {
         gpu.poisoned_f32("y", &[t, n]).unwrap()
     };
-    let d = matmul_coop_with(gpu, &tx, &w, &ty, accumulate, tile).unwrap();
+    let d = match tile {
+        Some(tile) => matmul_coop_with(gpu, &tx, &w, &ty, accumulate, tile),
+        None => matmul_coop(gpu, &tx, &w, &ty, accumulate),
+    }
+    .unwrap();
     assert_eq!(d.cost.flops, 2 * (t * n * k) as u64);
     gpu.run(&[d]).unwrap();
     let got = gpu.read_f32(&ty).unwrap();
@@ -124,15 +129,17 @@ fn check(
     (e.nmse, worst_rel_s)
 }
 
-/// The default tile on awkward shapes: T = 1, 17, 300 and N not multiples of the tile
-/// (stores through workgroup memory), whole tiles (direct stores), accumulate both ways.
+/// `matmul_coop` (picked tiles) on awkward shapes: T = 1, 17, 300 and N not multiples of the
+/// tile (stores through workgroup memory), whole tiles (direct stores), accumulate both ways.
 fn all_shapes(dtype: DType) {
     let gpu = test_gpu();
     if skip(gpu, dtype.name()) {
         return;
     }
     let [k0, k1] = row_lengths(dtype);
-    let tile = CoopTile::DEFAULT;
+    // Whole SMALL tiles: what `pick` takes for so few outputs.
+    let tile = CoopTile::SMALL;
+    assert_eq!(CoopTile::pick(2 * 64, 2 * 64), tile);
     let (bt, bn) = (tile.tokens() as usize, tile.rows() as usize);
     let mut worst = (0.0f64, 0.0f64);
     for (t, n, k, acc) in [
@@ -144,7 +151,7 @@ fn all_shapes(dtype: DType) {
         (2 * bt, 2 * bn, k1, true),
         (bt + 1, 1, k0, false),
     ] {
-        let (nmse, rel) = check(dtype, tile, t, n, k, acc);
+        let (nmse, rel) = check(dtype, None, t, n, k, acc);
         worst = (worst.0.max(nmse), worst.1.max(rel));
     }
     eprintln!(
@@ -192,6 +199,21 @@ fn coop_f32() {
     all_shapes(DType::F32);
 }
 
+/// The LARGE tile (`pick`'s choice for big layers) on whole tiles and ragged edges.
+#[test]
+fn coop_large_tile() {
+    let gpu = test_gpu();
+    if skip(gpu, "coop_large_tile") {
+        return;
+    }
+    assert_eq!(CoopTile::pick(512, 4096), CoopTile::LARGE);
+    for dtype in [DType::Q4K, DType::Q6K, DType::F16] {
+        let large = Some(CoopTile::LARGE);
+        check(dtype, large, 256, 512, 256, false);
+        check(dtype, large, 250, 500, 512, true);
+    }
+}
+
 /// Every candidate tile (the benchmark sweep may pick any) on edge and whole-tile shapes.
 #[test]
 fn coop_every_tile() {
@@ -201,9 +223,9 @@ fn coop_every_tile() {
     }
     for tile in CoopTile::candidates() {
         let (bt, bn) = (tile.tokens() as usize, tile.rows() as usize);
-        check(DType::Q4K, tile, 300, 200, 512, true);
-        check(DType::F16, tile, bt, 2 * bn, 544, false);
-        check(DType::Q8_0, tile, bt + 3, bn - 5, 96, false);
+        check(DType::Q4K, Some(tile), 300, 200, 512, true);
+        check(DType::F16, Some(tile), bt, 2 * bn, 544, false);
+        check(DType::Q8_0, Some(tile), bt + 3, bn - 5, 96, false);
     }
 }
 
