@@ -11,10 +11,11 @@ enable wgpu_cooperative_matrix;
 // time. Each step stages x (f32 -> f16) and W (decoded by quant.wgsl's `w16`, -> f16) in
 // workgroup memory, double-buffered with one barrier per step: each lane loads its share of
 // step s + 1 into registers, the subgroups multiply step s, then the lanes store step s + 1
-// (so the loads' latency overlaps the multiplications). Holding the raw words instead and
-// decoding them after the multiplications measured the same on the H100 (within 5%). The workgroup's SG_T x SG_N subgroups
-// each own TM x TN accumulator tiles of 16 x 16 (f32) and, per 16 of k, load TM A tiles (x,
-// row-major) and TN B tiles (W^T: W's rows are B's columns, so column-major).
+// (so the loads' latency overlaps the multiplications; holding the raw words instead and
+// decoding them after the multiplications measured the same on the H100, within 5%). The
+// workgroup's SG_T x SG_N subgroups each own TM x TN accumulator tiles of 16 x 16 (f32) and,
+// per 16 of k, load TM A tiles (x, row-major) and TN B tiles (W^T: W's rows are B's columns,
+// so column-major).
 //
 // Workgroup memory holds vec4<f16> (8-byte stores); cooperative loads from it count their
 // offset and stride in vec4s (SPV_KHR_cooperative_matrix: in elements of the pointed-to type),
