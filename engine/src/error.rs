@@ -22,6 +22,12 @@ pub enum EngineError {
     Gpu { context: String, message: String },
     #[error("shape mismatch in {op}: {detail}")]
     Shape { op: &'static str, detail: String },
+    #[error("{op} is not available on this device ({adapter}): {detail}")]
+    Unsupported {
+        op: &'static str,
+        detail: String,
+        adapter: String,
+    },
     #[error("golden check: {0}")]
     Golden(String),
     #[error(transparent)]

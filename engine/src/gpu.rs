@@ -22,7 +22,11 @@ pub struct Caps {
     pub timestamps: bool,
     pub timestamps_in_passes: bool,
     pub pipeline_cache: bool,
+    /// EXPERIMENTAL_COOPERATIVE_MATRIX is enabled on the device.
     pub cooperative_matrix: bool,
+    /// The adapter lists 16x16x16 cooperative matrices with f16 inputs and f32 accumulators,
+    /// subgroup scope (what matmul_coop.wgsl uses).
+    pub coop_16x16x16_f16_f32: bool,
     /// Lanes per subgroup the adapter reports (min, max); 0 when unknown.
     pub subgroup_size: (u32, u32),
 }
@@ -80,14 +84,25 @@ impl Gpu {
             | wgpu::Features::TIMESTAMP_QUERY
             | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES
             | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
-            | wgpu::Features::PIPELINE_CACHE;
+            | wgpu::Features::PIPELINE_CACHE
+            | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
         let features = have & optional;
+        let experimental_features =
+            if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+                // SAFETY: wgpu asks callers of experimental features to accept that its
+                // implementation of them may still have bugs. The only experimental feature
+                // requested is cooperative matrices, used by matmul_coop.wgsl alone (an opt-in
+                // op whose results the op tests check against the CPU reference).
+                unsafe { wgpu::ExperimentalFeatures::enabled() }
+            } else {
+                wgpu::ExperimentalFeatures::disabled()
+            };
         let limits = adapter.limits();
         let desc = wgpu::DeviceDescriptor {
             label: Some("wgllama"),
             required_features: features,
             required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            experimental_features,
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         };
@@ -105,13 +120,22 @@ impl Gpu {
     pub fn from_parts(adapter: wgpu::Adapter, device: wgpu::Device, queue: wgpu::Queue) -> Gpu {
         let info = adapter.get_info();
         let f = device.features();
+        let cooperative_matrix = f.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
+        let coop_16x16x16_f16_f32 = cooperative_matrix
+            && adapter.cooperative_matrix_properties().iter().any(|p| {
+                use wgpu::CooperativeScalarType as S;
+                (p.m_size, p.n_size, p.k_size) == (16, 16, 16)
+                    && p.ab_type == S::F16
+                    && p.cr_type == S::F32
+            });
         let caps = Caps {
             shader_f16: f.contains(wgpu::Features::SHADER_F16),
             subgroups: f.contains(wgpu::Features::SUBGROUP),
             timestamps: f.contains(wgpu::Features::TIMESTAMP_QUERY),
             timestamps_in_passes: f.contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES),
             pipeline_cache: f.contains(wgpu::Features::PIPELINE_CACHE),
-            cooperative_matrix: f.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX),
+            cooperative_matrix,
+            coop_16x16x16_f16_f32,
             subgroup_size: (info.subgroup_min_size, info.subgroup_max_size),
         };
         Gpu {

@@ -76,6 +76,13 @@ pub const MATVEC_SUBGROUP: Shader = Shader {
     name: "matvec_subgroup",
     parts: &[QUANT_WGSL, include_str!("../matvec_subgroup.wgsl")],
 };
+/// The prefill mat-mul on cooperative matrices (tensor cores; needs the device's
+/// EXPERIMENTAL_COOPERATIVE_MATRIX, SHADER_F16 and SUBGROUP). Its own file comes first: it
+/// opens with the `enable` directives, which must precede every declaration of the module.
+pub const MATMUL_COOP: Shader = Shader {
+    name: "matmul_coop",
+    parts: &[include_str!("../matmul_coop.wgsl"), QUANT_WGSL],
+};
 pub const DEQUANT: Shader = Shader {
     name: "dequant",
     parts: &[QUANT_WGSL, include_str!("../dequant.wgsl")],
@@ -98,6 +105,7 @@ pub const ALL: &[Shader] = &[
     SAMPLE,
     MATMUL,
     MATVEC_SUBGROUP,
+    MATMUL_COOP,
     DEQUANT,
     EMBEDDING,
 ];
@@ -133,6 +141,93 @@ mod tests {
                     shader.name,
                     e.emit_to_string(&src)
                 ));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    /// Parses and validates `shader` with every capability, applies `constants` and writes
+    /// SPIR-V for `entry` (what wgpu does on Vulkan when it builds a pipeline).
+    fn to_spirv(shader: &Shader, entry: &str, constants: &[(&str, f64)]) -> Result<usize, String> {
+        let src = shader.source();
+        let module = naga::front::wgsl::parse_str(&src).map_err(|e| e.emit_to_string(&src))?;
+        let mut v = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::all(),
+        );
+        let info = v.validate(&module).map_err(|e| e.emit_to_string(&src))?;
+        let constants: naga::back::PipelineConstants =
+            constants.iter().map(|&(k, v)| (k.to_string(), v)).collect();
+        let stage = naga::ShaderStage::Compute;
+        let (module, info) = naga::back::pipeline_constants::process_overrides(
+            &module,
+            &info,
+            Some((stage, entry)),
+            &constants,
+        )
+        .map_err(|e| format!("overrides: {e}"))?;
+        let options = naga::back::spv::Options {
+            lang_version: (1, 3),
+            ..Default::default()
+        };
+        let pipeline = naga::back::spv::PipelineOptions {
+            shader_stage: stage,
+            entry_point: entry.to_string(),
+        };
+        naga::back::spv::write_vec(&module, &info, &options, Some(&pipeline))
+            .map(|words| words.len())
+            .map_err(|e| format!("spv: {e}"))
+    }
+
+    /// Every entry point of every module translates to SPIR-V with its default constants.
+    #[test]
+    fn every_entry_point_translates_to_spirv() {
+        let mut failures = Vec::new();
+        for shader in ALL {
+            let src = shader.source();
+            let module = naga::front::wgsl::parse_str(&src).unwrap();
+            for ep in &module.entry_points {
+                if let Err(e) = to_spirv(shader, &ep.name, &[]) {
+                    failures.push(format!("{} {}: {e}", shader.name, ep.name));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    /// The cooperative-matrix mat-mul with every weight type and the tile shapes the engine
+    /// may pick: its workgroup arrays are sized by override expressions and its coopStore
+    /// operands are named values, both of which naga 30 needs (see the shader).
+    #[test]
+    fn matmul_coop_variants_translate_to_spirv() {
+        let tiles: &[&[(&str, f64)]] = &[
+            &[],
+            &[("SG_T", 2.0), ("SG_N", 4.0), ("TM", 4.0), ("TN", 2.0)],
+            &[
+                ("SG_T", 1.0),
+                ("SG_N", 4.0),
+                ("TM", 4.0),
+                ("TN", 4.0),
+                ("BK", 16.0),
+            ],
+            &[
+                ("SG_T", 4.0),
+                ("SG_N", 2.0),
+                ("TM", 1.0),
+                ("TN", 1.0),
+                ("BK", 64.0),
+            ],
+        ];
+        let mut failures = Vec::new();
+        for dt in [0.0, 1.0, 2.0, 6.0, 8.0, 12.0, 13.0, 14.0, 30.0] {
+            for (i, tile) in tiles.iter().enumerate() {
+                for acc in [0.0, 1.0] {
+                    let mut c = vec![("DT", dt), ("ACC", acc)];
+                    c.extend_from_slice(tile);
+                    if let Err(e) = to_spirv(&MATMUL_COOP, "matmul_coop", &c) {
+                        failures.push(format!("DT {dt} tile {i} acc {acc}: {e}"));
+                    }
+                }
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -237,7 +237,7 @@ pub fn matmul_tiled(
 
 /// The dispatch label: kernel and weight type ("matvec q4_K"), so profiles split by both.
 /// Static strings keep `Dispatch` cheap to clone and free of allocation.
-fn variant_label(kernel: &str, dtype: DType) -> &'static str {
+pub(crate) fn variant_label(kernel: &str, dtype: DType) -> &'static str {
     macro_rules! by_dtype {
         ($k:literal) => {
             match dtype {
@@ -257,17 +257,19 @@ fn variant_label(kernel: &str, dtype: DType) -> &'static str {
         by_dtype!("matvec")
     } else if kernel == "matvec_sg" {
         by_dtype!("matvec_sg")
+    } else if kernel == "matmul_coop" {
+        by_dtype!("matmul_coop")
     } else {
         by_dtype!("matmul")
     }
 }
 
 /// Sizes of one linear layer, checked.
-struct Sizes {
-    dtype: DType,
-    t: usize,
-    n: usize,
-    k: usize,
+pub(crate) struct Sizes {
+    pub(crate) dtype: DType,
+    pub(crate) t: usize,
+    pub(crate) n: usize,
+    pub(crate) k: usize,
 }
 
 /// The weight type of `w`, if it is a weight (or a plain f32/f16 tensor, laid out the same).
@@ -311,7 +313,7 @@ pub(crate) fn check_weight(
     Ok((dtype, n, k))
 }
 
-fn check(op: &'static str, x: &Tensor, w: &Tensor, y: &Tensor) -> Result<Sizes> {
+pub(crate) fn check(op: &'static str, x: &Tensor, w: &Tensor, y: &Tensor) -> Result<Sizes> {
     let (dtype, n, k) = check_weight(op, "w", w)?;
     if x.shape.last() != Some(&k) {
         return Err(EngineError::Shape {
@@ -346,8 +348,9 @@ pub(crate) fn aligned(k: usize) -> f64 {
     k.is_multiple_of(16) as u32 as f64
 }
 
+/// The dispatch of a kernel with matmul.wgsl's bindings (params, w, x, y).
 #[allow(clippy::too_many_arguments)]
-fn dispatch(
+pub(crate) fn dispatch(
     gpu: &Gpu,
     label: &'static str,
     pipeline: wgpu::ComputePipeline,

@@ -1,0 +1,343 @@
+//! Times the cooperative-matrix (tensor-core) prefill mat-mul against the tiled f32 kernel at
+//! T = 512 on the linear layers of TinyLlama-1.1B and Llama-2-7B, in TFLOP/s.
+//!
+//!     cargo run --release -p wgllama-engine --example bench_matmul_coop [-- MODE [SCALE]]
+//!
+//! MODE: "models" (default) times `matmul_coop` (CoopTile::pick) and `matmul_tiled` on
+//! every layer shape for Q4_K, Q6_K and F16, and projects the GEMM-only pp512 rate (all
+//! layers' mat-muls at T = 512, output layer excluded); "sweep" times every
+//! `CoopTile::candidates()` tile on the large shapes; "all" runs the sweep, then the models
+//! with the sweep's best tile as well. SCALE divides every dimension (a quick run).
+//!
+//! The H100 idles at a low clock and drops back to it in gaps (a pipeline compile is one): all
+//! dispatches are built first, then 300 ms of warm-up, then each timing is a pass of untimed
+//! dispatches followed, in the same submit, by the timed pass (GPU timestamps around it where
+//! the adapter has them, else wall clock), the best of two rounds.
+
+use std::time::Instant;
+
+use wgllama_engine::ops::matmul::matmul_tiled;
+use wgllama_engine::ops::matmul_coop::{coop_available, matmul_coop_with, CoopTile};
+use wgllama_engine::testing::weights::random_weight_bytes;
+use wgllama_engine::testing::Rng;
+use wgllama_engine::{Dispatch, Gpu, GpuOptions, Result, Tensor};
+use wgllama_loaders::DType;
+
+const T: usize = 512;
+
+/// A model's linear layers: (name, N, K, count per layer), layers, vocabulary.
+struct Model {
+    name: &'static str,
+    layers: usize,
+    shapes: Vec<(&'static str, usize, usize, usize)>,
+}
+
+fn models(scale: usize) -> Vec<Model> {
+    // Row lengths stay whole 256-blocks when scaled down.
+    let k = |v: usize| (v / scale).next_multiple_of(256);
+    let m = |name, layers, d: usize, ffn: usize, kv: usize| Model {
+        name,
+        layers,
+        shapes: vec![
+            ("q,o", d / scale, k(d), 2),
+            ("k,v", kv / scale, k(d), 2),
+            ("gate,up", ffn / scale, k(d), 2),
+            ("down", d / scale, k(ffn), 1),
+            ("vocab", 32000 / scale, k(d), 0),
+        ],
+    };
+    vec![
+        m("TinyLlama-1.1B", 22, 2048, 5632, 256),
+        m("Llama-2-7B", 32, 4096, 11008, 4096),
+    ]
+}
+
+/// Float weights from random bits (fast for the large ones): f16 values of magnitude
+/// 2^-5 .. 2^1 and either sign; other types via `random_weight_bytes`.
+fn weight(gpu: &Gpu, rng: &mut Rng, dtype: DType, n: usize, k: usize) -> Result<Tensor> {
+    let bytes = if dtype == DType::F16 {
+        (0..n * k)
+            .flat_map(|_| {
+                let r = rng.next_u64();
+                let exp = 10 + (r % 7) as u16; // biased exponent 10..16
+                let bits = ((r >> 8) as u16 & 0x83ff) | (exp << 10);
+                bits.to_le_bytes()
+            })
+            .collect()
+    } else {
+        random_weight_bytes(rng, dtype, n * k)
+    };
+    gpu.upload_weight("w", dtype, &[n, k], &bytes)
+}
+
+/// Runs `d` back to back for about `ms` milliseconds (clock warm-up).
+fn warm(gpu: &Gpu, d: &Dispatch, ms: u128) -> Result<()> {
+    let start = Instant::now();
+    while start.elapsed().as_millis() < ms {
+        gpu.run(&vec![d.clone(); 20])?;
+    }
+    Ok(())
+}
+
+/// Seconds per dispatch of `d`: `reps` dispatches in a timed pass, after an untimed pass of
+/// `reps / 2 + 1` in the same submit.
+fn time_reps(gpu: &Gpu, d: &Dispatch, reps: u32) -> Result<f64> {
+    let queries = gpu.caps.timestamps.then(|| {
+        let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("bench"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2,
+        });
+        let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("bench.resolve"),
+            size: 16,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        (set, resolve)
+    });
+    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        for _ in 0..reps / 2 + 1 {
+            d.record(&mut pass);
+        }
+    }
+    let start = Instant::now();
+    {
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("bench"),
+            timestamp_writes: queries
+                .as_ref()
+                .map(|(set, _)| wgpu::ComputePassTimestampWrites {
+                    query_set: set,
+                    beginning_of_pass_write_index: Some(0),
+                    end_of_pass_write_index: Some(1),
+                }),
+        });
+        for _ in 0..reps {
+            d.record(&mut pass);
+        }
+    }
+    if let Some((set, resolve)) = &queries {
+        enc.resolve_query_set(set, 0..2, resolve, 0);
+    }
+    gpu.queue.submit([enc.finish()]);
+    gpu.wait()?;
+    let wall = start.elapsed().as_secs_f64();
+    let Some((_, resolve)) = &queries else {
+        return Ok(wall / reps as f64);
+    };
+    let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&gpu.read_bytes(resolve, 16)?);
+    let ns = (ticks[1].wrapping_sub(ticks[0])) as f64 * gpu.queue.get_timestamp_period() as f64;
+    Ok(ns * 1e-9 / reps as f64)
+}
+
+/// Seconds per dispatch, with enough repetitions for about 20 ms of timed work.
+fn time(gpu: &Gpu, d: &Dispatch) -> Result<f64> {
+    let once = time_reps(gpu, d, 2)?;
+    let reps = ((0.02 / once) as u32).clamp(3, 200);
+    time_reps(gpu, d, reps)
+}
+
+fn tflops(d: &Dispatch, s: f64) -> f64 {
+    d.cost.flops as f64 / s * 1e-12
+}
+
+fn tile_name(t: &CoopTile) -> String {
+    format!(
+        "{}x{} sg {}x{} tiles bk{} ({}x{})",
+        t.sg_t,
+        t.sg_n,
+        t.tm,
+        t.tn,
+        t.bk,
+        t.tokens(),
+        t.rows()
+    )
+}
+
+/// Times every dispatch of `jobs` (built beforehand, so no pipeline compiles between timings)
+/// after 300 ms of warm-up, twice over; returns each one's best seconds per dispatch.
+fn time_all(gpu: &Gpu, jobs: &[Dispatch]) -> Result<Vec<f64>> {
+    let Some(first) = jobs.first() else {
+        return Ok(Vec::new());
+    };
+    warm(gpu, first, 300)?;
+    let mut best = vec![f64::INFINITY; jobs.len()];
+    for _ in 0..2 {
+        for (b, d) in best.iter_mut().zip(jobs) {
+            *b = b.min(time(gpu, d)?);
+        }
+    }
+    Ok(best)
+}
+
+fn main() -> Result<()> {
+    let mode = std::env::args().nth(1).unwrap_or_else(|| "models".into());
+    let scale: usize = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let gpu = Gpu::new(&GpuOptions::default())?;
+    println!("adapter: {}", gpu.describe());
+    println!("caps:    {:?}", gpu.caps);
+    for p in gpu.adapter.cooperative_matrix_properties() {
+        println!(
+            "coop:    {}x{}x{} {:?} -> {:?}{}",
+            p.m_size,
+            p.n_size,
+            p.k_size,
+            p.ab_type,
+            p.cr_type,
+            if p.saturating_accumulation {
+                " sat"
+            } else {
+                ""
+            }
+        );
+    }
+    if !coop_available(&gpu) {
+        println!("no cooperative matrices on this device: nothing to time");
+        return Ok(());
+    }
+    let mut rng = Rng::new(7);
+    let mut best = None;
+    if mode == "sweep" || mode == "all" {
+        best = Some(sweep(&gpu, &mut rng, scale)?);
+    }
+    if mode == "models" || mode == "all" {
+        // None: the tile `matmul_coop` picks per shape.
+        let mut tiles = vec![None];
+        tiles.extend(best.map(Some));
+        for (i, tile) in tiles.iter().enumerate() {
+            let name = tile.map_or("picked per shape".into(), |t| tile_name(&t));
+            println!("coop{i}: {name}");
+        }
+        model_table(&gpu, &mut rng, scale, &tiles)?;
+    }
+    Ok(())
+}
+
+/// Every layer shape of both models for Q4_K, Q6_K and F16: coop with each tile, tiled.
+fn model_table(gpu: &Gpu, rng: &mut Rng, scale: usize, tiles: &[Option<CoopTile>]) -> Result<()> {
+    let t = T / scale;
+    // (model, dtype, shape) rows, each with its dispatches: coop per tile, then tiled.
+    let mut rows = Vec::new();
+    let mut jobs = Vec::new();
+    let mut keep = Vec::new(); // tensors stay alive until timed
+    for (mi, model) in models(scale).iter().enumerate() {
+        for dtype in [DType::Q4K, DType::Q6K, DType::F16] {
+            for (si, &(_, n, k, _)) in model.shapes.iter().enumerate() {
+                let w = weight(gpu, rng, dtype, n, k)?;
+                let x = gpu.upload_f32("x", &rng.normal_vec(t * k, 1.0), &[t, k])?;
+                let y = gpu.zeros_f32("y", &[t, n])?;
+                for tile in tiles {
+                    let tile = tile.unwrap_or(CoopTile::pick(t, n));
+                    jobs.push(matmul_coop_with(gpu, &x, &w, &y, false, tile)?);
+                }
+                jobs.push(matmul_tiled(gpu, &x, &w, &y, false)?);
+                rows.push((mi, dtype, si));
+                keep.push((w, x, y));
+            }
+        }
+    }
+    let secs = time_all(gpu, &jobs)?;
+    let per_row = tiles.len() + 1;
+    let models = models(scale);
+    let mut layer = vec![0.0; per_row];
+    for (r, &(mi, dtype, si)) in rows.iter().enumerate() {
+        let model = &models[mi];
+        let (name, n, k, count) = model.shapes[si];
+        let mut line = format!(
+            "{:15} {:5} {name:8} N={n:6} K={k:6} T={t}:",
+            model.name,
+            dtype.name()
+        );
+        for i in 0..per_row {
+            let (d, s) = (&jobs[r * per_row + i], secs[r * per_row + i]);
+            layer[i] += count as f64 * s;
+            let what = if i == tiles.len() {
+                " tiled".to_string()
+            } else {
+                format!(" coop{i}")
+            };
+            line += &format!("{what} {:8.1} us {:6.1} TFLOP/s", s * 1e6, tflops(d, s));
+        }
+        println!("{line}");
+        if si + 1 == model.shapes.len() {
+            let proj = |s: f64| t as f64 / (model.layers as f64 * s);
+            let mut line = format!(
+                "{:15} {:5} GEMMs per layer at T={t}:",
+                model.name,
+                dtype.name()
+            );
+            for (i, s) in layer.iter().enumerate() {
+                let what = if i == tiles.len() {
+                    " tiled".to_string()
+                } else {
+                    format!(" coop{i}")
+                };
+                line += &format!("{what} {:.0} us (GEMM-only {:.0} t/s)", s * 1e6, proj(*s));
+            }
+            println!("{line}");
+            layer = vec![0.0; per_row];
+        }
+    }
+    Ok(())
+}
+
+/// TFLOP/s of every candidate tile on the large shapes; returns the tile with the best
+/// geometric mean.
+fn sweep(gpu: &Gpu, rng: &mut Rng, scale: usize) -> Result<CoopTile> {
+    let t = T / scale;
+    let shapes = [
+        (2048, 2048),
+        (5632, 2048),
+        (2048, 5632),
+        (4096, 4096),
+        (11008, 4096),
+        (4096, 11008),
+    ]
+    .map(|(n, k): (usize, usize)| (n / scale, (k / scale).next_multiple_of(256)));
+    let tiles = CoopTile::candidates();
+    let mut rows = Vec::new();
+    let mut jobs = Vec::new();
+    let mut keep = Vec::new();
+    for dtype in [DType::Q4K, DType::F16] {
+        for &(n, k) in &shapes {
+            let w = weight(gpu, rng, dtype, n, k)?;
+            let x = gpu.upload_f32("x", &rng.normal_vec(t * k, 1.0), &[t, k])?;
+            let y = gpu.zeros_f32("y", &[t, n])?;
+            for tile in &tiles {
+                jobs.push(matmul_coop_with(gpu, &x, &w, &y, false, *tile)?);
+            }
+            rows.push((dtype, n, k));
+            keep.push((w, x, y));
+        }
+    }
+    let secs = time_all(gpu, &jobs)?;
+    let mut logsum = vec![0.0f64; tiles.len()];
+    for (r, &(dtype, n, k)) in rows.iter().enumerate() {
+        let mut line = format!("sweep {:5} N={n:6} K={k:6} TFLOP/s:", dtype.name());
+        for i in 0..tiles.len() {
+            let (d, s) = (&jobs[r * tiles.len() + i], secs[r * tiles.len() + i]);
+            logsum[i] += tflops(d, s).ln();
+            line += &format!(" [{i}] {:.1}", tflops(d, s));
+        }
+        println!("{line}");
+    }
+    let mut best = 0;
+    for (i, tile) in tiles.iter().enumerate() {
+        let g = (logsum[i] / rows.len() as f64).exp();
+        println!(
+            "sweep [{i:2}] {:32} geomean {g:.1} TFLOP/s",
+            tile_name(tile)
+        );
+        if logsum[i] > logsum[best] {
+            best = i;
+        }
+    }
+    println!("sweep best: [{best}] {}", tile_name(&tiles[best]));
+    Ok(tiles[best])
+}

@@ -1,0 +1,242 @@
+//! `matmul_coop.wgsl`: linear layers on cooperative matrices (tensor cores),
+//! y[T, N] = x[T, K] · W[N, K]^T (+ y with `accumulate`), for weights of every `DType`.
+//!
+//! x and the decoded weights are rounded to f16 before the products (sums stay f32), so the
+//! result differs from `matmul::matmul`'s by about 1e-3 of sum |x||w| per output: an opt-in
+//! precision choice, not a drop-in replacement. Needs the device's cooperative matrices
+//! (`coop_available`) and K a multiple of 16.
+
+use crate::dispatch::{grid, Dispatch};
+use crate::error::{EngineError, Result};
+use crate::gpu::Gpu;
+use crate::ops::matmul::{check, dispatch, variant_label};
+use crate::tensor::Tensor;
+
+const OP: &str = "matmul_coop";
+
+/// A workgroup's tile: `sg_t x sg_n` subgroups, each owning `tm x tn` accumulator tiles of
+/// 16 x 16, so the workgroup computes `16 tm sg_t` tokens x `16 tn sg_n` weight rows; `bk`
+/// values of k per step (16, 32 or 64). Each lane stages at most 2 weight chunks and 8 x
+/// vec4 per step (`lane_share`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CoopTile {
+    pub sg_t: u32,
+    pub sg_n: u32,
+    pub tm: u32,
+    pub tn: u32,
+    pub bk: u32,
+}
+
+/// Below this many workgroups a layer leaves SMs idle (the H100 has 132), so `pick` takes a
+/// smaller tile.
+const MIN_WORKGROUPS: usize = 96;
+
+impl CoopTile {
+    /// 128 x 128 (8 subgroups of 4 x 2 tiles): the fastest where it makes enough workgroups
+    /// (H100, T = 512: 90-120 TFLOP/s on the Llama-2-7B shapes).
+    pub const LARGE: CoopTile = CoopTile {
+        sg_t: 2,
+        sg_n: 4,
+        tm: 4,
+        tn: 2,
+        bk: 32,
+    };
+    /// 64 x 128 (8 subgroups of 2 x 2 tiles).
+    pub const MEDIUM: CoopTile = CoopTile {
+        sg_t: 2,
+        sg_n: 4,
+        tm: 2,
+        tn: 2,
+        bk: 32,
+    };
+    /// 64 x 64 (4 subgroups of 2 x 2 tiles).
+    pub const SMALL: CoopTile = CoopTile {
+        sg_t: 2,
+        sg_n: 2,
+        tm: 2,
+        tn: 2,
+        bk: 32,
+    };
+
+    /// The tile `matmul_coop` uses for T x N outputs: the largest of LARGE, MEDIUM, SMALL
+    /// that makes at least MIN_WORKGROUPS workgroups (measured on the H100 at T = 512:
+    /// N = 2048 runs best on MEDIUM, N >= 4096 on LARGE).
+    pub fn pick(t: usize, n: usize) -> CoopTile {
+        [CoopTile::LARGE, CoopTile::MEDIUM]
+            .into_iter()
+            .find(|tile| tile.workgroups(t, n) >= MIN_WORKGROUPS)
+            .unwrap_or(CoopTile::SMALL)
+    }
+
+    /// Workgroups for T x N outputs.
+    pub fn workgroups(&self, t: usize, n: usize) -> usize {
+        t.div_ceil(self.tokens() as usize) * n.div_ceil(self.rows() as usize)
+    }
+
+    /// Tokens per workgroup tile.
+    pub fn tokens(&self) -> u32 {
+        16 * self.tm * self.sg_t
+    }
+
+    /// Weight rows per workgroup tile.
+    pub fn rows(&self) -> u32 {
+        16 * self.tn * self.sg_n
+    }
+
+    /// Weight chunks and x vec4s each lane stages per step, with subgroups of `sg` lanes.
+    pub fn lane_share(&self, sg: u32) -> (u32, u32) {
+        let lanes = sg * self.sg_t * self.sg_n;
+        let w = self.rows() * self.bk / 16;
+        let x = self.tokens() * self.bk / 4;
+        (w.div_ceil(lanes), x.div_ceil(lanes))
+    }
+
+    /// Workgroup memory: two f16 stages of x and W (rows padded by 8 values) and a parked
+    /// f32 16 x 16 tile per subgroup.
+    pub fn workgroup_bytes(&self) -> u64 {
+        let stage = (self.tokens() + self.rows()) as u64 * (self.bk as u64 + 8) * 2;
+        2 * stage + (self.sg_t * self.sg_n) as u64 * 1024
+    }
+
+    /// Candidate tiles for benchmark sweeps (each fits 48 KiB of workgroup memory and the
+    /// lane shares with 32-lane subgroups).
+    pub fn candidates() -> Vec<CoopTile> {
+        let t = |sg_t, sg_n, tm, tn, bk| CoopTile {
+            sg_t,
+            sg_n,
+            tm,
+            tn,
+            bk,
+        };
+        vec![
+            t(2, 2, 2, 4, 32), // 64 x 128, 128 lanes
+            t(2, 2, 2, 4, 16),
+            t(2, 2, 2, 2, 32), // 64 x 64
+            t(2, 2, 2, 2, 64),
+            t(2, 4, 2, 2, 32), // 64 x 128, 256 lanes
+            t(2, 4, 2, 2, 16),
+            t(1, 4, 4, 2, 32), // 64 x 128, 128 lanes
+            t(2, 2, 4, 2, 32), // 128 x 64
+            t(2, 2, 4, 4, 16), // 128 x 128, 128 lanes
+            t(2, 4, 4, 2, 32), // 128 x 128, 256 lanes
+            t(4, 2, 2, 4, 32),
+            t(2, 4, 4, 2, 16),
+            t(2, 4, 2, 4, 16), // 64 x 256
+            t(4, 2, 4, 2, 16), // 256 x 64
+            t(4, 4, 2, 2, 16), // 128 x 128, 512 lanes
+        ]
+    }
+}
+
+/// Whether this device runs `matmul_coop`: cooperative matrices with 16x16x16 f16 inputs and
+/// f32 accumulators, f16 shaders, subgroups of one fixed size (the kernel assigns tiles by
+/// subgroup and counts a workgroup's lanes in whole subgroups).
+pub fn coop_available(gpu: &Gpu) -> bool {
+    let c = &gpu.caps;
+    c.cooperative_matrix
+        && c.coop_16x16x16_f16_f32
+        && c.shader_f16
+        && c.subgroups
+        && c.subgroup_size.0 > 0
+        && c.subgroup_size.0 == c.subgroup_size.1
+}
+
+/// y = x · w^T, or y += x · w^T with `accumulate`, on tensor cores with `CoopTile::pick`'s tile.
+/// x: f32 [T, K] (any shape whose last dimension is K), w: weight [N, K] with K % 16 == 0,
+/// y: f32 [T, N]. `EngineError::Unsupported` where `!coop_available(gpu)`.
+pub fn matmul_coop(
+    gpu: &Gpu,
+    x: &Tensor,
+    w: &Tensor,
+    y: &Tensor,
+    accumulate: bool,
+) -> Result<Dispatch> {
+    let (t, n) = match (x.shape.last(), w.shape.first()) {
+        (Some(&k), Some(&n)) if k > 0 => (x.numel() / k, n),
+        _ => (1, 1), // malformed: matmul_coop_with reports it
+    };
+    matmul_coop_with(gpu, x, w, y, accumulate, CoopTile::pick(t, n))
+}
+
+/// `matmul_coop` with an explicit tile.
+pub fn matmul_coop_with(
+    gpu: &Gpu,
+    x: &Tensor,
+    w: &Tensor,
+    y: &Tensor,
+    accumulate: bool,
+    tile: CoopTile,
+) -> Result<Dispatch> {
+    let s = check(OP, x, w, y)?;
+    if !coop_available(gpu) {
+        return Err(EngineError::Unsupported {
+            op: OP,
+            detail: format!(
+                "needs cooperative matrices 16x16x16 f16 -> f32 (feature {}, shape listed {}), \
+                 f16 shaders ({}), subgroups of one size ({:?})",
+                gpu.caps.cooperative_matrix,
+                gpu.caps.coop_16x16x16_f16_f32,
+                gpu.caps.shader_f16,
+                gpu.caps.subgroup_size
+            ),
+            adapter: gpu.info.name.clone(),
+        });
+    }
+    if !s.k.is_multiple_of(16) {
+        return Err(EngineError::Shape {
+            op: OP,
+            detail: format!("K = {} is not a multiple of 16", s.k),
+        });
+    }
+    let sg = gpu.caps.subgroup_size.1;
+    let lanes = sg * tile.sg_t * tile.sg_n;
+    let CoopTile {
+        sg_t,
+        sg_n,
+        tm,
+        tn,
+        bk,
+    } = tile;
+    let (w_share, x_share) = tile.lane_share(sg);
+    let lim = &gpu.limits;
+    if sg_t == 0
+        || sg_n == 0
+        || !(1..=4).contains(&tm)
+        || !(1..=4).contains(&tn)
+        || ![16, 32, 64].contains(&bk)
+        || w_share > 2
+        || x_share > 8
+        || lanes > lim.max_compute_invocations_per_workgroup
+        || lanes > lim.max_compute_workgroup_size_x
+        || tile.workgroup_bytes() > lim.max_compute_workgroup_storage_size as u64
+    {
+        return Err(EngineError::Shape {
+            op: OP,
+            detail: format!(
+                "tile {tile:?}: 1..=4 tiles per subgroup each way, bk 16/32/64, at most {} lanes \
+                 (subgroups of {sg}), {} B of workgroup memory (needs {}), 2 weight chunks and \
+                 8 x vec4 per lane and step (needs {w_share}, {x_share})",
+                lim.max_compute_invocations_per_workgroup,
+                lim.max_compute_workgroup_storage_size,
+                tile.workgroup_bytes()
+            ),
+        });
+    }
+    let pipeline = gpu.pipeline(
+        &wgllama_shaders::MATMUL_COOP,
+        "matmul_coop",
+        &[
+            ("DT", s.dtype.ggml_id() as f64),
+            ("ACC", accumulate as u32 as f64),
+            ("SG", sg as f64),
+            ("SG_T", sg_t as f64),
+            ("SG_N", sg_n as f64),
+            ("TM", tm as f64),
+            ("TN", tn as f64),
+            ("BK", bk as f64),
+        ],
+    )?;
+    let workgroups = grid(gpu, tile.workgroups(s.t, s.n) as u32);
+    let label = variant_label(OP, s.dtype);
+    dispatch(gpu, label, pipeline, workgroups, x, w, y, &s, accumulate)
+}

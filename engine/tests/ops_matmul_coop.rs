@@ -1,0 +1,244 @@
+//! Op tests for the cooperative-matrix (tensor-core) mat-mul, every weight type, against the
+//! f64 CPU reference over the loaders' CPU dequantiser. Only devices with cooperative matrices
+//! run it (the H100); elsewhere (lavapipe, CI) each test checks that the op refuses with
+//! `Unsupported`, prints that it skipped, and passes.
+//!
+//! Tolerance, derived: the kernel rounds x and each decoded weight to f16 (relative error at
+//! most u = 2^-11 each, so a product is off by at most 2u + u^2 relative, or by 2^-25 |other
+//! factor| where a value falls below f16's normal range) and sums the exact products in f32
+//! (relative error at most K 2^-24 of sum |x||w|, in the worst case). So each output obeys
+//! |got - want| <= (2u + u^2 + K 2^-24) S + K 2^-25 (max|x| + max|w|), S = sum_k |x||w|;
+//! the test allows 1.1x that, plus f32 rounding of the output. Typical errors are random
+//! walks far inside it: nmse ~ (2u^2/3) ~ 2e-7 for two rounded factors; allowed 1e-6.
+
+use wgllama_engine::ops::matmul_coop::{coop_available, matmul_coop, matmul_coop_with, CoopTile};
+use wgllama_engine::reference::matmul::{matmul as ref_matmul, weight_values};
+use wgllama_engine::testing::weights::random_weight_bytes;
+use wgllama_engine::testing::{errors, test_gpu, Rng};
+use wgllama_engine::{EngineError, Gpu};
+use wgllama_loaders::DType;
+
+const NMSE: f64 = 1e-6;
+
+/// True (after printing why) where the device has no cooperative matrices; then the op
+/// must refuse with `Unsupported`.
+fn skip(gpu: &Gpu, test: &str) -> bool {
+    if coop_available(gpu) {
+        return false;
+    }
+    let x = gpu.upload_f32("x", &[0.0; 32], &[1, 32]).unwrap();
+    let w = gpu.upload_f32("w", &[0.0; 32], &[1, 32]).unwrap();
+    let y = gpu.zeros_f32("y", &[1, 1]).unwrap();
+    let e = matmul_coop(gpu, &x, &w, &y, false).unwrap_err();
+    assert!(matches!(e, EngineError::Unsupported { .. }), "{e}");
+    eprintln!(
+        "{test}: skipped, no cooperative matrices on {}",
+        gpu.describe()
+    );
+    true
+}
+
+fn row_lengths(dtype: DType) -> [usize; 2] {
+    match dtype.block_size() {
+        256 => [256, 512],
+        // 96 = 3 x 32, 544 = 17 x 32.
+        32 => [96, 544],
+        // 80: five 16-value chunks, not a whole 32-wide k step (the last step half empty).
+        _ => [80, 544],
+    }
+}
+
+/// Runs one case and checks it; returns (nmse, max |err| / S) for the summary.
+/// `tile` None: `matmul_coop` (its picked tile).
+fn check(
+    dtype: DType,
+    tile: Option<CoopTile>,
+    t: usize,
+    n: usize,
+    k: usize,
+    accumulate: bool,
+) -> (f64, f64) {
+    let gpu = test_gpu();
+    let case = format!(
+        "{} {tile:?} T={t} N={n} K={k} accumulate={accumulate}",
+        dtype.name()
+    );
+    let mut rng = Rng::new((dtype.ggml_id() as u64) << 40 ^ (t * 1_000_003 + n * 1009 + k) as u64);
+    let bytes = random_weight_bytes(&mut rng, dtype, n * k);
+    let w = gpu.upload_weight("w", dtype, &[n, k], &bytes).unwrap();
+    let wv = weight_values(dtype, &bytes, n * k).unwrap();
+    let x = rng.normal_vec(t * k, 1.0);
+    let tx = gpu.upload_f32("x", &x, &[t, k]).unwrap();
+    let y0 = rng.normal_vec(t * n, 1.0);
+    let ty = if accumulate {
+        gpu.upload_f32("y", &y0, &[t, n]).unwrap()
+    } else {
+        gpu.poisoned_f32("y", &[t, n]).unwrap()
+    };
+    let d = match tile {
+        Some(tile) => matmul_coop_with(gpu, &tx, &w, &ty, accumulate, tile),
+        None => matmul_coop(gpu, &tx, &w, &ty, accumulate),
+    }
+    .unwrap();
+    assert_eq!(d.cost.flops, 2 * (t * n * k) as u64);
+    gpu.run(&[d]).unwrap();
+    let got = gpu.read_f32(&ty).unwrap();
+    let want = ref_matmul(&x, &wv, k, accumulate.then_some(&y0[..]));
+    // S = sum_k |x||w| per output.
+    let ax: Vec<f32> = x.iter().map(|v| v.abs()).collect();
+    let aw: Vec<f32> = wv.iter().map(|v| v.abs()).collect();
+    let s = ref_matmul(&ax, &aw, k, None);
+    let max_x = ax.iter().fold(0f64, |m, &v| m.max(v as f64));
+    let max_w = aw.iter().fold(0f64, |m, &v| m.max(v as f64));
+    let u = 2f64.powi(-11);
+    let rel = 2.0 * u + u * u + k as f64 * 2f64.powi(-24);
+    let floor = k as f64 * 2f64.powi(-25) * (max_x + max_w);
+    let e = errors(&got, &want);
+    let mut worst = (0.0f64, 0usize); // (|err| / bound, index)
+    let mut worst_rel_s = 0.0f64;
+    for i in 0..got.len() {
+        let err = (got[i] as f64 - want[i] as f64).abs();
+        let bound = 1.1 * (rel * s[i] as f64 + floor) + 2f64.powi(-23) * (want[i] as f64).abs();
+        let r = if err.is_finite() {
+            err / bound
+        } else {
+            f64::INFINITY
+        };
+        if r > worst.0 || r.is_nan() {
+            worst = (r, i);
+        }
+        worst_rel_s = worst_rel_s.max(err / s[i] as f64);
+    }
+    eprintln!(
+        "{case}: nmse {:.2e} max_abs {:.2e} max err/S {:.2e} (worst {:.2} of the bound)",
+        e.nmse, e.max_abs, worst_rel_s, worst.0
+    );
+    let i = worst.1;
+    assert!(
+        worst.0 <= 1.0 && e.non_finite == 0,
+        "{case}: output {i} (token {}, row {}) = {} want {} (S {}): {:.2} of the error bound; {} non-finite",
+        i / n,
+        i % n,
+        got[i],
+        want[i],
+        s[i],
+        worst.0,
+        e.non_finite
+    );
+    assert!(e.nmse <= NMSE, "{case}: nmse {:.3e} > {NMSE:.0e}", e.nmse);
+    (e.nmse, worst_rel_s)
+}
+
+/// `matmul_coop` (picked tiles) on awkward shapes: T = 1, 17, 300 and N not multiples of the
+/// tile (stores through workgroup memory), whole tiles (direct stores), accumulate both ways.
+fn all_shapes(dtype: DType) {
+    let gpu = test_gpu();
+    if skip(gpu, dtype.name()) {
+        return;
+    }
+    let [k0, k1] = row_lengths(dtype);
+    // Whole SMALL tiles: what `pick` takes for so few outputs.
+    let tile = CoopTile::SMALL;
+    assert_eq!(CoopTile::pick(2 * 64, 2 * 64), tile);
+    let (bt, bn) = (tile.tokens() as usize, tile.rows() as usize);
+    let mut worst = (0.0f64, 0.0f64);
+    for (t, n, k, acc) in [
+        (1, 67, k0, false),
+        (17, 130, k1, true),
+        (300, 200, k0, false),
+        (300, 200, k1, true),
+        (2 * bt, 2 * bn, k0, false),
+        (2 * bt, 2 * bn, k1, true),
+        (bt + 1, 1, k0, false),
+    ] {
+        let (nmse, rel) = check(dtype, None, t, n, k, acc);
+        worst = (worst.0.max(nmse), worst.1.max(rel));
+    }
+    eprintln!(
+        "SUMMARY {}: worst nmse {:.2e}, worst max err/S {:.2e}",
+        dtype.name(),
+        worst.0,
+        worst.1
+    );
+}
+
+#[test]
+fn coop_q4_k() {
+    all_shapes(DType::Q4K);
+}
+#[test]
+fn coop_q5_k() {
+    all_shapes(DType::Q5K);
+}
+#[test]
+fn coop_q6_k() {
+    all_shapes(DType::Q6K);
+}
+#[test]
+fn coop_q8_0() {
+    all_shapes(DType::Q8_0);
+}
+#[test]
+fn coop_q4_0() {
+    all_shapes(DType::Q4_0);
+}
+#[test]
+fn coop_q5_0() {
+    all_shapes(DType::Q5_0);
+}
+#[test]
+fn coop_f16() {
+    all_shapes(DType::F16);
+}
+#[test]
+fn coop_bf16() {
+    all_shapes(DType::BF16);
+}
+#[test]
+fn coop_f32() {
+    all_shapes(DType::F32);
+}
+
+/// The LARGE tile (`pick`'s choice for big layers) on whole tiles and ragged edges.
+#[test]
+fn coop_large_tile() {
+    let gpu = test_gpu();
+    if skip(gpu, "coop_large_tile") {
+        return;
+    }
+    assert_eq!(CoopTile::pick(512, 4096), CoopTile::LARGE);
+    for dtype in [DType::Q4K, DType::Q6K, DType::F16] {
+        let large = Some(CoopTile::LARGE);
+        check(dtype, large, 256, 512, 256, false);
+        check(dtype, large, 250, 500, 512, true);
+    }
+}
+
+/// Every candidate tile (the benchmark sweep may pick any) on edge and whole-tile shapes.
+#[test]
+fn coop_every_tile() {
+    let gpu = test_gpu();
+    if skip(gpu, "coop_every_tile") {
+        return;
+    }
+    for tile in CoopTile::candidates() {
+        let (bt, bn) = (tile.tokens() as usize, tile.rows() as usize);
+        check(DType::Q4K, Some(tile), 300, 200, 512, true);
+        check(DType::F16, Some(tile), bt, 2 * bn, 544, false);
+        check(DType::Q8_0, Some(tile), bt + 3, bn - 5, 96, false);
+    }
+}
+
+/// Rows that are not whole 16-value chunks are refused (callers fall back).
+#[test]
+fn coop_refuses_k_not_multiple_of_16() {
+    let gpu = test_gpu();
+    if skip(gpu, "coop_refuses_k_not_multiple_of_16") {
+        return;
+    }
+    let x = gpu.upload_f32("x", &[0.0; 200], &[2, 100]).unwrap();
+    let w = gpu.upload_f32("w", &[0.0; 300], &[3, 100]).unwrap();
+    let y = gpu.zeros_f32("y", &[2, 3]).unwrap();
+    let e = matmul_coop(gpu, &x, &w, &y, false).unwrap_err();
+    assert!(matches!(e, EngineError::Shape { .. }), "{e}");
+}
