@@ -34,6 +34,10 @@ pub struct BenchArgs {
     /// Store the KV cache in f16 instead of f32.
     #[arg(long)]
     kv_f16: bool,
+    /// Arithmetic path: `fast` (prompt mat-muls on tensor cores with f16 inputs where the
+    /// adapter has cooperative matrices) or `exact` (f32 throughout, as the golden checks).
+    #[arg(long, default_value = "fast")]
+    precision: wgllama_engine::Precision,
     /// Run the four prompt scenarios (short, medium, code, long) instead of pp/tg.
     #[arg(long)]
     scenarios: bool,
@@ -67,9 +71,11 @@ pub fn run(gpu_opts: &GpuOptions, a: BenchArgs) -> Result<(), String> {
     let loaded = load(gpu_opts, &a.model, false)?;
     let kv_dtype = if a.kv_f16 { KvDtype::F16 } else { KvDtype::F32 };
     let precision = format!(
-        "f32 activations, {} KV cache",
+        "{}, {} KV cache",
+        a.precision,
         if a.kv_f16 { "f16" } else { "f32" }
     );
+    eprintln!("precision: {}", a.precision.describe(&loaded.gpu));
     eprintln!("measuring: {precision}; greedy sampling on the GPU");
     let csv = if a.scenarios {
         scenarios(&loaded, &a, kv_dtype)?
@@ -87,11 +93,13 @@ fn session<'a>(
     ctx: usize,
     chunk: usize,
     kv_dtype: KvDtype,
+    precision: wgllama_engine::Precision,
 ) -> Result<Session<'a>, String> {
     let opts = SessionOptions {
         ctx,
         kv_dtype,
         prefill_chunk: chunk,
+        precision,
     };
     Session::new(&l.gpu, &l.weights, opts, Sampling::greedy()).map_err(|e| e.to_string())
 }
@@ -162,7 +170,7 @@ fn throughput(
             c.context_length
         ));
     }
-    let mut s = session(l, needed, a.chunk, kv_dtype)?;
+    let mut s = session(l, needed, a.chunk, kv_dtype, a.precision)?;
     let (name, gib, params) = model_facts(l);
     let adapter = &l.gpu.info.name;
     // Rows print as each test finishes: a long run shows progress.
@@ -274,7 +282,7 @@ fn scenarios(l: &Loaded, a: &BenchArgs, kv_dtype: KvDtype) -> Result<String, Str
         .map(|(_, ids)| ids.len() + generate)
         .max()
         .unwrap_or(1);
-    let mut s = session(l, ctx, a.chunk, kv_dtype)?;
+    let mut s = session(l, ctx, a.chunk, kv_dtype, a.precision)?;
     let backend = format!("wgllama-wgpu-{:?}", l.gpu.info.backend).to_lowercase();
     let mut csv = format!("{SCENARIO_CSV_HEADER}\n");
     println!("| scenario | prompt tokens | generated | ttft ms | ms/token | tokens/s | total ms |");

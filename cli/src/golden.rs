@@ -24,6 +24,10 @@ pub enum GoldenCommand {
         /// Largest allowed absolute logit error.
         #[arg(long, default_value_t = 5e-2)]
         max_abs: f32,
+        /// Arithmetic path to check: `exact` (f32 throughout) or `fast` (tensor-core prompt
+        /// mat-muls with f16 inputs where the adapter has them).
+        #[arg(long, default_value = "exact")]
+        precision: wgllama_engine::Precision,
     },
 }
 
@@ -34,14 +38,16 @@ pub fn run(gpu_opts: &GpuOptions, cmd: GoldenCommand) -> Result<(), String> {
             model,
             golden,
             max_abs,
+            precision,
         } => {
             let loaded = load(gpu_opts, &model, true)?;
             println!("adapter: {}", loaded.gpu.describe());
+            println!("precision: {}", precision.describe(&loaded.gpu));
             let tol = ModelTolerance {
                 max_abs,
                 ..Default::default()
             };
-            let reports = check_model(&loaded.gpu, &loaded.weights, &golden, &tol)
+            let reports = check_model(&loaded.gpu, &loaded.weights, &golden, &tol, precision)
                 .map_err(|e| e.to_string())?;
             let mut failed = 0;
             for r in &reports {

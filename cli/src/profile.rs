@@ -38,6 +38,10 @@ pub struct ProfileArgs {
     /// Store the KV cache in f16 instead of f32.
     #[arg(long)]
     kv_f16: bool,
+    /// Arithmetic path: `fast` (prompt mat-muls on tensor cores with f16 inputs where the
+    /// adapter has cooperative matrices) or `exact` (f32 throughout, as the golden checks).
+    #[arg(long, default_value = "fast")]
+    precision: wgllama_engine::Precision,
     /// Prompt tokens per prefill pass.
     #[arg(long, default_value_t = 512)]
     chunk: usize,
@@ -67,13 +71,15 @@ pub fn run(gpu_opts: &GpuOptions, a: ProfileArgs) -> Result<(), String> {
         ctx: pp.max(tg + 1),
         kv_dtype,
         prefill_chunk: a.chunk,
+        precision: a.precision,
     };
     let mut s =
         Session::new(gpu, &loaded.weights, opts, Sampling::greedy()).map_err(|e| e.to_string())?;
     let err = |e: wgllama_engine::EngineError| e.to_string();
     let mode = Profiler::new(gpu).map_err(err)?.mode();
     println!(
-        "profile: f32 activations, {} KV cache; {}",
+        "profile: {}, {} KV cache; {}",
+        a.precision.describe(gpu),
         if a.kv_f16 { "f16" } else { "f32" },
         mode.describe()
     );

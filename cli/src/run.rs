@@ -43,6 +43,10 @@ pub struct RunArgs {
     /// Store the KV cache in f16 (half the memory; not the exact path).
     #[arg(long)]
     kv_f16: bool,
+    /// Arithmetic path: `fast` (prompt mat-muls on tensor cores with f16 inputs where the
+    /// adapter has cooperative matrices) or `exact` (f32 throughout, as the golden checks).
+    #[arg(long, default_value = "fast")]
+    precision: wgllama_engine::Precision,
 }
 
 pub fn run(gpu_opts: &GpuOptions, a: RunArgs) -> Result<(), String> {
@@ -88,6 +92,7 @@ pub fn run(gpu_opts: &GpuOptions, a: RunArgs) -> Result<(), String> {
     let opts = SessionOptions {
         ctx,
         kv_dtype,
+        precision: a.precision,
         ..Default::default()
     };
     let sampling = Sampling {

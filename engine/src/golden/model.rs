@@ -91,6 +91,7 @@ pub fn check_model(
     weights: &LlamaWeights,
     golden: &Path,
     tol: &ModelTolerance,
+    precision: crate::precision::Precision,
 ) -> Result<Vec<PromptReport>> {
     let bytes = super::read_file(golden)?;
     let st = super::parse(golden, &bytes)?;
@@ -120,6 +121,7 @@ pub fn check_model(
         let ctx = tokens.len() + greedy.len() + 1;
         let opts = SessionOptions {
             ctx,
+            precision,
             ..Default::default()
         };
         let mut session = Session::new(gpu, weights, opts, Sampling::greedy())?;

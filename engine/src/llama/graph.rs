@@ -12,7 +12,10 @@ use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kv_cache::KvCache;
 use crate::llama::weights::LlamaWeights;
-use crate::ops::{attention, elementwise, embedding, kvcache, matmul, rmsnorm, rope, sample};
+use crate::ops::{
+    attention, elementwise, embedding, kvcache, matmul, matmul_coop, rmsnorm, rope, sample,
+};
+use crate::precision::Precision;
 use crate::tensor::{Elem, Tensor};
 
 /// Which rows get logits: the last (generation) or every row (`wgllama logits`).
@@ -80,6 +83,29 @@ pub struct GraphIo<'a> {
     pub kv: &'a KvCache,
     /// Where the sampler writes the chosen id (index 0), when sampling.
     pub sampled: Option<(&'a Tensor, &'a sample::Sampling)>,
+    pub precision: Precision,
+}
+
+/// A linear layer y (+)= x W^T on the path `precision` picks: with `Fast`, prompts (T > 1)
+/// use the tensor-core mat-mul (f16 inputs) where the adapter has one; everything else is exact.
+fn linear(
+    gpu: &Gpu,
+    x: &Tensor,
+    w: &Tensor,
+    y: &Tensor,
+    accumulate: bool,
+    precision: Precision,
+) -> Result<crate::dispatch::Dispatch> {
+    let t = x.numel() / x.shape.last().copied().unwrap_or(1).max(1);
+    let k = *w.shape.last().unwrap_or(&0);
+    if precision == Precision::Fast
+        && t > 1
+        && k.is_multiple_of(16)
+        && matmul_coop::coop_available(gpu)
+    {
+        return matmul_coop::matmul_coop(gpu, x, w, y, accumulate);
+    }
+    matmul::matmul(gpu, x, w, y, accumulate)
 }
 
 impl Graph {
@@ -100,9 +126,9 @@ impl Graph {
         let mut body = vec![embedding::embedding(gpu, &w.embed, io.tokens, &a.x)?];
         for (l, lw) in w.layers.iter().enumerate() {
             body.push(rmsnorm::rmsnorm(gpu, &a.x, &lw.attn_norm, &a.h, eps)?);
-            body.push(matmul::matmul(gpu, &a.h, &lw.wq, &q_flat, false)?);
-            body.push(matmul::matmul(gpu, &a.h, &lw.wk, &k_flat, false)?);
-            body.push(matmul::matmul(gpu, &a.h, &lw.wv, &v_flat, false)?);
+            body.push(linear(gpu, &a.h, &lw.wq, &q_flat, false, io.precision)?);
+            body.push(linear(gpu, &a.h, &lw.wk, &k_flat, false, io.precision)?);
+            body.push(linear(gpu, &a.h, &lw.wv, &v_flat, false, io.precision)?);
             body.push(rope::rope(gpu, &a.q, &w.inv_freq, io.step, w.rope_style)?);
             body.push(rope::rope(gpu, &a.k, &w.inv_freq, io.step, w.rope_style)?);
             let layer = &io.kv.layers[l];
@@ -112,12 +138,12 @@ impl Graph {
             body.extend(attention::attention(
                 gpu, &a.q, &layer.k, &layer.v, io.step, &a.att,
             )?);
-            body.push(matmul::matmul(gpu, &att_flat, &lw.wo, &a.x, true)?);
+            body.push(linear(gpu, &att_flat, &lw.wo, &a.x, true, io.precision)?);
             body.push(rmsnorm::rmsnorm(gpu, &a.x, &lw.ffn_norm, &a.h, eps)?);
-            body.push(matmul::matmul(gpu, &a.h, &lw.w_gate, &a.gate, false)?);
-            body.push(matmul::matmul(gpu, &a.h, &lw.w_up, &a.up, false)?);
+            body.push(linear(gpu, &a.h, &lw.w_gate, &a.gate, false, io.precision)?);
+            body.push(linear(gpu, &a.h, &lw.w_up, &a.up, false, io.precision)?);
             body.push(elementwise::silu_mul(gpu, &a.gate, &a.up, &a.act)?);
-            body.push(matmul::matmul(gpu, &a.act, &lw.w_down, &a.x, true)?);
+            body.push(linear(gpu, &a.act, &lw.w_down, &a.x, true, io.precision)?);
         }
         let head_in = if rows == LogitRows::All || t == 1 {
             &a.x
@@ -126,7 +152,7 @@ impl Graph {
         };
         let mut head = vec![
             rmsnorm::rmsnorm(gpu, head_in, &w.out_norm, &a.hn, eps)?,
-            matmul::matmul(gpu, &a.hn, &w.output, &a.logits, false)?,
+            linear(gpu, &a.hn, &w.output, &a.logits, false, io.precision)?,
         ];
         if let Some((sampled, params)) = io.sampled {
             let last = a.logits.reshaped(&[c.vocab_size]);

@@ -25,6 +25,8 @@ pub struct SessionOptions {
     pub kv_dtype: KvDtype,
     /// Prompt tokens per prefill pass: bounds activation memory for long prompts.
     pub prefill_chunk: usize,
+    /// Exact (golden checks) or fast (tensor-core prompts) arithmetic: `precision.rs`.
+    pub precision: crate::precision::Precision,
 }
 
 impl Default for SessionOptions {
@@ -33,6 +35,7 @@ impl Default for SessionOptions {
             ctx: 2048,
             kv_dtype: KvDtype::F32,
             prefill_chunk: 256,
+            precision: crate::precision::Precision::Exact,
         }
     }
 }
@@ -147,6 +150,7 @@ impl<'m> Session<'m> {
             step: &step.buffer,
             kv: &kv,
             sampled: Some((&sampled, &spec)),
+            precision: opts.precision,
         };
         let decode = Graph::build(gpu, weights, 1, LogitRows::Last, &io)?;
         Ok(Session {
@@ -228,6 +232,7 @@ impl<'m> Session<'m> {
                 step: &self.step.buffer,
                 kv: &self.kv,
                 sampled,
+                precision: self.opts.precision,
             };
             let g = Graph::build(self.gpu, self.weights, t, rows, &io)?;
             self.prefill.insert(key, g);

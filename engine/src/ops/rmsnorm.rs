@@ -44,7 +44,7 @@ pub fn rmsnorm(gpu: &Gpu, x: &Tensor, w: &Tensor, y: &Tensor, eps: f32) -> Resul
         _pad: 0,
     };
     let wg = lanes(gpu, rows, dim);
-    let vec4 = dim % 4 == 0;
+    let vec4 = dim.is_multiple_of(4);
     let pipeline = gpu.pipeline(
         &wgllama_shaders::RMSNORM,
         "main",
