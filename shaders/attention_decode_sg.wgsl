@@ -1,7 +1,7 @@
 // Subgroup variant of attention_decode.wgsl (the module is step.wgsl, this file, then
 // attention_decode.wgsl): the L lanes of a key are L consecutive lanes of one subgroup, and
-// their score dots are summed by an xor butterfly of shuffles (every lane ends with the
-// bitwise same sum, as a + b == b + a). Needs the device's SUBGROUP feature and L <= the
+// their partial score dots are summed by an xor butterfly of shuffles (every lane ends with
+// the bitwise same sums, as a + b == b + a). Needs the device's SUBGROUP feature and L <= the
 // subgroup size. No `enable subgroups;`: naga 30 rejects the directive and gates the builtins
 // on the device feature instead.
 //
@@ -9,11 +9,22 @@
 // groups never straddle subgroups whatever the adapter's order; the host sizes WG as whole
 // subgroups.
 
-// s[e] (e < B * R) summed over the aligned group of L lanes, in every lane of the group.
-fn lane_sum(s: ptr<function, array<f32, 32>>, vlid: u32) {
+// The batch's partial scores sc<b><g> summed over the aligned group of L lanes.
+fn reduce_scores(vlid: u32) {
     for (var mask = 1u; mask < L; mask = mask * 2u) {
-        for (var e = 0u; e < B * R; e = e + 1u) {
-            (*s)[e] = (*s)[e] + subgroupShuffleXor((*s)[e], mask);
+        sc00 = sc00 + subgroupShuffleXor(sc00, mask);
+        if (RG > 1u) { sc01 = sc01 + subgroupShuffleXor(sc01, mask); }
+        if (B > 1u) {
+            sc10 = sc10 + subgroupShuffleXor(sc10, mask);
+            if (RG > 1u) { sc11 = sc11 + subgroupShuffleXor(sc11, mask); }
+        }
+        if (B > 2u) {
+            sc20 = sc20 + subgroupShuffleXor(sc20, mask);
+            sc30 = sc30 + subgroupShuffleXor(sc30, mask);
+            if (RG > 1u) {
+                sc21 = sc21 + subgroupShuffleXor(sc21, mask);
+                sc31 = sc31 + subgroupShuffleXor(sc31, mask);
+            }
         }
     }
 }

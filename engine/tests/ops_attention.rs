@@ -572,12 +572,13 @@ fn decode_configs(gpu: &Gpu, c: &Case, ctx: usize) -> Vec<DecodeConfig> {
     let group = c.n_heads / c.n_kv_heads;
     let auto = DecodeConfig::pick(gpu, c.t * group, c.head_dim, c.n_kv_heads, ctx);
     let kb = auto.keys_per_batch();
-    let mut all = vec![
+    let candidates = [
         auto,
         DecodeConfig {
             subgroups: false,
             ..auto
         },
+        // Many small splits: the in-kernel merge runs at short contexts too.
         DecodeConfig {
             min_chunk: kb,
             max_splits: 8,
@@ -589,16 +590,29 @@ fn decode_configs(gpu: &Gpu, c: &Case, ctx: usize) -> Vec<DecodeConfig> {
             subgroups: false,
             ..auto
         },
+        // Two quads per lane on half the lanes, one key per batch.
         DecodeConfig {
-            rows: (auto.rows / 2).max(1),
-            lanes: auto.lanes * 2,
+            lanes: (auto.lanes / 2).max(1),
+            quads: 2,
             batch: 1,
-            min_chunk: 2 * auto.wg / (auto.lanes * 2),
+            min_chunk: 2 * auto.wg / (auto.lanes / 2).max(1),
+            ..auto
+        },
+        // The other row-group count (padding rows, or more row blocks), two keys per batch.
+        DecodeConfig {
+            row_groups: 3 - auto.row_groups,
+            batch: 2,
+            wg: 64,
+            min_chunk: 64 / auto.lanes * 2 * 4,
             ..auto
         },
     ];
-    all.retain(|cfg| cfg.validate(gpu, c.head_dim).is_ok());
-    all.dedup();
+    let mut all: Vec<DecodeConfig> = Vec::new();
+    for cfg in candidates {
+        if cfg.validate(gpu, c.head_dim).is_ok() && !all.contains(&cfg) {
+            all.push(cfg);
+        }
+    }
     all
 }
 

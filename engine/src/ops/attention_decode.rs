@@ -25,12 +25,9 @@ pub struct AttentionDecodeParams {
     pub _pad: u32,
 }
 
-/// Sizes of the kernel's register and workgroup arrays (see the WGSL).
-const REG_QUADS: usize = 8;
-const SCORES: usize = 32;
-const SM_FLOATS: usize = 4096;
+/// Sizes of the kernel's workgroup arrays (see the WGSL).
+const SM_QUADS: usize = 1024;
 const SM_ROWS: usize = 256;
-const MAX_ROWS: usize = 16;
 
 /// How attention_decode.wgsl runs: its override constants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,9 +36,11 @@ pub struct DecodeConfig {
     pub wg: usize,
     /// Lanes sharing one key (a power of two; at most the subgroup size with subgroups).
     pub lanes: usize,
-    /// Query rows (token, head-in-group) per workgroup: a power of two <= 16.
-    pub rows: usize,
-    /// Keys per key group and batch.
+    /// Quads (4 dims) of a row per lane: 1 or 2; lanes * quads >= head_dim / 4.
+    pub quads: usize,
+    /// Groups of 4 query rows (token, head-in-group) per workgroup: 1 or 2.
+    pub row_groups: usize,
+    /// Keys per key group and batch: 1, 2 or 4.
     pub batch: usize,
     /// Workgroups along the key range per row block (the grid); a multiple of 8.
     pub max_splits: usize,
@@ -52,20 +51,21 @@ pub struct DecodeConfig {
 }
 
 impl DecodeConfig {
-    /// Keys one batch of the whole workgroup covers.
-    pub fn keys_per_batch(&self) -> usize {
-        self.wg / self.lanes * self.batch
+    /// Query rows per workgroup.
+    pub fn rows(&self) -> usize {
+        4 * self.row_groups
     }
 
-    /// Quads (4 dims) of a row each lane holds.
-    fn quads_per_lane(&self, head_dim: usize) -> usize {
-        (head_dim / 4).div_ceil(self.lanes)
+    /// Keys one batch of the whole workgroup covers.
+    pub fn keys_per_batch(&self) -> usize {
+        self.wg / self.lanes.max(1) * self.batch
     }
 
     /// Whether the kernel's fixed arrays and assumptions hold for this head_dim and device.
     pub fn validate(&self, gpu: &Gpu, head_dim: usize) -> Result<()> {
-        let nv = self.quads_per_lane(head_dim);
+        let hd4 = head_dim / 4;
         let kg = self.wg / self.lanes.max(1);
+        let rows = self.rows();
         let pow2 = |x: usize| x.is_power_of_two();
         let sg_ok = !self.subgroups
             || (gpu.caps.subgroups
@@ -73,24 +73,21 @@ impl DecodeConfig {
                 && gpu.caps.subgroup_size.1 > 0
                 && self.wg.is_multiple_of(gpu.caps.subgroup_size.1 as usize));
         let ok = pow2(self.wg)
-            && (32..=256).contains(&self.wg)
+            && (32..=128).contains(&self.wg)
             && pow2(self.lanes)
             && self.lanes <= self.wg
-            && pow2(self.rows)
-            && self.rows <= MAX_ROWS
-            && self.rows < self.wg
-            && self.batch >= 1
+            && (1..=2).contains(&self.quads)
+            && self.lanes * self.quads >= hd4
+            && (1..=2).contains(&self.row_groups)
+            && rows < self.wg
+            && matches!(self.batch, 1 | 2 | 4)
             && head_dim.is_multiple_of(4)
-            && head_dim <= 256
-            && self.rows * nv <= REG_QUADS
-            && self.batch * nv <= REG_QUADS
-            && self.batch * self.rows <= SCORES
-            && kg * self.rows <= SM_ROWS
-            && self.wg * self.batch * self.rows <= SM_FLOATS
-            && kg * self.rows * head_dim <= SM_FLOATS
+            && (4..=256).contains(&head_dim)
+            && kg * rows <= SM_ROWS
+            && kg * rows * hd4 <= SM_QUADS
             && self.max_splits >= 8
             && self.max_splits.is_multiple_of(8)
-            && self.max_splits * self.rows + 4 * self.wg <= SM_FLOATS
+            && self.max_splits * rows <= SM_QUADS
             && self.min_chunk >= self.keys_per_batch()
             && self.min_chunk.is_multiple_of(self.keys_per_batch())
             && sg_ok;
@@ -112,46 +109,53 @@ impl DecodeConfig {
         n_kv_heads: usize,
         ctx: usize,
     ) -> DecodeConfig {
-        let wg = 128;
-        let (sg_min, sg_max) = gpu.caps.subgroup_size;
-        let subgroups = gpu.caps.subgroups
-            && sg_min >= 4
-            && (sg_max as usize) <= wg
-            && wg.is_multiple_of(sg_max.max(1) as usize);
-        let max_lanes = if subgroups { sg_min as usize } else { 32 };
         let hd4 = (head_dim / 4).max(1);
-        // Most rows per workgroup (fewest re-reads of K/V) whose q and accumulators fit the
-        // registers; then the fewest lanes per key with at most 4 quads per lane.
-        let mut rows = n_rows.clamp(1, MAX_ROWS).next_power_of_two();
-        let lanes = loop {
-            let fits = (0..=max_lanes.ilog2()).map(|e| 1usize << e).find(|&l| {
-                let nv = hd4.div_ceil(l);
-                rows * nv <= REG_QUADS && nv <= 4
-            });
-            match fits {
-                Some(l) => break l,
-                None if rows > 1 => rows /= 2,
-                None => break max_lanes,
-            }
+        let (sg_min, sg_max) = (
+            gpu.caps.subgroup_size.0 as usize,
+            gpu.caps.subgroup_size.1 as usize,
+        );
+        // One quad per lane where a subgroup covers the row, else two; without usable
+        // subgroups the lane sums go through workgroup memory (any power of two).
+        let lanes_for = |quads: usize| hd4.div_ceil(quads).next_power_of_two();
+        let sg_usable = |quads: usize| {
+            gpu.caps.subgroups && sg_min >= 4 && sg_max <= 128 && lanes_for(quads) <= sg_min
         };
-        let nv = hd4.div_ceil(lanes);
-        let batch = (REG_QUADS / nv).min(SCORES / rows).clamp(1, 4);
+        let (quads, subgroups) = if sg_usable(1) {
+            (1, true)
+        } else if sg_usable(2) {
+            (2, true)
+        } else {
+            (if hd4 <= 32 { 1 } else { 2 }, false)
+        };
+        let lanes = lanes_for(quads);
+        let row_groups = if n_rows <= 4 { 1 } else { 2 };
+        let rows = 4 * row_groups;
+        // Four keys in flight per lane, two when each lane already holds four quad pairs.
+        let batch = if quads * row_groups > 2 { 2 } else { 4 };
+        let mut wg = 128;
+        while wg > 32 && (wg / lanes * rows * hd4 > SM_QUADS || wg / lanes * rows > SM_ROWS) {
+            wg /= 2;
+        }
+        let wg = wg
+            .max(lanes.next_power_of_two())
+            .max(sg_max.next_power_of_two());
         let kb = wg / lanes * batch;
-        let min_chunk = 64usize.div_ceil(kb) * kb;
+        let min_chunk = 32usize.div_ceil(kb) * kb;
         let blocks = n_kv_heads.max(1) * n_rows.div_ceil(rows);
-        // Enough workgroups to fill a large GPU at long contexts, no more than the context
-        // can use, and few enough that the merging workgroup's reads stay short.
+        // Enough workgroups to fill a large GPU at long contexts (~512), no more than the
+        // context can use, and few enough that the merging workgroup's reads stay short.
         let useful = ctx.div_ceil(min_chunk).next_multiple_of(8);
         let max_splits = (512 / blocks)
             .next_multiple_of(8)
-            .min(64)
+            .min(32)
             .min(useful)
-            .min((SM_FLOATS - 4 * wg) / rows / 8 * 8)
+            .min(SM_QUADS / rows / 8 * 8)
             .max(8);
         DecodeConfig {
             wg,
             lanes,
-            rows,
+            quads,
+            row_groups,
             batch,
             max_splits,
             min_chunk,
@@ -191,11 +195,12 @@ pub fn attention_decode_with(
     let s = check(q, k_cache, v_cache, out)?;
     cfg.validate(gpu, s.head_dim)?;
     let group = s.n_heads / s.n_kv_heads;
-    let n_row_blocks = (s.t * group).div_ceil(cfg.rows);
+    let rows_per_block = cfg.rows();
+    let n_row_blocks = (s.t * group).div_ceil(rows_per_block);
     let blocks = s.n_kv_heads * n_row_blocks;
     let hd4 = s.head_dim / 4;
-    let acc_quads = blocks * cfg.max_splits * cfg.rows * hd4;
-    let ml_quads = blocks * cfg.max_splits * cfg.rows;
+    let acc_quads = blocks * cfg.max_splits * rows_per_block * hd4;
+    let ml_quads = blocks * cfg.max_splits * rows_per_block;
     let params = AttentionDecodeParams {
         n_tokens: s.t as u32,
         n_heads: s.n_heads as u32,
@@ -218,7 +223,8 @@ pub fn attention_decode_with(
             ("WG", cfg.wg as f64),
             ("HD", s.head_dim as f64),
             ("L", cfg.lanes as f64),
-            ("R", cfg.rows as f64),
+            ("NV", cfg.quads as f64),
+            ("RG", cfg.row_groups as f64),
             ("B", cfg.batch as f64),
             ("S_MAX", cfg.max_splits as f64),
             ("CH_MIN", cfg.min_chunk as f64),

@@ -48,12 +48,12 @@ impl PrefillConfig {
             && self.kc >= 4
             && self.kc.is_multiple_of(4)
             && self.kc * (self.rows + BC) <= 4 * BUF_QUADS
-            && (self.rows * self.kc / 4).div_ceil(wg) <= 4
-            && (BC * self.kc / 4).div_ceil(wg) <= 4
+            && (self.rows * self.kc / 4).div_ceil(wg) <= 2
+            && (BC * self.kc / 4).div_ceil(wg) <= 2
             && self.vc >= 1
             && BC.is_multiple_of(self.vc)
             && self.vc * hd4 <= BUF_QUADS
-            && (self.vc * hd4).div_ceil(wg) <= 4
+            && (self.vc * hd4).div_ceil(wg) <= 2
             && hd4.div_ceil(TX) <= 4
             && BC * self.rows / 4 <= BUF_QUADS;
         if ok {
@@ -66,20 +66,23 @@ impl PrefillConfig {
         }
     }
 
-    /// 64-row blocks when there are enough of them to fill a large GPU, else 32.
+    /// 64-row blocks when their workgroups (two blocks each) reach ~128, else 32; 16-dim
+    /// score chunks; the largest value chunk that fits.
     pub fn pick(n_rows: usize, n_kv_heads: usize, head_dim: usize) -> PrefillConfig {
-        let rows = if n_rows.div_ceil(64) * n_kv_heads >= 512 {
+        let rows = if n_rows.div_ceil(64).div_ceil(2) * n_kv_heads >= 128 {
             64
         } else {
             32
         };
-        let wg = rows / 4 * TX;
-        let hd4 = head_dim / 4;
-        let mut vc = 32;
-        while vc > 1 && (vc * hd4 > BUF_QUADS || (vc * hd4).div_ceil(wg) > 4) {
-            vc /= 2;
+        let mut cfg = PrefillConfig {
+            rows,
+            kc: 16,
+            vc: 32,
+        };
+        while cfg.vc > 1 && cfg.validate(head_dim).is_err() {
+            cfg.vc /= 2;
         }
-        PrefillConfig { rows, kc: 16, vc }
+        cfg
     }
 }
 
