@@ -10,4 +10,4 @@ grep -E "^test |test result|panicked" $OUT/tests.txt | grep -v "running for over
 timeout 240 ./bench_attention $MODE 2>&1 | grep -v XDG > $OUT/bench.txt
 grep -v sweep $OUT/bench.txt
 # Best sweep configurations per shape, dtype and position.
-grep sweep $OUT/bench.txt | sort -k4,6 -k1n | awk '{k=$4" "$5" "$6" "$7; if (!(k in seen)) {seen[k]=1; print}}'
+grep sweep $OUT/bench.txt | sort -k3,6 -k1,1n | awk '{k=$3" "$4" "$5" "$6; if (!(k in seen)) {seen[k]=1; print}}'
