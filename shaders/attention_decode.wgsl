@@ -431,12 +431,25 @@ fn decode(vlid: u32, wg_index: u32) {
         for (var e = vlid; e < n_units; e = e + WG) {
             let rr = e / HD4;
             let u = e % HD4;
-            var acc = vec4<f32>(0.0);
-            for (var s = 0u; s < live; s = s + 1u) {
-                acc = acc + smw[s * R + rr] * part[acc0 + (s * R + rr) * HD4 + u];
+            // Four independent sums, so four loads are in flight.
+            var a0 = vec4<f32>(0.0);
+            var a1 = vec4<f32>(0.0);
+            var a2 = vec4<f32>(0.0);
+            var a3 = vec4<f32>(0.0);
+            let stride = R * HD4;
+            let base = acc0 + rr * HD4 + u;
+            var s = 0u;
+            for (; s + 4u <= live; s = s + 4u) {
+                a0 = a0 + smw[s * R + rr] * part[base + s * stride];
+                a1 = a1 + smw[(s + 1u) * R + rr] * part[base + (s + 1u) * stride];
+                a2 = a2 + smw[(s + 2u) * R + rr] * part[base + (s + 2u) * stride];
+                a3 = a3 + smw[(s + 3u) * R + rr] * part[base + (s + 3u) * stride];
+            }
+            for (; s < live; s = s + 1u) {
+                a0 = a0 + smw[s * R + rr] * part[base + s * stride];
             }
             if (rr < rows_here) {
-                out[out_row(row0, rr, kvh, group) * HD4 + u] = acc / sm_m[rr];
+                out[out_row(row0, rr, kvh, group) * HD4 + u] = ((a0 + a1) + (a2 + a3)) / sm_m[rr];
             }
         }
     } else {
