@@ -5,8 +5,11 @@
 use half::f16;
 use wgllama_engine::kv_cache::{KvCache, KvDtype};
 use wgllama_engine::ops::attention::{attention, attention_with_splits, auto_splits};
+use wgllama_engine::ops::attention_decode::{attention_decode_with, DecodeConfig};
+use wgllama_engine::ops::attention_prefill::{attention_prefill_with, PrefillConfig};
 use wgllama_engine::ops::kvcache::kv_write;
 use wgllama_engine::ops::rope::{rope, RopeStyle};
+use wgllama_engine::ops::rope_kv::rope_kv;
 use wgllama_engine::reference;
 use wgllama_engine::step::{Step, StepBuffer};
 use wgllama_engine::testing::{assert_close, errors, test_gpu, Rng, Tol};
@@ -26,6 +29,12 @@ const TOL_ATTN: Tol = Tol {
 const TOL_ATTN_F16_VS_F32: Tol = Tol {
     nmse: 1e-6,
     max_abs: 3e-3,
+};
+
+/// RoPE's tolerance (ops_rope.rs): the GPU's own sin/cos and f32 rotation products.
+const TOL_ROPE: Tol = Tol {
+    nmse: 1e-14,
+    max_abs: 5e-7,
 };
 
 fn round_f16(x: &[f32]) -> Vec<f32> {
@@ -327,17 +336,23 @@ fn kv_write_matches_reference() {
     }
 }
 
-/// One attention layer as the Llama graph runs it: RoPE on q and k, kv_write, attention; a
-/// 150-token prompt, then three decode steps that reuse their dispatches with only the Step
-/// buffer (and the inputs) rewritten. Each output is checked against the reference on CPU-roped
-/// q and the cache as the GPU holds it, and the cache against CPU-roped k and v.
+/// One attention layer as the Llama graph runs it: RoPE on q and k, kv_write, attention (or the
+/// fused rope_kv, attention); a 150-token prompt, then three decode steps that reuse their
+/// dispatches with only the Step buffer (and the inputs) rewritten. Each output is checked
+/// against the reference on CPU-roped q and the cache as the GPU holds it, and the cache
+/// against CPU-roped k and v.
 #[test]
 fn prompt_then_decode_through_one_cache() {
     let gpu = test_gpu();
     let (h, kv, d, prompt, ctx) = (8, 2, 64, 150, 600);
     let inv_freq = rope_inv_freqs(d, 500000.0, &RopeScaling::None);
     let tf = gpu.upload_f32("inv_freq", &inv_freq, &[d / 2]).unwrap();
-    for dtype in [KvDtype::F32, KvDtype::F16] {
+    for (dtype, fused) in [
+        (KvDtype::F32, false),
+        (KvDtype::F16, false),
+        (KvDtype::F32, true),
+        (KvDtype::F16, true),
+    ] {
         let cache = KvCache::new(gpu, 1, ctx, kv, d, dtype).unwrap();
         let layer = &cache.layers[0];
         let step = StepBuffer::new(gpu).unwrap();
@@ -348,20 +363,33 @@ fn prompt_then_decode_through_one_cache() {
             let k = gpu.zeros_f32("k", &[t, kv, d]).unwrap();
             let v = gpu.zeros_f32("v", &[t, kv, d]).unwrap();
             let out = gpu.zeros_f32("out", &[t, h, d]).unwrap();
-            let mut ds = vec![
-                rope(gpu, &q, &tf, &step.buffer, RopeStyle::RotateHalf).unwrap(),
-                rope(gpu, &k, &tf, &step.buffer, RopeStyle::RotateHalf).unwrap(),
-                kv_write(gpu, &k, &v, &layer.k, &layer.v, &step.buffer).unwrap(),
-            ];
+            let mut ds = if fused {
+                vec![rope_kv(
+                    gpu,
+                    &q,
+                    &k,
+                    &v,
+                    &tf,
+                    &step.buffer,
+                    RopeStyle::RotateHalf,
+                    &layer.k,
+                    &layer.v,
+                )
+                .unwrap()]
+            } else {
+                vec![
+                    rope(gpu, &q, &tf, &step.buffer, RopeStyle::RotateHalf).unwrap(),
+                    rope(gpu, &k, &tf, &step.buffer, RopeStyle::RotateHalf).unwrap(),
+                    kv_write(gpu, &k, &v, &layer.k, &layer.v, &step.buffer).unwrap(),
+                ]
+            };
             ds.extend(attention(gpu, &q, &layer.k, &layer.v, &step.buffer, &out).unwrap());
             (q, k, v, out, ds)
         };
         let prompt_graph = build(prompt);
         let decode_graph = build(1);
-        assert!(
-            decode_graph.4.len() == 5,
-            "decode should split the key range and merge"
-        );
+        // Decode attention is one dispatch (its splits merge inside it).
+        assert_eq!(decode_graph.4.len(), if fused { 2 } else { 4 });
         let (mut all_k, mut all_v) = (Vec::new(), Vec::new());
         let mut pos = 0;
         for t in [prompt, 1, 1, 1] {
@@ -403,7 +431,7 @@ fn prompt_then_decode_through_one_cache() {
             ));
             all_v.extend(xv);
             let n = (pos + t) * kv * d;
-            let case = format!("layer {dtype:?} step pos={pos} T={t}");
+            let case = format!("layer {dtype:?} fused={fused} step pos={pos} T={t}");
             let got_k = read_cache(gpu, &layer.k);
             let got_v = read_cache(gpu, &layer.v);
             // The cache matches the CPU path to the rope tolerance (f32), or to one f16 step:
@@ -487,4 +515,439 @@ fn attention_and_cache_reject_bad_operands() {
         KvCache::new(gpu, 2, too_long, 8, 128, KvDtype::F32),
         Err(EngineError::TooLarge { .. })
     ));
+}
+
+// ---- attention_decode.wgsl / attention_prefill.wgsl / rope_kv.wgsl ----
+
+/// Random q and caches for one case: the caches hold `pos + t` filled slots and NaN in the
+/// `extra` slots after them. Returns (q, k rows, v rows, q tensor, k cache, v cache, reference).
+struct Inputs {
+    ctx: usize,
+    q: Tensor,
+    kc: Tensor,
+    vc: Tensor,
+    k_seen: Vec<f32>,
+    v_seen: Vec<f32>,
+    q_host: Vec<f32>,
+}
+
+fn inputs(gpu: &Gpu, c: &Case, seed: u64, extra: usize) -> Inputs {
+    let (d, h, kv, t, pos) = (c.head_dim, c.n_heads, c.n_kv_heads, c.t, c.pos);
+    let ctx = pos + t + extra;
+    let filled = pos + t;
+    let mut rng = Rng::new(seed);
+    let q = rng.normal_vec(t * h * d, 1.5);
+    let k = rng.normal_vec(filled * kv * d, 1.5);
+    let v = rng.normal_vec(filled * kv * d, 1.0);
+    let (k_seen, v_seen) = match c.dtype {
+        KvDtype::F32 => (k.clone(), v.clone()),
+        KvDtype::F16 => (round_f16(&k), round_f16(&v)),
+    };
+    Inputs {
+        ctx,
+        q: gpu.upload_f32("q", &q, &[t, h, d]).unwrap(),
+        kc: upload_cache(gpu, &k, [ctx, kv, d], c.dtype),
+        vc: upload_cache(gpu, &v, [ctx, kv, d], c.dtype),
+        k_seen,
+        v_seen,
+        q_host: q,
+    }
+}
+
+fn write_step(gpu: &Gpu, step: &StepBuffer, pos: usize, t: usize) {
+    step.write(
+        gpu,
+        &Step {
+            pos: pos as u32,
+            n_tokens: t as u32,
+            ..Default::default()
+        },
+    );
+}
+
+/// Decode configurations to try for a case: the picked one, its workgroup-memory variant,
+/// and forced many-split variants (small chunks, so the in-kernel merge runs at short
+/// contexts too), each only where it fits.
+fn decode_configs(gpu: &Gpu, c: &Case, ctx: usize) -> Vec<DecodeConfig> {
+    let group = c.n_heads / c.n_kv_heads;
+    let auto = DecodeConfig::pick(gpu, c.t * group, c.head_dim, c.n_kv_heads, ctx);
+    let kb = auto.keys_per_batch();
+    let candidates = [
+        auto,
+        DecodeConfig {
+            subgroups: false,
+            ..auto
+        },
+        // Many small splits: the in-kernel merge runs at short contexts too.
+        DecodeConfig {
+            min_chunk: kb,
+            max_splits: 8,
+            ..auto
+        },
+        DecodeConfig {
+            min_chunk: kb,
+            max_splits: 64,
+            subgroups: false,
+            ..auto
+        },
+        // Two quads per lane on half the lanes, one key per batch.
+        DecodeConfig {
+            lanes: (auto.lanes / 2).max(1),
+            quads: 2,
+            batch: 1,
+            min_chunk: 2 * auto.wg / (auto.lanes / 2).max(1),
+            ..auto
+        },
+        // The other row-group count (padding rows, or more row blocks), two keys per batch.
+        DecodeConfig {
+            row_groups: 3 - auto.row_groups,
+            batch: 2,
+            wg: 64,
+            min_chunk: 64 / auto.lanes * 2 * 4,
+            ..auto
+        },
+    ];
+    let mut all: Vec<DecodeConfig> = Vec::new();
+    for cfg in candidates {
+        if cfg.validate(gpu, c.head_dim).is_ok() && !all.contains(&cfg) {
+            all.push(cfg);
+        }
+    }
+    all
+}
+
+fn decode_cases() -> Vec<Case> {
+    let case = |head_dim, n_heads, n_kv_heads, t, pos, dtype| Case {
+        head_dim,
+        n_heads,
+        n_kv_heads,
+        t,
+        pos,
+        dtype,
+    };
+    vec![
+        case(64, 8, 1, 1, 700, KvDtype::F16),
+        case(64, 32, 4, 1, 1500, KvDtype::F32),
+        case(128, 8, 8, 1, 600, KvDtype::F32),
+        case(80, 9, 3, 1, 513, KvDtype::F16),
+        case(128, 4, 1, 2, 1000, KvDtype::F32),
+        case(64, 12, 4, 3, 530, KvDtype::F16),
+        case(128, 16, 2, 1, 0, KvDtype::F32),
+        case(96, 8, 2, 4, 2000, KvDtype::F32),
+        case(64, 4, 4, 1, 4095, KvDtype::F16),
+        case(256, 4, 2, 1, 300, KvDtype::F32),
+        case(64, 3, 3, 7, 90, KvDtype::F32),
+    ]
+}
+
+/// attention_decode against the f64 reference: GQA 1/3/4/8, head_dim 64/80/96/128/256, T 1-7,
+/// positions 0 to 4095, f32 and f16 caches, each picked and forced configuration.
+#[test]
+fn attention_decode_kernel_matches_reference() {
+    let gpu = test_gpu();
+    let step = StepBuffer::new(gpu).unwrap();
+    for (i, c) in decode_cases().iter().enumerate() {
+        let inp = inputs(gpu, c, 700 + i as u64, 21);
+        write_step(gpu, &step, c.pos, c.t);
+        let want = reference::attention::attention(
+            &inp.q_host,
+            &inp.k_seen,
+            &inp.v_seen,
+            c.n_heads,
+            c.n_kv_heads,
+            c.head_dim,
+            c.pos,
+        );
+        for cfg in decode_configs(gpu, c, inp.ctx) {
+            let out = gpu
+                .poisoned_f32("out", &[c.t, c.n_heads, c.head_dim])
+                .unwrap();
+            let d = attention_decode_with(gpu, &inp.q, &inp.kc, &inp.vc, &step.buffer, &out, cfg)
+                .unwrap();
+            gpu.run(&[d]).unwrap();
+            let got = gpu.read_f32(&out).unwrap();
+            let case = format!(
+                "attention_decode head_dim={} heads={}/{} T={} pos={} ctx={} {:?} {cfg:?}",
+                c.head_dim, c.n_heads, c.n_kv_heads, c.t, c.pos, inp.ctx, c.dtype
+            );
+            eprintln!("{case}: {:?}", errors(&got, &want));
+            assert_close(&case, &got, &want, TOL_ATTN);
+        }
+    }
+}
+
+/// One recorded decode dispatch replayed at many positions (the grid is fixed; the live splits
+/// and the merge follow step.pos, and every merge must leave its ticket at 0 for the next run),
+/// including the same position twice and positions going back down.
+#[test]
+fn attention_decode_replays_across_positions() {
+    let gpu = test_gpu();
+    let step = StepBuffer::new(gpu).unwrap();
+    for (ci, c) in [
+        Case {
+            head_dim: 64,
+            n_heads: 8,
+            n_kv_heads: 2,
+            t: 1,
+            pos: 1500,
+            dtype: KvDtype::F16,
+        },
+        Case {
+            head_dim: 128,
+            n_heads: 4,
+            n_kv_heads: 4,
+            t: 1,
+            pos: 1500,
+            dtype: KvDtype::F32,
+        },
+    ]
+    .iter()
+    .enumerate()
+    {
+        // The caches are filled up to 1501 slots; each run only sees 0 ..= pos.
+        let inp = inputs(gpu, c, 800 + ci as u64, 20);
+        for cfg in decode_configs(gpu, c, inp.ctx) {
+            let out = gpu
+                .poisoned_f32("out", &[1, c.n_heads, c.head_dim])
+                .unwrap();
+            let d = attention_decode_with(gpu, &inp.q, &inp.kc, &inp.vc, &step.buffer, &out, cfg)
+                .unwrap();
+            for pos in [0, 1, 63, 64, 65, 200, 200, 513, 1000, 1500, 777, 3] {
+                write_step(gpu, &step, pos, 1);
+                gpu.queue.write_buffer(
+                    &out.buffer,
+                    0,
+                    bytemuck::cast_slice(&vec![f32::NAN; c.n_heads * c.head_dim]),
+                );
+                gpu.run(std::slice::from_ref(&d)).unwrap();
+                let got = gpu.read_f32(&out).unwrap();
+                let n = (pos + 1) * c.n_kv_heads * c.head_dim;
+                let want = reference::attention::attention(
+                    &inp.q_host,
+                    &inp.k_seen[..n],
+                    &inp.v_seen[..n],
+                    c.n_heads,
+                    c.n_kv_heads,
+                    c.head_dim,
+                    pos,
+                );
+                let case = format!(
+                    "decode replay head_dim={} heads={}/{} pos={pos} {:?} {cfg:?}",
+                    c.head_dim, c.n_heads, c.n_kv_heads, c.dtype
+                );
+                assert_close(&case, &got, &want, TOL_ATTN);
+            }
+        }
+    }
+}
+
+/// attention_prefill against the f64 reference: T 1-300, GQA 1/3/4/8, head_dim
+/// 64/80/96/128/256, positions 0 to 600, f32 and f16 caches, 32- and 64-row blocks and
+/// several chunk sizes. Also `attention` (which picks the kernel) on each case.
+#[test]
+fn attention_prefill_kernel_matches_reference() {
+    let gpu = test_gpu();
+    let step = StepBuffer::new(gpu).unwrap();
+    let case = |head_dim, n_heads, n_kv_heads, t, pos, dtype| Case {
+        head_dim,
+        n_heads,
+        n_kv_heads,
+        t,
+        pos,
+        dtype,
+    };
+    let cases = [
+        case(64, 8, 8, 37, 0, KvDtype::F32),
+        case(128, 9, 3, 100, 600, KvDtype::F32),
+        case(80, 6, 2, 65, 513, KvDtype::F16),
+        case(64, 32, 4, 128, 0, KvDtype::F16),
+        case(256, 4, 2, 33, 100, KvDtype::F16),
+        case(128, 4, 1, 300, 530, KvDtype::F32),
+        case(96, 8, 2, 17, 1000, KvDtype::F32),
+        case(64, 3, 3, 1, 20, KvDtype::F32),
+        case(64, 8, 1, 70, 3, KvDtype::F16),
+    ];
+    for (i, c) in cases.iter().enumerate() {
+        let inp = inputs(gpu, c, 900 + i as u64, 19);
+        write_step(gpu, &step, c.pos, c.t);
+        let want = reference::attention::attention(
+            &inp.q_host,
+            &inp.k_seen,
+            &inp.v_seen,
+            c.n_heads,
+            c.n_kv_heads,
+            c.head_dim,
+            c.pos,
+        );
+        let group = c.n_heads / c.n_kv_heads;
+        let auto = PrefillConfig::pick(c.t * group, c.n_kv_heads, c.head_dim);
+        let mut cfgs = vec![Some(auto), None];
+        for rows in [32, 64] {
+            for (kc, vc) in [(16, 16), (32, 8), (8, 32), (12, 64)] {
+                let cfg = PrefillConfig { rows, kc, vc };
+                if cfg.validate(c.head_dim).is_ok() && cfg != auto {
+                    cfgs.push(Some(cfg));
+                }
+            }
+        }
+        for cfg in cfgs {
+            let out = gpu
+                .poisoned_f32("out", &[c.t, c.n_heads, c.head_dim])
+                .unwrap();
+            let ds = match cfg {
+                Some(cfg) => vec![attention_prefill_with(
+                    gpu,
+                    &inp.q,
+                    &inp.kc,
+                    &inp.vc,
+                    &step.buffer,
+                    &out,
+                    cfg,
+                )
+                .unwrap()],
+                None => attention(gpu, &inp.q, &inp.kc, &inp.vc, &step.buffer, &out).unwrap(),
+            };
+            gpu.run(&ds).unwrap();
+            let got = gpu.read_f32(&out).unwrap();
+            let name = format!(
+                "attention_prefill head_dim={} heads={}/{} T={} pos={} ctx={} {:?} {cfg:?}",
+                c.head_dim, c.n_heads, c.n_kv_heads, c.t, c.pos, inp.ctx, c.dtype
+            );
+            eprintln!("{name}: {:?}", errors(&got, &want));
+            assert_close(&name, &got, &want, TOL_ATTN);
+        }
+    }
+}
+
+/// rope_kv = rope(q), rope(k), kv_write(k, v): q against the CPU reference (rope's tolerance),
+/// the written cache slots against CPU-roped k and v (f32: rope's tolerance; f16: one f16 step),
+/// every other slot and the k, v inputs untouched, and all of it against the unfused GPU ops.
+#[test]
+fn rope_kv_matches_reference_and_unfused_ops() {
+    let gpu = test_gpu();
+    let step = StepBuffer::new(gpu).unwrap();
+    // (T, n_heads, n_kv_heads, head_dim, pos, dtype)
+    let cases = [
+        (1, 32, 4, 64, 0, KvDtype::F32),
+        (5, 9, 3, 128, 600, KvDtype::F16),
+        (37, 7, 1, 80, 513, KvDtype::F32),
+        (2, 3, 3, 6, 700, KvDtype::F16),
+        (4, 8, 2, 96, 100_000, KvDtype::F16),
+        (3, 5, 5, 256, 1030, KvDtype::F32),
+    ];
+    for (ci, &(t, h, kv, d, pos, dtype)) in cases.iter().enumerate() {
+        let inv_freq = rope_inv_freqs(d, 500000.0, &RopeScaling::None);
+        let tf = gpu.upload_f32("inv_freq", &inv_freq, &[d / 2]).unwrap();
+        let ctx = pos + t + 3;
+        for style in [RopeStyle::Interleaved, RopeStyle::RotateHalf] {
+            let mut rng = Rng::new(1000 + ci as u64);
+            let xq = rng.normal_vec(t * h * d, 1.5);
+            let xk = rng.normal_vec(t * kv * d, 1.5);
+            let xv = rng.normal_vec(t * kv * d, 1.0);
+            let old_k = rng.normal_vec(ctx * kv * d, 1.0);
+            let old_v = rng.normal_vec(ctx * kv * d, 1.0);
+            write_step(gpu, &step, pos, t);
+            // Fused, and the unfused ops on their own copies.
+            let run = |fused: bool| {
+                let q = gpu.upload_f32("q", &xq, &[t, h, d]).unwrap();
+                let k = gpu.upload_f32("k", &xk, &[t, kv, d]).unwrap();
+                let v = gpu.upload_f32("v", &xv, &[t, kv, d]).unwrap();
+                let kc = upload_cache(gpu, &old_k, [ctx, kv, d], dtype);
+                let vc = upload_cache(gpu, &old_v, [ctx, kv, d], dtype);
+                let ds = if fused {
+                    vec![rope_kv(gpu, &q, &k, &v, &tf, &step.buffer, style, &kc, &vc).unwrap()]
+                } else {
+                    vec![
+                        rope(gpu, &q, &tf, &step.buffer, style).unwrap(),
+                        rope(gpu, &k, &tf, &step.buffer, style).unwrap(),
+                        kv_write(gpu, &k, &v, &kc, &vc, &step.buffer).unwrap(),
+                    ]
+                };
+                gpu.run(&ds).unwrap();
+                (
+                    gpu.read_f32(&q).unwrap(),
+                    gpu.read_f32(&k).unwrap(),
+                    gpu.read_f32(&v).unwrap(),
+                    read_cache(gpu, &kc),
+                    read_cache(gpu, &vc),
+                )
+            };
+            let (gq, gk, gv, gkc, gvc) = run(true);
+            let (uq, _, _, ukc, uvc) = run(false);
+            let case =
+                format!("rope_kv {style:?} T={t} heads={h}/{kv} head_dim={d} pos={pos} {dtype:?}");
+            let want_q = reference::rope::rope(&xq, h, d, pos, &inv_freq, style);
+            assert_close(&format!("{case} q"), &gq, &want_q, TOL_ROPE);
+            assert_close(&format!("{case} q vs unfused"), &gq, &uq, TOL_ROPE);
+            assert_eq!(gk, xk, "{case}: k input changed");
+            assert_eq!(gv, xv, "{case}: v input changed");
+            let rk = reference::rope::rope(&xk, kv, d, pos, &inv_freq, style);
+            let row = kv * d;
+            for (got, unfused, old, new, name) in [
+                (&gkc, &ukc, &old_k, &rk, "k"),
+                (&gvc, &uvc, &old_v, &xv, "v"),
+            ] {
+                let old = match dtype {
+                    KvDtype::F32 => old.clone(),
+                    KvDtype::F16 => round_f16(old),
+                };
+                for (j, &g) in got.iter().enumerate() {
+                    let slot = j / row;
+                    if slot < pos || slot >= pos + t {
+                        assert_eq!(
+                            g.to_bits(),
+                            old[j].to_bits(),
+                            "{case}: cache {name}[{j}] overwritten"
+                        );
+                        continue;
+                    }
+                    let w = new[j - pos * row];
+                    let allowed = match dtype {
+                        KvDtype::F32 => 5e-7,
+                        KvDtype::F16 => w.abs().max(6.1e-5) * 2f32.powi(-10),
+                    };
+                    assert!(
+                        (g - w).abs() <= allowed,
+                        "{case}: cache {name}[{j}] = {g}, want {w}"
+                    );
+                    assert!(
+                        (g - unfused[j]).abs() <= allowed,
+                        "{case}: cache {name}[{j}] = {g}, unfused {}",
+                        unfused[j]
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn rope_kv_rejects_bad_operands() {
+    let gpu = test_gpu();
+    let step = StepBuffer::new(gpu).unwrap();
+    let f = gpu.upload_f32("f", &[1.0; 32], &[32]).unwrap();
+    let q = gpu.zeros_f32("q", &[2, 8, 64]).unwrap();
+    let k = gpu.zeros_f32("k", &[2, 2, 64]).unwrap();
+    let k3 = gpu.zeros_f32("k", &[3, 2, 64]).unwrap();
+    let q_hd = gpu.zeros_f32("q", &[2, 8, 32]).unwrap();
+    let c = KvCache::new(gpu, 1, 16, 2, 64, KvDtype::F32).unwrap();
+    let c16 = KvCache::new(gpu, 1, 16, 2, 64, KvDtype::F16).unwrap();
+    let short = gpu.upload_f32("f", &[1.0; 31], &[31]).unwrap();
+    let (kc, vc) = (&c.layers[0].k, &c.layers[0].v);
+    let s = RopeStyle::RotateHalf;
+    let bad = [
+        rope_kv(gpu, &q, &k3, &k, &f, &step.buffer, s, kc, vc).err(),
+        rope_kv(gpu, &q, &k, &k3, &f, &step.buffer, s, kc, vc).err(),
+        rope_kv(gpu, &q_hd, &k, &k, &f, &step.buffer, s, kc, vc).err(),
+        rope_kv(gpu, &q, &k, &k, &short, &step.buffer, s, kc, vc).err(),
+        rope_kv(gpu, &q, &k, &k, &f, &step.buffer, s, kc, &c16.layers[0].v).err(),
+        rope_kv(gpu, &q, &k, &k, &f, &step.buffer, s, &q, &q).err(),
+    ];
+    for (i, e) in bad.into_iter().enumerate() {
+        assert!(
+            matches!(e, Some(EngineError::Shape { op: "rope_kv", .. })),
+            "case {i}: {e:?}"
+        );
+    }
+    assert!(rope_kv(gpu, &q, &k, &k, &f, &step.buffer, s, kc, vc).is_ok());
 }

@@ -35,9 +35,17 @@ pub const RMSNORM: Shader = Shader {
 /// The per-step values (`struct Step`) that position-dependent kernels bind.
 pub const STEP_WGSL: &str = include_str!("../step.wgsl");
 
+/// sin/cos with explicit range reduction, shared by the RoPE kernels.
+pub const SINCOS_WGSL: &str = include_str!("../sincos.wgsl");
+
 pub const ROPE: Shader = Shader {
     name: "rope",
-    parts: &[STEP_WGSL, include_str!("../rope.wgsl")],
+    parts: &[STEP_WGSL, SINCOS_WGSL, include_str!("../rope.wgsl")],
+};
+/// RoPE on q and k plus the KV-cache write, one dispatch.
+pub const ROPE_KV: Shader = Shader {
+    name: "rope_kv",
+    parts: &[STEP_WGSL, SINCOS_WGSL, include_str!("../rope_kv.wgsl")],
 };
 
 pub const KVCACHE: Shader = Shader {
@@ -52,6 +60,31 @@ pub const ATTENTION: Shader = Shader {
 pub const ATTENTION_MERGE: Shader = Shader {
     name: "attention_merge",
     parts: &[include_str!("../attention_merge.wgsl")],
+};
+/// The body of decode attention, shared by its subgroup and workgroup-memory variants.
+pub const ATTENTION_DECODE_WGSL: &str = include_str!("../attention_decode.wgsl");
+/// Decode attention (flash-decoding, one dispatch) with subgroup shuffles (needs SUBGROUP).
+pub const ATTENTION_DECODE_SG: Shader = Shader {
+    name: "attention_decode_sg",
+    parts: &[
+        STEP_WGSL,
+        include_str!("../attention_decode_sg.wgsl"),
+        ATTENTION_DECODE_WGSL,
+    ],
+};
+/// Decode attention with workgroup-memory reductions, for adapters without subgroups.
+pub const ATTENTION_DECODE_WG: Shader = Shader {
+    name: "attention_decode_wg",
+    parts: &[
+        STEP_WGSL,
+        include_str!("../attention_decode_wg.wgsl"),
+        ATTENTION_DECODE_WGSL,
+    ],
+};
+/// Prompt attention with register tiles.
+pub const ATTENTION_PREFILL: Shader = Shader {
+    name: "attention_prefill",
+    parts: &[STEP_WGSL, include_str!("../attention_prefill.wgsl")],
 };
 
 pub const ELEMENTWISE: Shader = Shader {
@@ -97,9 +130,13 @@ pub const ALL: &[Shader] = &[
     SMOKE,
     RMSNORM,
     ROPE,
+    ROPE_KV,
     KVCACHE,
     ATTENTION,
     ATTENTION_MERGE,
+    ATTENTION_DECODE_SG,
+    ATTENTION_DECODE_WG,
+    ATTENTION_PREFILL,
     ELEMENTWISE,
     SOFTMAX,
     SAMPLE,

@@ -1,11 +1,15 @@
 //! `attention.wgsl`: causal GQA attention of a batch's queries against a layer's KV cache,
 //! flash style (online softmax, no score matrix), optionally split over the key range and
-//! merged by `attention_merge.wgsl` (flash-decoding).
+//! merged by `attention_merge.wgsl` (flash-decoding); and `attention`, the entry the graph
+//! calls, which takes the faster `attention_decode` / `attention_prefill` kernels wherever
+//! they apply (head_dim a multiple of 4).
 
 use crate::dispatch::{grid, Cost, Dispatch};
 use crate::error::{EngineError, Result};
 use crate::gpu::Gpu;
+use crate::ops::attention_decode::attention_decode;
 use crate::ops::attention_merge::attention_merge;
+use crate::ops::attention_prefill::attention_prefill;
 use crate::ops::expect;
 use crate::tensor::{Elem, Tensor};
 
@@ -79,13 +83,13 @@ pub fn auto_splits(
 }
 
 /// Shapes of a valid attention call.
-struct Shapes {
-    t: usize,
-    n_heads: usize,
-    n_kv_heads: usize,
-    head_dim: usize,
-    ctx: usize,
-    kv_f16: bool,
+pub(crate) struct Shapes {
+    pub t: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+    pub ctx: usize,
+    pub kv_f16: bool,
 }
 
 fn shape_error(what: &str, want: &str, t: &Tensor) -> EngineError {
@@ -95,7 +99,12 @@ fn shape_error(what: &str, want: &str, t: &Tensor) -> EngineError {
     }
 }
 
-fn check(q: &Tensor, k_cache: &Tensor, v_cache: &Tensor, out: &Tensor) -> Result<Shapes> {
+pub(crate) fn check(
+    q: &Tensor,
+    k_cache: &Tensor,
+    v_cache: &Tensor,
+    out: &Tensor,
+) -> Result<Shapes> {
     let &[ctx, n_kv_heads, head_dim] = k_cache.shape.as_slice() else {
         return Err(shape_error(
             "k_cache",
@@ -156,11 +165,16 @@ fn check(q: &Tensor, k_cache: &Tensor, v_cache: &Tensor, out: &Tensor) -> Result
     })
 }
 
+/// Query rows per kv head (T * group) up to which `attention` takes the decode kernel.
+pub const DECODE_MAX_ROWS: usize = 16;
+
 /// out[T, n_heads, head_dim] = causal attention of q[T, n_heads, head_dim] (f32, after RoPE)
 /// against cache slots 0 ..= step.pos + t of k_cache, v_cache [ctx, n_kv_heads, head_dim]
 /// (both F32 or both F16), scale 1/sqrt(head_dim). The caches must already hold this batch's
-/// rows (`kv_write` first). Splits the key range as `auto_splits` says: one dispatch for
-/// prompts, attention + merge for decode.
+/// rows (`kv_write` or `rope_kv` first). One dispatch: with head_dim a multiple of 4,
+/// `attention_decode` (flash-decoding that follows step.pos) for up to `DECODE_MAX_ROWS`
+/// query rows per kv head, else `attention_prefill`; other head dims take attention.wgsl
+/// (split as `auto_splits` says, with a merge pass for decode).
 pub fn attention(
     gpu: &Gpu,
     q: &Tensor,
@@ -170,6 +184,15 @@ pub fn attention(
     out: &Tensor,
 ) -> Result<Vec<Dispatch>> {
     let s = check(q, k_cache, v_cache, out)?;
+    if s.head_dim.is_multiple_of(4) {
+        let rows = s.t * (s.n_heads / s.n_kv_heads);
+        let d = if rows <= DECODE_MAX_ROWS {
+            attention_decode(gpu, q, k_cache, v_cache, step, out)?
+        } else {
+            attention_prefill(gpu, q, k_cache, v_cache, step, out)?
+        };
+        return Ok(vec![d]);
+    }
     let splits = auto_splits(s.t, s.n_heads, s.n_kv_heads, s.head_dim, s.ctx);
     attention_with_splits(gpu, q, k_cache, v_cache, step, out, splits)
 }

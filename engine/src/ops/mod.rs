@@ -2,7 +2,9 @@
 //! params struct mirroring the WGSL one and functions that build `Dispatch`es.
 
 pub mod attention;
+pub mod attention_decode;
 pub mod attention_merge;
+pub mod attention_prefill;
 pub mod dequant;
 pub mod elementwise;
 pub mod embedding;
@@ -11,6 +13,7 @@ pub mod matmul;
 pub mod matmul_coop;
 pub mod rmsnorm;
 pub mod rope;
+pub mod rope_kv;
 pub mod sample;
 pub mod smoke;
 pub mod softmax;

@@ -1,0 +1,269 @@
+//! `attention_decode.wgsl`: attention for decode steps (T = 1 or a few tokens) in one dispatch,
+//! flash-decoding whose work follows `step.pos`: the grid holds `max_splits` workgroups per
+//! row block, each run cuts the live keys into chunks of at least `min_chunk`, workgroups past
+//! the live range return at once, and the last split of a row block to finish merges the
+//! others (an atomic ticket) — no second pass. Subgroup shuffles where the adapter has them
+//! (`attention_decode_sg.wgsl`), workgroup memory otherwise (`attention_decode_wg.wgsl`).
+
+use crate::dispatch::{grid, Cost, Dispatch};
+use crate::error::{EngineError, Result};
+use crate::gpu::Gpu;
+use crate::ops::attention::check;
+use crate::tensor::Tensor;
+
+/// Mirrors `Params` in attention_decode.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct AttentionDecodeParams {
+    pub n_tokens: u32,
+    pub n_heads: u32,
+    pub n_kv_heads: u32,
+    pub ctx: u32,
+    pub n_row_blocks: u32,
+    pub scale: f32,
+    pub ml_base: u32,
+    pub _pad: u32,
+}
+
+/// Sizes of the kernel's workgroup arrays (see the WGSL).
+const SM_QUADS: usize = 1024;
+const SM_ROWS: usize = 256;
+
+/// How attention_decode.wgsl runs: its override constants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeConfig {
+    /// Invocations per workgroup.
+    pub wg: usize,
+    /// Lanes sharing one key (a power of two; at most the subgroup size with subgroups).
+    pub lanes: usize,
+    /// Quads (4 dims) of a row per lane: 1 or 2; lanes * quads >= head_dim / 4.
+    pub quads: usize,
+    /// Groups of 4 query rows (token, head-in-group) per workgroup: 1 or 2.
+    pub row_groups: usize,
+    /// Keys per key group and batch: 1, 2 or 4.
+    pub batch: usize,
+    /// Workgroups along the key range per row block (the grid); a multiple of 8.
+    pub max_splits: usize,
+    /// Fewest keys per split; a multiple of the keys per batch.
+    pub min_chunk: usize,
+    /// Subgroup shuffles (else workgroup memory) for the lane sums.
+    pub subgroups: bool,
+}
+
+impl DecodeConfig {
+    /// Query rows per workgroup.
+    pub fn rows(&self) -> usize {
+        4 * self.row_groups
+    }
+
+    /// Keys one batch of the whole workgroup covers.
+    pub fn keys_per_batch(&self) -> usize {
+        self.wg / self.lanes.max(1) * self.batch
+    }
+
+    /// Whether the kernel's fixed arrays and assumptions hold for this head_dim and device.
+    pub fn validate(&self, gpu: &Gpu, head_dim: usize) -> Result<()> {
+        let hd4 = head_dim / 4;
+        let kg = self.wg / self.lanes.max(1);
+        let rows = self.rows();
+        let pow2 = |x: usize| x.is_power_of_two();
+        let sg_ok = !self.subgroups
+            || (gpu.caps.subgroups
+                && self.lanes <= gpu.caps.subgroup_size.0 as usize
+                && gpu.caps.subgroup_size.1 > 0
+                && self.wg.is_multiple_of(gpu.caps.subgroup_size.1 as usize));
+        let ok = pow2(self.wg)
+            && (32..=128).contains(&self.wg)
+            && pow2(self.lanes)
+            && self.lanes <= self.wg
+            && (1..=2).contains(&self.quads)
+            && self.lanes * self.quads >= hd4
+            && (1..=2).contains(&self.row_groups)
+            && rows < self.wg
+            && matches!(self.batch, 1 | 2 | 4)
+            && head_dim.is_multiple_of(4)
+            && (4..=256).contains(&head_dim)
+            && kg * rows <= SM_ROWS
+            && kg * rows * hd4 <= SM_QUADS
+            && self.max_splits >= 8
+            && self.max_splits.is_multiple_of(8)
+            && self.max_splits * rows <= SM_QUADS
+            && self.min_chunk >= self.keys_per_batch()
+            && self.min_chunk.is_multiple_of(self.keys_per_batch())
+            && sg_ok;
+        if ok {
+            Ok(())
+        } else {
+            Err(EngineError::Shape {
+                op: "attention_decode",
+                detail: format!("config {self:?} does not fit head_dim {head_dim} on this device"),
+            })
+        }
+    }
+
+    /// The configuration for `n_rows` = T * group query rows per kv head.
+    pub fn pick(
+        gpu: &Gpu,
+        n_rows: usize,
+        head_dim: usize,
+        n_kv_heads: usize,
+        ctx: usize,
+    ) -> DecodeConfig {
+        let hd4 = (head_dim / 4).max(1);
+        let (sg_min, sg_max) = (
+            gpu.caps.subgroup_size.0 as usize,
+            gpu.caps.subgroup_size.1 as usize,
+        );
+        // One quad per lane where a subgroup covers the row, else two; without usable
+        // subgroups the lane sums go through workgroup memory (any power of two).
+        let lanes_for = |quads: usize| hd4.div_ceil(quads).next_power_of_two();
+        let sg_usable = |quads: usize| {
+            gpu.caps.subgroups && sg_min >= 4 && sg_max <= 128 && lanes_for(quads) <= sg_min
+        };
+        let (quads, subgroups) = if sg_usable(1) {
+            (1, true)
+        } else if sg_usable(2) {
+            (2, true)
+        } else {
+            (if hd4 <= 32 { 1 } else { 2 }, false)
+        };
+        let lanes = lanes_for(quads);
+        let row_groups = if n_rows <= 4 { 1 } else { 2 };
+        let rows = 4 * row_groups;
+        // Four keys in flight per lane, two when each lane already holds four quad pairs.
+        let batch = if quads * row_groups > 2 { 2 } else { 4 };
+        let mut wg = 128;
+        while wg > 32 && (wg / lanes * rows * hd4 > SM_QUADS || wg / lanes * rows > SM_ROWS) {
+            wg /= 2;
+        }
+        let wg = wg
+            .max(lanes.next_power_of_two())
+            .max(sg_max.next_power_of_two());
+        let kb = wg / lanes * batch;
+        let min_chunk = 32usize.div_ceil(kb) * kb;
+        let blocks = n_kv_heads.max(1) * n_rows.div_ceil(rows);
+        // Enough workgroups to fill a large GPU at long contexts (~512), no more than the
+        // context can use, and few enough that the merging workgroup's reads stay short.
+        let useful = ctx.div_ceil(min_chunk).next_multiple_of(8);
+        let max_splits = (512 / blocks)
+            .next_multiple_of(8)
+            .min(32)
+            .min(useful)
+            .min(SM_QUADS / rows / 8 * 8)
+            .max(8);
+        DecodeConfig {
+            wg,
+            lanes,
+            quads,
+            row_groups,
+            batch,
+            max_splits,
+            min_chunk,
+            subgroups,
+        }
+    }
+}
+
+/// Decode attention with the picked configuration; see `attention_decode_with`.
+pub fn attention_decode(
+    gpu: &Gpu,
+    q: &Tensor,
+    k_cache: &Tensor,
+    v_cache: &Tensor,
+    step: &wgpu::Buffer,
+    out: &Tensor,
+) -> Result<Dispatch> {
+    let s = check(q, k_cache, v_cache, out)?;
+    let group = s.n_heads / s.n_kv_heads;
+    let cfg = DecodeConfig::pick(gpu, s.t * group, s.head_dim, s.n_kv_heads, s.ctx);
+    attention_decode_with(gpu, q, k_cache, v_cache, step, out, cfg)
+}
+
+/// out[T, n_heads, head_dim] = causal attention of q (f32, after RoPE) against cache slots
+/// 0 ..= step.pos + t of k_cache, v_cache [ctx, n_kv_heads, head_dim] (F32 or F16; head_dim a
+/// multiple of 4), as `ops::attention::attention`, in one dispatch for any T (meant for T *
+/// group up to a few dozen rows). Owns its partials and tickets buffers.
+pub fn attention_decode_with(
+    gpu: &Gpu,
+    q: &Tensor,
+    k_cache: &Tensor,
+    v_cache: &Tensor,
+    step: &wgpu::Buffer,
+    out: &Tensor,
+    cfg: DecodeConfig,
+) -> Result<Dispatch> {
+    let s = check(q, k_cache, v_cache, out)?;
+    cfg.validate(gpu, s.head_dim)?;
+    let group = s.n_heads / s.n_kv_heads;
+    let rows_per_block = cfg.rows();
+    let n_row_blocks = (s.t * group).div_ceil(rows_per_block);
+    let blocks = s.n_kv_heads * n_row_blocks;
+    let hd4 = s.head_dim / 4;
+    let acc_quads = blocks * cfg.max_splits * rows_per_block * hd4;
+    let ml_quads = blocks * cfg.max_splits * rows_per_block;
+    let params = AttentionDecodeParams {
+        n_tokens: s.t as u32,
+        n_heads: s.n_heads as u32,
+        n_kv_heads: s.n_kv_heads as u32,
+        ctx: s.ctx as u32,
+        n_row_blocks: n_row_blocks as u32,
+        scale: 1.0 / (s.head_dim as f32).sqrt(),
+        ml_base: acc_quads as u32,
+        _pad: 0,
+    };
+    let shader = if cfg.subgroups {
+        &wgllama_shaders::ATTENTION_DECODE_SG
+    } else {
+        &wgllama_shaders::ATTENTION_DECODE_WG
+    };
+    let pipeline = gpu.pipeline(
+        shader,
+        "main",
+        &[
+            ("WG", cfg.wg as f64),
+            ("HD", s.head_dim as f64),
+            ("L", cfg.lanes as f64),
+            ("NV", cfg.quads as f64),
+            ("RG", cfg.row_groups as f64),
+            ("B", cfg.batch as f64),
+            ("S_MAX", cfg.max_splits as f64),
+            ("CH_MIN", cfg.min_chunk as f64),
+            ("KV_F16", s.kv_f16 as u32 as f64),
+        ],
+    )?;
+    let u = gpu.uniform("attention_decode.params", &params);
+    let part = gpu.storage(
+        "attention_decode.partials",
+        ((acc_quads + ml_quads) * 16) as u64,
+    )?;
+    // Zero-filled by wgpu at creation; every merge leaves its ticket at 0 again.
+    let tickets = gpu.storage("attention_decode.tickets", (blocks * 4) as u64)?;
+    let bind_group = gpu.bind(
+        "attention_decode",
+        &pipeline,
+        &[
+            &u,
+            step,
+            &q.buffer,
+            &k_cache.buffer,
+            &v_cache.buffer,
+            &out.buffer,
+            &part,
+            &tickets,
+        ],
+    );
+    let kv_bytes = if s.kv_f16 { 2 } else { 4 };
+    let rows = s.t * s.n_heads;
+    Ok(Dispatch {
+        label: "attention_decode",
+        pipeline,
+        bind_group,
+        workgroups: grid(gpu, (blocks * cfg.max_splits) as u32),
+        // At a full cache: each row block reads K and V once.
+        cost: Cost {
+            bytes: (n_row_blocks * 2 * s.ctx * s.n_kv_heads * s.head_dim * kv_bytes
+                + 2 * rows * s.head_dim * 4) as u64,
+            flops: (4 * rows * s.ctx * s.head_dim) as u64,
+        },
+    })
+}

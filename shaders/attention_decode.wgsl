@@ -1,0 +1,474 @@
+// Decode attention (T = 1 or a few tokens): flash-decoding in one dispatch whose work tracks
+// the current position. Preceded in the module by step.wgsl and by one of
+// attention_decode_sg.wgsl (subgroup shuffles) / attention_decode_wg.wgsl (workgroup memory),
+// which define the entry point `main` and `reduce_scores`.
+//
+// Query t (at position step.pos + t) of head h attends to cache slots 0 ..= step.pos + t of kv
+// head h / group. Rows are (token, head-in-group) pairs, row = t * group + h % group; a
+// workgroup takes R = 4 * RG rows of one kv head (a row block, so a GQA group shares every K/V
+// load; rows past the real ones are zero padding) and one split of the key range. The grid
+// holds S_MAX splits per row block, fixed at record time; each run reads step.pos and cuts the
+// live keys 0 .. n_keys into `live` chunks of
+//   chunk = max(CH_MIN, ceil(n_keys / S_MAX) rounded up to KB)
+// keys, so workgroups past the live range return at once: a short context costs a few
+// workgroups, a long one S_MAX per row block.
+//
+// Inside a workgroup, L consecutive lanes share a key, each lane NV (1 or 2) quads of 4 dims
+// (quad lane + L * v); the KG = WG / L key groups take keys kb + b * KG + kg (b < B) of each
+// batch of KB = KG * B keys, all B keys' K and V loads issued before any arithmetic. A lane
+// keeps q (pre-scaled) and its share of the output accumulators in registers: no array is ever
+// indexed by a loop variable (drivers may put such arrays in local memory), so rows go four at
+// a time into vec4 / mat4x4 (column r = row r's quad). The score dots are summed over the L
+// lanes by `reduce_scores`, and each key group runs its own online softmax (running max m, sum
+// l, accumulator o per row). At the end the key groups combine through workgroup memory. With
+// one live split the workgroup writes the normalised output; otherwise it writes (o, m, l) to
+// `part`, and the last split of the row block to finish (an atomic ticket per row block)
+// merges all live splits and resets its ticket to 0 for the next run. So a decode step is one
+// dispatch at every position.
+//
+// Visibility of the partials to the merging workgroup: every split stores them, then
+// storageBarrier() (naga emits OpControlBarrier with Device memory scope, acquire-release),
+// then one invocation takes the ticket; the merger passes another storageBarrier() before
+// reading. Each row block's partials are only read by its merger, after the ticket, and fill
+// whole 128-byte lines of their own.
+
+struct Params {
+    n_tokens: u32,      // T
+    n_heads: u32,
+    n_kv_heads: u32,
+    ctx: u32,           // cache slots
+    n_row_blocks: u32,  // ceil(T * group / R)
+    scale: f32,         // 1 / sqrt(head_dim)
+    ml_base: u32,       // index of the (m, l) records in `part` (after all accumulators)
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> step: Step;
+@group(0) @binding(2) var<storage, read> q: array<vec4<f32>>;         // [T, n_heads, HD/4]
+// Caches [ctx, n_kv_heads, HD]: f32 (4 dims = 2 vec2) or, with KV_F16, f16 (4 dims = 1 vec2).
+@group(0) @binding(3) var<storage, read> k_cache: array<vec2<u32>>;
+@group(0) @binding(4) var<storage, read> v_cache: array<vec2<u32>>;
+@group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>; // [T, n_heads, HD/4]
+// Partials: accumulators [row blocks, S_MAX, R, HD/4] then (m, l, -, -) [row blocks, S_MAX, R].
+@group(0) @binding(6) var<storage, read_write> part: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> tickets: array<atomic<u32>>;  // [row blocks]
+
+override WG: u32 = 128u;     // invocations
+override HD: u32 = 64u;      // head_dim, a multiple of 4, <= 256
+override L: u32 = 16u;       // lanes per key: a power of two, L * NV >= HD / 4
+override NV: u32 = 1u;       // quads per lane and row: 1 or 2
+override RG: u32 = 2u;       // groups of 4 rows per workgroup: 1 or 2
+override B: u32 = 4u;        // keys per key group per batch: 1, 2 or 4
+override S_MAX: u32 = 32u;   // splits per row block (grid), a multiple of 8
+override CH_MIN: u32 = 32u;  // fewest keys per split, a multiple of KB
+override KV_F16: bool = false;
+// Host-checked: KG * R * HD4 <= 1024, KG * R <= 256, S_MAX * R <= 1024, WG <= 1024 / 8 (the
+// workgroup path's reduce_scores keeps B * RG <= 8 quads per invocation in sm4), R < WG.
+
+override HD4: u32 = HD / 4u;  // quads per row
+override KG: u32 = WG / L;    // key groups
+override KB: u32 = KG * B;    // keys per batch
+override R: u32 = 4u * RG;    // rows per workgroup
+
+const NEG_BIG: f32 = -3.0e38;  // "no score yet": finite, so exp(NEG_BIG - NEG_BIG) = 1, not NaN
+
+// End-of-chunk key-group partials [KG, R, HD4]; reduce_scores' scratch (workgroup path);
+// the merge's per-quad partial sums.
+var<workgroup> sm4: array<vec4<f32>, 1024>;
+var<workgroup> smw: array<f32, 1024>;   // merge: weight of split s for row r, [S_MAX, R]
+var<workgroup> sm_m: array<f32, 256>;   // [KG, R] running max per key group; merge: reductions
+var<workgroup> sm_l: array<f32, 256>;   // [KG, R] running sum per key group
+var<workgroup> sm_ticket: u32;
+
+// This invocation's registers. q and o: column r of qa / oa is row r's (rows 0-3) quad 0 of
+// this lane; qb / ob quad 1 (NV = 2); qc, qd / oc, od likewise for rows 4-7 (RG = 2).
+var<private> qa: mat4x4<f32>;
+var<private> qb: mat4x4<f32>;
+var<private> qc: mat4x4<f32>;
+var<private> qd: mat4x4<f32>;
+var<private> oa: mat4x4<f32>;
+var<private> ob: mat4x4<f32>;
+var<private> oc: mat4x4<f32>;
+var<private> od: mat4x4<f32>;
+var<private> m_lo: vec4<f32>;    // running max, rows 0-3
+var<private> m_hi: vec4<f32>;    // rows 4-7
+var<private> l_lo: vec4<f32>;    // running sum
+var<private> l_hi: vec4<f32>;
+var<private> vis_lo: vec4<u32>;  // keys a row sees: 0 .. vis - 1 (0: padding row)
+var<private> vis_hi: vec4<u32>;
+// Partial scores of the batch, sc<b><g>: key b, row group g (vec4 over its 4 rows).
+var<private> sc00: vec4<f32>;
+var<private> sc01: vec4<f32>;
+var<private> sc10: vec4<f32>;
+var<private> sc11: vec4<f32>;
+var<private> sc20: vec4<f32>;
+var<private> sc21: vec4<f32>;
+var<private> sc30: vec4<f32>;
+var<private> sc31: vec4<f32>;
+
+// Quad (4 dims) number `qi` of a cache (quads counted over [slot, kv head, HD/4]) as f32.
+fn load_k(qi: u32) -> vec4<f32> {
+    if (KV_F16) {
+        let w = k_cache[qi];
+        return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+    }
+    return bitcast<vec4<f32>>(vec4<u32>(k_cache[2u * qi], k_cache[2u * qi + 1u]));
+}
+
+fn load_v(qi: u32) -> vec4<f32> {
+    if (KV_F16) {
+        let w = v_cache[qi];
+        return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+    }
+    return bitcast<vec4<f32>>(vec4<u32>(v_cache[2u * qi], v_cache[2u * qi + 1u]));
+}
+
+// Dims of quad `u` of key j (kv head base `kv_q` = kvh * HD4) from K or V; zero past the
+// chunk or the row (never-written slots may hold NaN).
+fn kq(j: u32, u: u32, k_end: u32, kv_q: u32, from_v: bool) -> vec4<f32> {
+    var x = vec4<f32>(0.0);
+    if (j < k_end && u < HD4) {
+        let qi = j * (p.n_kv_heads * HD4) + kv_q + u;
+        if (from_v) { x = load_v(qi); } else { x = load_k(qi); }
+    }
+    return x;
+}
+
+// Scaled q quad u of block row r (zero for padding rows and quads past the row).
+fn q_quad(row0: u32, r: u32, rows_here: u32, kvh: u32, group: u32, u: u32) -> vec4<f32> {
+    if (r >= rows_here || u >= HD4) { return vec4<f32>(0.0); }
+    let gr = row0 + r;
+    let qrow = (gr / group) * p.n_heads + kvh * group + gr % group;
+    return q[qrow * HD4 + u] * p.scale;
+}
+
+fn vis_of(row0: u32, r: u32, rows_here: u32, group: u32) -> u32 {
+    return select(0u, min(step.pos + (row0 + r) / group + 1u, p.ctx), r < rows_here);
+}
+
+// Partial (this lane's quads) scores of key quads k0, k1 against rows 0-3 / 4-7.
+fn score_lo(k0: vec4<f32>, k1: vec4<f32>) -> vec4<f32> {
+    var s = k0 * qa;
+    if (NV > 1u) { s = s + k1 * qb; }
+    return s;
+}
+
+fn score_hi(k0: vec4<f32>, k1: vec4<f32>) -> vec4<f32> {
+    var s = k0 * qc;
+    if (NV > 1u) { s = s + k1 * qd; }
+    return s;
+}
+
+// o = o * diag(c) + v p^T: column r gets o[r] * c[r] + v * p[r].
+fn rescale_add(o: mat4x4<f32>, c: vec4<f32>, v: vec4<f32>, pr: vec4<f32>) -> mat4x4<f32> {
+    return mat4x4<f32>(o[0] * c.x + v * pr.x, o[1] * c.y + v * pr.y,
+                       o[2] * c.z + v * pr.z, o[3] * c.w + v * pr.w);
+}
+
+// Online-softmax update with key j (full scores s_lo, s_hi; value quads w0, w1).
+fn update(j: u32, k_end: u32, s_lo: vec4<f32>, s_hi: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>) {
+    let in_chunk = vec4<bool>(j < k_end);
+    let ok_lo = (vec4<u32>(j) < vis_lo) & in_chunk;
+    let mn_lo = max(m_lo, select(vec4<f32>(NEG_BIG), s_lo, ok_lo));
+    let c_lo = exp(m_lo - mn_lo);
+    let p_lo = select(vec4<f32>(0.0), exp(s_lo - mn_lo), ok_lo);
+    l_lo = l_lo * c_lo + p_lo;
+    m_lo = mn_lo;
+    oa = rescale_add(oa, c_lo, w0, p_lo);
+    if (NV > 1u) { ob = rescale_add(ob, c_lo, w1, p_lo); }
+    if (RG > 1u) {
+        let ok_hi = (vec4<u32>(j) < vis_hi) & in_chunk;
+        let mn_hi = max(m_hi, select(vec4<f32>(NEG_BIG), s_hi, ok_hi));
+        let c_hi = exp(m_hi - mn_hi);
+        let p_hi = select(vec4<f32>(0.0), exp(s_hi - mn_hi), ok_hi);
+        l_hi = l_hi * c_hi + p_hi;
+        m_hi = mn_hi;
+        oc = rescale_add(oc, c_hi, w0, p_hi);
+        if (NV > 1u) { od = rescale_add(od, c_hi, w1, p_hi); }
+    }
+}
+
+// Key-group partials into workgroup memory: o quad (row r, quad u) at (kg * R + r) * HD4 + u.
+fn put_o(kg: u32, r: u32, u: u32, x: vec4<f32>) {
+    if (u < HD4) { sm4[(kg * R + r) * HD4 + u] = x; }
+}
+
+// Reduces sm_m[vlid] (max, or sum with !is_max) over the WG / R invocations of each row
+// (vlid % R); the result for row r lands in sm_m[r]. Uniform control flow.
+fn tree_rows(vlid: u32, is_max: bool) {
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride >= R; stride = stride / 2u) {
+        if (vlid < stride) {
+            let a = sm_m[vlid];
+            let b = sm_m[vlid + stride];
+            sm_m[vlid] = select(a + b, max(a, b), is_max);
+        }
+        workgroupBarrier();
+    }
+}
+
+fn out_row(row0: u32, r: u32, kvh: u32, group: u32) -> u32 {
+    let gr = row0 + r;
+    return (gr / group) * p.n_heads + kvh * group + gr % group;
+}
+
+fn decode(vlid: u32, wg_index: u32) {
+    let blocks = p.n_kv_heads * p.n_row_blocks;
+    if (wg_index >= blocks * S_MAX) { return; }
+    let split = wg_index % S_MAX;
+    let g = wg_index / S_MAX;  // row block: (kv head, block of R rows)
+    let kvh = g / p.n_row_blocks;
+    let row0 = (g % p.n_row_blocks) * R;
+    let group = p.n_heads / p.n_kv_heads;
+    let rows_here = min(R, p.n_tokens * group - row0);
+    let t_last = (row0 + rows_here - 1u) / group;
+    let n_keys = min(step.pos + t_last + 1u, p.ctx);
+    let chunk = max(CH_MIN, ((n_keys + S_MAX - 1u) / S_MAX + KB - 1u) / KB * KB);
+    let live = (n_keys + chunk - 1u) / chunk;
+    if (split >= live) { return; }
+    let k_begin = split * chunk;
+    let k_end = min(k_begin + chunk, n_keys);
+
+    let lane = vlid % L;
+    let kg = vlid / L;
+    let u0 = lane;
+    let u1 = lane + L;
+    qa = mat4x4<f32>(q_quad(row0, 0u, rows_here, kvh, group, u0),
+                     q_quad(row0, 1u, rows_here, kvh, group, u0),
+                     q_quad(row0, 2u, rows_here, kvh, group, u0),
+                     q_quad(row0, 3u, rows_here, kvh, group, u0));
+    vis_lo = vec4<u32>(vis_of(row0, 0u, rows_here, group), vis_of(row0, 1u, rows_here, group),
+                       vis_of(row0, 2u, rows_here, group), vis_of(row0, 3u, rows_here, group));
+    m_lo = vec4<f32>(NEG_BIG);
+    l_lo = vec4<f32>(0.0);
+    oa = mat4x4<f32>();
+    if (NV > 1u) {
+        qb = mat4x4<f32>(q_quad(row0, 0u, rows_here, kvh, group, u1),
+                         q_quad(row0, 1u, rows_here, kvh, group, u1),
+                         q_quad(row0, 2u, rows_here, kvh, group, u1),
+                         q_quad(row0, 3u, rows_here, kvh, group, u1));
+        ob = mat4x4<f32>();
+    }
+    if (RG > 1u) {
+        qc = mat4x4<f32>(q_quad(row0, 4u, rows_here, kvh, group, u0),
+                         q_quad(row0, 5u, rows_here, kvh, group, u0),
+                         q_quad(row0, 6u, rows_here, kvh, group, u0),
+                         q_quad(row0, 7u, rows_here, kvh, group, u0));
+        vis_hi = vec4<u32>(vis_of(row0, 4u, rows_here, group), vis_of(row0, 5u, rows_here, group),
+                           vis_of(row0, 6u, rows_here, group), vis_of(row0, 7u, rows_here, group));
+        m_hi = vec4<f32>(NEG_BIG);
+        l_hi = vec4<f32>(0.0);
+        oc = mat4x4<f32>();
+        if (NV > 1u) {
+            qd = mat4x4<f32>(q_quad(row0, 4u, rows_here, kvh, group, u1),
+                             q_quad(row0, 5u, rows_here, kvh, group, u1),
+                             q_quad(row0, 6u, rows_here, kvh, group, u1),
+                             q_quad(row0, 7u, rows_here, kvh, group, u1));
+            od = mat4x4<f32>();
+        }
+    }
+
+    let kv_q = kvh * HD4;
+    let z = vec4<f32>(0.0);
+    for (var kb = k_begin; kb < k_end; kb = kb + KB) {
+        // Every load of the batch first (quads past NV and keys past B stay zero and unused).
+        let j0 = kb + kg;
+        let j1 = j0 + KG;
+        let j2 = j1 + KG;
+        let j3 = j2 + KG;
+        let k00 = kq(j0, u0, k_end, kv_q, false);
+        let w00 = kq(j0, u0, k_end, kv_q, true);
+        var k01 = z; var w01 = z;
+        var k10 = z; var w10 = z; var k11 = z; var w11 = z;
+        var k20 = z; var w20 = z; var k21 = z; var w21 = z;
+        var k30 = z; var w30 = z; var k31 = z; var w31 = z;
+        if (NV > 1u) { k01 = kq(j0, u1, k_end, kv_q, false); w01 = kq(j0, u1, k_end, kv_q, true); }
+        if (B > 1u) {
+            k10 = kq(j1, u0, k_end, kv_q, false);
+            w10 = kq(j1, u0, k_end, kv_q, true);
+            if (NV > 1u) { k11 = kq(j1, u1, k_end, kv_q, false); w11 = kq(j1, u1, k_end, kv_q, true); }
+        }
+        if (B > 2u) {
+            k20 = kq(j2, u0, k_end, kv_q, false);
+            w20 = kq(j2, u0, k_end, kv_q, true);
+            k30 = kq(j3, u0, k_end, kv_q, false);
+            w30 = kq(j3, u0, k_end, kv_q, true);
+            if (NV > 1u) {
+                k21 = kq(j2, u1, k_end, kv_q, false);
+                w21 = kq(j2, u1, k_end, kv_q, true);
+                k31 = kq(j3, u1, k_end, kv_q, false);
+                w31 = kq(j3, u1, k_end, kv_q, true);
+            }
+        }
+        sc00 = score_lo(k00, k01);
+        if (RG > 1u) { sc01 = score_hi(k00, k01); }
+        if (B > 1u) {
+            sc10 = score_lo(k10, k11);
+            if (RG > 1u) { sc11 = score_hi(k10, k11); }
+        }
+        if (B > 2u) {
+            sc20 = score_lo(k20, k21);
+            sc30 = score_lo(k30, k31);
+            if (RG > 1u) {
+                sc21 = score_hi(k20, k21);
+                sc31 = score_hi(k30, k31);
+            }
+        }
+        reduce_scores(vlid);
+        update(j0, k_end, sc00, sc01, w00, w01);
+        if (B > 1u) { update(j1, k_end, sc10, sc11, w10, w11); }
+        if (B > 2u) {
+            update(j2, k_end, sc20, sc21, w20, w21);
+            update(j3, k_end, sc30, sc31, w30, w31);
+        }
+    }
+
+    // Combine the key groups: sm4 [KG, R, HD4], sm_m / sm_l [KG, R].
+    workgroupBarrier();  // reduce_scores' scratch (workgroup path) shares sm4
+    if (lane == 0u) {
+        let b0 = kg * R;
+        sm_m[b0] = m_lo.x;
+        sm_m[b0 + 1u] = m_lo.y;
+        sm_m[b0 + 2u] = m_lo.z;
+        sm_m[b0 + 3u] = m_lo.w;
+        sm_l[b0] = l_lo.x;
+        sm_l[b0 + 1u] = l_lo.y;
+        sm_l[b0 + 2u] = l_lo.z;
+        sm_l[b0 + 3u] = l_lo.w;
+        if (RG > 1u) {
+            sm_m[b0 + 4u] = m_hi.x;
+            sm_m[b0 + 5u] = m_hi.y;
+            sm_m[b0 + 6u] = m_hi.z;
+            sm_m[b0 + 7u] = m_hi.w;
+            sm_l[b0 + 4u] = l_hi.x;
+            sm_l[b0 + 5u] = l_hi.y;
+            sm_l[b0 + 6u] = l_hi.z;
+            sm_l[b0 + 7u] = l_hi.w;
+        }
+    }
+    put_o(kg, 0u, u0, oa[0]);
+    put_o(kg, 1u, u0, oa[1]);
+    put_o(kg, 2u, u0, oa[2]);
+    put_o(kg, 3u, u0, oa[3]);
+    if (NV > 1u) {
+        put_o(kg, 0u, u1, ob[0]);
+        put_o(kg, 1u, u1, ob[1]);
+        put_o(kg, 2u, u1, ob[2]);
+        put_o(kg, 3u, u1, ob[3]);
+    }
+    if (RG > 1u) {
+        put_o(kg, 4u, u0, oc[0]);
+        put_o(kg, 5u, u0, oc[1]);
+        put_o(kg, 6u, u0, oc[2]);
+        put_o(kg, 7u, u0, oc[3]);
+        if (NV > 1u) {
+            put_o(kg, 4u, u1, od[0]);
+            put_o(kg, 5u, u1, od[1]);
+            put_o(kg, 6u, u1, od[2]);
+            put_o(kg, 7u, u1, od[3]);
+        }
+    }
+    workgroupBarrier();
+    let part_base = (g * S_MAX + split) * R;  // this split's first (row) record
+    for (var e = vlid; e < R * HD4; e = e + WG) {
+        let r = e / HD4;
+        let u = e % HD4;
+        var mx = NEG_BIG;
+        for (var k = 0u; k < KG; k = k + 1u) { mx = max(mx, sm_m[k * R + r]); }
+        var acc = vec4<f32>(0.0);
+        var lsum = 0.0;
+        for (var k = 0u; k < KG; k = k + 1u) {
+            let w = exp(sm_m[k * R + r] - mx);
+            lsum = lsum + w * sm_l[k * R + r];
+            acc = acc + w * sm4[(k * R + r) * HD4 + u];
+        }
+        if (r < rows_here) {
+            if (live == 1u) {
+                out[out_row(row0, r, kvh, group) * HD4 + u] = acc / lsum;
+            } else {
+                part[(part_base + r) * HD4 + u] = acc;
+                if (u == 0u) { part[p.ml_base + part_base + r] = vec4<f32>(mx, lsum, 0.0, 0.0); }
+            }
+        }
+    }
+    if (live == 1u) { return; }
+
+    // Several splits: the last one of this row block to finish merges them.
+    storageBarrier();
+    if (vlid == 0u) { sm_ticket = atomicAdd(&tickets[g], 1u); }
+    let ticket = workgroupUniformLoad(&sm_ticket);
+    if (ticket != live - 1u) { return; }
+    storageBarrier();
+    if (vlid == 0u) { atomicStore(&tickets[g], 0u); }
+
+    // Row maxima and sums over the live splits: invocation (s0, r) = (vlid / R, vlid % R) takes
+    // splits s0, s0 + WG / R, ...; tree_rows finishes across invocations.
+    let r = vlid % R;
+    let s0 = vlid / R;
+    let ml0 = p.ml_base + g * S_MAX * R;
+    var pm = NEG_BIG;
+    for (var s = s0; s < live; s = s + WG / R) { pm = max(pm, part[ml0 + s * R + r].x); }
+    sm_m[vlid] = pm;
+    tree_rows(vlid, true);
+    let mrow = sm_m[r];
+    workgroupBarrier();
+    var pl = 0.0;
+    for (var s = s0; s < live; s = s + WG / R) {
+        let ml = part[ml0 + s * R + r];
+        let w = exp(ml.x - mrow);
+        smw[s * R + r] = w;
+        pl = pl + w * ml.y;
+    }
+    sm_m[vlid] = pl;
+    tree_rows(vlid, false);  // its barriers also publish the weights in smw
+    // Outputs: U = R * HD4 quads; with U < WG, SGN = WG / U invocations share a quad, each
+    // taking every SGN-th split, and add up through sm4.
+    let n_units = R * HD4;
+    let sgn = max(1u, WG / n_units);
+    let acc0 = g * S_MAX * R * HD4;
+    if (sgn == 1u) {
+        for (var e = vlid; e < n_units; e = e + WG) {
+            let rr = e / HD4;
+            let u = e % HD4;
+            // Four independent sums, so four loads are in flight.
+            var a0 = vec4<f32>(0.0);
+            var a1 = vec4<f32>(0.0);
+            var a2 = vec4<f32>(0.0);
+            var a3 = vec4<f32>(0.0);
+            let stride = R * HD4;
+            let base = acc0 + rr * HD4 + u;
+            var s = 0u;
+            for (; s + 4u <= live; s = s + 4u) {
+                a0 = a0 + smw[s * R + rr] * part[base + s * stride];
+                a1 = a1 + smw[(s + 1u) * R + rr] * part[base + (s + 1u) * stride];
+                a2 = a2 + smw[(s + 2u) * R + rr] * part[base + (s + 2u) * stride];
+                a3 = a3 + smw[(s + 3u) * R + rr] * part[base + (s + 3u) * stride];
+            }
+            for (; s < live; s = s + 1u) {
+                a0 = a0 + smw[s * R + rr] * part[base + s * stride];
+            }
+            if (rr < rows_here) {
+                out[out_row(row0, rr, kvh, group) * HD4 + u] = ((a0 + a1) + (a2 + a3)) / sm_m[rr];
+            }
+        }
+    } else {
+        let e = vlid % n_units;
+        let sg = vlid / n_units;
+        let rr = e / HD4;
+        let u = e % HD4;
+        var acc = vec4<f32>(0.0);
+        if (sg < sgn) {
+            for (var s = sg; s < live; s = s + sgn) {
+                acc = acc + smw[s * R + rr] * part[acc0 + (s * R + rr) * HD4 + u];
+            }
+            sm4[sg * n_units + e] = acc;
+        }
+        workgroupBarrier();
+        if (vlid < n_units && rr < rows_here) {
+            var tot = vec4<f32>(0.0);
+            for (var k = 0u; k < sgn; k = k + 1u) { tot = tot + sm4[k * n_units + e]; }
+            out[out_row(row0, rr, kvh, group) * HD4 + u] = tot / sm_m[rr];
+        }
+    }
+}
