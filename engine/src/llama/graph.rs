@@ -6,6 +6,9 @@
 //!   h = rmsnorm(x) · ffn_norm;   x += (silu(h Wgate^T) * h Wup^T) Wdown^T
 //! then logits = rmsnorm(x) · out_norm · Wout^T, and (decode) the sampled token id.
 //! Positions come from the step buffer, so a graph serves every position.
+//!
+//! Fused dispatches: rope(q), rope(k) and the cache write are one `rope_kv`; attention is one
+//! dispatch (its splits merge in-kernel); the residual adds ride on the Wo and Wdown mat-muls.
 
 use crate::dispatch::Dispatch;
 use crate::error::Result;
@@ -13,7 +16,7 @@ use crate::gpu::Gpu;
 use crate::kv_cache::KvCache;
 use crate::llama::weights::LlamaWeights;
 use crate::ops::{
-    attention, elementwise, embedding, kvcache, matmul, matmul_coop, rmsnorm, rope, sample,
+    attention, elementwise, embedding, matmul, matmul_coop, rmsnorm, rope_kv, sample,
 };
 use crate::precision::Precision;
 use crate::tensor::{Elem, Tensor};
@@ -129,11 +132,18 @@ impl Graph {
             body.push(linear(gpu, &a.h, &lw.wq, &q_flat, false, io.precision)?);
             body.push(linear(gpu, &a.h, &lw.wk, &k_flat, false, io.precision)?);
             body.push(linear(gpu, &a.h, &lw.wv, &v_flat, false, io.precision)?);
-            body.push(rope::rope(gpu, &a.q, &w.inv_freq, io.step, w.rope_style)?);
-            body.push(rope::rope(gpu, &a.k, &w.inv_freq, io.step, w.rope_style)?);
             let layer = &io.kv.layers[l];
-            body.push(kvcache::kv_write(
-                gpu, &a.k, &a.v, &layer.k, &layer.v, io.step,
+            // RoPE on q and k and the cache write of k, v: one dispatch.
+            body.push(rope_kv::rope_kv(
+                gpu,
+                &a.q,
+                &a.k,
+                &a.v,
+                &w.inv_freq,
+                io.step,
+                w.rope_style,
+                &layer.k,
+                &layer.v,
             )?);
             body.extend(attention::attention(
                 gpu, &a.q, &layer.k, &layer.v, io.step, &a.att,
