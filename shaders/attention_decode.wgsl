@@ -70,6 +70,11 @@ override HD4: u32 = HD / 4u;  // quads per row
 override KG: u32 = WG / L;    // key groups
 override KB: u32 = KG * B;    // keys per batch
 override R: u32 = 4u * RG;    // rows per workgroup
+// Quads per split of accumulators and of (m, l) records, padded to whole 128-byte lines: a
+// line shared by two splits could sit stale in the merging workgroup's L1 (seen on the H100
+// with R = 4, whose 64-byte (m, l) records shared lines: wrong merged outputs).
+override RS: u32 = (R * HD4 + 7u) / 8u * 8u;
+override MLS: u32 = (R + 7u) / 8u * 8u;
 
 const NEG_BIG: f32 = -3.0e38;  // "no score yet": finite, so exp(NEG_BIG - NEG_BIG) = 1, not NaN
 
@@ -370,7 +375,7 @@ fn decode(vlid: u32, wg_index: u32) {
         }
     }
     workgroupBarrier();
-    let part_base = (g * S_MAX + split) * R;  // this split's first (row) record
+    let part_base = g * S_MAX + split;  // this split's record index
     for (var e = vlid; e < R * HD4; e = e + WG) {
         let r = e / HD4;
         let u = e % HD4;
@@ -387,8 +392,8 @@ fn decode(vlid: u32, wg_index: u32) {
             if (live == 1u) {
                 out[out_row(row0, r, kvh, group) * HD4 + u] = acc / lsum;
             } else {
-                part[(part_base + r) * HD4 + u] = acc;
-                if (u == 0u) { part[p.ml_base + part_base + r] = vec4<f32>(mx, lsum, 0.0, 0.0); }
+                part[part_base * RS + r * HD4 + u] = acc;
+                if (u == 0u) { part[p.ml_base + part_base * MLS + r] = vec4<f32>(mx, lsum, 0.0, 0.0); }
             }
         }
     }
@@ -406,16 +411,16 @@ fn decode(vlid: u32, wg_index: u32) {
     // splits s0, s0 + WG / R, ...; tree_rows finishes across invocations.
     let r = vlid % R;
     let s0 = vlid / R;
-    let ml0 = p.ml_base + g * S_MAX * R;
+    let ml0 = p.ml_base + g * S_MAX * MLS;
     var pm = NEG_BIG;
-    for (var s = s0; s < live; s = s + WG / R) { pm = max(pm, part[ml0 + s * R + r].x); }
+    for (var s = s0; s < live; s = s + WG / R) { pm = max(pm, part[ml0 + s * MLS + r].x); }
     sm_m[vlid] = pm;
     tree_rows(vlid, true);
     let mrow = sm_m[r];
     workgroupBarrier();
     var pl = 0.0;
     for (var s = s0; s < live; s = s + WG / R) {
-        let ml = part[ml0 + s * R + r];
+        let ml = part[ml0 + s * MLS + r];
         let w = exp(ml.x - mrow);
         smw[s * R + r] = w;
         pl = pl + w * ml.y;
@@ -426,7 +431,7 @@ fn decode(vlid: u32, wg_index: u32) {
     // taking every SGN-th split, and add up through sm4.
     let n_units = R * HD4;
     let sgn = max(1u, WG / n_units);
-    let acc0 = g * S_MAX * R * HD4;
+    let acc0 = g * S_MAX * RS;
     if (sgn == 1u) {
         for (var e = vlid; e < n_units; e = e + WG) {
             let rr = e / HD4;
@@ -436,7 +441,7 @@ fn decode(vlid: u32, wg_index: u32) {
             var a1 = vec4<f32>(0.0);
             var a2 = vec4<f32>(0.0);
             var a3 = vec4<f32>(0.0);
-            let stride = R * HD4;
+            let stride = RS;
             let base = acc0 + rr * HD4 + u;
             var s = 0u;
             for (; s + 4u <= live; s = s + 4u) {
@@ -460,7 +465,7 @@ fn decode(vlid: u32, wg_index: u32) {
         var acc = vec4<f32>(0.0);
         if (sg < sgn) {
             for (var s = sg; s < live; s = s + sgn) {
-                acc = acc + smw[s * R + rr] * part[acc0 + (s * R + rr) * HD4 + u];
+                acc = acc + smw[s * R + rr] * part[acc0 + s * RS + rr * HD4 + u];
             }
             sm4[sg * n_units + e] = acc;
         }

@@ -199,8 +199,9 @@ pub fn attention_decode_with(
     let n_row_blocks = (s.t * group).div_ceil(rows_per_block);
     let blocks = s.n_kv_heads * n_row_blocks;
     let hd4 = s.head_dim / 4;
-    let acc_quads = blocks * cfg.max_splits * rows_per_block * hd4;
-    let ml_quads = blocks * cfg.max_splits * rows_per_block;
+    // Each split's records padded to whole 128-byte lines (8 quads), as the shader's RS / MLS.
+    let acc_quads = blocks * cfg.max_splits * (rows_per_block * hd4).next_multiple_of(8);
+    let ml_quads = blocks * cfg.max_splits * rows_per_block.next_multiple_of(8);
     let params = AttentionDecodeParams {
         n_tokens: s.t as u32,
         n_heads: s.n_heads as u32,
