@@ -76,6 +76,25 @@ pub const MATVEC_SUBGROUP: Shader = Shader {
     name: "matvec_subgroup",
     parts: &[QUANT_WGSL, include_str!("../matvec_subgroup.wgsl")],
 };
+/// The decode mat-vec family (one token: plain, up to three weights sharing x, SwiGLU pair)
+/// with subgroup reductions (needs the device's SUBGROUP feature).
+pub const MATVEC: Shader = Shader {
+    name: "matvec",
+    parts: &[
+        QUANT_WGSL,
+        include_str!("../matvec.wgsl"),
+        include_str!("../matvec_reduce_sg.wgsl"),
+    ],
+};
+/// The same kernels reducing through workgroup memory, for devices without subgroups.
+pub const MATVEC_WG: Shader = Shader {
+    name: "matvec_wg",
+    parts: &[
+        QUANT_WGSL,
+        include_str!("../matvec.wgsl"),
+        include_str!("../matvec_reduce_wg.wgsl"),
+    ],
+};
 pub const DEQUANT: Shader = Shader {
     name: "dequant",
     parts: &[QUANT_WGSL, include_str!("../dequant.wgsl")],
@@ -98,6 +117,8 @@ pub const ALL: &[Shader] = &[
     SAMPLE,
     MATMUL,
     MATVEC_SUBGROUP,
+    MATVEC,
+    MATVEC_WG,
     DEQUANT,
     EMBEDDING,
 ];

@@ -8,6 +8,7 @@ pub mod elementwise;
 pub mod embedding;
 pub mod kvcache;
 pub mod matmul;
+pub mod matvec;
 pub mod rmsnorm;
 pub mod rope;
 pub mod sample;

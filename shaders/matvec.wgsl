@@ -1,0 +1,479 @@
+// Decode mat-vec (one token): y_s = W_s x (+ y_s with ACC) for 1-3 weights W_s sharing the
+// input x in one dispatch (`matvec`), and the SwiGLU pair y = silu(W_gate x) * (W_up x)
+// (`matvec_glu`). f32 activations, f32 accumulation. quant.wgsl comes before this file (its
+// value helpers; its `w16` reads weight 0 only and is not used here), and one of
+// matvec_reduce_sg.wgsl / matvec_reduce_wg.wgsl after it: each holds the entry points and
+// `reduce_rows`, the sum of a row's partial sums over the workgroup (subgroupAdd, or a
+// workgroup-memory tree where the device has no subgroups).
+//
+// A workgroup of WG lanes owns R_s consecutive rows of one weight s (`matvec`: workgroups
+// [0, wg1) weight 0, [wg1, wg2) weight 1, [wg2, wg_end) weight 2; `matvec_glu`: R0 rows of
+// gate and the same rows of up). Its lanes stride over a row's *units* (a fixed run of
+// values per weight type, one 16-byte quant load), consecutive lanes on consecutive units so
+// each load instruction reads contiguous bytes; a lane loads the x values of its unit once
+// and uses them for all the workgroup's rows. Every weight type has its own inner loop (no
+// generic 16-value decoder) except Q4_0, Q5_0, Q5_K and float rows that are not whole
+// 16-value chunks, which take `gen_rows` over quant.wgsl's chunk decoders.
+//
+// Quant values become floats without int-to-float conversions (quarter rate on NVIDIA): a
+// small integer v OR-ed into the mantissa of 2^23 is the float 2^23 + v, and one exact
+// subtraction leaves v (MAGIC below). Q4_K may instead keep 16 + q (nibble in the top
+// mantissa bits, no subtraction) and remove 16 * sum(x) per sub-block (Q4K_OFFSET): fewer
+// instructions, a few times the rounding error of the plain sum (still f32 accumulation).
+//
+// Weight slots are separate bindings (a weight of each type stays its own buffer); `wld(s, i)`
+// switches on the slot, which is a constant wherever it is called (the entry points call the
+// row loops with literal slots), so after inlining each slot's loop reads its binding directly.
+
+struct Params {
+    k: u32,         // row length of every weight = length of x
+    wg1: u32,       // matvec: first workgroup of weight 1 (= workgroups of weight 0)
+    wg2: u32,       // matvec: first workgroup of weight 2
+    wg_end: u32,    // workgroups in all
+    n: vec4<u32>,   // rows of weights 0..2 (.w unused)
+    nb: vec4<u32>,  // blocks in weights 0..2 (the repacked types' section offsets)
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;   // [k] (padded to 16 bytes)
+@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;   // weight 0 [n0, k], GPU layout of DT0
+@group(0) @binding(3) var<storage, read> w1: array<vec4<u32>>;  // weight 1 [n1, k] of DT1 (weight 0 again if unused)
+@group(0) @binding(4) var<storage, read> w2: array<vec4<u32>>;  // weight 2 [n2, k] of DT2 (weight 0 again if unused)
+@group(0) @binding(5) var<storage, read_write> y0: array<f32>;  // [n0]; matvec_glu: [n0] = silu(gate) * up
+@group(0) @binding(6) var<storage, read_write> y1: array<f32>;  // [n1] (matvec only; y0 again if unused)
+@group(0) @binding(7) var<storage, read_write> y2: array<f32>;  // [n2] (matvec only; y0 again if unused)
+
+override WG: u32 = 64u;          // lanes per workgroup, a power of two <= MAX_WG
+override DT0: u32 = 12u;         // ggml type of weight 0 (DT_* in quant.wgsl)
+override DT1: u32 = 12u;
+override DT2: u32 = 12u;
+override R0: u32 = 2u;           // rows per workgroup of weight 0 (<= MAX_R; glu: <= MAX_R / 2)
+override R1: u32 = 2u;
+override R2: u32 = 2u;
+override ACC: bool = false;      // matvec: y += W x
+override Q4K_OFFSET: bool = false;
+override VEC_K: bool = true;     // k % 16 == 0: float weights take their vector loops
+
+const MAX_R: u32 = 8u;
+const MAX_WG: u32 = 256u;
+// 2^23 as bits, and as a float: (MAGIC | v) is the f32 2^23 + v for v < 2^23.
+const MAGIC: u32 = 0x4b000000u;
+const TWO23: f32 = 8388608.0;
+const SHIFT4 = vec4<u32>(0u, 8u, 16u, 24u);
+
+// Per-row partial sums of one lane; a vec4 per row keeps four independent FMA chains.
+alias Acc = array<vec4<f32>, MAX_R>;
+
+fn wld(s: u32, i: u32) -> vec4<u32> {
+    switch (s) {
+        case 0u: { return w[i]; }
+        case 1u: { return w1[i]; }
+        default: { return w2[i]; }
+    }
+}
+
+fn wword(s: u32, i: u32) -> u32 {
+    return wld(s, i >> 2u)[i & 3u];
+}
+
+// f16 number i of the section of packed f16 values of weight s starting at word `base`.
+fn wf16(s: u32, base: u32, i: u32) -> f32 {
+    return unpack2x16float(wword(s, base + (i >> 1u)))[i & 1u];
+}
+
+fn dt_of(s: u32) -> u32 {
+    return select(select(DT0, DT1, s == 1u), DT2, s == 2u);
+}
+
+fn rows_of(s: u32) -> u32 {
+    return select(select(R0, R1, s == 1u), R2, s == 2u);
+}
+
+// The rows a call of a row loop computes: `count` rows, rows r < split are rows a0 + r of
+// weight sa, the others rows b0 + r - split of weight sb. Rows past a weight's end read its
+// last row (whole workgroups stay busy; the caller drops those sums).
+struct Rows {
+    sa: u32,
+    sb: u32,
+    a0: u32,
+    b0: u32,
+    split: u32,
+    count: u32,
+}
+
+fn slot_of(rs: Rows, r: u32) -> u32 {
+    return select(rs.sa, rs.sb, r >= rs.split);
+}
+
+fn row_of(rs: Rows, r: u32) -> u32 {
+    let s = slot_of(rs, r);
+    return min(select(rs.a0 + r, rs.b0 + r - rs.split, r >= rs.split), p.n[s] - 1u);
+}
+
+fn hsum(v: vec4<f32>) -> f32 {
+    return (v.x + v.y) + (v.z + v.w);
+}
+
+// ---- Q4_K (as stored, 9 vec4 per block: [d dmin | 12 scale bytes], qs 128 B) ----------------
+// Unit: one qs vec4, 32 values. Unit j (0..7) of a block is group g = j / 2 (values
+// 64g .. 64g + 63), half h = j % 2: its bytes' low nibbles are values 64g + 16h + (0..15)
+// (sub-block 2g), high nibbles 64g + 32 + 16h + (0..15) (sub-block 2g + 1).
+
+// Low / high nibbles of the four bytes of a word, as floats: q (exact) or 16 + q (offset).
+fn q4_lo(v: u32) -> vec4<f32> {
+    if (Q4K_OFFSET) {
+        let t = vec4<u32>(v << 19u, v << 11u, v << 3u, v >> 5u);
+        return bitcast<vec4<f32>>((t & vec4<u32>(0x780000u)) | vec4<u32>(0x41800000u));
+    }
+    return bitcast<vec4<f32>>(((vec4<u32>(v) >> SHIFT4) & vec4<u32>(15u)) | vec4<u32>(MAGIC)) - TWO23;
+}
+
+fn q4_hi(v: u32) -> vec4<f32> {
+    if (Q4K_OFFSET) {
+        let t = vec4<u32>(v << 15u, v << 7u, v >> 1u, v >> 9u);
+        return bitcast<vec4<f32>>((t & vec4<u32>(0x780000u)) | vec4<u32>(0x41800000u));
+    }
+    return bitcast<vec4<f32>>(((vec4<u32>(v) >> (SHIFT4 + vec4<u32>(4u))) & vec4<u32>(15u)) | vec4<u32>(MAGIC)) - TWO23;
+}
+
+fn q4k_rows(rs: Rows, lid: u32) -> Acc {
+    var acc: Acc;
+    let bpr = p.k / 256u;
+    let units = bpr * 8u;
+    for (var u = lid; u < units; u = u + WG) {
+        let bi = u >> 3u;
+        let j = u & 7u;
+        let g = j >> 1u;
+        // x vec4 of the first low-nibble value: (256 bi + 64 g + 16 h) / 4; high: 8 further.
+        let xi = bi * 64u + g * 16u + (j & 1u) * 4u;
+        let xl0 = x[xi];
+        let xl1 = x[xi + 1u];
+        let xl2 = x[xi + 2u];
+        let xl3 = x[xi + 3u];
+        let xh0 = x[xi + 8u];
+        let xh1 = x[xi + 9u];
+        let xh2 = x[xi + 10u];
+        let xh3 = x[xi + 11u];
+        // Sums of x over each sub-block's 16 values here (the min term, and the offset).
+        let xs = vec2<f32>(hsum((xl0 + xl1) + (xl2 + xl3)), hsum((xh0 + xh1) + (xh2 + xh3)));
+        let hi_g = g >= 2u;
+        let sh = (g & 1u) * 16u;
+        for (var r = 0u; r < rs.count; r = r + 1u) {
+            let s = slot_of(rs, r);
+            let blk = row_of(rs, r) * bpr + bi;
+            let hdr = wld(s, 9u * blk);
+            let q = wld(s, 9u * blk + 1u + j);
+            // Branch-free 6-bit scales: byte i of `scw` / `mw` is the scale / min of
+            // sub-block i (g < 2) or 4 + i (g >= 2).
+            let scw = select(hdr.y & 0x3f3f3f3fu,
+                             (hdr.w & 0x0f0f0f0fu) | ((hdr.y >> 2u) & 0x30303030u), hi_g);
+            let mw = select(hdr.z & 0x3f3f3f3fu,
+                            ((hdr.w >> 4u) & 0x0f0f0f0fu) | ((hdr.z >> 2u) & 0x30303030u), hi_g);
+            let dm = unpack2x16float(hdr.x);
+            let sc = vec2<f32>(vec2<u32>(scw >> sh, scw >> (sh + 8u)) & vec2<u32>(255u)) * dm.x;
+            let mn = vec2<f32>(vec2<u32>(mw >> sh, mw >> (sh + 8u)) & vec2<u32>(255u)) * dm.y;
+            let al = xl0 * q4_lo(q.x) + xl1 * q4_lo(q.y) + xl2 * q4_lo(q.z) + xl3 * q4_lo(q.w);
+            let ah = xh0 * q4_hi(q.x) + xh1 * q4_hi(q.y) + xh2 * q4_hi(q.z) + xh3 * q4_hi(q.w);
+            var c = dot(mn, xs);
+            if (Q4K_OFFSET) {
+                c = c + 16.0 * dot(sc, xs);
+            }
+            acc[r] = acc[r] + sc.x * al + sc.y * ah;
+            acc[r].x = acc[r].x - c;
+        }
+    }
+    return acc;
+}
+
+// ---- Q6_K (repacked: body 13 vec4 per block [ql 128 B, qh 64 B, scales 16 B], then d) -------
+// Unit: 64 values, one qh vec4 and the two ql vec4 it completes. Unit j (0..3) of a block is
+// half h = j / 2, l = j % 2: value 128h + 32t + 16l + i (t = 0..3, i = 0..15) has its low 4
+// bits in nibble t / 2 of byte i of ql vec4 4h + 2(t % 2) + l, its top 2 bits in bits
+// 2t, 2t + 1 of byte i of qh vec4 8 + 2h + l, and scale byte 8h + l + 2t.
+
+// The four 6-bit values of the bytes of `v` minus 32, exactly.
+fn q6_vals(v: u32) -> vec4<f32> {
+    return bitcast<vec4<f32>>(((vec4<u32>(v) >> SHIFT4) & vec4<u32>(255u)) | vec4<u32>(MAGIC)) - (TWO23 + 32.0);
+}
+
+// Group t's 6-bit values in the bytes of a word: low nibbles from ql, top bits from qh.
+fn q6_join(t: u32, qa: u32, qb: u32, qh: u32) -> u32 {
+    let ql = select(qa, qb, (t & 1u) == 1u);
+    let lo = (ql >> (4u * (t >> 1u))) & 0x0f0f0f0fu;
+    let hi = select(qh << (4u - 2u * t), qh >> (2u * t - 4u), t >= 2u) & 0x30303030u;
+    return lo | hi;
+}
+
+fn q6k_rows(rs: Rows, lid: u32) -> Acc {
+    var acc: Acc;
+    let bpr = p.k / 256u;
+    let units = bpr * 4u;
+    for (var u = lid; u < units; u = u + WG) {
+        let bi = u >> 2u;
+        let h = (u >> 1u) & 1u;
+        let l = u & 1u;
+        let xi = bi * 64u + h * 32u + l * 4u;  // x vec4 of value 128h + 16l; group t at + 8t
+        // This unit's quant words and d * scale of each group, per row, loaded up front.
+        var qa: array<vec4<u32>, MAX_R>;
+        var qb: array<vec4<u32>, MAX_R>;
+        var qh: array<vec4<u32>, MAX_R>;
+        var sc: array<vec4<f32>, MAX_R>;
+        for (var r = 0u; r < rs.count; r = r + 1u) {
+            let s = slot_of(rs, r);
+            let blk = row_of(rs, r) * bpr + bi;
+            let base = 13u * blk;
+            qa[r] = wld(s, base + 4u * h + l);
+            qb[r] = wld(s, base + 4u * h + 2u + l);
+            qh[r] = wld(s, base + 8u + 2u * h + l);
+            let sv = wld(s, base + 12u);
+            // Scale bytes 8h + l + 2t: bytes l, l + 2 of word 2h (t = 0, 1) and 2h + 1 (t = 2, 3).
+            let s01 = bitcast<i32>(select(sv.x, sv.z, h == 1u));
+            let s23 = bitcast<i32>(select(sv.y, sv.w, h == 1u));
+            let d = wf16(s, 52u * p.nb[s], blk);
+            sc[r] = d * vec4<f32>(vec4<i32>(extractBits(s01, 8u * l, 8u), extractBits(s01, 8u * l + 16u, 8u),
+                                            extractBits(s23, 8u * l, 8u), extractBits(s23, 8u * l + 16u, 8u)));
+        }
+        for (var t = 0u; t < 4u; t = t + 1u) {
+            let x0 = x[xi + 8u * t];
+            let x1 = x[xi + 8u * t + 1u];
+            let x2 = x[xi + 8u * t + 2u];
+            let x3 = x[xi + 8u * t + 3u];
+            for (var r = 0u; r < rs.count; r = r + 1u) {
+                let a = x0 * q6_vals(q6_join(t, qa[r].x, qb[r].x, qh[r].x))
+                      + x1 * q6_vals(q6_join(t, qa[r].y, qb[r].y, qh[r].y))
+                      + x2 * q6_vals(q6_join(t, qa[r].z, qb[r].z, qh[r].z))
+                      + x3 * q6_vals(q6_join(t, qa[r].w, qb[r].w, qh[r].w));
+                acc[r] = acc[r] + sc[r][t] * a;
+            }
+        }
+    }
+    return acc;
+}
+
+// ---- Q8_0 (repacked: qs 2 vec4 per block, then d) ---------------------------------------------
+// Unit: one qs vec4, 16 values (half a block).
+
+// The four signed bytes of `v`, exactly: (byte ^ 0x80) = q + 128 in the mantissa of 2^23.
+fn q8_vals(v: u32) -> vec4<f32> {
+    return bitcast<vec4<f32>>(((vec4<u32>(v) >> SHIFT4) & vec4<u32>(255u)) ^ vec4<u32>(MAGIC | 0x80u)) - (TWO23 + 128.0);
+}
+
+fn q8_0_rows(rs: Rows, lid: u32) -> Acc {
+    var acc: Acc;
+    let bpr = p.k / 32u;
+    let units = bpr * 2u;
+    for (var u = lid; u < units; u = u + WG) {
+        let xi = u * 4u;
+        let x0 = x[xi];
+        let x1 = x[xi + 1u];
+        let x2 = x[xi + 2u];
+        let x3 = x[xi + 3u];
+        for (var r = 0u; r < rs.count; r = r + 1u) {
+            let s = slot_of(rs, r);
+            let blk = row_of(rs, r) * bpr + (u >> 1u);
+            let q = wld(s, 2u * blk + (u & 1u));
+            let d = wf16(s, 8u * p.nb[s], blk);
+            let a = x0 * q8_vals(q.x) + x1 * q8_vals(q.y) + x2 * q8_vals(q.z) + x3 * q8_vals(q.w);
+            acc[r] = acc[r] + d * a;
+        }
+    }
+    return acc;
+}
+
+// ---- F16, BF16 (8 values per vec4), F32 (4): rows of whole 16-value chunks ---------------------
+
+fn float_rows(dt: u32, rs: Rows, lid: u32) -> Acc {
+    var acc: Acc;
+    if (dt == DT_F32) {
+        let units = p.k / 4u;
+        for (var u = lid; u < units; u = u + WG) {
+            let xv = x[u];
+            for (var r = 0u; r < rs.count; r = r + 1u) {
+                let v = wld(slot_of(rs, r), row_of(rs, r) * units + u);
+                acc[r] = acc[r] + xv * bitcast<vec4<f32>>(v);
+            }
+        }
+        return acc;
+    }
+    let units = p.k / 8u;
+    for (var u = lid; u < units; u = u + WG) {
+        let x0 = x[2u * u];
+        let x1 = x[2u * u + 1u];
+        for (var r = 0u; r < rs.count; r = r + 1u) {
+            let v = wld(slot_of(rs, r), row_of(rs, r) * units + u);
+            if (dt == DT_F16) {
+                acc[r] = acc[r] + x0 * vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y))
+                                + x1 * vec4<f32>(unpack2x16float(v.z), unpack2x16float(v.w));
+            } else {
+                acc[r] = acc[r] + x0 * vec4<f32>(bf16x2(v.x), bf16x2(v.y))
+                                + x1 * vec4<f32>(bf16x2(v.z), bf16x2(v.w));
+            }
+        }
+    }
+    return acc;
+}
+
+// ---- the rest: Q4_0, Q5_0, Q5_K, and float rows that are not whole chunks -------------------
+// Unit: one 16-value chunk, decoded by quant.wgsl's value helpers from this slot's words.
+
+// Value g of a float weight s of type dt.
+fn float_value(s: u32, dt: u32, g: u32) -> f32 {
+    switch (dt) {
+        case DT_F16: { return unpack2x16float(wword(s, g >> 1u))[g & 1u]; }
+        case DT_BF16: { return bitcast<f32>((wword(s, g >> 1u) >> ((g & 1u) * 16u)) << 16u); }
+        default: { return bitcast<f32>(wword(s, g)); }
+    }
+}
+
+// Values 16c .. 16c + 15 of row `row` of weight s (type dt); zeros past the row's end.
+fn gen_chunk(s: u32, dt: u32, row: u32, c: u32) -> Chunk {
+    let k = p.k;
+    let nb = p.nb[s];
+    switch (dt) {
+        case DT_Q4_0: {
+            let b = row * (k / 32u) + c / 2u;
+            let q = wld(s, b);
+            let d = wf16(s, 4u * nb, b);
+            let sh = 4u * (c % 2u);
+            return Chunk((vec4<f32>(nib4(q.x, sh)) - 8.0) * d, (vec4<f32>(nib4(q.y, sh)) - 8.0) * d,
+                         (vec4<f32>(nib4(q.z, sh)) - 8.0) * d, (vec4<f32>(nib4(q.w, sh)) - 8.0) * d);
+        }
+        case DT_Q5_0: {
+            let b = row * (k / 32u) + c / 2u;
+            let q = wld(s, b);
+            let qh = wword(s, 4u * nb + b) >> (16u * (c % 2u));
+            let d = wf16(s, 5u * nb, b);
+            let sh = 4u * (c % 2u);
+            return Chunk(q5_0_4(q.x, qh, sh, d), q5_0_4(q.y, qh >> 4u, sh, d),
+                         q5_0_4(q.z, qh >> 8u, sh, d), q5_0_4(q.w, qh >> 12u, sh, d));
+        }
+        case DT_Q5_K: {
+            let base = 11u * (row * (k / 256u) + c / 16u);
+            let j = c % 16u;
+            return kq45_chunk(wld(s, base), wld(s, base + 3u + 2u * (j / 4u) + j % 2u),
+                              wld(s, base + 1u + j % 2u), true, j);
+        }
+        default: {
+            var out: Chunk; // zeros
+            for (var i = 0u; i < 16u; i = i + 1u) {
+                let kk = 16u * c + i;
+                if (kk < k) {
+                    out[i / 4u][i % 4u] = float_value(s, dt, row * k + kk);
+                }
+            }
+            return out;
+        }
+    }
+}
+
+// x[16c .. 16c + 15], zeros past k.
+fn x_chunk(c: u32) -> Chunk {
+    if (VEC_K) {
+        let i = 4u * c;
+        return Chunk(x[i], x[i + 1u], x[i + 2u], x[i + 3u]);
+    }
+    var out: Chunk; // zeros
+    for (var e = 0u; e < 16u; e = e + 1u) {
+        let kk = 16u * c + e;
+        if (kk < p.k) {
+            out[e / 4u][e % 4u] = x[kk >> 2u][kk & 3u];
+        }
+    }
+    return out;
+}
+
+fn gen_rows(dt: u32, rs: Rows, lid: u32) -> Acc {
+    var acc: Acc;
+    let chunks = (p.k + 15u) / 16u;
+    for (var c = lid; c < chunks; c = c + WG) {
+        let xv = x_chunk(c);
+        for (var r = 0u; r < rs.count; r = r + 1u) {
+            let v = gen_chunk(slot_of(rs, r), dt, row_of(rs, r), c);
+            acc[r] = acc[r] + xv[0] * v[0] + xv[1] * v[1] + xv[2] * v[2] + xv[3] * v[3];
+        }
+    }
+    return acc;
+}
+
+// The partial sums of the rows `rs` (all of type dt) over this lane's units.
+fn rows_dot(dt: u32, rs: Rows, lid: u32) -> Acc {
+    switch (dt) {
+        case DT_Q4_K: { return q4k_rows(rs, lid); }
+        case DT_Q6_K: { return q6k_rows(rs, lid); }
+        case DT_Q8_0: { return q8_0_rows(rs, lid); }
+        case DT_F32, DT_F16, DT_BF16: {
+            if (VEC_K) {
+                return float_rows(dt, rs, lid);
+            }
+            return gen_rows(dt, rs, lid);
+        }
+        default: { return gen_rows(dt, rs, lid); }
+    }
+}
+
+fn store(s: u32, i: u32, v: f32) {
+    switch (s) {
+        case 0u: { if (ACC) { y0[i] = y0[i] + v; } else { y0[i] = v; } }
+        case 1u: { if (ACC) { y1[i] = y1[i] + v; } else { y1[i] = v; } }
+        default: { if (ACC) { y2[i] = y2[i] + v; } else { y2[i] = v; } }
+    }
+}
+
+// Workgroup `wg` of weight s (a literal at every call): rows_of(s) rows from wg * rows_of(s).
+fn matvec_slot(s: u32, wg: u32, lanes: Lanes) {
+    let count = rows_of(s);
+    let row0 = wg * count;
+    let acc = rows_dot(dt_of(s), Rows(s, s, row0, row0, count, count), lanes.lid);
+    let total = reduce_rows(acc, count, lanes);
+    if (lanes.lid < count && row0 + lanes.lid < p.n[s]) {
+        store(s, row0 + lanes.lid, total);
+    }
+}
+
+fn matvec_main(wg: u32, lanes: Lanes) {
+    // Whole workgroups take the same branch, so the barriers in reduce_rows stay uniform.
+    if (wg >= p.wg_end) {
+        return;
+    }
+    if (wg < p.wg1) {
+        matvec_slot(0u, wg, lanes);
+    } else if (wg < p.wg2) {
+        matvec_slot(1u, wg - p.wg1, lanes);
+    } else {
+        matvec_slot(2u, wg - p.wg2, lanes);
+    }
+}
+
+// Row totals of matvec_glu, gate then up, passed between lanes.
+var<workgroup> glu_tot: array<f32, MAX_R>;
+
+fn silu(g: f32) -> f32 {
+    return g / (1.0 + exp(-g));
+}
+
+// Rows wg * R0 .. + R0 - 1 of gate (weight 0) and up (weight 1).
+fn glu_main(wg: u32, lanes: Lanes) {
+    if (wg >= p.wg_end) {
+        return;
+    }
+    let row0 = wg * R0;
+    var acc: Acc;
+    if (DT0 == DT1) {
+        // One loop over both weights: each x load serves 2 R0 rows.
+        acc = rows_dot(DT0, Rows(0u, 1u, row0, row0, R0, 2u * R0), lanes.lid);
+    } else {
+        acc = rows_dot(DT0, Rows(0u, 0u, row0, row0, R0, R0), lanes.lid);
+        let up = rows_dot(DT1, Rows(1u, 1u, row0, row0, R0, R0), lanes.lid);
+        for (var r = 0u; r < R0; r = r + 1u) {
+            acc[R0 + r] = up[r];
+        }
+    }
+    let total = reduce_rows(acc, 2u * R0, lanes);
+    if (lanes.lid < 2u * R0) {
+        glu_tot[lanes.lid] = total;
+    }
+    workgroupBarrier();
+    if (lanes.lid < R0 && row0 + lanes.lid < p.n[0]) {
+        y0[row0 + lanes.lid] = silu(glu_tot[lanes.lid]) * glu_tot[R0 + lanes.lid];
+    }
+}
