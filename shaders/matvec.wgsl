@@ -6,8 +6,8 @@
 // `reduce_rows`, the sum of a row's partial sums over the workgroup (subgroupAdd, or a
 // workgroup-memory tree where the device has no subgroups).
 //
-// A workgroup of WG lanes owns R_s consecutive rows of one weight s (`matvec`: workgroups
-// [0, wg1) weight 0, [wg1, wg2) weight 1, [wg2, wg_end) weight 2; `matvec_glu`: R0 rows of
+// A workgroup of WG lanes owns R consecutive rows of one weight s (`matvec`: workgroups
+// [0, wg1) weight 0, [wg1, wg2) weight 1, [wg2, wg_end) weight 2; `matvec_glu`: R rows of
 // gate and the same rows of up). Its lanes stride over a row's *units* (a fixed run of
 // values per weight type, one 16-byte quant load), consecutive lanes on consecutive units so
 // each load instruction reads contiguous bytes; a lane loads the x values of its unit once
@@ -22,8 +22,7 @@
 // instructions, a few times the rounding error of the plain sum (still f32 accumulation).
 //
 // Weight slots are separate bindings (a weight of each type stays its own buffer); `wld(s, i)`
-// switches on the slot, which is a constant wherever it is called (the entry points call the
-// row loops with literal slots), so after inlining each slot's loop reads its binding directly.
+// switches on the slot, a workgroup-uniform value (a uniform branch per load).
 
 struct Params {
     k: u32,         // row length of every weight = length of x
@@ -47,12 +46,16 @@ override WG: u32 = 64u;          // lanes per workgroup, a power of two <= MAX_W
 override DT0: u32 = 12u;         // ggml type of weight 0 (DT_* in quant.wgsl)
 override DT1: u32 = 12u;
 override DT2: u32 = 12u;
-override R0: u32 = 2u;           // rows per workgroup of weight 0 (<= MAX_R; glu: <= MAX_R / 2)
-override R1: u32 = 2u;
-override R2: u32 = 2u;
+// Row counts are constants (not function arguments) wherever they bound a loop over an
+// array, so the arrays stay in registers whether or not the driver inlines the functions.
+override R: u32 = 2u;            // rows per workgroup of each weight (glu: of gate and of up)
+override RL: u32 = 2u;           // rows per row-loop call: R, or 2R (glu, same types: gate and up)
+override RT: u32 = 2u;           // rows reduced per workgroup: R (matvec), 2R (glu); <= MAX_R
+override NW: u32 = 3u;           // matvec: weights bound (1: the slot is the constant 0)
 override ACC: bool = false;      // matvec: y += W x
 override Q4K_OFFSET: bool = false;
 override VEC_K: bool = true;     // k % 16 == 0: float weights take their vector loops
+override UNROLL: u32 = 1u;       // units per lane per loop step (independent loads in flight)
 
 const MAX_R: u32 = 8u;
 const MAX_WG: u32 = 256u;
@@ -85,29 +88,28 @@ fn dt_of(s: u32) -> u32 {
     return select(select(DT0, DT1, s == 1u), DT2, s == 2u);
 }
 
-fn rows_of(s: u32) -> u32 {
-    return select(select(R0, R1, s == 1u), R2, s == 2u);
-}
-
-// The rows a call of a row loop computes: `count` rows, rows r < split are rows a0 + r of
-// weight sa, the others rows b0 + r - split of weight sb. Rows past a weight's end read its
-// last row (whole workgroups stay busy; the caller drops those sums).
+// The rows a call of a row loop computes: RL rows, rows r < R are rows a0 + r of weight sa,
+// the others (glu) rows b0 + r - R of weight sb. Rows past a weight's end read its last row
+// (whole workgroups stay busy; the caller drops those sums).
 struct Rows {
     sa: u32,
     sb: u32,
     a0: u32,
     b0: u32,
-    split: u32,
-    count: u32,
 }
 
 fn slot_of(rs: Rows, r: u32) -> u32 {
-    return select(rs.sa, rs.sb, r >= rs.split);
+    return select(rs.sa, rs.sb, r >= R);
 }
 
 fn row_of(rs: Rows, r: u32) -> u32 {
     let s = slot_of(rs, r);
-    return min(select(rs.a0 + r, rs.b0 + r - rs.split, r >= rs.split), p.n[s] - 1u);
+    return min(select(rs.a0 + r, rs.b0 + r - R, r >= R), p.n[s] - 1u);
+}
+
+// x vec4 i, or zeros where `ok` is false (a lane past the row's end).
+fn xl(i: u32, ok: bool) -> vec4<f32> {
+    return select(vec4<f32>(0.0), x[i], ok);
 }
 
 fn hsum(v: vec4<f32>) -> f32 {
@@ -140,46 +142,53 @@ fn q4k_rows(rs: Rows, lid: u32) -> Acc {
     var acc: Acc;
     let bpr = p.k / 256u;
     let units = bpr * 8u;
-    for (var u = lid; u < units; u = u + WG) {
-        let bi = u >> 3u;
-        let j = u & 7u;
-        let g = j >> 1u;
-        // x vec4 of the first low-nibble value: (256 bi + 64 g + 16 h) / 4; high: 8 further.
-        let xi = bi * 64u + g * 16u + (j & 1u) * 4u;
-        let xl0 = x[xi];
-        let xl1 = x[xi + 1u];
-        let xl2 = x[xi + 2u];
-        let xl3 = x[xi + 3u];
-        let xh0 = x[xi + 8u];
-        let xh1 = x[xi + 9u];
-        let xh2 = x[xi + 10u];
-        let xh3 = x[xi + 11u];
-        // Sums of x over each sub-block's 16 values here (the min term, and the offset).
-        let xs = vec2<f32>(hsum((xl0 + xl1) + (xl2 + xl3)), hsum((xh0 + xh1) + (xh2 + xh3)));
-        let hi_g = g >= 2u;
-        let sh = (g & 1u) * 16u;
-        for (var r = 0u; r < rs.count; r = r + 1u) {
-            let s = slot_of(rs, r);
-            let blk = row_of(rs, r) * bpr + bi;
-            let hdr = wld(s, 9u * blk);
-            let q = wld(s, 9u * blk + 1u + j);
-            // Branch-free 6-bit scales: byte i of `scw` / `mw` is the scale / min of
-            // sub-block i (g < 2) or 4 + i (g >= 2).
-            let scw = select(hdr.y & 0x3f3f3f3fu,
-                             (hdr.w & 0x0f0f0f0fu) | ((hdr.y >> 2u) & 0x30303030u), hi_g);
-            let mw = select(hdr.z & 0x3f3f3f3fu,
-                            ((hdr.w >> 4u) & 0x0f0f0f0fu) | ((hdr.z >> 2u) & 0x30303030u), hi_g);
-            let dm = unpack2x16float(hdr.x);
-            let sc = vec2<f32>(vec2<u32>(scw >> sh, scw >> (sh + 8u)) & vec2<u32>(255u)) * dm.x;
-            let mn = vec2<f32>(vec2<u32>(mw >> sh, mw >> (sh + 8u)) & vec2<u32>(255u)) * dm.y;
-            let al = xl0 * q4_lo(q.x) + xl1 * q4_lo(q.y) + xl2 * q4_lo(q.z) + xl3 * q4_lo(q.w);
-            let ah = xh0 * q4_hi(q.x) + xh1 * q4_hi(q.y) + xh2 * q4_hi(q.z) + xh3 * q4_hi(q.w);
-            var c = dot(mn, xs);
-            if (Q4K_OFFSET) {
-                c = c + 16.0 * dot(sc, xs);
+    for (var u0 = lid; u0 < units; u0 = u0 + WG * UNROLL) {
+        for (var e = 0u; e < UNROLL; e = e + 1u) {
+            // Unit u0 + e WG; past the row's end a lane re-reads the last unit with x taken as 0.
+            let ok = u0 + e * WG < units;
+            let u = min(u0 + e * WG, units - 1u);
+            // WG is a multiple of 8, so a lane's unit within its block is lid % 8 (also for a
+            // clamped tail unit, which stays inside the last block).
+            let bi = u >> 3u;
+            let j = lid & 7u;
+            let g = j >> 1u;
+            // x vec4 of the first low-nibble value: (256 bi + 64 g + 16 h) / 4; high: 8 further.
+            let xi = bi * 64u + g * 16u + (j & 1u) * 4u;
+            let xl0 = xl(xi, ok);
+            let xl1 = xl(xi + 1u, ok);
+            let xl2 = xl(xi + 2u, ok);
+            let xl3 = xl(xi + 3u, ok);
+            let xh0 = xl(xi + 8u, ok);
+            let xh1 = xl(xi + 9u, ok);
+            let xh2 = xl(xi + 10u, ok);
+            let xh3 = xl(xi + 11u, ok);
+            // Sums of x over each sub-block's 16 values here (the min term, and the offset).
+            let xs = vec2<f32>(hsum((xl0 + xl1) + (xl2 + xl3)), hsum((xh0 + xh1) + (xh2 + xh3)));
+            let hi_g = g >= 2u;
+            let sh = (g & 1u) * 16u;
+            for (var r = 0u; r < RL; r = r + 1u) {
+                let s = slot_of(rs, r);
+                let blk = row_of(rs, r) * bpr + bi;
+                let hdr = wld(s, 9u * blk);
+                let q = wld(s, 9u * blk + 1u + j);
+                // Branch-free 6-bit scales: byte i of `scw` / `mw` is the scale / min of
+                // sub-block i (g < 2) or 4 + i (g >= 2).
+                let scw = select(hdr.y & 0x3f3f3f3fu,
+                                 (hdr.w & 0x0f0f0f0fu) | ((hdr.y >> 2u) & 0x30303030u), hi_g);
+                let mw = select(hdr.z & 0x3f3f3f3fu,
+                                ((hdr.w >> 4u) & 0x0f0f0f0fu) | ((hdr.z >> 2u) & 0x30303030u), hi_g);
+                let dm = unpack2x16float(hdr.x);
+                let sc = vec2<f32>(vec2<u32>(scw >> sh, scw >> (sh + 8u)) & vec2<u32>(255u)) * dm.x;
+                let mn = vec2<f32>(vec2<u32>(mw >> sh, mw >> (sh + 8u)) & vec2<u32>(255u)) * dm.y;
+                let al = xl0 * q4_lo(q.x) + xl1 * q4_lo(q.y) + xl2 * q4_lo(q.z) + xl3 * q4_lo(q.w);
+                let ah = xh0 * q4_hi(q.x) + xh1 * q4_hi(q.y) + xh2 * q4_hi(q.z) + xh3 * q4_hi(q.w);
+                var c = dot(mn, xs);
+                if (Q4K_OFFSET) {
+                    c = c + 16.0 * dot(sc, xs);
+                }
+                acc[r] = acc[r] + sc.x * al + sc.y * ah;
+                acc[r].x = acc[r].x - c;
             }
-            acc[r] = acc[r] + sc.x * al + sc.y * ah;
-            acc[r].x = acc[r].x - c;
         }
     }
     return acc;
@@ -208,42 +217,47 @@ fn q6k_rows(rs: Rows, lid: u32) -> Acc {
     var acc: Acc;
     let bpr = p.k / 256u;
     let units = bpr * 4u;
-    for (var u = lid; u < units; u = u + WG) {
-        let bi = u >> 2u;
-        let h = (u >> 1u) & 1u;
-        let l = u & 1u;
-        let xi = bi * 64u + h * 32u + l * 4u;  // x vec4 of value 128h + 16l; group t at + 8t
-        // This unit's quant words and d * scale of each group, per row, loaded up front.
-        var qa: array<vec4<u32>, MAX_R>;
-        var qb: array<vec4<u32>, MAX_R>;
-        var qh: array<vec4<u32>, MAX_R>;
-        var sc: array<vec4<f32>, MAX_R>;
-        for (var r = 0u; r < rs.count; r = r + 1u) {
-            let s = slot_of(rs, r);
-            let blk = row_of(rs, r) * bpr + bi;
-            let base = 13u * blk;
-            qa[r] = wld(s, base + 4u * h + l);
-            qb[r] = wld(s, base + 4u * h + 2u + l);
-            qh[r] = wld(s, base + 8u + 2u * h + l);
-            let sv = wld(s, base + 12u);
-            // Scale bytes 8h + l + 2t: bytes l, l + 2 of word 2h (t = 0, 1) and 2h + 1 (t = 2, 3).
-            let s01 = bitcast<i32>(select(sv.x, sv.z, h == 1u));
-            let s23 = bitcast<i32>(select(sv.y, sv.w, h == 1u));
-            let d = wf16(s, 52u * p.nb[s], blk);
-            sc[r] = d * vec4<f32>(vec4<i32>(extractBits(s01, 8u * l, 8u), extractBits(s01, 8u * l + 16u, 8u),
-                                            extractBits(s23, 8u * l, 8u), extractBits(s23, 8u * l + 16u, 8u)));
-        }
-        for (var t = 0u; t < 4u; t = t + 1u) {
-            let x0 = x[xi + 8u * t];
-            let x1 = x[xi + 8u * t + 1u];
-            let x2 = x[xi + 8u * t + 2u];
-            let x3 = x[xi + 8u * t + 3u];
-            for (var r = 0u; r < rs.count; r = r + 1u) {
-                let a = x0 * q6_vals(q6_join(t, qa[r].x, qb[r].x, qh[r].x))
-                      + x1 * q6_vals(q6_join(t, qa[r].y, qb[r].y, qh[r].y))
-                      + x2 * q6_vals(q6_join(t, qa[r].z, qb[r].z, qh[r].z))
-                      + x3 * q6_vals(q6_join(t, qa[r].w, qb[r].w, qh[r].w));
-                acc[r] = acc[r] + sc[r][t] * a;
+    for (var u0 = lid; u0 < units; u0 = u0 + WG * UNROLL) {
+        for (var e = 0u; e < UNROLL; e = e + 1u) {
+            // Unit u0 + e WG; past the row's end a lane re-reads the last unit with x taken as 0.
+            let ok = u0 + e * WG < units;
+            let u = min(u0 + e * WG, units - 1u);
+            let bi = u >> 2u;
+            let h = (lid >> 1u) & 1u;
+            let l = lid & 1u;
+            let xi = bi * 64u + h * 32u + l * 4u;  // x vec4 of value 128h + 16l; group t at + 8t
+            // This unit's quant words and d * scale of each group, per row, loaded up front.
+            var qa: array<vec4<u32>, MAX_R>;
+            var qb: array<vec4<u32>, MAX_R>;
+            var qh: array<vec4<u32>, MAX_R>;
+            var sc: array<vec4<f32>, MAX_R>;
+            for (var r = 0u; r < RL; r = r + 1u) {
+                let s = slot_of(rs, r);
+                let blk = row_of(rs, r) * bpr + bi;
+                let base = 13u * blk;
+                qa[r] = wld(s, base + 4u * h + l);
+                qb[r] = wld(s, base + 4u * h + 2u + l);
+                qh[r] = wld(s, base + 8u + 2u * h + l);
+                let sv = wld(s, base + 12u);
+                // Scale bytes 8h + l + 2t: bytes l, l + 2 of word 2h (t = 0, 1) and 2h + 1 (t = 2, 3).
+                let s01 = bitcast<i32>(select(sv.x, sv.z, h == 1u));
+                let s23 = bitcast<i32>(select(sv.y, sv.w, h == 1u));
+                let d = wf16(s, 52u * p.nb[s], blk);
+                sc[r] = d * vec4<f32>(vec4<i32>(extractBits(s01, 8u * l, 8u), extractBits(s01, 8u * l + 16u, 8u),
+                                                extractBits(s23, 8u * l, 8u), extractBits(s23, 8u * l + 16u, 8u)));
+            }
+            for (var t = 0u; t < 4u; t = t + 1u) {
+                let x0 = xl(xi + 8u * t, ok);
+                let x1 = xl(xi + 8u * t + 1u, ok);
+                let x2 = xl(xi + 8u * t + 2u, ok);
+                let x3 = xl(xi + 8u * t + 3u, ok);
+                for (var r = 0u; r < RL; r = r + 1u) {
+                    let a = x0 * q6_vals(q6_join(t, qa[r].x, qb[r].x, qh[r].x))
+                          + x1 * q6_vals(q6_join(t, qa[r].y, qb[r].y, qh[r].y))
+                          + x2 * q6_vals(q6_join(t, qa[r].z, qb[r].z, qh[r].z))
+                          + x3 * q6_vals(q6_join(t, qa[r].w, qb[r].w, qh[r].w));
+                    acc[r] = acc[r] + sc[r][t] * a;
+                }
             }
         }
     }
@@ -262,19 +276,24 @@ fn q8_0_rows(rs: Rows, lid: u32) -> Acc {
     var acc: Acc;
     let bpr = p.k / 32u;
     let units = bpr * 2u;
-    for (var u = lid; u < units; u = u + WG) {
-        let xi = u * 4u;
-        let x0 = x[xi];
-        let x1 = x[xi + 1u];
-        let x2 = x[xi + 2u];
-        let x3 = x[xi + 3u];
-        for (var r = 0u; r < rs.count; r = r + 1u) {
-            let s = slot_of(rs, r);
-            let blk = row_of(rs, r) * bpr + (u >> 1u);
-            let q = wld(s, 2u * blk + (u & 1u));
-            let d = wf16(s, 8u * p.nb[s], blk);
-            let a = x0 * q8_vals(q.x) + x1 * q8_vals(q.y) + x2 * q8_vals(q.z) + x3 * q8_vals(q.w);
-            acc[r] = acc[r] + d * a;
+    for (var u0 = lid; u0 < units; u0 = u0 + WG * UNROLL) {
+        for (var e = 0u; e < UNROLL; e = e + 1u) {
+            // Unit u0 + e WG; past the row's end a lane re-reads the last unit with x taken as 0.
+            let ok = u0 + e * WG < units;
+            let u = min(u0 + e * WG, units - 1u);
+            let xi = u * 4u;
+            let x0 = xl(xi, ok);
+            let x1 = xl(xi + 1u, ok);
+            let x2 = xl(xi + 2u, ok);
+            let x3 = xl(xi + 3u, ok);
+            for (var r = 0u; r < RL; r = r + 1u) {
+                let s = slot_of(rs, r);
+                let blk = row_of(rs, r) * bpr + (u >> 1u);
+                let q = wld(s, 2u * blk + (lid & 1u));
+                let d = wf16(s, 8u * p.nb[s], blk);
+                let a = x0 * q8_vals(q.x) + x1 * q8_vals(q.y) + x2 * q8_vals(q.z) + x3 * q8_vals(q.w);
+                acc[r] = acc[r] + d * a;
+            }
         }
     }
     return acc;
@@ -282,29 +301,52 @@ fn q8_0_rows(rs: Rows, lid: u32) -> Acc {
 
 // ---- F16, BF16 (8 values per vec4), F32 (4): rows of whole 16-value chunks ---------------------
 
-fn float_rows(dt: u32, rs: Rows, lid: u32) -> Acc {
+fn f32_rows(rs: Rows, lid: u32) -> Acc {
     var acc: Acc;
-    if (dt == DT_F32) {
-        let units = p.k / 4u;
-        for (var u = lid; u < units; u = u + WG) {
-            let xv = x[u];
-            for (var r = 0u; r < rs.count; r = r + 1u) {
+    let units = p.k / 4u;
+    for (var u0 = lid; u0 < units; u0 = u0 + WG * UNROLL) {
+        for (var e = 0u; e < UNROLL; e = e + 1u) {
+            let u = min(u0 + e * WG, units - 1u);
+            let xv = xl(u, u0 + e * WG < units);
+            for (var r = 0u; r < RL; r = r + 1u) {
                 let v = wld(slot_of(rs, r), row_of(rs, r) * units + u);
                 acc[r] = acc[r] + xv * bitcast<vec4<f32>>(v);
             }
         }
-        return acc;
     }
+    return acc;
+}
+
+fn f16_rows(rs: Rows, lid: u32) -> Acc {
+    var acc: Acc;
     let units = p.k / 8u;
-    for (var u = lid; u < units; u = u + WG) {
-        let x0 = x[2u * u];
-        let x1 = x[2u * u + 1u];
-        for (var r = 0u; r < rs.count; r = r + 1u) {
-            let v = wld(slot_of(rs, r), row_of(rs, r) * units + u);
-            if (dt == DT_F16) {
+    for (var u0 = lid; u0 < units; u0 = u0 + WG * UNROLL) {
+        for (var e = 0u; e < UNROLL; e = e + 1u) {
+            let ok = u0 + e * WG < units;
+            let u = min(u0 + e * WG, units - 1u);
+            let x0 = xl(2u * u, ok);
+            let x1 = xl(2u * u + 1u, ok);
+            for (var r = 0u; r < RL; r = r + 1u) {
+                let v = wld(slot_of(rs, r), row_of(rs, r) * units + u);
                 acc[r] = acc[r] + x0 * vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y))
                                 + x1 * vec4<f32>(unpack2x16float(v.z), unpack2x16float(v.w));
-            } else {
+            }
+        }
+    }
+    return acc;
+}
+
+fn bf16_rows(rs: Rows, lid: u32) -> Acc {
+    var acc: Acc;
+    let units = p.k / 8u;
+    for (var u0 = lid; u0 < units; u0 = u0 + WG * UNROLL) {
+        for (var e = 0u; e < UNROLL; e = e + 1u) {
+            let ok = u0 + e * WG < units;
+            let u = min(u0 + e * WG, units - 1u);
+            let x0 = xl(2u * u, ok);
+            let x1 = xl(2u * u + 1u, ok);
+            for (var r = 0u; r < RL; r = r + 1u) {
+                let v = wld(slot_of(rs, r), row_of(rs, r) * units + u);
                 acc[r] = acc[r] + x0 * vec4<f32>(bf16x2(v.x), bf16x2(v.y))
                                 + x1 * vec4<f32>(bf16x2(v.z), bf16x2(v.w));
             }
@@ -387,7 +429,7 @@ fn gen_rows(dt: u32, rs: Rows, lid: u32) -> Acc {
     let chunks = (p.k + 15u) / 16u;
     for (var c = lid; c < chunks; c = c + WG) {
         let xv = x_chunk(c);
-        for (var r = 0u; r < rs.count; r = r + 1u) {
+        for (var r = 0u; r < RL; r = r + 1u) {
             let v = gen_chunk(slot_of(rs, r), dt, row_of(rs, r), c);
             acc[r] = acc[r] + xv[0] * v[0] + xv[1] * v[1] + xv[2] * v[2] + xv[3] * v[3];
         }
@@ -401,9 +443,21 @@ fn rows_dot(dt: u32, rs: Rows, lid: u32) -> Acc {
         case DT_Q4_K: { return q4k_rows(rs, lid); }
         case DT_Q6_K: { return q6k_rows(rs, lid); }
         case DT_Q8_0: { return q8_0_rows(rs, lid); }
-        case DT_F32, DT_F16, DT_BF16: {
+        case DT_F32: {
             if (VEC_K) {
-                return float_rows(dt, rs, lid);
+                return f32_rows(rs, lid);
+            }
+            return gen_rows(dt, rs, lid);
+        }
+        case DT_F16: {
+            if (VEC_K) {
+                return f16_rows(rs, lid);
+            }
+            return gen_rows(dt, rs, lid);
+        }
+        case DT_BF16: {
+            if (VEC_K) {
+                return bf16_rows(rs, lid);
             }
             return gen_rows(dt, rs, lid);
         }
@@ -419,28 +473,22 @@ fn store(s: u32, i: u32, v: f32) {
     }
 }
 
-// Workgroup `wg` of weight s (a literal at every call): rows_of(s) rows from wg * rows_of(s).
-fn matvec_slot(s: u32, wg: u32, lanes: Lanes) {
-    let count = rows_of(s);
-    let row0 = wg * count;
-    let acc = rows_dot(dt_of(s), Rows(s, s, row0, row0, count, count), lanes.lid);
-    let total = reduce_rows(acc, count, lanes);
-    if (lanes.lid < count && row0 + lanes.lid < p.n[s]) {
-        store(s, row0 + lanes.lid, total);
-    }
-}
-
 fn matvec_main(wg: u32, lanes: Lanes) {
     // Whole workgroups take the same branch, so the barriers in reduce_rows stay uniform.
     if (wg >= p.wg_end) {
         return;
     }
-    if (wg < p.wg1) {
-        matvec_slot(0u, wg, lanes);
-    } else if (wg < p.wg2) {
-        matvec_slot(1u, wg - p.wg1, lanes);
-    } else {
-        matvec_slot(2u, wg - p.wg2, lanes);
+    // One call site for every weight: the weight's type and binding are workgroup-uniform
+    // runtime choices (a uniform branch), the row counts constants.
+    var s = select(select(0u, 1u, wg >= p.wg1), 2u, wg >= p.wg2);
+    if (NW == 1u) {
+        s = 0u;
+    }
+    let row0 = (wg - select(select(0u, p.wg1, s == 1u), p.wg2, s == 2u)) * R;
+    let acc = rows_dot(dt_of(s), Rows(s, s, row0, row0), lanes.lid);
+    let total = reduce_rows(acc, lanes);
+    if (lanes.lid < R && row0 + lanes.lid < p.n[s]) {
+        store(s, row0 + lanes.lid, total);
     }
 }
 
@@ -451,29 +499,29 @@ fn silu(g: f32) -> f32 {
     return g / (1.0 + exp(-g));
 }
 
-// Rows wg * R0 .. + R0 - 1 of gate (weight 0) and up (weight 1).
+// Rows wg * R .. + R - 1 of gate (weight 0) and up (weight 1): RL = 2R where both have one
+// type (one loop over both weights: each x load serves 2R rows), else RL = R and two loops.
 fn glu_main(wg: u32, lanes: Lanes) {
     if (wg >= p.wg_end) {
         return;
     }
-    let row0 = wg * R0;
+    let row0 = wg * R;
     var acc: Acc;
     if (DT0 == DT1) {
-        // One loop over both weights: each x load serves 2 R0 rows.
-        acc = rows_dot(DT0, Rows(0u, 1u, row0, row0, R0, 2u * R0), lanes.lid);
+        acc = rows_dot(DT0, Rows(0u, 1u, row0, row0), lanes.lid);
     } else {
-        acc = rows_dot(DT0, Rows(0u, 0u, row0, row0, R0, R0), lanes.lid);
-        let up = rows_dot(DT1, Rows(1u, 1u, row0, row0, R0, R0), lanes.lid);
-        for (var r = 0u; r < R0; r = r + 1u) {
-            acc[R0 + r] = up[r];
+        acc = rows_dot(DT0, Rows(0u, 0u, row0, row0), lanes.lid);
+        let up = rows_dot(DT1, Rows(1u, 1u, row0, row0), lanes.lid);
+        for (var r = 0u; r < R; r = r + 1u) {
+            acc[R + r] = up[r];
         }
     }
-    let total = reduce_rows(acc, 2u * R0, lanes);
-    if (lanes.lid < 2u * R0) {
+    let total = reduce_rows(acc, lanes);
+    if (lanes.lid < RT) {
         glu_tot[lanes.lid] = total;
     }
     workgroupBarrier();
-    if (lanes.lid < R0 && row0 + lanes.lid < p.n[0]) {
-        y0[row0 + lanes.lid] = silu(glu_tot[lanes.lid]) * glu_tot[R0 + lanes.lid];
+    if (lanes.lid < R && row0 + lanes.lid < p.n[0]) {
+        y0[row0 + lanes.lid] = silu(glu_tot[lanes.lid]) * glu_tot[R + lanes.lid];
     }
 }

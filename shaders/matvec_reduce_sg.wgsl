@@ -16,10 +16,10 @@ const MAX_SG: u32 = 64u;
 var<workgroup> sg_sums: array<f32, 512>;
 
 // The sum over the workgroup of row r's partial sums (hsum of acc[r]), returned to lane r
-// (r < count); other lanes get a meaningless value.
-fn reduce_rows(acc: Acc, count: u32, lanes: Lanes) -> f32 {
+// (r < RT); other lanes get a meaningless value.
+fn reduce_rows(acc: Acc, lanes: Lanes) -> f32 {
     var total = 0.0;
-    for (var r = 0u; r < count; r = r + 1u) {
+    for (var r = 0u; r < RT; r = r + 1u) {
         let s = subgroupAdd(hsum(acc[r]));
         if (lanes.nsg == 1u) {
             if (lanes.lid == r) {
@@ -32,7 +32,7 @@ fn reduce_rows(acc: Acc, count: u32, lanes: Lanes) -> f32 {
     // nsg is the same for the whole workgroup, so the barrier is uniform.
     if (lanes.nsg > 1u) {
         workgroupBarrier();
-        if (lanes.lid < count) {
+        if (lanes.lid < RT) {
             for (var i = 0u; i < lanes.nsg; i = i + 1u) {
                 total = total + sg_sums[lanes.lid * MAX_SG + i];
             }

@@ -8,22 +8,22 @@ struct Lanes {
 var<workgroup> wg_sums: array<f32, 2048>;  // [MAX_R][WG] partial sums
 
 // The sum over the workgroup of row r's partial sums (hsum of acc[r]), returned to lane r
-// (r < count); other lanes get a meaningless value.
-fn reduce_rows(acc: Acc, count: u32, lanes: Lanes) -> f32 {
+// (r < RT); other lanes get a meaningless value.
+fn reduce_rows(acc: Acc, lanes: Lanes) -> f32 {
     let lid = lanes.lid;
-    for (var r = 0u; r < count; r = r + 1u) {
+    for (var r = 0u; r < RT; r = r + 1u) {
         wg_sums[r * WG + lid] = hsum(acc[r]);
     }
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s = s / 2u) {
         if (lid < s) {
-            for (var r = 0u; r < count; r = r + 1u) {
+            for (var r = 0u; r < RT; r = r + 1u) {
                 wg_sums[r * WG + lid] = wg_sums[r * WG + lid] + wg_sums[r * WG + lid + s];
             }
         }
         workgroupBarrier();
     }
-    return wg_sums[min(lid, count - 1u) * WG];
+    return wg_sums[min(lid, RT - 1u) * WG];
 }
 
 @compute @workgroup_size(WG)

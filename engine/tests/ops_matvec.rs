@@ -3,8 +3,7 @@
 //! f64 CPU reference over the loaders' CPU dequantiser.
 
 use wgllama_engine::ops::matvec::{
-    default_rows, matvec, matvec_glu, matvec_glu_with, matvec_multi, matvec_multi_with,
-    MatvecKernel, Reduction,
+    matvec, matvec_glu, matvec_glu_with, matvec_multi, matvec_multi_with, MatvecKernel, Reduction,
 };
 use wgllama_engine::reference::elementwise::silu_mul;
 use wgllama_engine::reference::matmul::{matmul as ref_matmul, weight_values};
@@ -51,10 +50,12 @@ fn check(case: &str, got: &[f32], want: &[f32]) {
     );
 }
 
-fn kernel(reduction: Reduction, lanes: u32) -> MatvecKernel {
+fn kernel(reduction: Reduction, lanes: u32, rows: u32, unroll: u32) -> MatvecKernel {
     MatvecKernel {
         lanes,
+        rows,
         reduction,
+        unroll,
         q4k_offset: false,
     }
 }
@@ -75,12 +76,14 @@ fn check_multi(
     ns: &[usize],
     k: usize,
     accumulate: bool,
-    kernel: Option<(MatvecKernel, &[u32])>,
+    kernel: Option<MatvecKernel>,
 ) {
     let gpu = test_gpu();
     let names: Vec<_> = dtypes.iter().map(|d| d.name()).collect();
     let case = format!("{names:?} N={ns:?} K={k} accumulate={accumulate} {kernel:?}");
-    let seed = dtypes.iter().fold(k as u64, |s, d| s * 131 + d.ggml_id() as u64)
+    let seed = dtypes
+        .iter()
+        .fold(k as u64, |s, d| s * 131 + d.ggml_id() as u64)
         ^ ns.iter().fold(0, |s, &n| s * 1009 + n as u64) << 20;
     let mut rng = Rng::new(seed);
     let x = rng.normal_vec(k, 1.0);
@@ -103,7 +106,7 @@ fn check_multi(
     let wr: Vec<&Tensor> = ws.iter().collect();
     let yr: Vec<&Tensor> = ys.iter().collect();
     let d = match kernel {
-        Some((kn, rows)) => matvec_multi_with(gpu, &tx, &wr, &yr, accumulate, kn, rows),
+        Some(kn) => matvec_multi_with(gpu, &tx, &wr, &yr, accumulate, kn),
         None if ws.len() == 1 => matvec(gpu, &tx, wr[0], yr[0], accumulate),
         None => {
             assert!(!accumulate);
@@ -123,27 +126,22 @@ fn check_multi(
     }
 }
 
-fn check_glu(
-    dt_gate: DType,
-    dt_up: DType,
-    n: usize,
-    k: usize,
-    kernel: Option<(MatvecKernel, u32)>,
-) {
+fn check_glu(dt_gate: DType, dt_up: DType, n: usize, k: usize, kernel: Option<MatvecKernel>) {
     let gpu = test_gpu();
     let case = format!(
         "glu {}/{} N={n} K={k} {kernel:?}",
         dt_gate.name(),
         dt_up.name()
     );
-    let mut rng = Rng::new((dt_gate.ggml_id() * 64 + dt_up.ggml_id()) as u64 ^ (n * 7919 + k) as u64);
+    let mut rng =
+        Rng::new((dt_gate.ggml_id() * 64 + dt_up.ggml_id()) as u64 ^ (n * 7919 + k) as u64);
     let x = rng.normal_vec(k, 1.0);
     let tx = gpu.upload_f32("x", &x, &[1, k]).unwrap();
     let (wg, wgv) = upload_random(&mut rng, dt_gate, n, k);
     let (wu, wuv) = upload_random(&mut rng, dt_up, n, k);
     let y = gpu.poisoned_f32("y", &[1, n]).unwrap();
     let d = match kernel {
-        Some((kn, rows)) => matvec_glu_with(gpu, &tx, &wg, &wu, &y, kn, rows),
+        Some(kn) => matvec_glu_with(gpu, &tx, &wg, &wu, &y, kn),
         None => matvec_glu(gpu, &tx, &wg, &wu, &y),
     }
     .unwrap();
@@ -167,16 +165,17 @@ fn row_lengths(dtype: DType) -> &'static [usize] {
 
 /// Every path of one weight type: the default API (plain, accumulate, N = 1), then explicit
 /// variants over both reductions: lanes 8 (one subgroup on lavapipe) to 256 (more lanes than
-/// units), rows 1, 3 and 8 per workgroup (N not a multiple), every row length.
+/// units), rows 1, 3 and 8 per workgroup (N not a multiple), unrolled by 1, 2 and 4 (rows of
+/// fewer units than a step), every row length.
 fn all_paths(dtype: DType) {
     let ks = row_lengths(dtype);
     check_multi(&[dtype], &[1000], ks[0], false, None);
     check_multi(&[dtype], &[67], ks[1], true, None);
     check_multi(&[dtype], &[1], ks[0], false, None);
-    let variants: [(u32, u32); 4] = [(8, 3), (32, 1), (64, 8), (256, 2)];
+    let variants: [(u32, u32, u32); 4] = [(8, 3, 2), (32, 1, 4), (64, 8, 1), (256, 2, 2)];
     for reduction in reductions() {
         for (i, &k) in ks.iter().enumerate() {
-            for (j, &(lanes, rows)) in variants.iter().enumerate() {
+            for (j, &(lanes, rows, unroll)) in variants.iter().enumerate() {
                 if (i + j) % 2 == 1 && j != 0 {
                     continue; // half the (K, variant) pairs: lavapipe is slow
                 }
@@ -187,7 +186,7 @@ fn all_paths(dtype: DType) {
                     &[n],
                     k,
                     accumulate,
-                    Some((kernel(reduction, lanes), &[rows])),
+                    Some(kernel(reduction, lanes, rows, unroll)),
                 );
             }
         }
@@ -238,15 +237,16 @@ fn matvec_q4_k_offset() {
         for (k, n, lanes, rows) in [(768, 67, 32, 2), (1280, 13, 64, 4), (256, 1, 8, 1)] {
             let kn = MatvecKernel {
                 q4k_offset: true,
-                ..kernel(reduction, lanes)
+                ..kernel(reduction, lanes, rows, 2)
             };
-            check_multi(&[DType::Q4K], &[n], k, k == 1280, Some((kn, &[rows])));
+            check_multi(&[DType::Q4K], &[n], k, k == 1280, Some(kn));
         }
     }
 }
 
 /// q/k/v as in a Q4_K_M file: Q4_K, Q4_K, Q6_K with different row counts, one dispatch; and
-/// other mixes, two weights, both reductions, different rows per workgroup per weight.
+/// other mixes, two weights, both reductions, several rows per workgroup (no weight's N a
+/// multiple).
 #[test]
 fn matvec_multi_mixed_types() {
     check_multi(
@@ -263,21 +263,21 @@ fn matvec_multi_mixed_types() {
             &[67, 13, 1],
             768,
             false,
-            Some((kernel(reduction, 32), &[2, 3, 1])),
+            Some(kernel(reduction, 32, 2, 2)),
         );
         check_multi(
             &[DType::F32, DType::Q5K, DType::BF16],
             &[20, 9, 31],
             256,
             true,
-            Some((kernel(reduction, 64), &[8, 1, 4])),
+            Some(kernel(reduction, 64, 8, 1)),
         );
         check_multi(
             &[DType::Q6K, DType::Q8_0],
             &[5, 70],
             512,
             true,
-            Some((kernel(reduction, 16), &[1, 2])),
+            Some(kernel(reduction, 16, 3, 4)),
         );
     }
 }
@@ -290,11 +290,41 @@ fn matvec_glu_paths() {
     check_glu(DType::F16, DType::F16, 67, 544, None);
     check_glu(DType::Q4K, DType::Q6K, 67, 768, None);
     for reduction in reductions() {
-        check_glu(DType::Q4K, DType::Q4K, 67, 768, Some((kernel(reduction, 32), 4)));
-        check_glu(DType::Q6K, DType::Q4K, 13, 256, Some((kernel(reduction, 8), 3)));
-        check_glu(DType::Q8_0, DType::Q8_0, 1, 96, Some((kernel(reduction, 64), 1)));
-        check_glu(DType::BF16, DType::F32, 33, 100, Some((kernel(reduction, 16), 2)));
-        check_glu(DType::Q5_0, DType::Q5_0, 40, 544, Some((kernel(reduction, 32), 2)));
+        check_glu(
+            DType::Q4K,
+            DType::Q4K,
+            67,
+            768,
+            Some(kernel(reduction, 32, 4, 2)),
+        );
+        check_glu(
+            DType::Q6K,
+            DType::Q4K,
+            13,
+            256,
+            Some(kernel(reduction, 8, 3, 1)),
+        );
+        check_glu(
+            DType::Q8_0,
+            DType::Q8_0,
+            1,
+            96,
+            Some(kernel(reduction, 64, 1, 4)),
+        );
+        check_glu(
+            DType::BF16,
+            DType::F32,
+            33,
+            100,
+            Some(kernel(reduction, 16, 2, 1)),
+        );
+        check_glu(
+            DType::Q5_0,
+            DType::Q5_0,
+            40,
+            544,
+            Some(kernel(reduction, 32, 2, 2)),
+        );
     }
 }
 
@@ -310,7 +340,7 @@ fn matvec_more_workgroups_than_one_dimension_holds() {
             &[n],
             32,
             false,
-            Some((kernel(reduction, 8), &[1])),
+            Some(kernel(reduction, 8, 1, 1)),
         );
     }
 }
@@ -348,40 +378,45 @@ fn matvec_rejects_bad_operands() {
         matvec_multi(gpu, &x, &[&w, &w512], &[&y, &y2]),
         &["w1", "512"],
     );
-    shape_error(
-        matvec_multi(gpu, &x, &[&w, &w], &[&y, &y]),
-        &["y1", "own"],
-    );
+    shape_error(matvec_multi(gpu, &x, &[&w, &w], &[&y, &y]), &["y1", "own"]);
     shape_error(
         matvec_multi(gpu, &x, &[&w, &w, &w, &w], &[&y, &y2, &y, &y2]),
         &["1 to 3"],
     );
     shape_error(matvec_multi(gpu, &x, &[], &[]), &["1 to 3"]);
-    // Variants: lanes, rows.
-    let kn = kernel(Reduction::Workgroup, 48);
+    // Variants: lanes, rows, unroll.
+    let wgk = |lanes, rows, unroll| kernel(Reduction::Workgroup, lanes, rows, unroll);
     shape_error(
-        matvec_multi_with(gpu, &x, &[&w], &[&y], false, kn, &[2]),
+        matvec_multi_with(gpu, &x, &[&w], &[&y], false, wgk(48, 2, 1)),
         &["lanes"],
     );
-    let kn = kernel(Reduction::Workgroup, 32);
     shape_error(
-        matvec_multi_with(gpu, &x, &[&w], &[&y], false, kn, &[9]),
+        matvec_multi_with(gpu, &x, &[&w], &[&y], false, wgk(32, 9, 1)),
         &["rows"],
     );
     shape_error(
-        matvec_glu_with(gpu, &x, &w, &w, &y, kn, 5),
+        matvec_multi_with(gpu, &x, &[&w], &[&y], false, wgk(32, 2, 3)),
+        &["unroll"],
+    );
+    shape_error(
+        matvec_glu_with(gpu, &x, &w, &w, &y, wgk(32, 5, 1)),
         &["matvec_glu", "rows"],
     );
     // Glu: gate and up of different shapes.
-    shape_error(
-        matvec_glu(gpu, &x, &w, &w512, &y),
-        &["matvec_glu", "w_up"],
-    );
+    shape_error(matvec_glu(gpu, &x, &w, &w512, &y), &["matvec_glu", "w_up"]);
     if !gpu.caps.subgroups {
         shape_error(
-            matvec_multi_with(gpu, &x, &[&w], &[&y], false, kernel(Reduction::Subgroup, 32), &[2]),
+            matvec_multi_with(
+                gpu,
+                &x,
+                &[&w],
+                &[&y],
+                false,
+                kernel(Reduction::Subgroup, 32, 2, 1),
+            ),
             &["subgroups"],
         );
     }
-    assert!((1..=8).contains(&default_rows(DType::Q4K)));
+    let pick = MatvecKernel::pick(gpu, DType::Q4K, 4096);
+    assert!((1..=8).contains(&pick.rows) && pick.lanes.is_power_of_two());
 }

@@ -44,7 +44,12 @@ pub enum Reduction {
 pub struct MatvecKernel {
     /// Lanes per workgroup: a power of two in 8..=256.
     pub lanes: u32,
+    /// Rows per workgroup: 1..=8 (`matvec_glu`: 1..=4 rows of gate and of up).
+    pub rows: u32,
     pub reduction: Reduction,
+    /// Units (one 16-byte quant load each) a lane handles per loop step: 1, 2 or 4
+    /// (independent loads in flight).
+    pub unroll: u32,
     /// Q4_K weights keep 16 + q and subtract 16 sum(x) per sub-block (fewer instructions,
     /// a few times the rounding error) instead of converting q exactly.
     pub q4k_offset: bool,
@@ -66,25 +71,23 @@ fn unit_values(dtype: DType, k: usize) -> usize {
     }
 }
 
-/// Preferred lanes per workgroup by type (measured on the H100, see `bench_matvec`).
-fn preferred_lanes(dtype: DType) -> u32 {
+/// Preferred (lanes, rows, unroll) by type. From the first H100 sweep
+/// (benches/results/2026-11-23-h100/matvec_family_run1.txt, an earlier build of the kernel):
+/// one 32-lane subgroup per workgroup won on every type and shape; 2 rows per workgroup for
+/// Q4_K, Q8_0 and the float types, 1 for Q6_K (its per-row registers); F32's small units are
+/// unrolled. Not re-measured since the kernel's row loops were made constant-bounded.
+fn preferred(dtype: DType) -> (u32, u32, u32) {
     match dtype {
-        _ => 64,
-    }
-}
-
-/// Rows per workgroup by type (measured on the H100, see `bench_matvec`).
-pub fn default_rows(dtype: DType) -> u32 {
-    match dtype {
-        DType::Q4K | DType::Q6K | DType::Q8_0 => 2,
-        _ => 2,
+        DType::Q6K => (32, 1, 1),
+        DType::F32 => (32, 2, 2),
+        _ => (32, 2, 1),
     }
 }
 
 impl MatvecKernel {
-    /// The measured best variant for rows of `k` values of `dtype`: subgroup reductions where
-    /// the device has them, and no more lanes than a row has units (short rows leave no lane
-    /// idle), at least 8.
+    /// The default variant for rows of `k` values of `dtype` (`preferred`): subgroup reductions
+    /// where the device has them, and no more lanes than a row has units (short rows leave no
+    /// lane idle), at least 8.
     pub fn pick(gpu: &Gpu, dtype: DType, k: usize) -> MatvecKernel {
         let units = k.div_ceil(unit_values(dtype, k)).max(1) as u32;
         let fit = if units.is_power_of_two() {
@@ -92,13 +95,16 @@ impl MatvecKernel {
         } else {
             units.next_power_of_two() / 2
         };
+        let (lanes, rows, unroll) = preferred(dtype);
         MatvecKernel {
-            lanes: preferred_lanes(dtype).min(fit.max(8)),
+            lanes: lanes.min(fit.max(8)),
+            rows,
             reduction: if gpu.caps.subgroups {
                 Reduction::Subgroup
             } else {
                 Reduction::Workgroup
             },
+            unroll,
             q4k_offset: false,
         }
     }
@@ -109,28 +115,19 @@ impl MatvecKernel {
 pub fn matvec(gpu: &Gpu, x: &Tensor, w: &Tensor, y: &Tensor, accumulate: bool) -> Result<Dispatch> {
     let (dtype, _, k) = check_weight("matvec", "w", w)?;
     let kernel = MatvecKernel::pick(gpu, dtype, k);
-    matvec_multi_with(gpu, x, &[w], &[y], accumulate, kernel, &[default_rows(dtype)])
+    matvec_multi_with(gpu, x, &[w], &[y], accumulate, kernel)
 }
 
 /// ys[i] = ws[i] · x for 1-3 weights of any types and row counts sharing x (K values), in one
-/// dispatch. The outputs must be distinct buffers.
+/// dispatch. The outputs must be distinct buffers. The kernel variant is the first weight's
+/// pick.
 pub fn matvec_multi(gpu: &Gpu, x: &Tensor, ws: &[&Tensor], ys: &[&Tensor]) -> Result<Dispatch> {
-    let mut kernel: Option<MatvecKernel> = None;
-    let mut rows = Vec::with_capacity(ws.len());
-    for w in ws {
-        let (dtype, _, k) = check_weight("matvec_multi", "w", w)?;
-        let pick = MatvecKernel::pick(gpu, dtype, k);
-        kernel = Some(match kernel {
-            Some(kn) => MatvecKernel {
-                lanes: kn.lanes.min(pick.lanes),
-                ..kn
-            },
-            None => pick,
-        });
-        rows.push(default_rows(dtype));
-    }
-    let kernel = kernel.ok_or_else(|| bad("matvec_multi", "1 to 3 weights wanted, got none".into()))?;
-    matvec_multi_with(gpu, x, ws, ys, false, kernel, &rows)
+    let w0 = ws
+        .first()
+        .ok_or_else(|| bad("matvec", "1 to 3 weights wanted, got none".into()))?;
+    let (dtype, _, k) = check_weight("matvec", "w0", w0)?;
+    let kernel = MatvecKernel::pick(gpu, dtype, k);
+    matvec_multi_with(gpu, x, ws, ys, false, kernel)
 }
 
 /// y = silu(w_gate · x) * (w_up · x), element by element, in one dispatch. w_gate and w_up:
@@ -143,9 +140,9 @@ pub fn matvec_glu(
     y: &Tensor,
 ) -> Result<Dispatch> {
     let (dtype, _, k) = check_weight("matvec_glu", "w_gate", w_gate)?;
-    let kernel = MatvecKernel::pick(gpu, dtype, k);
-    let rows = default_rows(dtype).min(MAX_ROWS / 2);
-    matvec_glu_with(gpu, x, w_gate, w_up, y, kernel, rows)
+    let mut kernel = MatvecKernel::pick(gpu, dtype, k);
+    kernel.rows = kernel.rows.min(MAX_ROWS / 2);
+    matvec_glu_with(gpu, x, w_gate, w_up, y, kernel)
 }
 
 fn bad(op: &'static str, detail: String) -> EngineError {
@@ -161,7 +158,9 @@ fn kernel_constants(
 ) -> Result<Vec<(&'static str, f64)>> {
     let MatvecKernel {
         lanes,
+        rows: _,
         reduction,
+        unroll,
         q4k_offset,
     } = kernel;
     if !lanes.is_power_of_two()
@@ -174,6 +173,12 @@ fn kernel_constants(
             format!("kernel {kernel:?}: lanes must be a power of two in 8..={MAX_LANES}"),
         ));
     }
+    if ![1, 2, 4].contains(&unroll) {
+        return Err(bad(
+            op,
+            format!("kernel {kernel:?}: unroll must be 1, 2 or 4"),
+        ));
+    }
     if reduction == Reduction::Subgroup && !gpu.caps.subgroups {
         return Err(bad(
             op,
@@ -182,6 +187,7 @@ fn kernel_constants(
     }
     Ok(vec![
         ("WG", lanes as f64),
+        ("UNROLL", unroll as f64),
         ("Q4K_OFFSET", q4k_offset as u32 as f64),
         ("VEC_K", k.is_multiple_of(16) as u32 as f64),
     ])
@@ -206,8 +212,8 @@ fn check_x(op: &'static str, x: &Tensor, k: usize) -> Result<()> {
     Ok(())
 }
 
-/// `matvec_multi` with an explicit kernel variant, `accumulate` (ys[i] += ws[i] · x) and
-/// rows per workgroup for each weight (1..=8).
+/// `matvec_multi` (or `matvec` for one weight) with an explicit kernel variant and
+/// `accumulate` (ys[i] += ws[i] · x).
 pub fn matvec_multi_with(
     gpu: &Gpu,
     x: &Tensor,
@@ -215,18 +221,23 @@ pub fn matvec_multi_with(
     ys: &[&Tensor],
     accumulate: bool,
     kernel: MatvecKernel,
-    rows: &[u32],
 ) -> Result<Dispatch> {
     let op = "matvec";
-    if ws.is_empty() || ws.len() > 3 || ys.len() != ws.len() || rows.len() != ws.len() {
+    if ws.is_empty() || ws.len() > 3 || ys.len() != ws.len() {
         return Err(bad(
             op,
             format!(
-                "1 to 3 weights with as many outputs and row counts, got {} weights, {} outputs, {} row counts",
+                "1 to 3 weights with as many outputs, got {} weights, {} outputs",
                 ws.len(),
                 ys.len(),
-                rows.len()
             ),
+        ));
+    }
+    let r = kernel.rows;
+    if !(1..=MAX_ROWS).contains(&r) {
+        return Err(bad(
+            op,
+            format!("rows per workgroup must be 1..={MAX_ROWS}, got {r}"),
         ));
     }
     let mut k = None;
@@ -243,7 +254,7 @@ pub fn matvec_multi_with(
     let mut out_rows = 0u64;
     let mut starts = [0u32; 4];
     let mut dtypes = Vec::new();
-    for (i, ((w, y), &r)) in ws.iter().zip(ys).zip(rows).enumerate() {
+    for (i, (w, y)) in ws.iter().zip(ys).enumerate() {
         let (dtype, n, kw) = check_weight(op, &format!("w{i}"), w)?;
         if *k.get_or_insert(kw) != kw {
             return Err(bad(
@@ -252,12 +263,6 @@ pub fn matvec_multi_with(
             ));
         }
         expect(op, &format!("y{i}"), y, Elem::F32, n)?;
-        if !(1..=MAX_ROWS).contains(&r) {
-            return Err(bad(
-                op,
-                format!("rows per workgroup must be 1..={MAX_ROWS}, got {r}"),
-            ));
-        }
         if y.buffer == x.buffer || ys[..i].iter().any(|o| o.buffer == y.buffer) {
             return Err(bad(
                 op,
@@ -268,7 +273,6 @@ pub fn matvec_multi_with(
         params.nb[i] = (n * kw / dtype.block_size()) as u32;
         starts[i + 1] = starts[i] + (n as u32).div_ceil(r);
         constants.push((["DT0", "DT1", "DT2"][i], dtype.ggml_id() as f64));
-        constants.push((["R0", "R1", "R2"][i], r as f64));
         weight_bytes += crate::weights::gpu_bytes(dtype, (n * kw) as u64);
         out_rows += n as u64;
         dtypes.push(dtype);
@@ -282,7 +286,13 @@ pub fn matvec_multi_with(
     params.wg2 = starts[2.min(m)];
     params.wg_end = starts[m];
     constants.extend(kernel_constants(gpu, op, kernel, k)?);
-    constants.push(("ACC", accumulate as u32 as f64));
+    constants.extend([
+        ("R", r as f64),
+        ("RL", r as f64),
+        ("RT", r as f64),
+        ("NW", m as f64),
+        ("ACC", accumulate as u32 as f64),
+    ]);
     let pipeline = gpu.pipeline(shader(kernel.reduction), "matvec", &constants)?;
     let u = gpu.uniform("matvec.params", &params);
     let wb = |i: usize| &ws[i.min(m - 1)].buffer;
@@ -309,8 +319,8 @@ pub fn matvec_multi_with(
     })
 }
 
-/// `matvec_glu` with an explicit kernel variant and rows per workgroup (1..=4: a workgroup
-/// computes that many rows of gate and of up).
+/// `matvec_glu` with an explicit kernel variant (rows 1..=4: a workgroup computes that many
+/// rows of gate and of up).
 pub fn matvec_glu_with(
     gpu: &Gpu,
     x: &Tensor,
@@ -318,15 +328,18 @@ pub fn matvec_glu_with(
     w_up: &Tensor,
     y: &Tensor,
     kernel: MatvecKernel,
-    rows: u32,
 ) -> Result<Dispatch> {
+    let rows = kernel.rows;
     let op = "matvec_glu";
     let (dt_gate, n, k) = check_weight(op, "w_gate", w_gate)?;
     let (dt_up, n_up, k_up) = check_weight(op, "w_up", w_up)?;
     if (n_up, k_up) != (n, k) {
         return Err(bad(
             op,
-            format!("w_up {:?} must have w_gate's shape {:?}", w_up.shape, w_gate.shape),
+            format!(
+                "w_up {:?} must have w_gate's shape {:?}",
+                w_up.shape, w_gate.shape
+            ),
         ));
     }
     check_x(op, x, k)?;
@@ -337,13 +350,22 @@ pub fn matvec_glu_with(
     if !(1..=MAX_ROWS / 2).contains(&rows) {
         return Err(bad(
             op,
-            format!("rows per workgroup must be 1..={}, got {rows}", MAX_ROWS / 2),
+            format!(
+                "rows per workgroup must be 1..={}, got {rows}",
+                MAX_ROWS / 2
+            ),
         ));
     }
     let mut constants = vec![
         ("DT0", dt_gate.ggml_id() as f64),
         ("DT1", dt_up.ggml_id() as f64),
-        ("R0", rows as f64),
+        ("R", rows as f64),
+        // One loop over both weights where they have one type.
+        (
+            "RL",
+            (if dt_gate == dt_up { 2 * rows } else { rows }) as f64,
+        ),
+        ("RT", (2 * rows) as f64),
     ];
     constants.extend(kernel_constants(gpu, op, kernel, k)?);
     let pipeline = gpu.pipeline(shader(kernel.reduction), "matvec_glu", &constants)?;
