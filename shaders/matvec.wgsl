@@ -41,6 +41,9 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> y0: array<f32>;  // [n0]; matvec_glu: [n0] = silu(gate) * up
 @group(0) @binding(6) var<storage, read_write> y1: array<f32>;  // [n1] (matvec only; y0 again if unused)
 @group(0) @binding(7) var<storage, read_write> y2: array<f32>;  // [n2] (matvec only; y0 again if unused)
+// With XQ: x quantised to int8 by quantize_x8.wgsl ([11 k / 32] words, layout there; x is
+// then bound to the same buffer and unused). Without XQ: x's buffer again, unused.
+@group(0) @binding(8) var<storage, read> xq: array<vec4<u32>>;
 
 override WG: u32 = 64u;          // lanes per workgroup, a power of two <= MAX_WG
 override DT0: u32 = 12u;         // ggml type of weight 0 (DT_* in quant.wgsl)
@@ -56,6 +59,7 @@ override ACC: bool = false;      // matvec: y += W x
 override Q4K_OFFSET: bool = false;
 override VEC_K: bool = true;     // k % 16 == 0: float weights take their vector loops
 override UNROLL: u32 = 1u;       // units per lane per loop step (independent loads in flight)
+override XQ: bool = false;       // int8 activations (Q4_K, Q6_K, Q8_0 weights only): dot4I8Packed
 
 const MAX_R: u32 = 8u;
 const MAX_WG: u32 = 256u;
@@ -355,6 +359,143 @@ fn bf16_rows(rs: Rows, lid: u32) -> Acc {
     return acc;
 }
 
+// ---- int8 activations (XQ): Q4_K, Q6_K, Q8_0 ------------------------------------------------
+// The same units as the f32 loops; x comes as int8 in blocks of 32 (quantize_x8.wgsl), so a
+// 16-value run of x is one vec4 of xq and its products with 16 quant bytes are four
+// dot4I8Packed. Word offsets in xq: d of 32-value block b at k/4 + b, the exact sum of x over
+// 16 values c at k/4 + k/32 + c.
+
+fn xq_word(i: u32) -> u32 {
+    return xq[i >> 2u][i & 3u];
+}
+
+// x's scale of 32-value block b.
+fn xq_d(b: u32) -> f32 {
+    return bitcast<f32>(xq_word(p.k / 4u + b));
+}
+
+// The exact sum of x over values 16c .. 16c + 15.
+fn xq_sum(c: u32) -> f32 {
+    return bitcast<f32>(xq_word(p.k / 4u + p.k / 32u + c));
+}
+
+// sum_i a.i * b.i over the four words' signed bytes.
+fn dot16(a: vec4<u32>, b: vec4<u32>) -> i32 {
+    return dot4I8Packed(a.x, b.x) + dot4I8Packed(a.y, b.y) + dot4I8Packed(a.z, b.z) + dot4I8Packed(a.w, b.w);
+}
+
+fn q4k8_rows(rs: Rows, lid: u32) -> Acc {
+    var acc: Acc;
+    let bpr = p.k / 256u;
+    let units = bpr * 8u;
+    let m4 = vec4<u32>(0x0f0f0f0fu);
+    for (var u0 = lid; u0 < units; u0 = u0 + WG * UNROLL) {
+        for (var e = 0u; e < UNROLL; e = e + 1u) {
+            let ok = u0 + e * WG < units;
+            let u = min(u0 + e * WG, units - 1u);
+            let bi = u >> 3u;
+            let j = lid & 7u;
+            let g = j >> 1u;
+            // 16-value runs of x: low nibbles 256 bi + 64 g + 16 h, high nibbles 32 further.
+            let c = bi * 16u + g * 4u + (j & 1u);
+            let xa = xq[c];
+            let xb = xq[c + 2u];
+            // Past the row's end (ok false) the scales are 0, so the unit adds nothing.
+            let dx = select(vec2<f32>(0.0), vec2<f32>(xq_d(c >> 1u), xq_d((c + 2u) >> 1u)), ok);
+            let xs = select(vec2<f32>(0.0), vec2<f32>(xq_sum(c), xq_sum(c + 2u)), ok);
+            let hi_g = g >= 2u;
+            let sh = (g & 1u) * 16u;
+            for (var r = 0u; r < RL; r = r + 1u) {
+                let s = slot_of(rs, r);
+                let blk = row_of(rs, r) * bpr + bi;
+                let hdr = wld(s, 9u * blk);
+                let q = wld(s, 9u * blk + 1u + j);
+                let scw = select(hdr.y & 0x3f3f3f3fu,
+                                 (hdr.w & 0x0f0f0f0fu) | ((hdr.y >> 2u) & 0x30303030u), hi_g);
+                let mw = select(hdr.z & 0x3f3f3f3fu,
+                                ((hdr.w >> 4u) & 0x0f0f0f0fu) | ((hdr.z >> 2u) & 0x30303030u), hi_g);
+                let dm = unpack2x16float(hdr.x);
+                let sc = vec2<f32>(vec2<u32>(scw >> sh, scw >> (sh + 8u)) & vec2<u32>(255u)) * dm.x;
+                let mn = vec2<f32>(vec2<u32>(mw >> sh, mw >> (sh + 8u)) & vec2<u32>(255u)) * dm.y;
+                let sums = vec2<f32>(f32(dot16(q & m4, xa)), f32(dot16((q >> vec4<u32>(4u)) & m4, xb)));
+                acc[r].x = acc[r].x + dot(sc * dx, sums);
+                acc[r].y = acc[r].y - dot(mn, xs);
+            }
+        }
+    }
+    return acc;
+}
+
+fn q6k8_rows(rs: Rows, lid: u32) -> Acc {
+    var acc: Acc;
+    let bpr = p.k / 256u;
+    let units = bpr * 4u;
+    for (var u0 = lid; u0 < units; u0 = u0 + WG * UNROLL) {
+        for (var e = 0u; e < UNROLL; e = e + 1u) {
+            let ok = u0 + e * WG < units;
+            let u = min(u0 + e * WG, units - 1u);
+            let bi = u >> 2u;
+            let h = (lid >> 1u) & 1u;
+            let l = lid & 1u;
+            // Group t's 16-value run of x: 256 bi + 128 h + 32 t + 16 l.
+            let c0 = bi * 16u + h * 8u + l;
+            var xv: array<vec4<u32>, 4>;
+            var xd: vec4<f32>;
+            var xsum: vec4<f32>;  // 32 * the sum of the int8 values (the -32 offset)
+            for (var t = 0u; t < 4u; t = t + 1u) {
+                let c = c0 + 2u * t;
+                xv[t] = xq[c];
+                xd[t] = select(0.0, xq_d(c >> 1u), ok);
+                xsum[t] = 32.0 * f32(dot16(vec4<u32>(0x01010101u), xv[t]));
+            }
+            for (var r = 0u; r < RL; r = r + 1u) {
+                let s = slot_of(rs, r);
+                let blk = row_of(rs, r) * bpr + bi;
+                let base = 13u * blk;
+                let qa = wld(s, base + 4u * h + l);
+                let qb = wld(s, base + 4u * h + 2u + l);
+                let qh = wld(s, base + 8u + 2u * h + l);
+                let sv = wld(s, base + 12u);
+                let s01 = bitcast<i32>(select(sv.x, sv.z, h == 1u));
+                let s23 = bitcast<i32>(select(sv.y, sv.w, h == 1u));
+                let d = wf16(s, 52u * p.nb[s], blk);
+                let sc = d * vec4<f32>(vec4<i32>(extractBits(s01, 8u * l, 8u), extractBits(s01, 8u * l + 16u, 8u),
+                                                 extractBits(s23, 8u * l, 8u), extractBits(s23, 8u * l + 16u, 8u)));
+                var sums: vec4<f32>;
+                for (var t = 0u; t < 4u; t = t + 1u) {
+                    let v = vec4<u32>(q6_join(t, qa.x, qb.x, qh.x), q6_join(t, qa.y, qb.y, qh.y),
+                                      q6_join(t, qa.z, qb.z, qh.z), q6_join(t, qa.w, qb.w, qh.w));
+                    sums[t] = f32(dot16(v, xv[t])) - xsum[t];
+                }
+                acc[r] = acc[r] + sc * xd * sums;
+            }
+        }
+    }
+    return acc;
+}
+
+fn q8_08_rows(rs: Rows, lid: u32) -> Acc {
+    var acc: Acc;
+    let bpr = p.k / 32u;
+    let units = bpr * 2u;
+    for (var u0 = lid; u0 < units; u0 = u0 + WG * UNROLL) {
+        for (var e = 0u; e < UNROLL; e = e + 1u) {
+            let ok = u0 + e * WG < units;
+            let u = min(u0 + e * WG, units - 1u);
+            let xv = xq[u];
+            let dx = select(0.0, xq_d(u >> 1u), ok);
+            for (var r = 0u; r < RL; r = r + 1u) {
+                let s = slot_of(rs, r);
+                let blk = row_of(rs, r) * bpr + (u >> 1u);
+                let q = wld(s, 2u * blk + (lid & 1u));
+                let d = wf16(s, 8u * p.nb[s], blk);
+                acc[r].x = acc[r].x + d * dx * f32(dot16(q, xv));
+            }
+        }
+    }
+    return acc;
+}
+
 // ---- the rest: Q4_0, Q5_0, Q5_K, and float rows that are not whole chunks -------------------
 // Unit: one 16-value chunk, decoded by quant.wgsl's value helpers from this slot's words.
 
@@ -439,6 +580,14 @@ fn gen_rows(dt: u32, rs: Rows, lid: u32) -> Acc {
 
 // The partial sums of the rows `rs` (all of type dt) over this lane's units.
 fn rows_dot(dt: u32, rs: Rows, lid: u32) -> Acc {
+    if (XQ) {
+        // The host allows only these types with int8 activations.
+        switch (dt) {
+            case DT_Q4_K: { return q4k8_rows(rs, lid); }
+            case DT_Q6_K: { return q6k8_rows(rs, lid); }
+            default: { return q8_08_rows(rs, lid); }
+        }
+    }
     switch (dt) {
         case DT_Q4_K: { return q4k_rows(rs, lid); }
         case DT_Q6_K: { return q6k_rows(rs, lid); }

@@ -17,7 +17,8 @@ use wgllama_engine::ops::matmul::{
     matvec_subgroup, matvec_with as old_matvec, MatvecShape, SubgroupShape,
 };
 use wgllama_engine::ops::matvec::{
-    matvec, matvec_glu, matvec_glu_with, matvec_multi, matvec_multi_with, MatvecKernel, Reduction,
+    int8_words, matvec, matvec_glu, matvec_glu_int8, matvec_glu_with, matvec_int8, matvec_multi,
+    matvec_multi_int8, matvec_multi_with, quantize_x8, MatvecKernel, Reduction,
 };
 use wgllama_engine::testing::weights::random_weight_bytes;
 use wgllama_engine::testing::Rng;
@@ -189,15 +190,17 @@ fn reduction(gpu: &Gpu) -> Reduction {
     }
 }
 
-/// Sweep variants: lanes x rows x unroll (x Q4_K offset).
+/// Sweep variants: lanes x rows x unroll (x Q4_K offset, x int8 activations for the types
+/// that have them).
 fn sweep_variants(gpu: &Gpu, dtype: DType, rows: &[u32]) -> Vec<MatvecKernel> {
-    let offsets: &[bool] = if dtype == DType::Q4K {
-        &[false, true]
-    } else {
-        &[false]
+    // (q4k_offset, int8_x)
+    let modes: &[(bool, bool)] = match dtype {
+        DType::Q4K => &[(false, false), (true, false), (false, true)],
+        DType::Q6K | DType::Q8_0 => &[(false, false), (false, true)],
+        _ => &[(false, false)],
     };
     let mut v = Vec::new();
-    for &q4k_offset in offsets {
+    for &(q4k_offset, int8_x) in modes {
         for unroll in [1, 2] {
             for lanes in [32, 64, 128] {
                 for &r in rows {
@@ -207,6 +210,7 @@ fn sweep_variants(gpu: &Gpu, dtype: DType, rows: &[u32]) -> Vec<MatvecKernel> {
                         reduction: reduction(gpu),
                         unroll,
                         q4k_offset,
+                        int8_x,
                     });
                 }
             }
@@ -215,10 +219,10 @@ fn sweep_variants(gpu: &Gpu, dtype: DType, rows: &[u32]) -> Vec<MatvecKernel> {
     v
 }
 
-/// "lanes x rows", "u2" if unrolled, "o" for the Q4_K offset variant.
+/// "lanes x rows", "u2" if unrolled, "o" for the Q4_K offset variant, "i8" for int8 x.
 fn tag(kn: &MatvecKernel) -> String {
     format!(
-        "{}x{}{}{}",
+        "{}x{}{}{}{}",
         kn.lanes,
         kn.rows,
         if kn.unroll > 1 {
@@ -226,8 +230,17 @@ fn tag(kn: &MatvecKernel) -> String {
         } else {
             String::new()
         },
-        if kn.q4k_offset { "o" } else { "" }
+        if kn.q4k_offset { "o" } else { "" },
+        if kn.int8_x { "i8" } else { "" }
     )
+}
+
+/// x [1, k] of 0.5 and its int8 form.
+fn inputs(gpu: &Gpu, k: usize) -> Result<(Tensor, Tensor)> {
+    let x = gpu.upload_f32("x", &vec![0.5; k], &[1, k])?;
+    let xq = gpu.upload_u32("xq", &vec![0; int8_words(k)], &[int8_words(k)])?;
+    gpu.run(&[quantize_x8(gpu, &x, &xq)?])?;
+    Ok((x, xq))
 }
 
 fn sweep(gpu: &Gpu, pool: &mut Pool, scale: usize, best: &mut Best) -> Result<()> {
@@ -244,31 +257,38 @@ fn sweep(gpu: &Gpu, pool: &mut Pool, scale: usize, best: &mut Best) -> Result<()
     for dtype in [DType::Q4K, DType::Q6K, DType::Q8_0, DType::F16] {
         for &(n, k) in &all {
             let w = pool.weight(gpu, dtype, n, k)?;
-            let x = gpu.upload_f32("x", &vec![0.5; k], &[1, k])?;
+            let (x, xq) = inputs(gpu, k)?;
             let y = gpu.zeros_f32("y", &[1, n])?;
             let mut variants = Vec::new();
             for kn in sweep_variants(gpu, dtype, &[1, 2, 4]) {
-                variants.push((kn, matvec_multi_with(gpu, &x, &[&w], &[&y], false, kn)?));
+                let xin = if kn.int8_x { &xq } else { &x };
+                variants.push((kn, matvec_multi_with(gpu, xin, &[&w], &[&y], false, kn)?));
             }
             warm(gpu, &variants[0].1, 200)?;
             let mut line = format!("{:5} N={n:6} K={k:6}:", dtype.name());
-            let mut top = (f64::MAX, 0usize);
+            // Best f32-activation variant (index 0) and best int8 one (index 1).
+            let mut top = [(f64::MAX, usize::MAX); 2];
             for (i, (kn, d)) in variants.iter().enumerate() {
                 let s = time(gpu, &[d])?;
                 line += &format!(" {} {:.0}", tag(kn), gbs(d, s));
                 *totals.entry((dtype.name(), tag(kn))).or_default() += s;
-                if s < top.0 {
-                    top = (s, i);
+                let t = &mut top[kn.int8_x as usize];
+                if s < t.0 {
+                    *t = (s, i);
                 }
             }
-            let (kn, d) = &variants[top.1];
-            println!(
-                "{line}\n      best {} {:.2} us {:.0} GB/s",
-                tag(kn),
-                top.0 * 1e6,
-                gbs(d, top.0)
-            );
-            best.insert((dtype.name(), n, k), *kn);
+            println!("{line}");
+            for (what, (s, i)) in ["best", "best int8"].iter().zip(top) {
+                if let Some((kn, d)) = variants.get(i) {
+                    println!(
+                        "      {what} {} {:.2} us {:.0} GB/s",
+                        tag(kn),
+                        s * 1e6,
+                        gbs(d, s)
+                    );
+                }
+            }
+            best.insert((dtype.name(), n, k), variants[top[0].1].0);
         }
     }
     println!("== sweep totals (sum of us over all shapes, best 8 per type)");
@@ -306,8 +326,15 @@ fn compare(gpu: &Gpu, pool: &mut Pool, scale: usize, best: &Best) -> Result<()> 
             println!("-- {} {}", m.name, dtype.name());
             for (what, n, k) in shapes(m, scale) {
                 let w = pool.weight(gpu, dtype, n, k)?;
-                let x = gpu.upload_f32("x", &vec![0.5; k], &[1, k])?;
+                let (x, xq) = inputs(gpu, k)?;
                 let y = gpu.zeros_f32("y", &[1, n])?;
+                let int8 = matches!(dtype, DType::Q4K | DType::Q6K | DType::Q8_0);
+                let new_i8 = if int8 {
+                    Some(matvec_int8(gpu, &xq, &w, &y, false)?)
+                } else {
+                    None
+                };
+                let quant = quantize_x8(gpu, &x, &xq)?;
                 let old = old_matvec(gpu, &x, &w, &y, false, MatvecShape::for_k(k))?;
                 let old_sg = if gpu.caps.subgroups {
                     Some(matvec_subgroup(
@@ -324,7 +351,10 @@ fn compare(gpu: &Gpu, pool: &mut Pool, scale: usize, best: &Best) -> Result<()> 
                 let new = matvec(gpu, &x, &w, &y, false)?;
                 let new_acc = matvec(gpu, &x, &w, &y, true)?;
                 let best_d = match best.get(&(dtype.name(), n, k)) {
-                    Some(&kn) => Some(matvec_multi_with(gpu, &x, &[&w], &[&y], false, kn)?),
+                    Some(&kn) => {
+                        let xin = if kn.int8_x { &xq } else { &x };
+                        Some((kn, matvec_multi_with(gpu, xin, &[&w], &[&y], false, kn)?))
+                    }
                     None => None,
                 };
                 // Uploads and pipeline builds leave the GPU idle: back to its working clock.
@@ -347,9 +377,19 @@ fn compare(gpu: &Gpu, pool: &mut Pool, scale: usize, best: &Best) -> Result<()> 
                     gbs(&new, sn),
                     sa * 1e6
                 );
-                if let Some(d) = &best_d {
+                if let Some(d) = &new_i8 {
                     let s = time(gpu, &[d])?;
-                    line += &format!("  best {:7.2} us {:5.0}", s * 1e6, gbs(d, s));
+                    let sq = time(gpu, &[&quant])?;
+                    line += &format!(
+                        "  int8 {:7.2} us {:5.0} (+quantize {:.2} us)",
+                        s * 1e6,
+                        gbs(d, s),
+                        sq * 1e6
+                    );
+                }
+                if let Some((kn, d)) = &best_d {
+                    let s = time(gpu, &[d])?;
+                    line += &format!("  best {} {:7.2} us {:5.0}", tag(kn), s * 1e6, gbs(d, s));
                 }
                 println!("{line}");
             }
@@ -420,6 +460,25 @@ fn layer(gpu: &Gpu, pool: &mut Pool, m: &Model, dtype: DType, scale: usize) -> R
     let old_down = old(&a, &wd, &xr, true)?;
     let new_o = matvec(gpu, &q, &wo, &xr, true)?;
     let new_down = matvec(gpu, &a, &wd, &xr, true)?;
+    // int8 activations: each mat-vec input quantised first (h twice, as the graph has two
+    // norms per layer).
+    let int8 = matches!(dtype, DType::Q4K | DType::Q6K | DType::Q8_0);
+    let xq_d = gpu.upload_u32("xq", &vec![0; int8_words(d)], &[int8_words(d)])?;
+    let xq_f = gpu.upload_u32("xq", &vec![0; int8_words(f)], &[int8_words(f)])?;
+    let layer_i8 = if int8 {
+        Some([
+            quantize_x8(gpu, &h, &xq_d)?,
+            matvec_multi_int8(gpu, &xq_d, &[&wq, &wk, &wv], &[&q, &k, &v])?,
+            quantize_x8(gpu, &q, &xq_d)?,
+            matvec_int8(gpu, &xq_d, &wo, &xr, true)?,
+            quantize_x8(gpu, &h, &xq_d)?,
+            matvec_glu_int8(gpu, &xq_d, &wg, &wu, &a)?,
+            quantize_x8(gpu, &a, &xq_f)?,
+            matvec_int8(gpu, &xq_f, &wd, &xr, true)?,
+        ])
+    } else {
+        None
+    };
     let mut multis = Vec::new();
     let mut glus = Vec::new();
     for kn in sweep_variants(gpu, DType::F16, &[1, 2, 4]) {
@@ -457,6 +516,10 @@ fn layer(gpu: &Gpu, pool: &mut Pool, m: &Model, dtype: DType, scale: usize) -> R
     let lo = r(&old_layer)?;
     let ls = r(&new_sep)?;
     let lf = r(&fused)?;
+    let li8 = match &layer_i8 {
+        Some(ds) => Some(r(&ds.iter().collect::<Vec<_>>())?),
+        None => None,
+    };
     let mut mline = String::from("      multi (us):");
     for (kn, dm) in &multis {
         mline += &format!(" {} {:.2}", tag(kn), r(&[dm])? * 1e6);
@@ -496,6 +559,15 @@ fn layer(gpu: &Gpu, pool: &mut Pool, m: &Model, dtype: DType, scale: usize) -> R
         ls * 1e3 * m.layers as f64,
         lf * 1e3 * m.layers as f64
     );
+    if let Some(t) = li8 {
+        println!(
+            "layer int8 (4 quantize + 4 fused mat-vec dispatches) {:7.2} us ({:.0} GB/s); x{} layers: {:.2} ms",
+            t * 1e6,
+            gb(layer_bytes, t),
+            m.layers,
+            t * 1e3 * m.layers as f64
+        );
+    }
     Ok(())
 }
 

@@ -95,6 +95,11 @@ pub const MATVEC_WG: Shader = Shader {
         include_str!("../matvec_reduce_wg.wgsl"),
     ],
 };
+/// Activations to int8 blocks for the int8 mat-vec path (matvec.wgsl with XQ).
+pub const QUANTIZE_X8: Shader = Shader {
+    name: "quantize_x8",
+    parts: &[include_str!("../quantize_x8.wgsl")],
+};
 pub const DEQUANT: Shader = Shader {
     name: "dequant",
     parts: &[QUANT_WGSL, include_str!("../dequant.wgsl")],
@@ -119,6 +124,7 @@ pub const ALL: &[Shader] = &[
     MATVEC_SUBGROUP,
     MATVEC,
     MATVEC_WG,
+    QUANTIZE_X8,
     DEQUANT,
     EMBEDDING,
 ];
