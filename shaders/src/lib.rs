@@ -116,6 +116,30 @@ pub const MATMUL_COOP: Shader = Shader {
     name: "matmul_coop",
     parts: &[include_str!("../matmul_coop.wgsl"), QUANT_WGSL],
 };
+/// The decode mat-vec family (one token: plain, up to three weights sharing x, SwiGLU pair)
+/// with subgroup reductions (needs the device's SUBGROUP feature).
+pub const MATVEC: Shader = Shader {
+    name: "matvec",
+    parts: &[
+        QUANT_WGSL,
+        include_str!("../matvec.wgsl"),
+        include_str!("../matvec_reduce_sg.wgsl"),
+    ],
+};
+/// The same kernels reducing through workgroup memory, for devices without subgroups.
+pub const MATVEC_WG: Shader = Shader {
+    name: "matvec_wg",
+    parts: &[
+        QUANT_WGSL,
+        include_str!("../matvec.wgsl"),
+        include_str!("../matvec_reduce_wg.wgsl"),
+    ],
+};
+/// Activations to int8 blocks for the int8 mat-vec path (matvec.wgsl with XQ).
+pub const QUANTIZE_X8: Shader = Shader {
+    name: "quantize_x8",
+    parts: &[include_str!("../quantize_x8.wgsl")],
+};
 pub const DEQUANT: Shader = Shader {
     name: "dequant",
     parts: &[QUANT_WGSL, include_str!("../dequant.wgsl")],
@@ -143,6 +167,9 @@ pub const ALL: &[Shader] = &[
     MATMUL,
     MATVEC_SUBGROUP,
     MATMUL_COOP,
+    MATVEC,
+    MATVEC_WG,
+    QUANTIZE_X8,
     DEQUANT,
     EMBEDDING,
 ];

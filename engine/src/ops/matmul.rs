@@ -86,6 +86,13 @@ impl MatvecKind {
     }
 }
 
+/// Whether `matmul` runs decode (T == 1) on the matvec.wgsl family (`ops::matvec::matvec`)
+/// instead of this file's `matvec` / `matvec_subgroup`. Off until measured: the only H100
+/// sweep of the family (2026-11-23, an earlier build whose row loops had runtime bounds,
+/// benches/results/2026-11-23-h100/matvec_family_run1.txt) was slower than these kernels on
+/// most decode shapes; `.dev`-style re-run: benches/h100_matvec_family.sh.
+pub const MATVEC_FAMILY_FOR_DECODE: bool = false;
+
 /// Tile of the prefill kernel (matmul.wgsl's BT, BN).
 const TILE_T: usize = 32;
 const TILE_N: usize = 64;
@@ -95,7 +102,9 @@ const TILE_N: usize = 64;
 /// the tiled kernel otherwise; T is fixed when the dispatch is built.
 pub fn matmul(gpu: &Gpu, x: &Tensor, w: &Tensor, y: &Tensor, accumulate: bool) -> Result<Dispatch> {
     let s = check("matmul", x, w, y)?;
-    if s.t == 1 {
+    if s.t == 1 && MATVEC_FAMILY_FOR_DECODE {
+        crate::ops::matvec::matvec(gpu, x, w, y, accumulate)
+    } else if s.t == 1 {
         match MatvecKind::pick(gpu, s.dtype, s.k) {
             MatvecKind::Subgroup(shape) => matvec_subgroup(gpu, x, w, y, accumulate, shape),
             MatvecKind::Workgroup(shape) => matvec_with(gpu, x, w, y, accumulate, shape),

@@ -11,6 +11,7 @@ pub mod embedding;
 pub mod kvcache;
 pub mod matmul;
 pub mod matmul_coop;
+pub mod matvec;
 pub mod rmsnorm;
 pub mod rope;
 pub mod rope_kv;

@@ -1,0 +1,605 @@
+//! `matvec.wgsl`: the decode mat-vec family, one token, f32 activations and f32 accumulation.
+//!
+//! - [`matvec`]: y = W x, or y += W x (`accumulate`, fuses the residual add).
+//! - [`matvec_multi`]: 1-3 weights sharing x (q/k/v), each with its own rows and type, into
+//!   separate outputs, in one dispatch.
+//! - [`matvec_glu`]: y = silu(W_gate x) * (W_up x) in one dispatch.
+//!
+//! Weights are in the GPU layout of `weights.rs`; x is f32 [K] (any shape of K values), the
+//! outputs f32 [N]. Q4_K, Q6_K, Q8_0, F16, BF16 and F32 have their own inner loops; Q4_0,
+//! Q5_0, Q5_K and float rows that are not whole 16-value chunks share a generic one.
+//!
+//! Int8 activations (opt-in, inexact): [`quantize_x8`] turns x into int8 blocks of 32 values
+//! (one scale each) and [`matvec_int8`], [`matvec_multi_int8`], [`matvec_glu_int8`] take that
+//! for Q4_K, Q6_K and Q8_0 weights, with `dot4I8Packed` products (as llama.cpp's GPU back ends
+//! do by default). The rounding of x moves outputs by about 0.5% (relative rms).
+
+use wgllama_loaders::DType;
+
+use crate::dispatch::{grid, Cost, Dispatch};
+use crate::error::{EngineError, Result};
+use crate::gpu::Gpu;
+use crate::ops::expect;
+use crate::ops::matmul::check_weight;
+use crate::tensor::{Elem, Tensor};
+
+/// Mirrors `Params` in matvec.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct MatvecParams {
+    pub k: u32,
+    pub wg1: u32,
+    pub wg2: u32,
+    pub wg_end: u32,
+    pub n: [u32; 4],
+    pub nb: [u32; 4],
+}
+
+/// How a workgroup sums its lanes' partial sums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduction {
+    /// `subgroupAdd` (matvec_reduce_sg.wgsl); needs the device's subgroups.
+    Subgroup,
+    /// A tree in workgroup memory (matvec_reduce_wg.wgsl); any device.
+    Workgroup,
+}
+
+/// A kernel variant, shared by all weights of a dispatch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatvecKernel {
+    /// Lanes per workgroup: a power of two in 8..=256.
+    pub lanes: u32,
+    /// Rows per workgroup: 1..=8 (`matvec_glu`: 1..=4 rows of gate and of up).
+    pub rows: u32,
+    pub reduction: Reduction,
+    /// Units (one 16-byte quant load each) a lane handles per loop step: 1, 2 or 4
+    /// (independent loads in flight).
+    pub unroll: u32,
+    /// Q4_K weights keep 16 + q and subtract 16 sum(x) per sub-block (fewer instructions,
+    /// a few times the rounding error) instead of converting q exactly.
+    pub q4k_offset: bool,
+    /// x is int8 blocks from `quantize_x8` (Q4_K, Q6_K and Q8_0 weights only).
+    pub int8_x: bool,
+}
+
+/// Most rows per workgroup (matvec.wgsl's MAX_R); `matvec_glu` computes twice its rows.
+pub const MAX_ROWS: u32 = 8;
+const MAX_LANES: u32 = 256;
+
+/// Values one lane handles per step (one 16-byte quant load): the kernel's unit per type.
+fn unit_values(dtype: DType, k: usize) -> usize {
+    match dtype {
+        DType::Q4K => 32,
+        DType::Q6K => 64,
+        DType::Q8_0 => 16,
+        DType::F16 | DType::BF16 if k.is_multiple_of(16) => 8,
+        DType::F32 if k.is_multiple_of(16) => 4,
+        _ => 16,
+    }
+}
+
+/// Preferred (lanes, rows, unroll) by type. From the first H100 sweep
+/// (benches/results/2026-11-23-h100/matvec_family_run1.txt, an earlier build of the kernel):
+/// one 32-lane subgroup per workgroup won on every type and shape; 2 rows per workgroup for
+/// Q4_K, Q8_0 and the float types, 1 for Q6_K (its per-row registers); F32's small units are
+/// unrolled. Not re-measured since the kernel's row loops were made constant-bounded.
+fn preferred(dtype: DType) -> (u32, u32, u32) {
+    match dtype {
+        DType::Q6K => (32, 1, 1),
+        DType::F32 => (32, 2, 2),
+        _ => (32, 2, 1),
+    }
+}
+
+impl MatvecKernel {
+    /// The default variant for rows of `k` values of `dtype` (`preferred`): subgroup reductions
+    /// where the device has them, and no more lanes than a row has units (short rows leave no
+    /// lane idle), at least 8.
+    pub fn pick(gpu: &Gpu, dtype: DType, k: usize) -> MatvecKernel {
+        let units = k.div_ceil(unit_values(dtype, k)).max(1) as u32;
+        let fit = if units.is_power_of_two() {
+            units
+        } else {
+            units.next_power_of_two() / 2
+        };
+        let (lanes, rows, unroll) = preferred(dtype);
+        MatvecKernel {
+            lanes: lanes.min(fit.max(8)),
+            rows,
+            reduction: if gpu.caps.subgroups {
+                Reduction::Subgroup
+            } else {
+                Reduction::Workgroup
+            },
+            unroll,
+            q4k_offset: false,
+            int8_x: false,
+        }
+    }
+}
+
+/// y = w · x, or y += w · x with `accumulate`. x: f32 [K] (any shape of K values, e.g.
+/// [1, K]), w: weight [N, K], y: f32 [N].
+pub fn matvec(gpu: &Gpu, x: &Tensor, w: &Tensor, y: &Tensor, accumulate: bool) -> Result<Dispatch> {
+    let (dtype, _, k) = check_weight("matvec", "w", w)?;
+    let kernel = MatvecKernel::pick(gpu, dtype, k);
+    matvec_multi_with(gpu, x, &[w], &[y], accumulate, kernel)
+}
+
+/// ys[i] = ws[i] · x for 1-3 weights of any types and row counts sharing x (K values), in one
+/// dispatch. The outputs must be distinct buffers. The kernel variant is the first weight's
+/// pick.
+pub fn matvec_multi(gpu: &Gpu, x: &Tensor, ws: &[&Tensor], ys: &[&Tensor]) -> Result<Dispatch> {
+    let w0 = ws
+        .first()
+        .ok_or_else(|| bad("matvec", "1 to 3 weights wanted, got none".into()))?;
+    let (dtype, _, k) = check_weight("matvec", "w0", w0)?;
+    let kernel = MatvecKernel::pick(gpu, dtype, k);
+    matvec_multi_with(gpu, x, ws, ys, false, kernel)
+}
+
+/// y = silu(w_gate · x) * (w_up · x), element by element, in one dispatch. w_gate and w_up:
+/// weights [N, K] (types may differ), x: f32 [K], y: f32 [N].
+pub fn matvec_glu(
+    gpu: &Gpu,
+    x: &Tensor,
+    w_gate: &Tensor,
+    w_up: &Tensor,
+    y: &Tensor,
+) -> Result<Dispatch> {
+    let (dtype, _, k) = check_weight("matvec_glu", "w_gate", w_gate)?;
+    let mut kernel = MatvecKernel::pick(gpu, dtype, k);
+    kernel.rows = kernel.rows.min(MAX_ROWS / 2);
+    matvec_glu_with(gpu, x, w_gate, w_up, y, kernel)
+}
+
+/// Int8 activations pair only with Q4_K, Q6_K and Q8_0 weights.
+fn check_int8_types(op: &'static str, kernel: MatvecKernel, dtypes: &[DType]) -> Result<()> {
+    match dtypes
+        .iter()
+        .find(|d| !matches!(d, DType::Q4K | DType::Q6K | DType::Q8_0))
+    {
+        Some(d) if kernel.int8_x => Err(bad(
+            op,
+            format!(
+                "int8 activations need Q4_K, Q6_K or Q8_0 weights, got {}",
+                d.name()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// y = w · x (+ y with `accumulate`) from int8 activations `xq` (`quantize_x8` of x [K]);
+/// w: Q4_K, Q6_K or Q8_0 [N, K].
+pub fn matvec_int8(
+    gpu: &Gpu,
+    xq: &Tensor,
+    w: &Tensor,
+    y: &Tensor,
+    accumulate: bool,
+) -> Result<Dispatch> {
+    let (dtype, _, k) = check_weight("matvec", "w", w)?;
+    let kernel = MatvecKernel {
+        int8_x: true,
+        ..MatvecKernel::pick(gpu, dtype, k)
+    };
+    matvec_multi_with(gpu, xq, &[w], &[y], accumulate, kernel)
+}
+
+/// `matvec_multi` from int8 activations `xq` (`quantize_x8` of x [K]).
+pub fn matvec_multi_int8(
+    gpu: &Gpu,
+    xq: &Tensor,
+    ws: &[&Tensor],
+    ys: &[&Tensor],
+) -> Result<Dispatch> {
+    let w0 = ws
+        .first()
+        .ok_or_else(|| bad("matvec", "1 to 3 weights wanted, got none".into()))?;
+    let (dtype, _, k) = check_weight("matvec", "w0", w0)?;
+    let kernel = MatvecKernel {
+        int8_x: true,
+        ..MatvecKernel::pick(gpu, dtype, k)
+    };
+    matvec_multi_with(gpu, xq, ws, ys, false, kernel)
+}
+
+/// `matvec_glu` from int8 activations `xq` (`quantize_x8` of x [K]).
+pub fn matvec_glu_int8(
+    gpu: &Gpu,
+    xq: &Tensor,
+    w_gate: &Tensor,
+    w_up: &Tensor,
+    y: &Tensor,
+) -> Result<Dispatch> {
+    let (dtype, _, k) = check_weight("matvec_glu", "w_gate", w_gate)?;
+    let mut kernel = MatvecKernel {
+        int8_x: true,
+        ..MatvecKernel::pick(gpu, dtype, k)
+    };
+    kernel.rows = kernel.rows.min(MAX_ROWS / 2);
+    matvec_glu_with(gpu, xq, w_gate, w_up, y, kernel)
+}
+
+fn bad(op: &'static str, detail: String) -> EngineError {
+    EngineError::Shape { op, detail }
+}
+
+/// Checks the kernel variant and returns its pipeline constants shared by every entry.
+fn kernel_constants(
+    gpu: &Gpu,
+    op: &'static str,
+    kernel: MatvecKernel,
+    k: usize,
+) -> Result<Vec<(&'static str, f64)>> {
+    let MatvecKernel {
+        lanes,
+        rows: _,
+        reduction,
+        unroll,
+        q4k_offset,
+        int8_x,
+    } = kernel;
+    if !lanes.is_power_of_two()
+        || !(8..=MAX_LANES).contains(&lanes)
+        || lanes > gpu.limits.max_compute_invocations_per_workgroup
+        || lanes > gpu.limits.max_compute_workgroup_size_x
+    {
+        return Err(bad(
+            op,
+            format!("kernel {kernel:?}: lanes must be a power of two in 8..={MAX_LANES}"),
+        ));
+    }
+    if ![1, 2, 4].contains(&unroll) {
+        return Err(bad(
+            op,
+            format!("kernel {kernel:?}: unroll must be 1, 2 or 4"),
+        ));
+    }
+    if reduction == Reduction::Subgroup && !gpu.caps.subgroups {
+        return Err(bad(
+            op,
+            "subgroup reduction: the device has no subgroups".into(),
+        ));
+    }
+    Ok(vec![
+        ("WG", lanes as f64),
+        ("UNROLL", unroll as f64),
+        ("Q4K_OFFSET", q4k_offset as u32 as f64),
+        ("XQ", int8_x as u32 as f64),
+        ("VEC_K", k.is_multiple_of(16) as u32 as f64),
+    ])
+}
+
+fn shader(reduction: Reduction) -> &'static wgllama_shaders::Shader {
+    match reduction {
+        Reduction::Subgroup => &wgllama_shaders::MATVEC,
+        Reduction::Workgroup => &wgllama_shaders::MATVEC_WG,
+    }
+}
+
+/// u32 words of the int8 form of K activations (`quantize_x8`): K/4 of int8 values, a scale
+/// per 32 values and an exact sum per 16 (layout: shaders/quantize_x8.wgsl).
+pub fn int8_words(k: usize) -> usize {
+    k / 4 + k / 32 + k / 16
+}
+
+/// Mirrors `Params` in quantize_x8.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct QuantizeParams {
+    pub k: u32,
+    pub _pad: [u32; 3],
+}
+
+/// Threads per workgroup of quantize_x8.wgsl (QX_WG).
+const QX_WG: usize = 64;
+
+/// xq = x in int8 blocks of 32 values (q = round(x / d), d = max|x| / 127 per block) for the
+/// int8 mat-vec path. x: f32 [K] (any shape of K values), K a multiple of 32; xq: u32
+/// [`int8_words`(K)].
+pub fn quantize_x8(gpu: &Gpu, x: &Tensor, xq: &Tensor) -> Result<Dispatch> {
+    let op = "quantize_x8";
+    let k = *x.shape.last().unwrap_or(&0);
+    if k == 0 || !k.is_multiple_of(32) || x.numel() != k {
+        return Err(bad(
+            op,
+            format!(
+                "x: one row of a multiple of 32 values wanted, got {:?}",
+                x.shape
+            ),
+        ));
+    }
+    expect(op, "x", x, Elem::F32, k)?;
+    expect(op, "xq", xq, Elem::U32, int8_words(k))?;
+    let pipeline = gpu.pipeline(&wgllama_shaders::QUANTIZE_X8, "quantize_x8", &[])?;
+    let params = QuantizeParams {
+        k: k as u32,
+        _pad: [0; 3],
+    };
+    let u = gpu.uniform("quantize_x8.params", &params);
+    let bind_group = gpu.bind(op, &pipeline, &[&u, &x.buffer, &xq.buffer]);
+    Ok(Dispatch {
+        label: op,
+        pipeline,
+        bind_group,
+        workgroups: grid(gpu, (k / 32).div_ceil(QX_WG) as u32),
+        cost: Cost {
+            bytes: 4 * (k + int8_words(k)) as u64,
+            flops: 3 * k as u64,
+        },
+    })
+}
+
+/// Checks x: f32 with K values, or its int8 form for `int8_x`.
+fn check_x(op: &'static str, x: &Tensor, k: usize, int8_x: bool) -> Result<()> {
+    if int8_x {
+        return expect(
+            op,
+            "x (int8, from quantize_x8)",
+            x,
+            Elem::U32,
+            int8_words(k),
+        );
+    }
+    expect(op, "x", x, Elem::F32, k)?;
+    if x.shape.last() != Some(&k) {
+        return Err(bad(
+            op,
+            format!("x: last dimension must be K = {k}, got {:?}", x.shape),
+        ));
+    }
+    Ok(())
+}
+
+/// `matvec_multi` (or `matvec` for one weight) with an explicit kernel variant and
+/// `accumulate` (ys[i] += ws[i] · x).
+pub fn matvec_multi_with(
+    gpu: &Gpu,
+    x: &Tensor,
+    ws: &[&Tensor],
+    ys: &[&Tensor],
+    accumulate: bool,
+    kernel: MatvecKernel,
+) -> Result<Dispatch> {
+    let op = "matvec";
+    if ws.is_empty() || ws.len() > 3 || ys.len() != ws.len() {
+        return Err(bad(
+            op,
+            format!(
+                "1 to 3 weights with as many outputs, got {} weights, {} outputs",
+                ws.len(),
+                ys.len(),
+            ),
+        ));
+    }
+    let r = kernel.rows;
+    if !(1..=MAX_ROWS).contains(&r) {
+        return Err(bad(
+            op,
+            format!("rows per workgroup must be 1..={MAX_ROWS}, got {r}"),
+        ));
+    }
+    let mut k = None;
+    let mut params = MatvecParams {
+        k: 0,
+        wg1: 0,
+        wg2: 0,
+        wg_end: 0,
+        n: [0; 4],
+        nb: [0; 4],
+    };
+    let mut constants = Vec::new();
+    let mut weight_bytes = 0u64;
+    let mut out_rows = 0u64;
+    let mut starts = [0u32; 4];
+    let mut dtypes = Vec::new();
+    for (i, (w, y)) in ws.iter().zip(ys).enumerate() {
+        let (dtype, n, kw) = check_weight(op, &format!("w{i}"), w)?;
+        if *k.get_or_insert(kw) != kw {
+            return Err(bad(
+                op,
+                format!("w{i}: rows of {kw} values, w0 has {}", k.unwrap()),
+            ));
+        }
+        expect(op, &format!("y{i}"), y, Elem::F32, n)?;
+        if y.buffer == x.buffer || ys[..i].iter().any(|o| o.buffer == y.buffer) {
+            return Err(bad(
+                op,
+                format!("y{i} must be a buffer of its own (not x or another output)"),
+            ));
+        }
+        params.n[i] = n as u32;
+        params.nb[i] = (n * kw / dtype.block_size()) as u32;
+        starts[i + 1] = starts[i] + (n as u32).div_ceil(r);
+        constants.push((["DT0", "DT1", "DT2"][i], dtype.ggml_id() as f64));
+        weight_bytes += crate::weights::gpu_bytes(dtype, (n * kw) as u64);
+        out_rows += n as u64;
+        dtypes.push(dtype);
+    }
+    let k = k.unwrap();
+    check_x(op, x, k, kernel.int8_x)?;
+    check_int8_types(op, kernel, &dtypes)?;
+    params.k = k as u32;
+    // Missing weights own no workgroups.
+    let m = ws.len();
+    params.wg1 = starts[1];
+    params.wg2 = starts[2.min(m)];
+    params.wg_end = starts[m];
+    constants.extend(kernel_constants(gpu, op, kernel, k)?);
+    constants.extend([
+        ("R", r as f64),
+        ("RL", r as f64),
+        ("RT", r as f64),
+        ("NW", m as f64),
+        ("ACC", accumulate as u32 as f64),
+    ]);
+    let pipeline = gpu.pipeline(shader(kernel.reduction), "matvec", &constants)?;
+    let u = gpu.uniform("matvec.params", &params);
+    let wb = |i: usize| &ws[i.min(m - 1)].buffer;
+    let yb = |i: usize| if i < m { &ys[i].buffer } else { &ys[0].buffer };
+    // Unused slots bind weight 0 / output 0 again (read-only, and never written).
+    let w1 = if m > 1 { wb(1) } else { wb(0) };
+    let w2 = if m > 2 { wb(2) } else { wb(0) };
+    let label = label(
+        match (m, kernel.int8_x) {
+            (1, false) => "matvec",
+            (_, false) => "matvec_multi",
+            (1, true) => "matvec_i8",
+            (_, true) => "matvec_multi_i8",
+        },
+        dtypes[0],
+    );
+    let bind_group = gpu.bind(
+        label,
+        &pipeline,
+        &[&u, &x.buffer, wb(0), w1, w2, yb(0), yb(1), yb(2), &x.buffer],
+    );
+    let y_bytes = 4 * out_rows * if accumulate { 2 } else { 1 };
+    Ok(Dispatch {
+        label,
+        pipeline,
+        bind_group,
+        workgroups: grid(gpu, params.wg_end),
+        cost: Cost {
+            bytes: weight_bytes + 4 * k as u64 + y_bytes,
+            flops: 2 * out_rows * k as u64,
+        },
+    })
+}
+
+/// `matvec_glu` with an explicit kernel variant (rows 1..=4: a workgroup computes that many
+/// rows of gate and of up).
+pub fn matvec_glu_with(
+    gpu: &Gpu,
+    x: &Tensor,
+    w_gate: &Tensor,
+    w_up: &Tensor,
+    y: &Tensor,
+    kernel: MatvecKernel,
+) -> Result<Dispatch> {
+    let rows = kernel.rows;
+    let op = "matvec_glu";
+    let (dt_gate, n, k) = check_weight(op, "w_gate", w_gate)?;
+    let (dt_up, n_up, k_up) = check_weight(op, "w_up", w_up)?;
+    if (n_up, k_up) != (n, k) {
+        return Err(bad(
+            op,
+            format!(
+                "w_up {:?} must have w_gate's shape {:?}",
+                w_up.shape, w_gate.shape
+            ),
+        ));
+    }
+    check_x(op, x, k, kernel.int8_x)?;
+    check_int8_types(op, kernel, &[dt_gate, dt_up])?;
+    expect(op, "y", y, Elem::F32, n)?;
+    if y.buffer == x.buffer {
+        return Err(bad(op, "y must not be x".into()));
+    }
+    if !(1..=MAX_ROWS / 2).contains(&rows) {
+        return Err(bad(
+            op,
+            format!(
+                "rows per workgroup must be 1..={}, got {rows}",
+                MAX_ROWS / 2
+            ),
+        ));
+    }
+    let mut constants = vec![
+        ("DT0", dt_gate.ggml_id() as f64),
+        ("DT1", dt_up.ggml_id() as f64),
+        ("R", rows as f64),
+        // One loop over both weights where they have one type.
+        (
+            "RL",
+            (if dt_gate == dt_up { 2 * rows } else { rows }) as f64,
+        ),
+        ("RT", (2 * rows) as f64),
+    ];
+    constants.extend(kernel_constants(gpu, op, kernel, k)?);
+    let pipeline = gpu.pipeline(shader(kernel.reduction), "matvec_glu", &constants)?;
+    let workgroups = (n as u32).div_ceil(rows);
+    let params = MatvecParams {
+        k: k as u32,
+        wg1: workgroups,
+        wg2: workgroups,
+        wg_end: workgroups,
+        n: [n as u32, n as u32, 0, 0],
+        nb: [
+            (n * k / dt_gate.block_size()) as u32,
+            (n * k / dt_up.block_size()) as u32,
+            0,
+            0,
+        ],
+    };
+    let u = gpu.uniform("matvec_glu.params", &params);
+    let label = label(
+        if kernel.int8_x {
+            "matvec_glu_i8"
+        } else {
+            "matvec_glu"
+        },
+        dt_gate,
+    );
+    // matvec_glu reads no y1, y2 (bindings 6, 7).
+    let entries = [
+        (0, &u),
+        (1, &x.buffer),
+        (2, &w_gate.buffer),
+        (3, &w_up.buffer),
+        (4, &w_gate.buffer),
+        (5, &y.buffer),
+        (8, &x.buffer),
+    ]
+    .map(|(binding, b)| wgpu::BindGroupEntry {
+        binding,
+        resource: b.as_entire_binding(),
+    });
+    let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &entries,
+    });
+    let weight_bytes = crate::weights::gpu_bytes(dt_gate, (n * k) as u64)
+        + crate::weights::gpu_bytes(dt_up, (n * k) as u64);
+    Ok(Dispatch {
+        label,
+        pipeline,
+        bind_group,
+        workgroups: grid(gpu, workgroups),
+        cost: Cost {
+            bytes: weight_bytes + 4 * k as u64 + 4 * n as u64,
+            flops: 4 * (n * k) as u64,
+        },
+    })
+}
+
+/// The dispatch label: kernel and (first) weight type, e.g. "matvec q4_K". Static strings
+/// keep `Dispatch` cheap to clone.
+fn label(kernel: &str, dtype: DType) -> &'static str {
+    macro_rules! by_dtype {
+        ($k:literal) => {
+            match dtype {
+                DType::F32 => concat!($k, " f32"),
+                DType::F16 => concat!($k, " f16"),
+                DType::BF16 => concat!($k, " bf16"),
+                DType::Q8_0 => concat!($k, " q8_0"),
+                DType::Q4_0 => concat!($k, " q4_0"),
+                DType::Q5_0 => concat!($k, " q5_0"),
+                DType::Q4K => concat!($k, " q4_K"),
+                DType::Q5K => concat!($k, " q5_K"),
+                DType::Q6K => concat!($k, " q6_K"),
+            }
+        };
+    }
+    match kernel {
+        "matvec" => by_dtype!("matvec"),
+        "matvec_multi" => by_dtype!("matvec_multi"),
+        "matvec_glu" => by_dtype!("matvec_glu"),
+        "matvec_i8" => by_dtype!("matvec_i8"),
+        "matvec_multi_i8" => by_dtype!("matvec_multi_i8"),
+        _ => by_dtype!("matvec_glu_i8"),
+    }
+}

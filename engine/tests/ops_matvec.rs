@@ -1,0 +1,701 @@
+//! Op tests for the decode mat-vec family (matvec.wgsl): plain, accumulate, multi-weight
+//! (mixed types) and SwiGLU, every weight type, both reductions, awkward shapes, against the
+//! f64 CPU reference over the loaders' CPU dequantiser.
+
+use wgllama_engine::ops::matvec::{
+    int8_words, matvec, matvec_glu, matvec_glu_int8, matvec_glu_with, matvec_int8, matvec_multi,
+    matvec_multi_int8, matvec_multi_with, quantize_x8, MatvecKernel, Reduction,
+};
+use wgllama_engine::reference::elementwise::silu_mul;
+use wgllama_engine::reference::matmul::{matmul as ref_matmul, weight_values};
+use wgllama_engine::testing::weights::random_weight_bytes;
+use wgllama_engine::testing::{errors, test_gpu, Rng, Tol};
+use wgllama_engine::{EngineError, Tensor};
+use wgllama_loaders::DType;
+
+/// Tolerance of the mat-vec kernels: weights decode exactly, so the only error is f32
+/// accumulation over K <= 1280 against the f64 reference (as ops_matmul.rs). Measured on
+/// lavapipe: see the eprintln lines; the bounds are about 10x the worst measurement.
+fn tol(output_scale: f64) -> Tol {
+    Tol {
+        nmse: 1e-11,
+        max_abs: 1e-5 * output_scale,
+    }
+}
+
+fn upload_random(rng: &mut Rng, dtype: DType, n: usize, k: usize) -> (Tensor, Vec<f32>) {
+    let gpu = test_gpu();
+    let bytes = random_weight_bytes(rng, dtype, n * k);
+    let w = gpu.upload_weight("w", dtype, &[n, k], &bytes).unwrap();
+    (w, weight_values(dtype, &bytes, n * k).unwrap())
+}
+
+fn check(case: &str, got: &[f32], want: &[f32]) {
+    let scale = want.iter().fold(0f64, |m, &v| m.max(v.abs() as f64));
+    let e = errors(got, want);
+    let tol = tol(scale);
+    eprintln!(
+        "{case}: nmse {:.2e} max_abs {:.2e} (rel {:.2e})",
+        e.nmse,
+        e.max_abs,
+        e.max_abs / scale
+    );
+    assert!(
+        e.within(tol),
+        "{case}: nmse {:.3e} (tol {:.1e}), max abs {:.3e} (tol {:.1e}, output scale {scale:.2}), {} non-finite",
+        e.nmse,
+        tol.nmse,
+        e.max_abs,
+        tol.max_abs,
+        e.non_finite
+    );
+}
+
+fn kernel(reduction: Reduction, lanes: u32, rows: u32, unroll: u32) -> MatvecKernel {
+    MatvecKernel {
+        lanes,
+        rows,
+        reduction,
+        unroll,
+        q4k_offset: false,
+        int8_x: false,
+    }
+}
+
+/// The reductions to test: the workgroup-memory tree always, subgroups where the device has them.
+fn reductions() -> Vec<Reduction> {
+    let mut r = vec![Reduction::Workgroup];
+    if test_gpu().caps.subgroups {
+        r.push(Reduction::Subgroup);
+    }
+    r
+}
+
+/// One multi-weight dispatch (1-3 weights) with explicit variant, against the reference.
+/// `kernel` None: the default APIs (`matvec` for one weight, `matvec_multi` otherwise).
+fn check_multi(
+    dtypes: &[DType],
+    ns: &[usize],
+    k: usize,
+    accumulate: bool,
+    kernel: Option<MatvecKernel>,
+) {
+    let gpu = test_gpu();
+    let names: Vec<_> = dtypes.iter().map(|d| d.name()).collect();
+    let case = format!("{names:?} N={ns:?} K={k} accumulate={accumulate} {kernel:?}");
+    let seed = dtypes
+        .iter()
+        .fold(k as u64, |s, d| s * 131 + d.ggml_id() as u64)
+        ^ ns.iter().fold(0, |s, &n| s * 1009 + n as u64) << 20;
+    let mut rng = Rng::new(seed);
+    let x = rng.normal_vec(k, 1.0);
+    let tx = gpu.upload_f32("x", &x, &[1, k]).unwrap();
+    let mut ws = Vec::new();
+    let mut ys = Vec::new();
+    let mut wants = Vec::new();
+    for (&dtype, &n) in dtypes.iter().zip(ns) {
+        let (w, wv) = upload_random(&mut rng, dtype, n, k);
+        let y0 = rng.normal_vec(n, 1.0);
+        let ty = if accumulate {
+            gpu.upload_f32("y", &y0, &[1, n]).unwrap()
+        } else {
+            gpu.poisoned_f32("y", &[1, n]).unwrap()
+        };
+        wants.push(ref_matmul(&x, &wv, k, accumulate.then_some(&y0[..])));
+        ws.push(w);
+        ys.push(ty);
+    }
+    let wr: Vec<&Tensor> = ws.iter().collect();
+    let yr: Vec<&Tensor> = ys.iter().collect();
+    let d = match kernel {
+        Some(kn) => matvec_multi_with(gpu, &tx, &wr, &yr, accumulate, kn),
+        None if ws.len() == 1 => matvec(gpu, &tx, wr[0], yr[0], accumulate),
+        None => {
+            assert!(!accumulate);
+            matvec_multi(gpu, &tx, &wr, &yr)
+        }
+    }
+    .unwrap();
+    assert_eq!(
+        d.cost.flops,
+        2 * (ns.iter().sum::<usize>() * k) as u64,
+        "{case}"
+    );
+    gpu.run(&[d]).unwrap();
+    for (i, (y, want)) in ys.iter().zip(&wants).enumerate() {
+        let got = gpu.read_f32(y).unwrap();
+        check(&format!("{case} output {i}"), &got, want);
+    }
+}
+
+fn check_glu(dt_gate: DType, dt_up: DType, n: usize, k: usize, kernel: Option<MatvecKernel>) {
+    let gpu = test_gpu();
+    let case = format!(
+        "glu {}/{} N={n} K={k} {kernel:?}",
+        dt_gate.name(),
+        dt_up.name()
+    );
+    let mut rng =
+        Rng::new((dt_gate.ggml_id() * 64 + dt_up.ggml_id()) as u64 ^ (n * 7919 + k) as u64);
+    let x = rng.normal_vec(k, 1.0);
+    let tx = gpu.upload_f32("x", &x, &[1, k]).unwrap();
+    let (wg, wgv) = upload_random(&mut rng, dt_gate, n, k);
+    let (wu, wuv) = upload_random(&mut rng, dt_up, n, k);
+    let y = gpu.poisoned_f32("y", &[1, n]).unwrap();
+    let d = match kernel {
+        Some(kn) => matvec_glu_with(gpu, &tx, &wg, &wu, &y, kn),
+        None => matvec_glu(gpu, &tx, &wg, &wu, &y),
+    }
+    .unwrap();
+    gpu.run(&[d]).unwrap();
+    let want = silu_mul(
+        &ref_matmul(&x, &wgv, k, None),
+        &ref_matmul(&x, &wuv, k, None),
+    );
+    check(&case, &gpu.read_f32(&y).unwrap(), &want);
+}
+
+/// Row lengths per type: whole blocks that are not multiples of a workgroup's step (lanes x
+/// values per lane), and one block; float types also rows that are not whole 16-value chunks.
+fn row_lengths(dtype: DType) -> &'static [usize] {
+    match dtype.block_size() {
+        256 => &[768, 256, 1280],
+        32 => &[96, 544, 32],
+        _ => &[544, 16, 100, 7],
+    }
+}
+
+/// Every path of one weight type: the default API (plain, accumulate, N = 1), then explicit
+/// variants over both reductions: lanes 8 (one subgroup on lavapipe) to 256 (more lanes than
+/// units), rows 1, 3 and 8 per workgroup (N not a multiple), unrolled by 1, 2 and 4 (rows of
+/// fewer units than a step), every row length.
+fn all_paths(dtype: DType) {
+    let ks = row_lengths(dtype);
+    check_multi(&[dtype], &[1000], ks[0], false, None);
+    check_multi(&[dtype], &[67], ks[1], true, None);
+    check_multi(&[dtype], &[1], ks[0], false, None);
+    let variants: [(u32, u32, u32); 4] = [(8, 3, 2), (32, 1, 4), (64, 8, 1), (256, 2, 2)];
+    for reduction in reductions() {
+        for (i, &k) in ks.iter().enumerate() {
+            for (j, &(lanes, rows, unroll)) in variants.iter().enumerate() {
+                if (i + j) % 2 == 1 && j != 0 {
+                    continue; // half the (K, variant) pairs: lavapipe is slow
+                }
+                let n = [67, 13, 1, 130][(i + j) % 4];
+                let accumulate = (i + j) % 3 == 1;
+                check_multi(
+                    &[dtype],
+                    &[n],
+                    k,
+                    accumulate,
+                    Some(kernel(reduction, lanes, rows, unroll)),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn matvec_q4_k() {
+    all_paths(DType::Q4K);
+}
+#[test]
+fn matvec_q6_k() {
+    all_paths(DType::Q6K);
+}
+#[test]
+fn matvec_q8_0() {
+    all_paths(DType::Q8_0);
+}
+#[test]
+fn matvec_f16() {
+    all_paths(DType::F16);
+}
+#[test]
+fn matvec_bf16() {
+    all_paths(DType::BF16);
+}
+#[test]
+fn matvec_f32() {
+    all_paths(DType::F32);
+}
+#[test]
+fn matvec_q4_0() {
+    all_paths(DType::Q4_0);
+}
+#[test]
+fn matvec_q5_0() {
+    all_paths(DType::Q5_0);
+}
+#[test]
+fn matvec_q5_k() {
+    all_paths(DType::Q5K);
+}
+
+/// The Q4_K offset variant (16 + q, sum(x) removed per sub-block) within the same tolerance.
+#[test]
+fn matvec_q4_k_offset() {
+    for reduction in reductions() {
+        for (k, n, lanes, rows) in [(768, 67, 32, 2), (1280, 13, 64, 4), (256, 1, 8, 1)] {
+            let kn = MatvecKernel {
+                q4k_offset: true,
+                ..kernel(reduction, lanes, rows, 2)
+            };
+            check_multi(&[DType::Q4K], &[n], k, k == 1280, Some(kn));
+        }
+    }
+}
+
+/// q/k/v as in a Q4_K_M file: Q4_K, Q4_K, Q6_K with different row counts, one dispatch; and
+/// other mixes, two weights, both reductions, several rows per workgroup (no weight's N a
+/// multiple).
+#[test]
+fn matvec_multi_mixed_types() {
+    check_multi(
+        &[DType::Q4K, DType::Q4K, DType::Q6K],
+        &[256, 64, 64],
+        512,
+        false,
+        None,
+    );
+    check_multi(&[DType::Q8_0, DType::F16], &[100, 33], 1024, false, None);
+    for reduction in reductions() {
+        check_multi(
+            &[DType::Q4K, DType::Q4K, DType::Q6K],
+            &[67, 13, 1],
+            768,
+            false,
+            Some(kernel(reduction, 32, 2, 2)),
+        );
+        check_multi(
+            &[DType::F32, DType::Q5K, DType::BF16],
+            &[20, 9, 31],
+            256,
+            true,
+            Some(kernel(reduction, 64, 8, 1)),
+        );
+        check_multi(
+            &[DType::Q6K, DType::Q8_0],
+            &[5, 70],
+            512,
+            true,
+            Some(kernel(reduction, 16, 3, 4)),
+        );
+    }
+}
+
+/// SwiGLU: same types (one loop over both weights), mixed types (two loops), both
+/// reductions, rows per workgroup 1..=4 with N not a multiple.
+#[test]
+fn matvec_glu_paths() {
+    check_glu(DType::Q4K, DType::Q4K, 300, 512, None);
+    check_glu(DType::F16, DType::F16, 67, 544, None);
+    check_glu(DType::Q4K, DType::Q6K, 67, 768, None);
+    for reduction in reductions() {
+        check_glu(
+            DType::Q4K,
+            DType::Q4K,
+            67,
+            768,
+            Some(kernel(reduction, 32, 4, 2)),
+        );
+        check_glu(
+            DType::Q6K,
+            DType::Q4K,
+            13,
+            256,
+            Some(kernel(reduction, 8, 3, 1)),
+        );
+        check_glu(
+            DType::Q8_0,
+            DType::Q8_0,
+            1,
+            96,
+            Some(kernel(reduction, 64, 1, 4)),
+        );
+        check_glu(
+            DType::BF16,
+            DType::F32,
+            33,
+            100,
+            Some(kernel(reduction, 16, 2, 1)),
+        );
+        check_glu(
+            DType::Q5_0,
+            DType::Q5_0,
+            40,
+            544,
+            Some(kernel(reduction, 32, 2, 2)),
+        );
+    }
+}
+
+/// More workgroups than one grid dimension holds (a vocab-sized output with one row per
+/// workgroup): the grid spills into y.
+#[test]
+fn matvec_more_workgroups_than_one_dimension_holds() {
+    let gpu = test_gpu();
+    let n = gpu.limits.max_compute_workgroups_per_dimension as usize + 4465;
+    for reduction in reductions() {
+        check_multi(
+            &[DType::Q8_0],
+            &[n],
+            32,
+            false,
+            Some(kernel(reduction, 8, 1, 1)),
+        );
+    }
+}
+
+fn shape_error(r: Result<impl std::fmt::Debug, EngineError>, words: &[&str]) {
+    match r {
+        Err(e @ EngineError::Shape { .. }) => {
+            let msg = e.to_string();
+            for w in words {
+                assert!(msg.contains(w), "error `{msg}` should mention `{w}`");
+            }
+        }
+        other => panic!("expected a shape error mentioning {words:?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn matvec_rejects_bad_operands() {
+    let gpu = test_gpu();
+    let mut rng = Rng::new(5);
+    let (w, _) = upload_random(&mut rng, DType::Q4K, 8, 256);
+    let (w512, _) = upload_random(&mut rng, DType::Q4K, 8, 512);
+    let x = gpu.zeros_f32("x", &[1, 256]).unwrap();
+    let y = gpu.zeros_f32("y", &[1, 8]).unwrap();
+    let y2 = gpu.zeros_f32("y2", &[1, 8]).unwrap();
+    assert!(matvec(gpu, &x, &w, &y, false).is_ok());
+    let x_bad = gpu.zeros_f32("x", &[1, 128]).unwrap();
+    shape_error(matvec(gpu, &x_bad, &w, &y, false), &["matvec", "x", "256"]);
+    let y_bad = gpu.zeros_f32("y", &[1, 9]).unwrap();
+    shape_error(matvec(gpu, &x, &w, &y_bad, false), &["matvec", "y0"]);
+    let ids = gpu.upload_u32("ids", &[0; 8], &[1, 8]).unwrap();
+    shape_error(matvec(gpu, &x, &ids, &y, false), &["w", "U32"]);
+    // Multi: weights of different row lengths, the same output twice, too many weights.
+    shape_error(
+        matvec_multi(gpu, &x, &[&w, &w512], &[&y, &y2]),
+        &["w1", "512"],
+    );
+    shape_error(matvec_multi(gpu, &x, &[&w, &w], &[&y, &y]), &["y1", "own"]);
+    shape_error(
+        matvec_multi(gpu, &x, &[&w, &w, &w, &w], &[&y, &y2, &y, &y2]),
+        &["1 to 3"],
+    );
+    shape_error(matvec_multi(gpu, &x, &[], &[]), &["1 to 3"]);
+    // Variants: lanes, rows, unroll.
+    let wgk = |lanes, rows, unroll| kernel(Reduction::Workgroup, lanes, rows, unroll);
+    shape_error(
+        matvec_multi_with(gpu, &x, &[&w], &[&y], false, wgk(48, 2, 1)),
+        &["lanes"],
+    );
+    shape_error(
+        matvec_multi_with(gpu, &x, &[&w], &[&y], false, wgk(32, 9, 1)),
+        &["rows"],
+    );
+    shape_error(
+        matvec_multi_with(gpu, &x, &[&w], &[&y], false, wgk(32, 2, 3)),
+        &["unroll"],
+    );
+    shape_error(
+        matvec_glu_with(gpu, &x, &w, &w, &y, wgk(32, 5, 1)),
+        &["matvec_glu", "rows"],
+    );
+    // Glu: gate and up of different shapes.
+    shape_error(matvec_glu(gpu, &x, &w, &w512, &y), &["matvec_glu", "w_up"]);
+    if !gpu.caps.subgroups {
+        shape_error(
+            matvec_multi_with(
+                gpu,
+                &x,
+                &[&w],
+                &[&y],
+                false,
+                kernel(Reduction::Subgroup, 32, 2, 1),
+            ),
+            &["subgroups"],
+        );
+    }
+    let pick = MatvecKernel::pick(gpu, DType::Q4K, 4096);
+    assert!((1..=8).contains(&pick.rows) && pick.lanes.is_power_of_two());
+}
+
+// ---- int8 activations ----------------------------------------------------------------------
+
+/// Tolerance of the int8 path on random x, against the f32 reference: rounding x to 255
+/// levels per 32 values (d = max|x| / 127) leaves about 0.5% relative rms error in x, so
+/// nmse ~2e-5 on the outputs. Measured on lavapipe (eprintln lines): worst nmse 5.1e-5 for
+/// mat-vecs, 1.2e-4 for glu (the product of two rounded dot products), max error 1.2% of the
+/// largest |output|; the bounds are about 8x that.
+fn tol_int8(output_scale: f64) -> Tol {
+    Tol {
+        nmse: 1e-3,
+        max_abs: 0.1 * output_scale,
+    }
+}
+
+/// x whose 32-value blocks quantise exactly: values i * 2^-6, |i| <= 127, each block holding
+/// a +-127 (so d = 2^-6). The int8 path must then match the f32 reference as tightly as the
+/// f32 path does: this checks every index of the int8 loops.
+fn exact_int8_x(rng: &mut Rng, k: usize) -> Vec<f32> {
+    let mut x: Vec<f32> = (0..k)
+        .map(|_| (rng.below(255) as i32 - 127) as f32 / 64.0)
+        .collect();
+    for b in x.chunks_mut(32) {
+        let at = rng.below(32) as usize;
+        b[at] = if rng.below(2) == 0 { 127.0 } else { -127.0 } / 64.0;
+    }
+    x
+}
+
+fn check_int8_case(case: &str, got: &[f32], want: &[f32], exact_x: bool) {
+    if exact_x {
+        check(case, got, want);
+        return;
+    }
+    let scale = want.iter().fold(0f64, |m, &v| m.max(v.abs() as f64));
+    let e = errors(got, want);
+    let tol = tol_int8(scale);
+    eprintln!(
+        "{case}: nmse {:.2e} max_abs {:.2e} (rel {:.2e})",
+        e.nmse,
+        e.max_abs,
+        e.max_abs / scale
+    );
+    assert!(
+        e.within(tol),
+        "{case}: nmse {:.3e} (tol {:.1e}), max abs {:.3e} (tol {:.1e}, output scale {scale:.2}), {} non-finite",
+        e.nmse,
+        tol.nmse,
+        e.max_abs,
+        tol.max_abs,
+        e.non_finite
+    );
+}
+
+/// Quantises x on the GPU, then one int8 mat-vec dispatch over 1-3 weights (`kernel` None:
+/// the default APIs), against the f32 reference.
+fn check_int8(
+    dtypes: &[DType],
+    ns: &[usize],
+    k: usize,
+    exact_x: bool,
+    accumulate: bool,
+    kernel: Option<MatvecKernel>,
+) {
+    let gpu = test_gpu();
+    let names: Vec<_> = dtypes.iter().map(|d| d.name()).collect();
+    let case = format!(
+        "int8 {names:?} N={ns:?} K={k} exact_x={exact_x} accumulate={accumulate} {kernel:?}"
+    );
+    let mut rng = Rng::new(k as u64 * 7 + ns[0] as u64 + exact_x as u64 * 99 + dtypes.len() as u64);
+    let x = if exact_x {
+        exact_int8_x(&mut rng, k)
+    } else {
+        rng.normal_vec(k, 1.0)
+    };
+    let tx = gpu.upload_f32("x", &x, &[1, k]).unwrap();
+    let xq = gpu
+        .upload_u32("xq", &vec![0xffff_ffff; int8_words(k)], &[int8_words(k)])
+        .unwrap();
+    let mut ws = Vec::new();
+    let mut ys = Vec::new();
+    let mut wants = Vec::new();
+    for (&dtype, &n) in dtypes.iter().zip(ns) {
+        let (w, wv) = upload_random(&mut rng, dtype, n, k);
+        let y0 = rng.normal_vec(n, 1.0);
+        let ty = if accumulate {
+            gpu.upload_f32("y", &y0, &[1, n]).unwrap()
+        } else {
+            gpu.poisoned_f32("y", &[1, n]).unwrap()
+        };
+        wants.push(ref_matmul(&x, &wv, k, accumulate.then_some(&y0[..])));
+        ws.push(w);
+        ys.push(ty);
+    }
+    let wr: Vec<&Tensor> = ws.iter().collect();
+    let yr: Vec<&Tensor> = ys.iter().collect();
+    let d = match kernel {
+        Some(kn) => matvec_multi_with(gpu, &xq, &wr, &yr, accumulate, kn),
+        None if ws.len() == 1 => matvec_int8(gpu, &xq, wr[0], yr[0], accumulate),
+        None => matvec_multi_int8(gpu, &xq, &wr, &yr),
+    }
+    .unwrap();
+    gpu.run(&[quantize_x8(gpu, &tx, &xq).unwrap(), d]).unwrap();
+    for (i, (y, want)) in ys.iter().zip(&wants).enumerate() {
+        let got = gpu.read_f32(y).unwrap();
+        check_int8_case(&format!("{case} output {i}"), &got, want, exact_x);
+    }
+}
+
+fn int8_kernel(reduction: Reduction, lanes: u32, rows: u32, unroll: u32) -> MatvecKernel {
+    MatvecKernel {
+        int8_x: true,
+        ..kernel(reduction, lanes, rows, unroll)
+    }
+}
+
+/// Every int8 type: exactly quantising x (tight: the index mapping) and random x (loose),
+/// default API and explicit variants over both reductions, awkward N and K.
+#[test]
+fn matvec_int8_types() {
+    for dtype in [DType::Q4K, DType::Q6K, DType::Q8_0] {
+        let [k0, k1] = match dtype.block_size() {
+            256 => [768, 1280],
+            _ => [544, 96],
+        };
+        check_int8(&[dtype], &[1000], k0, true, false, None);
+        check_int8(&[dtype], &[67], k1, false, true, None);
+        check_int8(&[dtype], &[1], k0, false, false, None);
+        for reduction in reductions() {
+            check_int8(
+                &[dtype],
+                &[67],
+                k0,
+                true,
+                true,
+                Some(int8_kernel(reduction, 8, 3, 2)),
+            );
+            check_int8(
+                &[dtype],
+                &[13],
+                k1,
+                true,
+                false,
+                Some(int8_kernel(reduction, 64, 1, 4)),
+            );
+            check_int8(
+                &[dtype],
+                &[130],
+                k1,
+                false,
+                false,
+                Some(int8_kernel(reduction, 32, 8, 1)),
+            );
+        }
+    }
+}
+
+/// Int8 multi (Q4_K, Q4_K, Q6_K as q/k/v in Q4_K_M) and glu, exact and random x.
+#[test]
+fn matvec_int8_fused() {
+    let gpu = test_gpu();
+    for exact_x in [true, false] {
+        check_int8(
+            &[DType::Q4K, DType::Q4K, DType::Q6K],
+            &[256, 64, 64],
+            512,
+            exact_x,
+            false,
+            None,
+        );
+        for reduction in reductions() {
+            check_int8(
+                &[DType::Q8_0, DType::Q6K],
+                &[70, 5],
+                768,
+                exact_x,
+                true,
+                Some(int8_kernel(reduction, 16, 3, 2)),
+            );
+        }
+        for (dg, du, n, k) in [
+            (DType::Q4K, DType::Q4K, 300, 512),
+            (DType::Q4K, DType::Q6K, 67, 768),
+        ] {
+            let case = format!(
+                "int8 glu {}/{} N={n} K={k} exact_x={exact_x}",
+                dg.name(),
+                du.name()
+            );
+            let mut rng = Rng::new(n as u64 + k as u64 + exact_x as u64);
+            let x = if exact_x {
+                exact_int8_x(&mut rng, k)
+            } else {
+                rng.normal_vec(k, 1.0)
+            };
+            let tx = gpu.upload_f32("x", &x, &[1, k]).unwrap();
+            let xq = gpu.zeros_f32("xq", &[int8_words(k)]).unwrap();
+            let xq = wgllama_engine::Tensor {
+                elem: wgllama_engine::Elem::U32,
+                ..xq
+            };
+            let (wg, wgv) = upload_random(&mut rng, dg, n, k);
+            let (wu, wuv) = upload_random(&mut rng, du, n, k);
+            let y = gpu.poisoned_f32("y", &[1, n]).unwrap();
+            let d = matvec_glu_int8(gpu, &xq, &wg, &wu, &y).unwrap();
+            gpu.run(&[quantize_x8(gpu, &tx, &xq).unwrap(), d]).unwrap();
+            let want = silu_mul(
+                &ref_matmul(&x, &wgv, k, None),
+                &ref_matmul(&x, &wuv, k, None),
+            );
+            check_int8_case(&case, &gpu.read_f32(&y).unwrap(), &want, exact_x);
+        }
+    }
+}
+
+/// quantize_x8 against a CPU emulation: each value within one step of round(x / d), d and
+/// the 16-value sums to f32 rounding.
+#[test]
+fn quantize_x8_layout() {
+    let gpu = test_gpu();
+    let k = 1088; // 34 blocks: not a multiple of the 64 blocks a workgroup quantises
+    let mut rng = Rng::new(3);
+    let mut x = rng.normal_vec(k, 1.0);
+    x[64..96].iter_mut().for_each(|v| *v = 0.0); // an all-zero block: d = 0, q = 0
+    let tx = gpu.upload_f32("x", &x, &[1, k]).unwrap();
+    let xq = gpu
+        .upload_u32("xq", &vec![0xffff_ffff; int8_words(k)], &[int8_words(k)])
+        .unwrap();
+    gpu.run(&[quantize_x8(gpu, &tx, &xq).unwrap()]).unwrap();
+    let got = gpu.read_u32(&xq).unwrap();
+    for (b, block) in x.chunks(32).enumerate() {
+        let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let gd = f32::from_bits(got[k / 4 + b]);
+        assert!((gd - d).abs() <= 1e-6 * d, "block {b}: d {gd} want {d}");
+        for (i, &v) in block.iter().enumerate() {
+            let g = 32 * b + i;
+            let q = (got[g / 4] >> (8 * (g % 4))) as u8 as i8 as f32;
+            let want = if d > 0.0 { v / d } else { 0.0 };
+            assert!(
+                (q - want).abs() <= 0.5 + 1e-3,
+                "value {g}: q {q}, x / d {want}"
+            );
+        }
+        for h in 0..2 {
+            let s: f64 = block[16 * h..16 * h + 16].iter().map(|&v| v as f64).sum();
+            let gs = f32::from_bits(got[k / 4 + k / 32 + 2 * b + h]) as f64;
+            assert!(
+                (gs - s).abs() <= 1e-5,
+                "block {b} half {h}: sum {gs} want {s}"
+            );
+        }
+    }
+}
+
+#[test]
+fn int8_rejects_other_types_and_f32_x() {
+    let gpu = test_gpu();
+    let mut rng = Rng::new(9);
+    let (w, _) = upload_random(&mut rng, DType::F16, 8, 256);
+    let (wq, _) = upload_random(&mut rng, DType::Q4K, 8, 256);
+    let xq = gpu
+        .upload_u32("xq", &vec![0; int8_words(256)], &[int8_words(256)])
+        .unwrap();
+    let x = gpu.zeros_f32("x", &[1, 256]).unwrap();
+    let y = gpu.zeros_f32("y", &[1, 8]).unwrap();
+    shape_error(matvec_int8(gpu, &xq, &w, &y, false), &["int8", "f16"]);
+    shape_error(
+        matvec_int8(gpu, &x, &wq, &y, false),
+        &["int8", "quantize_x8"],
+    );
+    shape_error(matvec_glu_int8(gpu, &xq, &wq, &w, &y), &["int8", "f16"]);
+    let x100 = gpu.zeros_f32("x", &[1, 100]).unwrap();
+    let xq100 = gpu.upload_u32("xq", &[0; 34], &[34]).unwrap();
+    shape_error(quantize_x8(gpu, &x100, &xq100), &["quantize_x8", "32"]);
+    assert!(matvec_int8(gpu, &xq, &wq, &y, true).is_ok());
+}
