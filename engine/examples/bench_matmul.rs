@@ -118,6 +118,7 @@ fn main() -> Result<()> {
             let d = matmul(&gpu, &x, &w, &y, false)?;
             let s = time(&gpu, &d)?;
             let kind = match MatvecKind::pick(&gpu, dtype, k) {
+                MatvecKind::Family => "family",
                 MatvecKind::Subgroup(_) => "sg",
                 MatvecKind::Workgroup(_) => "wg",
             };

@@ -8,7 +8,8 @@
 //! Positions come from the step buffer, so a graph serves every position.
 //!
 //! Fused dispatches: rope(q), rope(k) and the cache write are one `rope_kv`; attention is one
-//! dispatch (its splits merge in-kernel); the residual adds ride on the Wo and Wdown mat-muls.
+//! dispatch (its splits merge in-kernel); the residual adds ride on the Wo and Wdown mat-muls;
+//! for decode, q/k/v are one mat-vec and gate/up/SiLU another. 8 dispatches per layer decode.
 
 use crate::dispatch::Dispatch;
 use crate::error::Result;
@@ -16,7 +17,7 @@ use crate::gpu::Gpu;
 use crate::kv_cache::KvCache;
 use crate::llama::weights::LlamaWeights;
 use crate::ops::{
-    attention, elementwise, embedding, matmul, matmul_coop, rmsnorm, rope_kv, sample,
+    attention, elementwise, embedding, matmul, matmul_coop, matvec, rmsnorm, rope_kv, sample,
 };
 use crate::precision::Precision;
 use crate::tensor::{Elem, Tensor};
@@ -129,9 +130,19 @@ impl Graph {
         let mut body = vec![embedding::embedding(gpu, &w.embed, io.tokens, &a.x)?];
         for (l, lw) in w.layers.iter().enumerate() {
             body.push(rmsnorm::rmsnorm(gpu, &a.x, &lw.attn_norm, &a.h, eps)?);
-            body.push(linear(gpu, &a.h, &lw.wq, &q_flat, false, io.precision)?);
-            body.push(linear(gpu, &a.h, &lw.wk, &k_flat, false, io.precision)?);
-            body.push(linear(gpu, &a.h, &lw.wv, &v_flat, false, io.precision)?);
+            if t == 1 {
+                // Decode: q, k and v in one mat-vec dispatch (each weight keeps its type).
+                body.push(matvec::matvec_multi(
+                    gpu,
+                    &a.h,
+                    &[&lw.wq, &lw.wk, &lw.wv],
+                    &[&q_flat, &k_flat, &v_flat],
+                )?);
+            } else {
+                body.push(linear(gpu, &a.h, &lw.wq, &q_flat, false, io.precision)?);
+                body.push(linear(gpu, &a.h, &lw.wk, &k_flat, false, io.precision)?);
+                body.push(linear(gpu, &a.h, &lw.wv, &v_flat, false, io.precision)?);
+            }
             let layer = &io.kv.layers[l];
             // RoPE on q and k and the cache write of k, v: one dispatch.
             body.push(rope_kv::rope_kv(
@@ -150,9 +161,14 @@ impl Graph {
             )?);
             body.push(linear(gpu, &att_flat, &lw.wo, &a.x, true, io.precision)?);
             body.push(rmsnorm::rmsnorm(gpu, &a.x, &lw.ffn_norm, &a.h, eps)?);
-            body.push(linear(gpu, &a.h, &lw.w_gate, &a.gate, false, io.precision)?);
-            body.push(linear(gpu, &a.h, &lw.w_up, &a.up, false, io.precision)?);
-            body.push(elementwise::silu_mul(gpu, &a.gate, &a.up, &a.act)?);
+            if t == 1 {
+                // Decode: silu(gate) * up straight from one mat-vec dispatch.
+                body.push(matvec::matvec_glu(gpu, &a.h, &lw.w_gate, &lw.w_up, &a.act)?);
+            } else {
+                body.push(linear(gpu, &a.h, &lw.w_gate, &a.gate, false, io.precision)?);
+                body.push(linear(gpu, &a.h, &lw.w_up, &a.up, false, io.precision)?);
+                body.push(elementwise::silu_mul(gpu, &a.gate, &a.up, &a.act)?);
+            }
             body.push(linear(gpu, &a.act, &lw.w_down, &a.x, true, io.precision)?);
         }
         let head_in = if rows == LogitRows::All || t == 1 {

@@ -61,37 +61,30 @@ impl SubgroupShape {
 /// Which decode kernel `matmul` uses for T == 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatvecKind {
+    /// matvec.wgsl (`ops::matvec`): per-type inner loops, many lanes per row for float weights.
+    Family,
     /// matvec_subgroup.wgsl: a subgroup per row, `subgroupAdd`.
     Subgroup(SubgroupShape),
     /// matmul.wgsl's `matvec`: workgroup-memory reduction, no optional feature.
     Workgroup(MatvecShape),
 }
 
-/// Whether `matmul` uses the subgroup mat-vec where it can. Off: measured on the H100
-/// (2026-11-23, benches/results/2026-11-23-h100/matvec_sg.txt) it beat the workgroup kernel
-/// on some shapes in isolation (q4_K 14336x4096: 885 vs 641 GB/s) but lost on K = 14336 and
-/// gained nothing end to end (TinyLlama Q4_K_M tg128 222 vs 232 t/s, Llama-2-7B Q4_K_M 85.5
-/// vs 87.8). It stays tested and opt-in until it wins (issue 6).
-pub const SUBGROUP_MATVEC_BY_DEFAULT: bool = false;
-
 impl MatvecKind {
-    /// The subgroup kernel where it is enabled by default, the device has subgroups and rows
-    /// are whole chunks; else the workgroup kernel.
+    /// Per weight type, the kernel that was fastest in chains of dependent calls on the H100
+    /// (2026-11-23, benches/results/2026-11-23-h100/matvec_family_run2.txt): the matvec.wgsl
+    /// family for F16/BF16 (128 lanes per row: 2.6-3.0 TB/s on the 4096-wide shapes, against
+    /// 2.2-2.9 for the subgroup kernel), the subgroup kernel for the block types (q4_K level with
+    /// the family, q6_K and q8_0 ahead of it; ahead of the workgroup kernel on most shapes), the
+    /// workgroup kernel where the device has no subgroups or rows are not whole chunks.
     pub fn pick(gpu: &Gpu, dtype: DType, k: usize) -> MatvecKind {
-        if SUBGROUP_MATVEC_BY_DEFAULT && gpu.caps.subgroups && k.is_multiple_of(16) {
-            MatvecKind::Subgroup(SubgroupShape::for_dtype(dtype))
-        } else {
-            MatvecKind::Workgroup(MatvecShape::for_k(k))
+        let sg = gpu.caps.subgroups && k.is_multiple_of(16);
+        match dtype {
+            DType::F16 | DType::BF16 if sg => MatvecKind::Family,
+            _ if sg => MatvecKind::Subgroup(SubgroupShape::for_dtype(dtype)),
+            _ => MatvecKind::Workgroup(MatvecShape::for_k(k)),
         }
     }
 }
-
-/// Whether `matmul` runs decode (T == 1) on the matvec.wgsl family (`ops::matvec::matvec`)
-/// instead of this file's `matvec` / `matvec_subgroup`. Off until measured: the only H100
-/// sweep of the family (2026-11-23, an earlier build whose row loops had runtime bounds,
-/// benches/results/2026-11-23-h100/matvec_family_run1.txt) was slower than these kernels on
-/// most decode shapes; `.dev`-style re-run: benches/h100_matvec_family.sh.
-pub const MATVEC_FAMILY_FOR_DECODE: bool = false;
 
 /// Tile of the prefill kernel (matmul.wgsl's BT, BN).
 const TILE_T: usize = 32;
@@ -102,10 +95,9 @@ const TILE_N: usize = 64;
 /// the tiled kernel otherwise; T is fixed when the dispatch is built.
 pub fn matmul(gpu: &Gpu, x: &Tensor, w: &Tensor, y: &Tensor, accumulate: bool) -> Result<Dispatch> {
     let s = check("matmul", x, w, y)?;
-    if s.t == 1 && MATVEC_FAMILY_FOR_DECODE {
-        crate::ops::matvec::matvec(gpu, x, w, y, accumulate)
-    } else if s.t == 1 {
+    if s.t == 1 {
         match MatvecKind::pick(gpu, s.dtype, s.k) {
+            MatvecKind::Family => crate::ops::matvec::matvec(gpu, x, w, y, accumulate),
             MatvecKind::Subgroup(shape) => matvec_subgroup(gpu, x, w, y, accumulate, shape),
             MatvecKind::Workgroup(shape) => matvec_with(gpu, x, w, y, accumulate, shape),
         }

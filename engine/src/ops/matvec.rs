@@ -83,9 +83,15 @@ fn unit_values(dtype: DType, k: usize) -> usize {
 /// one 32-lane subgroup per workgroup won on every type and shape; 2 rows per workgroup for
 /// Q4_K, Q8_0 and the float types, 1 for Q6_K (its per-row registers); F32's small units are
 /// unrolled. Not re-measured since the kernel's row loops were made constant-bounded.
+/// (lanes, rows, unroll) per type: the best sums over the decode shapes of TinyLlama-1.1B and
+/// Llama-2-7B in the H100 sweep of 2026-11-23 (benches/results/2026-11-23-h100/
+/// matvec_family_run2.txt; q4_K's cheaper offset unpack gained ~1% and is left off).
 fn preferred(dtype: DType) -> (u32, u32, u32) {
     match dtype {
+        DType::Q4K => (32, 1, 2),
         DType::Q6K => (32, 1, 1),
+        DType::Q8_0 => (64, 1, 1),
+        DType::F16 | DType::BF16 => (128, 1, 1),
         DType::F32 => (32, 2, 2),
         _ => (32, 2, 1),
     }
