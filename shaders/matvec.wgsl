@@ -648,16 +648,15 @@ fn silu(g: f32) -> f32 {
     return g / (1.0 + exp(-g));
 }
 
-// Rows wg * R .. + R - 1 of gate (weight 0) and up (weight 1): RL = 2R runs one loop over both
-// weights (they must share a type; each x load serves 2R rows), RL = R two loops (the host's
-// choice: float and Q6_K rows run best one at a time).
+// Rows wg * R .. + R - 1 of gate (weight 0) and up (weight 1): RL = 2R where both have one
+// type (one loop over both weights: each x load serves 2R rows), else RL = R and two loops.
 fn glu_main(wg: u32, lanes: Lanes) {
     if (wg >= p.wg_end) {
         return;
     }
     let row0 = wg * R;
     var acc: Acc;
-    if (DT0 == DT1 && RL == 2u * R) {
+    if (DT0 == DT1) {
         acc = rows_dot(DT0, Rows(0u, 1u, row0, row0), lanes.lid);
     } else {
         acc = rows_dot(DT0, Rows(0u, 0u, row0, row0), lanes.lid);

@@ -146,10 +146,6 @@ pub fn matvec_multi(gpu: &Gpu, x: &Tensor, ws: &[&Tensor], ys: &[&Tensor]) -> Re
 
 /// y = silu(w_gate · x) * (w_up · x), element by element, in one dispatch. w_gate and w_up:
 /// weights [N, K] (types may differ), x: f32 [K], y: f32 [N].
-fn joint_loop(dt_gate: DType, dt_up: DType) -> bool {
-    dt_gate == dt_up && matches!(dt_gate, DType::Q4K | DType::Q8_0)
-}
-
 pub fn matvec_glu(
     gpu: &Gpu,
     x: &Tensor,
@@ -521,16 +517,10 @@ pub fn matvec_glu_with(
         ("DT0", dt_gate.ggml_id() as f64),
         ("DT1", dt_up.ggml_id() as f64),
         ("R", rows as f64),
-        // One loop over both weights where they share a type that runs best at 2 rows a
-        // loop (H100 sweep: Q4_K, Q8_0); F16/BF16/F32/Q6_K rows went 2-4x slower two at a time
-        // (matvec_glu f16 on Llama-2-7B: 247 us a call, 730 GB/s), so two loops there.
+        // One loop over both weights where they have one type.
         (
             "RL",
-            (if joint_loop(dt_gate, dt_up) {
-                2 * rows
-            } else {
-                rows
-            }) as f64,
+            (if dt_gate == dt_up { 2 * rows } else { rows }) as f64,
         ),
         ("RT", (2 * rows) as f64),
     ];
