@@ -22,15 +22,8 @@
 // lanes by `reduce_scores`, and each key group runs its own online softmax (running max m, sum
 // l, accumulator o per row). At the end the key groups combine through workgroup memory. With
 // one live split the workgroup writes the normalised output; otherwise it writes (o, m, l) to
-// `part`, and the last split of the row block to finish (an atomic ticket per row block)
-// merges all live splits and resets its ticket to 0 for the next run. So a decode step is one
-// dispatch at every position.
-//
-// Visibility of the partials to the merging workgroup: every split stores them, then
-// storageBarrier() (naga emits OpControlBarrier with Device memory scope, acquire-release),
-// then one invocation takes the ticket; the merger passes another storageBarrier() before
-// reading. Each row block's partials are only read by its merger, after the ticket, and fill
-// whole 128-byte lines of their own.
+// `part`, and the merge pass (`merge_block`, a second dispatch) combines the live splits.
+// Each split's partial records fill whole 128-byte lines of their own.
 
 struct Params {
     n_tokens: u32,      // T
@@ -52,7 +45,6 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>; // [T, n_heads, HD/4]
 // Partials: accumulators [row blocks, S_MAX, R, HD/4] then (m, l, -, -) [row blocks, S_MAX, R].
 @group(0) @binding(6) var<storage, read_write> part: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read_write> tickets: array<atomic<u32>>;  // [row blocks]
 
 override WG: u32 = 128u;     // invocations
 override HD: u32 = 64u;      // head_dim, a multiple of 4, <= 256
@@ -84,7 +76,6 @@ var<workgroup> sm4: array<vec4<f32>, 1024>;
 var<workgroup> smw: array<f32, 1024>;   // merge: weight of split s for row r, [S_MAX, R]
 var<workgroup> sm_m: array<f32, 256>;   // [KG, R] running max per key group; merge: reductions
 var<workgroup> sm_l: array<f32, 256>;   // [KG, R] running sum per key group
-var<workgroup> sm_ticket: u32;
 
 // This invocation's registers. q and o: column r of qa / oa is row r's (rows 0-3) quad 0 of
 // this lane; qb / ob quad 1 (NV = 2); qc, qd / oc, od likewise for rows 4-7 (RG = 2).
@@ -397,15 +388,26 @@ fn decode(vlid: u32, wg_index: u32) {
             }
         }
     }
-    if (live == 1u) { return; }
+}
 
-    // Several splits: the last one of this row block to finish merges them.
-    storageBarrier();
-    if (vlid == 0u) { sm_ticket = atomicAdd(&tickets[g], 1u); }
-    let ticket = workgroupUniformLoad(&sm_ticket);
-    if (ticket != live - 1u) { return; }
-    storageBarrier();
-    if (vlid == 0u) { atomicStore(&tickets[g], 0u); }
+// The merge pass (entry `merge`, a second dispatch, one workgroup per row block): with several
+// live splits, combines their (o, m, l) partials into the output; with one, the split already
+// wrote it and the workgroup leaves. A separate dispatch, not the last split of the block
+// merging in place: that version (an atomic ticket) failed op tests on the H100 now and then
+// (partials from other workgroups seen stale), and the dispatch boundary is the ordering
+// WGSL guarantees.
+fn merge_block(vlid: u32, g: u32) {
+    let blocks = p.n_kv_heads * p.n_row_blocks;
+    if (g >= blocks) { return; }
+    let kvh = g / p.n_row_blocks;
+    let row0 = (g % p.n_row_blocks) * R;
+    let group = p.n_heads / p.n_kv_heads;
+    let rows_here = min(R, p.n_tokens * group - row0);
+    let t_last = (row0 + rows_here - 1u) / group;
+    let n_keys = min(step.pos + t_last + 1u, p.ctx);
+    let chunk = max(CH_MIN, ((n_keys + S_MAX - 1u) / S_MAX + KB - 1u) / KB * KB);
+    let live = (n_keys + chunk - 1u) / chunk;
+    if (live == 1u) { return; }
 
     // Row maxima and sums over the live splits: invocation (s0, r) = (vlid / R, vlid % R) takes
     // splits s0, s0 + WG / R, ...; tree_rows finishes across invocations.

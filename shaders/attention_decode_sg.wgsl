@@ -35,3 +35,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         @builtin(subgroup_invocation_id) sg_lane: u32) {
     decode(sg * sg_size + sg_lane, wid.x + wid.y * nwg.x);
 }
+
+@compute @workgroup_size(WG)
+fn merge(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(subgroup_id) sg: u32, @builtin(subgroup_size) sg_size: u32,
+         @builtin(subgroup_invocation_id) sg_lane: u32) {
+    merge_block(sg * sg_size + sg_lane, wid.x + wid.y * nwg.x);
+}

@@ -275,15 +275,7 @@ fn main() -> Result<()> {
                     for cfg in decode_sweep(&gpu, s, ctx) {
                         jobs.push(Job {
                             label: format!("dsweep {tag} pos={pos} {cfg:?}"),
-                            ds: vec![attention_decode_with(
-                                &gpu,
-                                &q1,
-                                &kc,
-                                &vc,
-                                &step.buffer,
-                                &o1,
-                                cfg,
-                            )?],
+                            ds: attention_decode_with(&gpu, &q1, &kc, &vc, &step.buffer, &o1, cfg)?,
                             pos,
                             t: 1,
                             flops: 0.0,

@@ -388,8 +388,8 @@ fn prompt_then_decode_through_one_cache() {
         };
         let prompt_graph = build(prompt);
         let decode_graph = build(1);
-        // Decode attention is one dispatch (its splits merge inside it).
-        assert_eq!(decode_graph.4.len(), if fused { 2 } else { 4 });
+        // Decode attention is two dispatches (the splits, then their merge).
+        assert_eq!(decode_graph.4.len(), if fused { 3 } else { 5 });
         let (mut all_k, mut all_v) = (Vec::new(), Vec::new());
         let mut pos = 0;
         for t in [prompt, 1, 1, 1] {
@@ -664,7 +664,7 @@ fn attention_decode_kernel_matches_reference() {
                 .unwrap();
             let d = attention_decode_with(gpu, &inp.q, &inp.kc, &inp.vc, &step.buffer, &out, cfg)
                 .unwrap();
-            gpu.run(&[d]).unwrap();
+            gpu.run(&d).unwrap();
             let got = gpu.read_f32(&out).unwrap();
             let case = format!(
                 "attention_decode head_dim={} heads={}/{} T={} pos={} ctx={} {:?} {cfg:?}",
@@ -719,7 +719,7 @@ fn attention_decode_replays_across_positions() {
                     0,
                     bytemuck::cast_slice(&vec![f32::NAN; c.n_heads * c.head_dim]),
                 );
-                gpu.run(std::slice::from_ref(&d)).unwrap();
+                gpu.run(&d).unwrap();
                 let got = gpu.read_f32(&out).unwrap();
                 let n = (pos + 1) * c.n_kv_heads * c.head_dim;
                 let want = reference::attention::attention(

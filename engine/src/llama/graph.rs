@@ -7,9 +7,9 @@
 //! then logits = rmsnorm(x) · out_norm · Wout^T, and (decode) the sampled token id.
 //! Positions come from the step buffer, so a graph serves every position.
 //!
-//! Fused dispatches: rope(q), rope(k) and the cache write are one `rope_kv`; attention is one
-//! dispatch (its splits merge in-kernel); the residual adds ride on the Wo and Wdown mat-muls;
-//! for decode, q/k/v are one mat-vec and gate/up/SiLU another. 8 dispatches per layer decode.
+//! Fused dispatches: rope(q), rope(k) and the cache write are one `rope_kv`; decode attention
+//! is the split pass and its merge; the residual adds ride on the Wo and Wdown mat-muls; for
+//! decode, q/k/v are one mat-vec and gate/up/SiLU another: 9 dispatches per layer.
 
 use crate::dispatch::Dispatch;
 use crate::error::Result;

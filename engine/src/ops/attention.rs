@@ -186,12 +186,13 @@ pub fn attention(
     let s = check(q, k_cache, v_cache, out)?;
     if s.head_dim.is_multiple_of(4) {
         let rows = s.t * (s.n_heads / s.n_kv_heads);
-        let d = if rows <= DECODE_MAX_ROWS {
-            attention_decode(gpu, q, k_cache, v_cache, step, out)?
+        return if rows <= DECODE_MAX_ROWS {
+            attention_decode(gpu, q, k_cache, v_cache, step, out)
         } else {
-            attention_prefill(gpu, q, k_cache, v_cache, step, out)?
+            Ok(vec![attention_prefill(
+                gpu, q, k_cache, v_cache, step, out,
+            )?])
         };
-        return Ok(vec![d]);
     }
     let splits = auto_splits(s.t, s.n_heads, s.n_kv_heads, s.head_dim, s.ctx);
     attention_with_splits(gpu, q, k_cache, v_cache, step, out, splits)

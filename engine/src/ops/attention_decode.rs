@@ -1,9 +1,11 @@
-//! `attention_decode.wgsl`: attention for decode steps (T = 1 or a few tokens) in one dispatch,
-//! flash-decoding whose work follows `step.pos`: the grid holds `max_splits` workgroups per
-//! row block, each run cuts the live keys into chunks of at least `min_chunk`, workgroups past
-//! the live range return at once, and the last split of a row block to finish merges the
-//! others (an atomic ticket) — no second pass. Subgroup shuffles where the adapter has them
-//! (`attention_decode_sg.wgsl`), workgroup memory otherwise (`attention_decode_wg.wgsl`).
+//! `attention_decode.wgsl`: attention for decode steps (T = 1 or a few tokens), flash-decoding
+//! whose work follows `step.pos`: the grid holds `max_splits` workgroups per row block, each
+//! run cuts the live keys into chunks of at least `min_chunk`, workgroups past the live range
+//! return at once, and a second dispatch (`merge`, one workgroup per row block) combines the
+//! live splits, or returns at once when one split wrote the output. (An in-kernel merge by the
+//! last split to finish, through an atomic ticket, failed op tests on the H100 intermittently.)
+//! Subgroup shuffles where the adapter has them (`attention_decode_sg.wgsl`), workgroup memory
+//! otherwise (`attention_decode_wg.wgsl`).
 
 use crate::dispatch::{grid, Cost, Dispatch};
 use crate::error::{EngineError, Result};
@@ -172,7 +174,7 @@ pub fn attention_decode(
     v_cache: &Tensor,
     step: &wgpu::Buffer,
     out: &Tensor,
-) -> Result<Dispatch> {
+) -> Result<Vec<Dispatch>> {
     let s = check(q, k_cache, v_cache, out)?;
     let group = s.n_heads / s.n_kv_heads;
     let cfg = DecodeConfig::pick(gpu, s.t * group, s.head_dim, s.n_kv_heads, s.ctx);
@@ -191,7 +193,7 @@ pub fn attention_decode_with(
     step: &wgpu::Buffer,
     out: &Tensor,
     cfg: DecodeConfig,
-) -> Result<Dispatch> {
+) -> Result<Vec<Dispatch>> {
     let s = check(q, k_cache, v_cache, out)?;
     cfg.validate(gpu, s.head_dim)?;
     let group = s.n_heads / s.n_kv_heads;
@@ -217,28 +219,24 @@ pub fn attention_decode_with(
     } else {
         &wgllama_shaders::ATTENTION_DECODE_WG
     };
-    let pipeline = gpu.pipeline(
-        shader,
-        "main",
-        &[
-            ("WG", cfg.wg as f64),
-            ("HD", s.head_dim as f64),
-            ("L", cfg.lanes as f64),
-            ("NV", cfg.quads as f64),
-            ("RG", cfg.row_groups as f64),
-            ("B", cfg.batch as f64),
-            ("S_MAX", cfg.max_splits as f64),
-            ("CH_MIN", cfg.min_chunk as f64),
-            ("KV_F16", s.kv_f16 as u32 as f64),
-        ],
-    )?;
+    let constants = [
+        ("WG", cfg.wg as f64),
+        ("HD", s.head_dim as f64),
+        ("L", cfg.lanes as f64),
+        ("NV", cfg.quads as f64),
+        ("RG", cfg.row_groups as f64),
+        ("B", cfg.batch as f64),
+        ("S_MAX", cfg.max_splits as f64),
+        ("CH_MIN", cfg.min_chunk as f64),
+        ("KV_F16", s.kv_f16 as u32 as f64),
+    ];
+    let pipeline = gpu.pipeline(shader, "main", &constants)?;
+    let merge_pipeline = gpu.pipeline(shader, "merge", &constants)?;
     let u = gpu.uniform("attention_decode.params", &params);
     let part = gpu.storage(
         "attention_decode.partials",
         ((acc_quads + ml_quads) * 16) as u64,
     )?;
-    // Zero-filled by wgpu at creation; every merge leaves its ticket at 0 again.
-    let tickets = gpu.storage("attention_decode.tickets", (blocks * 4) as u64)?;
     let bind_group = gpu.bind(
         "attention_decode",
         &pipeline,
@@ -250,12 +248,28 @@ pub fn attention_decode_with(
             &v_cache.buffer,
             &out.buffer,
             &part,
-            &tickets,
         ],
     );
+    // The merge reads only params, step, the partials and writes out: bindings 0, 1, 5, 6.
+    fn entry(binding: u32, b: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+        wgpu::BindGroupEntry {
+            binding,
+            resource: b.as_entire_binding(),
+        }
+    }
+    let merge_bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("attention_decode.merge"),
+        layout: &merge_pipeline.get_bind_group_layout(0),
+        entries: &[
+            entry(0, &u),
+            entry(1, step),
+            entry(5, &out.buffer),
+            entry(6, &part),
+        ],
+    });
     let kv_bytes = if s.kv_f16 { 2 } else { 4 };
     let rows = s.t * s.n_heads;
-    Ok(Dispatch {
+    let main = Dispatch {
         label: "attention_decode",
         pipeline,
         bind_group,
@@ -266,5 +280,17 @@ pub fn attention_decode_with(
                 + 2 * rows * s.head_dim * 4) as u64,
             flops: (4 * rows * s.ctx * s.head_dim) as u64,
         },
-    })
+    };
+    let merge = Dispatch {
+        label: "attention_decode_merge",
+        pipeline: merge_pipeline,
+        bind_group: merge_bind_group,
+        workgroups: grid(gpu, blocks as u32),
+        // At most every split's partials, read once.
+        cost: Cost {
+            bytes: ((acc_quads + ml_quads) * 16 + rows * s.head_dim * 4) as u64,
+            flops: (2 * rows * cfg.max_splits * s.head_dim) as u64,
+        },
+    };
+    Ok(vec![main, merge])
 }
