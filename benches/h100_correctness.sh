@@ -16,4 +16,9 @@ for g in golden/models/*/*.golden.safetensors; do
 done
 $B run -m golden/models/tiny-gqa/tiny-gqa-q4_k_m.gguf -p "Once upon a time" -n 100 --seed 1 2>&1 | tail -2
 $B run -m golden/models/tiny-gqa/hf-bf16-sharded -p "the robot" -n 100 --temp 0 2>&1 | tail -2
-for t in $D/ops_*; do echo "== $t"; $t 2>&1 | grep -E "test result|panicked|FAILED|skipped"; done
+for t in $D/ops_*; do
+    echo "== $t"
+    $t >/tmp/ops.txt 2>&1
+    grep -E "test result|FAILED|skipped" /tmp/ops.txt
+    grep -B2 -A2 "panicked" /tmp/ops.txt | head -20
+done

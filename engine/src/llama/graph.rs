@@ -90,6 +90,16 @@ pub struct GraphIo<'a> {
     pub precision: Precision,
 }
 
+/// Whether decode computes silu(gate) * up in the mat-vec itself. Its kernel loops over the
+/// rows of both weights together; that was fast for Q4_K (and Q8_0) on the H100 but not for
+/// F16 (matvec_glu f16 on Llama-2-7B: 247 us a call, 730 GB/s, where matvec_multi over the
+/// same two weights ran at 2.1 TB/s; 2026-11-23, benches/results/2026-11-23-h100-s2), so the
+/// other types take matvec_multi + silu_mul.
+fn glu_fused(gate: &Tensor, up: &Tensor) -> bool {
+    use wgllama_loaders::DType;
+    gate.elem == up.elem && matches!(gate.elem, Elem::Weight(DType::Q4K | DType::Q8_0))
+}
+
 /// A linear layer y (+)= x W^T on the path `precision` picks: with `Fast`, prompts (T > 1)
 /// use the tensor-core mat-mul (f16 inputs) where the adapter has one; everything else is exact.
 fn linear(
@@ -161,9 +171,18 @@ impl Graph {
             )?);
             body.push(linear(gpu, &att_flat, &lw.wo, &a.x, true, io.precision)?);
             body.push(rmsnorm::rmsnorm(gpu, &a.x, &lw.ffn_norm, &a.h, eps)?);
-            if t == 1 {
+            if t == 1 && glu_fused(&lw.w_gate, &lw.w_up) {
                 // Decode: silu(gate) * up straight from one mat-vec dispatch.
                 body.push(matvec::matvec_glu(gpu, &a.h, &lw.w_gate, &lw.w_up, &a.act)?);
+            } else if t == 1 {
+                // Decode, other types: gate and up in one mat-vec dispatch, then SiLU * up.
+                body.push(matvec::matvec_multi(
+                    gpu,
+                    &a.h,
+                    &[&lw.w_gate, &lw.w_up],
+                    &[&a.gate, &a.up],
+                )?);
+                body.push(elementwise::silu_mul(gpu, &a.gate, &a.up, &a.act)?);
             } else {
                 body.push(linear(gpu, &a.h, &lw.w_gate, &a.gate, false, io.precision)?);
                 body.push(linear(gpu, &a.h, &lw.w_up, &a.up, false, io.precision)?);
