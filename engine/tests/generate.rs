@@ -151,3 +151,35 @@ fn pipelined_decode_matches_step_by_step_decode_and_a_stop_rewinds() {
     let rest: Vec<u32> = (0..7).map(|_| t.decode().unwrap()).collect();
     assert_eq!(rest, want[5..], "decoding after a stop");
 }
+
+#[test]
+fn prefill_graphs_stay_bounded_and_correct() {
+    // Prompts of seven lengths would build seven graphs; the session keeps at most
+    // PREFILL_GRAPHS, and a prompt whose graph was evicted still gives the same token.
+    use wgllama_engine::llama::session::PREFILL_GRAPHS;
+    let w = weights();
+    let opts = SessionOptions {
+        ctx: 64,
+        ..Default::default()
+    };
+    let mut s = Session::new(test_gpu(), &w, opts, Sampling::greedy()).unwrap();
+    let prompt = |n: usize| -> Vec<u32> { (0..n as u32).map(|i| i * 13 % 300 + 2).collect() };
+    let mut first = Vec::new();
+    for n in 1..=7 {
+        s.reset();
+        first.push(s.prefill(&prompt(n)).unwrap());
+        assert!(
+            s.prefill_graphs() <= PREFILL_GRAPHS,
+            "{} graphs",
+            s.prefill_graphs()
+        );
+    }
+    for n in 1..=7 {
+        s.reset();
+        assert_eq!(
+            s.prefill(&prompt(n)).unwrap(),
+            first[n - 1],
+            "prompt of {n}"
+        );
+    }
+}

@@ -18,6 +18,10 @@ use crate::tensor::{Elem, Tensor};
 /// GPU between steps), so CPU encoding overlaps GPU work instead of adding to it.
 pub const DECODE_DEPTH: usize = 2;
 
+/// Prefill graphs a session keeps built (full chunks, the last chunk's length, all-rows
+/// variants): each holds activation buffers for its length, so the cache is bounded.
+pub const PREFILL_GRAPHS: usize = 4;
+
 #[derive(Clone, Debug)]
 pub struct SessionOptions {
     /// KV-cache slots: the longest prompt + generation this session can hold.
@@ -94,7 +98,10 @@ pub struct Session<'m> {
     sampling: sample::Sampling,
     rng: SampleRng,
     decode: Graph,
+    /// Prefill graphs by (chunk length, all rows), most recently used last; at most
+    /// `PREFILL_GRAPHS` are kept (a server's prompts end in chunks of every length).
     prefill: HashMap<(usize, bool), Graph>,
+    prefill_order: Vec<(usize, bool)>,
     /// Key of the prefill graph that ran the last prompt chunk (its logits are `last_logits`).
     last_chunk: Option<(usize, bool)>,
     /// Tokens already in the KV cache.
@@ -165,6 +172,7 @@ impl<'m> Session<'m> {
             rng: SampleRng::new(sampling.seed),
             decode,
             prefill: HashMap::new(),
+            prefill_order: Vec::new(),
             last_chunk: None,
             pos: 0,
             opts,
@@ -183,6 +191,11 @@ impl<'m> Session<'m> {
     /// KV-cache slots: the most tokens (prompt + generated) this session holds.
     pub fn context(&self) -> usize {
         self.opts.ctx
+    }
+
+    /// Prefill graphs currently built (at most `PREFILL_GRAPHS`).
+    pub fn prefill_graphs(&self) -> usize {
+        self.prefill.len()
     }
 
     pub fn decode_graph(&self) -> &Graph {
@@ -236,6 +249,21 @@ impl<'m> Session<'m> {
             };
             let g = Graph::build(self.gpu, self.weights, t, rows, &io)?;
             self.prefill.insert(key, g);
+        }
+        self.prefill_order.retain(|k| *k != key);
+        self.prefill_order.push(key);
+        // Evict the least recently used graphs beyond the bound (their buffers go with them);
+        // never the one just used, nor the one whose logits `last_logits` reports.
+        while self.prefill_order.len() > PREFILL_GRAPHS {
+            let Some(i) = self
+                .prefill_order
+                .iter()
+                .position(|k| *k != key && Some(*k) != self.last_chunk)
+            else {
+                break;
+            };
+            let old = self.prefill_order.remove(i);
+            self.prefill.remove(&old);
         }
         Ok(&self.prefill[&key])
     }
