@@ -165,7 +165,7 @@ fn profile_tables_csv_and_trace() {
     assert!(kernels.iter().all(|e| e["dur"].as_f64().unwrap() >= 0.0
         && e["ts"].as_f64().unwrap() >= 0.0
         && e["name"].is_string()));
-    assert!(kernels.iter().any(|e| e["name"] == "rope"));
+    assert!(kernels.iter().any(|e| e["name"] == "rope_kv"));
     std::fs::remove_file(csv).ok();
     std::fs::remove_file(trace).ok();
 }
