@@ -103,22 +103,7 @@ var<private> sc21: vec4<f32>;
 var<private> sc30: vec4<f32>;
 var<private> sc31: vec4<f32>;
 
-// Quad (4 dims) number `qi` of a cache (quads counted over [slot, kv head, HD/4]) as f32.
-fn load_k(qi: u32) -> vec4<f32> {
-    if (KV_F16) {
-        let w = k_cache[qi];
-        return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
-    }
-    return bitcast<vec4<f32>>(vec4<u32>(k_cache[2u * qi], k_cache[2u * qi + 1u]));
-}
-
-fn load_v(qi: u32) -> vec4<f32> {
-    if (KV_F16) {
-        let w = v_cache[qi];
-        return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
-    }
-    return bitcast<vec4<f32>>(vec4<u32>(v_cache[2u * qi], v_cache[2u * qi + 1u]));
-}
+// load_k / load_v: kv_load.wgsl.
 
 // Dims of quad `u` of key j (kv head base `kv_q` = kvh * HD4) from K or V; zero past the
 // chunk or the row (never-written slots may hold NaN).

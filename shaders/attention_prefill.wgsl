@@ -88,21 +88,7 @@ var<private> pk1: vec4<f32>;
 var<private> pv0: vec4<f32>;
 var<private> pv1: vec4<f32>;
 
-fn load_k(qi: u32) -> vec4<f32> {
-    if (KV_F16) {
-        let w = k_cache[qi];
-        return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
-    }
-    return bitcast<vec4<f32>>(vec4<u32>(k_cache[2u * qi], k_cache[2u * qi + 1u]));
-}
-
-fn load_v(qi: u32) -> vec4<f32> {
-    if (KV_F16) {
-        let w = v_cache[qi];
-        return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
-    }
-    return bitcast<vec4<f32>>(vec4<u32>(v_cache[2u * qi], v_cache[2u * qi + 1u]));
-}
+// load_k / load_v: kv_load.wgsl.
 
 fn ps_index(c: u32, rq: u32) -> u32 {
     return c * BR4 + (rq ^ ((c >> 2u) & 7u));

@@ -101,6 +101,33 @@ pub fn assert_close(case: &str, got: &[f32], want: &[f32], tol: Tol) {
     );
 }
 
+/// `assert_close` for outputs whose error grows with their size (linear layers): `rel.max_abs`
+/// is a fraction of the largest |want|. Prints every case's errors (the tolerances' evidence).
+#[track_caller]
+pub fn assert_close_scaled(case: &str, got: &[f32], want: &[f32], rel: Tol) {
+    let scale = want.iter().fold(0f64, |m, &v| m.max(v.abs() as f64));
+    let e = errors(got, want);
+    let tol = Tol {
+        nmse: rel.nmse,
+        max_abs: rel.max_abs * scale,
+    };
+    eprintln!(
+        "{case}: nmse {:.2e} max_abs {:.2e} (rel {:.2e})",
+        e.nmse,
+        e.max_abs,
+        e.max_abs / scale
+    );
+    assert!(
+        e.within(tol),
+        "{case}: nmse {:.3e} (tol {:.1e}), max abs {:.3e} (tol {:.1e}, output scale {scale:.2}), {} non-finite",
+        e.nmse,
+        tol.nmse,
+        e.max_abs,
+        tol.max_abs,
+        e.non_finite
+    );
+}
+
 /// One device shared by all tests of a test binary (opening one per test is slow on lavapipe).
 /// Tests fail, not skip, when no adapter exists: a skipped GPU test proves nothing.
 pub fn test_gpu() -> &'static Gpu {

@@ -7,8 +7,8 @@ use wgllama_engine::ops::matmul::{
     matmul, matmul_tiled, matvec_subgroup, matvec_with, MatvecKind, MatvecShape, SubgroupShape,
 };
 use wgllama_engine::reference::matmul::{matmul as ref_matmul, weight_values};
-use wgllama_engine::testing::weights::random_weight_bytes;
-use wgllama_engine::testing::{errors, test_gpu, Rng, Tol};
+use wgllama_engine::testing::weights::{random_weight_bytes, upload_random_weight};
+use wgllama_engine::testing::{assert_close_scaled, test_gpu, Rng, Tol};
 use wgllama_engine::{EngineError, Tensor};
 use wgllama_loaders::DType;
 
@@ -28,12 +28,10 @@ fn row_lengths(dtype: DType) -> [usize; 2] {
 /// against the f64 reference. Measured on lavapipe: nmse <= 1.3e-13 except single-output
 /// cases (N = 1: up to 1.1e-12), max error <= 1.1e-6 of the largest |output| (the tiled
 /// kernel's sequential sums are the worst). The bounds are ~10x the worst measurement.
-fn tol(output_scale: f64) -> Tol {
-    Tol {
-        nmse: 1e-11,
-        max_abs: 1e-5 * output_scale,
-    }
-}
+const TOL: Tol = Tol {
+    nmse: 1e-11,
+    max_abs: 1e-5, // of the largest |output|
+};
 
 #[derive(Clone, Copy, Debug)]
 enum Kernel {
@@ -48,10 +46,7 @@ enum Kernel {
 }
 
 fn upload_random(rng: &mut Rng, dtype: DType, n: usize, k: usize) -> (Tensor, Vec<f32>) {
-    let gpu = test_gpu();
-    let bytes = random_weight_bytes(rng, dtype, n * k);
-    let w = gpu.upload_weight("w", dtype, &[n, k], &bytes).unwrap();
-    (w, weight_values(dtype, &bytes, n * k).unwrap())
+    upload_random_weight(test_gpu(), rng, dtype, n, k)
 }
 
 fn check_linear(dtype: DType, kernel: Kernel, t: usize, n: usize, k: usize, accumulate: bool) {
@@ -81,24 +76,7 @@ fn check_linear(dtype: DType, kernel: Kernel, t: usize, n: usize, k: usize, accu
     gpu.run(&[d]).unwrap();
     let got = gpu.read_f32(&ty).unwrap();
     let want = ref_matmul(&x, &wv, k, accumulate.then_some(&y0[..]));
-    let scale = want.iter().fold(0f64, |m, &v| m.max(v.abs() as f64));
-    let e = errors(&got, &want);
-    let tol = tol(scale);
-    eprintln!(
-        "{case}: nmse {:.2e} max_abs {:.2e} (rel {:.2e})",
-        e.nmse,
-        e.max_abs,
-        e.max_abs / scale
-    );
-    assert!(
-        e.within(tol),
-        "{case}: nmse {:.3e} (tol {:.1e}), max abs {:.3e} (tol {:.1e}, output scale {scale:.2}), {} non-finite",
-        e.nmse,
-        tol.nmse,
-        e.max_abs,
-        tol.max_abs,
-        e.non_finite
-    );
+    assert_close_scaled(&case, &got, &want, TOL);
 }
 
 /// Every kernel path for one weight type.

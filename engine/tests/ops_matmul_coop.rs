@@ -12,8 +12,8 @@
 //! walks far inside it: nmse ~ (2u^2/3) ~ 2e-7 for two rounded factors; allowed 1e-6.
 
 use wgllama_engine::ops::matmul_coop::{coop_available, matmul_coop, matmul_coop_with, CoopTile};
-use wgllama_engine::reference::matmul::{matmul as ref_matmul, weight_values};
-use wgllama_engine::testing::weights::random_weight_bytes;
+use wgllama_engine::reference::matmul::matmul as ref_matmul;
+use wgllama_engine::testing::weights::upload_random_weight;
 use wgllama_engine::testing::{errors, test_gpu, Rng};
 use wgllama_engine::{EngineError, Gpu};
 use wgllama_loaders::DType;
@@ -64,9 +64,7 @@ fn check(
         dtype.name()
     );
     let mut rng = Rng::new((dtype.ggml_id() as u64) << 40 ^ (t * 1_000_003 + n * 1009 + k) as u64);
-    let bytes = random_weight_bytes(&mut rng, dtype, n * k);
-    let w = gpu.upload_weight("w", dtype, &[n, k], &bytes).unwrap();
-    let wv = weight_values(dtype, &bytes, n * k).unwrap();
+    let (w, wv) = upload_random_weight(gpu, &mut rng, dtype, n, k);
     let x = rng.normal_vec(t * k, 1.0);
     let tx = gpu.upload_f32("x", &x, &[t, k]).unwrap();
     let y0 = rng.normal_vec(t * n, 1.0);

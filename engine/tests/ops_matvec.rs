@@ -7,48 +7,27 @@ use wgllama_engine::ops::matvec::{
     matvec_multi_int8, matvec_multi_with, quantize_x8, MatvecKernel, Reduction,
 };
 use wgllama_engine::reference::elementwise::silu_mul;
-use wgllama_engine::reference::matmul::{matmul as ref_matmul, weight_values};
-use wgllama_engine::testing::weights::random_weight_bytes;
-use wgllama_engine::testing::{errors, test_gpu, Rng, Tol};
+use wgllama_engine::reference::matmul::matmul as ref_matmul;
+use wgllama_engine::testing::weights::upload_random_weight;
+use wgllama_engine::testing::{assert_close_scaled, test_gpu, Rng, Tol};
 use wgllama_engine::{EngineError, Tensor};
 use wgllama_loaders::DType;
 
-/// Tolerance of the mat-vec kernels: weights decode exactly, so the only error is f32
-/// accumulation over K <= 1280 against the f64 reference (as ops_matmul.rs). Measured on
-/// lavapipe: see the eprintln lines; the bounds are about 10x the worst measurement.
-fn tol(output_scale: f64) -> Tol {
-    Tol {
-        nmse: 1e-11,
-        max_abs: 1e-5 * output_scale,
-    }
-}
+/// Tolerance of the mat-vec kernels (max abs relative to the largest output): weights decode
+/// exactly, so the only error is f32 accumulation over K <= 1280 against the f64 reference
+/// (as ops_matmul.rs). Measured on lavapipe: see the eprintln lines; the bounds are about 10x
+/// the worst measurement.
+const TOL: Tol = Tol {
+    nmse: 1e-11,
+    max_abs: 1e-5,
+};
 
 fn upload_random(rng: &mut Rng, dtype: DType, n: usize, k: usize) -> (Tensor, Vec<f32>) {
-    let gpu = test_gpu();
-    let bytes = random_weight_bytes(rng, dtype, n * k);
-    let w = gpu.upload_weight("w", dtype, &[n, k], &bytes).unwrap();
-    (w, weight_values(dtype, &bytes, n * k).unwrap())
+    upload_random_weight(test_gpu(), rng, dtype, n, k)
 }
 
 fn check(case: &str, got: &[f32], want: &[f32]) {
-    let scale = want.iter().fold(0f64, |m, &v| m.max(v.abs() as f64));
-    let e = errors(got, want);
-    let tol = tol(scale);
-    eprintln!(
-        "{case}: nmse {:.2e} max_abs {:.2e} (rel {:.2e})",
-        e.nmse,
-        e.max_abs,
-        e.max_abs / scale
-    );
-    assert!(
-        e.within(tol),
-        "{case}: nmse {:.3e} (tol {:.1e}), max abs {:.3e} (tol {:.1e}, output scale {scale:.2}), {} non-finite",
-        e.nmse,
-        tol.nmse,
-        e.max_abs,
-        tol.max_abs,
-        e.non_finite
-    );
+    assert_close_scaled(case, got, want, TOL);
 }
 
 fn kernel(reduction: Reduction, lanes: u32, rows: u32, unroll: u32) -> MatvecKernel {
@@ -430,12 +409,10 @@ fn matvec_rejects_bad_operands() {
 /// nmse ~2e-5 on the outputs. Measured on lavapipe (eprintln lines): worst nmse 5.1e-5 for
 /// mat-vecs, 1.2e-4 for glu (the product of two rounded dot products), max error 1.2% of the
 /// largest |output|; the bounds are about 8x that.
-fn tol_int8(output_scale: f64) -> Tol {
-    Tol {
-        nmse: 1e-3,
-        max_abs: 0.1 * output_scale,
-    }
-}
+const TOL_INT8: Tol = Tol {
+    nmse: 1e-3,
+    max_abs: 0.1,
+};
 
 /// x whose 32-value blocks quantise exactly: values i * 2^-6, |i| <= 127, each block holding
 /// a +-127 (so d = 2^-6). The int8 path must then match the f32 reference as tightly as the
@@ -452,28 +429,7 @@ fn exact_int8_x(rng: &mut Rng, k: usize) -> Vec<f32> {
 }
 
 fn check_int8_case(case: &str, got: &[f32], want: &[f32], exact_x: bool) {
-    if exact_x {
-        check(case, got, want);
-        return;
-    }
-    let scale = want.iter().fold(0f64, |m, &v| m.max(v.abs() as f64));
-    let e = errors(got, want);
-    let tol = tol_int8(scale);
-    eprintln!(
-        "{case}: nmse {:.2e} max_abs {:.2e} (rel {:.2e})",
-        e.nmse,
-        e.max_abs,
-        e.max_abs / scale
-    );
-    assert!(
-        e.within(tol),
-        "{case}: nmse {:.3e} (tol {:.1e}), max abs {:.3e} (tol {:.1e}, output scale {scale:.2}), {} non-finite",
-        e.nmse,
-        tol.nmse,
-        e.max_abs,
-        tol.max_abs,
-        e.non_finite
-    );
+    assert_close_scaled(case, got, want, if exact_x { TOL } else { TOL_INT8 });
 }
 
 /// Quantises x on the GPU, then one int8 mat-vec dispatch over 1-3 weights (`kernel` None:

@@ -37,6 +37,8 @@ pub const STEP_WGSL: &str = include_str!("../step.wgsl");
 
 /// sin/cos with explicit range reduction, shared by the RoPE kernels.
 pub const SINCOS_WGSL: &str = include_str!("../sincos.wgsl");
+/// KV-cache quad reads (f32 or f16 cache) shared by the attention kernels.
+pub const KV_LOAD_WGSL: &str = include_str!("../kv_load.wgsl");
 
 pub const ROPE: Shader = Shader {
     name: "rope",
@@ -69,6 +71,7 @@ pub const ATTENTION_DECODE_SG: Shader = Shader {
     parts: &[
         STEP_WGSL,
         include_str!("../attention_decode_sg.wgsl"),
+        KV_LOAD_WGSL,
         ATTENTION_DECODE_WGSL,
     ],
 };
@@ -78,13 +81,18 @@ pub const ATTENTION_DECODE_WG: Shader = Shader {
     parts: &[
         STEP_WGSL,
         include_str!("../attention_decode_wg.wgsl"),
+        KV_LOAD_WGSL,
         ATTENTION_DECODE_WGSL,
     ],
 };
 /// Prompt attention with register tiles.
 pub const ATTENTION_PREFILL: Shader = Shader {
     name: "attention_prefill",
-    parts: &[STEP_WGSL, include_str!("../attention_prefill.wgsl")],
+    parts: &[
+        STEP_WGSL,
+        KV_LOAD_WGSL,
+        include_str!("../attention_prefill.wgsl"),
+    ],
 };
 
 pub const ELEMENTWISE: Shader = Shader {

@@ -143,7 +143,7 @@ pub fn matvec_with(
         ],
     )?;
     let workgroups = grid(gpu, (s.n as u32).div_ceil(rows));
-    let label = variant_label("matvec", s.dtype);
+    let label = variant_label("matvec_wg", s.dtype);
     dispatch(gpu, label, pipeline, workgroups, x, w, y, &s, accumulate)
 }
 
@@ -236,8 +236,10 @@ pub fn matmul_tiled(
     dispatch(gpu, label, pipeline, workgroups, x, w, y, &s, accumulate)
 }
 
-/// The dispatch label: kernel and weight type ("matvec q4_K"), so profiles split by both.
-/// Static strings keep `Dispatch` cheap to clone and free of allocation.
+/// The dispatch label: kernel and (first) weight type ("matvec_sg q4_K"), so profiles split
+/// by both. One place for every linear-layer kernel (matmul.wgsl, matvec_subgroup.wgsl,
+/// matmul_coop.wgsl and the matvec.wgsl family). Static strings keep `Dispatch` cheap to clone
+/// and free of allocation.
 pub(crate) fn variant_label(kernel: &str, dtype: DType) -> &'static str {
     macro_rules! by_dtype {
         ($k:literal) => {
@@ -254,14 +256,20 @@ pub(crate) fn variant_label(kernel: &str, dtype: DType) -> &'static str {
             }
         };
     }
-    if kernel == "matvec" {
-        by_dtype!("matvec")
-    } else if kernel == "matvec_sg" {
-        by_dtype!("matvec_sg")
-    } else if kernel == "matmul_coop" {
-        by_dtype!("matmul_coop")
-    } else {
-        by_dtype!("matmul")
+    match kernel {
+        "matvec_wg" => by_dtype!("matvec_wg"),
+        "matvec_sg" => by_dtype!("matvec_sg"),
+        "matmul_coop" => by_dtype!("matmul_coop"),
+        "matvec" => by_dtype!("matvec"),
+        "matvec_multi" => by_dtype!("matvec_multi"),
+        "matvec_glu" => by_dtype!("matvec_glu"),
+        "matvec_i8" => by_dtype!("matvec_i8"),
+        "matvec_multi_i8" => by_dtype!("matvec_multi_i8"),
+        "matvec_glu_i8" => by_dtype!("matvec_glu_i8"),
+        _ => {
+            debug_assert_eq!(kernel, "matmul", "no label for kernel {kernel}");
+            by_dtype!("matmul")
+        }
     }
 }
 

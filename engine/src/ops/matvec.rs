@@ -20,7 +20,7 @@ use crate::dispatch::{grid, Cost, Dispatch};
 use crate::error::{EngineError, Result};
 use crate::gpu::Gpu;
 use crate::ops::expect;
-use crate::ops::matmul::check_weight;
+use crate::ops::matmul::{check_weight, variant_label as label};
 use crate::tensor::{Elem, Tensor};
 
 /// Mirrors `Params` in matvec.wgsl.
@@ -580,32 +580,4 @@ pub fn matvec_glu_with(
             flops: 4 * (n * k) as u64,
         },
     })
-}
-
-/// The dispatch label: kernel and (first) weight type, e.g. "matvec q4_K". Static strings
-/// keep `Dispatch` cheap to clone.
-fn label(kernel: &str, dtype: DType) -> &'static str {
-    macro_rules! by_dtype {
-        ($k:literal) => {
-            match dtype {
-                DType::F32 => concat!($k, " f32"),
-                DType::F16 => concat!($k, " f16"),
-                DType::BF16 => concat!($k, " bf16"),
-                DType::Q8_0 => concat!($k, " q8_0"),
-                DType::Q4_0 => concat!($k, " q4_0"),
-                DType::Q5_0 => concat!($k, " q5_0"),
-                DType::Q4K => concat!($k, " q4_K"),
-                DType::Q5K => concat!($k, " q5_K"),
-                DType::Q6K => concat!($k, " q6_K"),
-            }
-        };
-    }
-    match kernel {
-        "matvec" => by_dtype!("matvec"),
-        "matvec_multi" => by_dtype!("matvec_multi"),
-        "matvec_glu" => by_dtype!("matvec_glu"),
-        "matvec_i8" => by_dtype!("matvec_i8"),
-        "matvec_multi_i8" => by_dtype!("matvec_multi_i8"),
-        _ => by_dtype!("matvec_glu_i8"),
-    }
 }

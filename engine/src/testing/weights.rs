@@ -4,6 +4,23 @@ use half::{bf16, f16};
 use wgllama_loaders::DType;
 
 use super::Rng;
+use crate::gpu::Gpu;
+use crate::tensor::Tensor;
+
+/// A random [n, k] weight of `dtype` uploaded to `gpu`, and its values as the CPU
+/// dequantiser reads them (what the references multiply by).
+pub fn upload_random_weight(
+    gpu: &Gpu,
+    rng: &mut Rng,
+    dtype: DType,
+    n: usize,
+    k: usize,
+) -> (Tensor, Vec<f32>) {
+    let bytes = random_weight_bytes(rng, dtype, n * k);
+    let w = gpu.upload_weight("w", dtype, &[n, k], &bytes).unwrap();
+    let values = crate::reference::matmul::weight_values(dtype, &bytes, n * k).unwrap();
+    (w, values)
+}
 
 /// `n` random values of `dtype` in file bytes (ggml blocks for quantised types). Float
 /// types get normal values (std 1). Blocks get random quant bytes (every bit pattern the
