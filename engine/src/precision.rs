@@ -14,7 +14,10 @@ pub enum Precision {
     Exact,
     /// Prompt (T > 1) linear layers on tensor cores with f16 inputs (activations rounded to
     /// f16, weights dequantised to f16) and f32 accumulation, where the adapter has
-    /// cooperative matrices; elsewhere, and for decode, the exact kernels.
+    /// cooperative matrices (elsewhere the exact kernels); decode mat-vecs over Q4_K and Q8_0
+    /// weights (and Q6_K ones sharing their input) with activations quantised to int8 per 32
+    /// values and `dot4I8Packed` products, as llama.cpp's GPU back ends do by default (float
+    /// weights decode exactly either way).
     Fast,
 }
 
@@ -24,11 +27,11 @@ impl Precision {
         match self {
             Precision::Exact => "exact (f32 activations)".into(),
             Precision::Fast if crate::ops::matmul_coop::coop_available(gpu) => {
-                "fast (prompt GEMMs: f16 inputs on tensor cores, f32 accumulate; decode: f32 activations)"
+                "fast (prompt GEMMs: f16 inputs on tensor cores, f32 accumulate; decode: int8 activations for Q4_K/Q8_0 weights)"
                     .into()
             }
             Precision::Fast => {
-                "fast (no cooperative matrices on this adapter: same kernels as exact, f32 activations)"
+                "fast (prompt GEMMs exact: no cooperative matrices on this adapter; decode: int8 activations for Q4_K/Q8_0 weights)"
                     .into()
             }
         }

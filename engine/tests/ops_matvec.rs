@@ -4,10 +4,13 @@
 
 use wgllama_engine::ops::matvec::{
     int8_words, matvec, matvec_glu, matvec_glu_int8, matvec_glu_with, matvec_int8, matvec_multi,
-    matvec_multi_int8, matvec_multi_with, quantize_x8, MatvecKernel, Reduction,
+    matvec_multi_int8, matvec_multi_with, quantize_x8 as quantize_x8_gpu, rmsnorm_x8, silu_mul_x8,
+    MatvecKernel, Reduction,
 };
 use wgllama_engine::reference::elementwise::silu_mul;
 use wgllama_engine::reference::matmul::matmul as ref_matmul;
+use wgllama_engine::reference::quantize::quantize_x8;
+use wgllama_engine::reference::rmsnorm::rmsnorm as ref_rmsnorm;
 use wgllama_engine::testing::weights::upload_random_weight;
 use wgllama_engine::testing::{assert_close_scaled, test_gpu, Rng, Tol};
 use wgllama_engine::{EngineError, Tensor};
@@ -480,7 +483,8 @@ fn check_int8(
         None => matvec_multi_int8(gpu, &xq, &wr, &yr),
     }
     .unwrap();
-    gpu.run(&[quantize_x8(gpu, &tx, &xq).unwrap(), d]).unwrap();
+    gpu.run(&[quantize_x8_gpu(gpu, &tx, &xq).unwrap(), d])
+        .unwrap();
     for (i, (y, want)) in ys.iter().zip(&wants).enumerate() {
         let got = gpu.read_f32(y).unwrap();
         check_int8_case(&format!("{case} output {i}"), &got, want, exact_x);
@@ -583,7 +587,8 @@ fn matvec_int8_fused() {
             let (wu, wuv) = upload_random(&mut rng, du, n, k);
             let y = gpu.poisoned_f32("y", &[1, n]).unwrap();
             let d = matvec_glu_int8(gpu, &xq, &wg, &wu, &y).unwrap();
-            gpu.run(&[quantize_x8(gpu, &tx, &xq).unwrap(), d]).unwrap();
+            gpu.run(&[quantize_x8_gpu(gpu, &tx, &xq).unwrap(), d])
+                .unwrap();
             let want = silu_mul(
                 &ref_matmul(&x, &wgv, k, None),
                 &ref_matmul(&x, &wuv, k, None),
@@ -606,7 +611,7 @@ fn quantize_x8_layout() {
     let xq = gpu
         .upload_u32("xq", &vec![0xffff_ffff; int8_words(k)], &[int8_words(k)])
         .unwrap();
-    gpu.run(&[quantize_x8(gpu, &tx, &xq).unwrap()]).unwrap();
+    gpu.run(&[quantize_x8_gpu(gpu, &tx, &xq).unwrap()]).unwrap();
     let got = gpu.read_u32(&xq).unwrap();
     for (b, block) in x.chunks(32).enumerate() {
         let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -652,6 +657,104 @@ fn int8_rejects_other_types_and_f32_x() {
     shape_error(matvec_glu_int8(gpu, &xq, &wq, &w, &y), &["int8", "f16"]);
     let x100 = gpu.zeros_f32("x", &[1, 100]).unwrap();
     let xq100 = gpu.upload_u32("xq", &[0; 34], &[34]).unwrap();
-    shape_error(quantize_x8(gpu, &x100, &xq100), &["quantize_x8", "32"]);
+    shape_error(quantize_x8_gpu(gpu, &x100, &xq100), &["quantize_x8", "32"]);
     assert!(matvec_int8(gpu, &xq, &wq, &y, true).is_ok());
+}
+
+// ---- the int8 quantisers: quantize_x8, rmsnorm_x8, silu_mul_x8 ------------------------------
+
+/// GPU int8 words (quantize_x8.wgsl's layout) against the reference quantisation of `want`
+/// (the f32 values the kernel should have quantised). The GPU computes `want` in f32 with
+/// other rounding, so a value on a rounding boundary may land one step away: each dequantised
+/// value must be within 0.5 d (+ 1e-4 relative slack) of `want`, d within 1e-5 relative of
+/// max|want| / 127, and the 16-value sums within 1e-5 of sum |want| (f32 against f64).
+fn check_int8_words(case: &str, words: &[u32], want: &[f32]) {
+    let k = want.len();
+    let (_, d_ref, sums_ref) = quantize_x8(want);
+    let q = |i: usize| (words[i / 4] >> (8 * (i % 4))) as u8 as i8;
+    let d = |b: usize| f32::from_bits(words[k / 4 + b]);
+    for (b, &dr) in d_ref.iter().enumerate() {
+        assert!(
+            (d(b) - dr).abs() <= 1e-5 * dr,
+            "{case}: block {b}: d {} want {dr}",
+            d(b)
+        );
+    }
+    for (i, &v) in want.iter().enumerate() {
+        let got = q(i) as f32 * d(i / 32);
+        let step = d_ref[i / 32];
+        assert!(
+            (got - v).abs() <= 0.5 * step + 1e-4 * step * 127.0,
+            "{case}: value {i}: dequantised {got} want {v} (d {step})"
+        );
+    }
+    for (c, &s) in sums_ref.iter().enumerate() {
+        let got = f32::from_bits(words[k / 4 + k / 32 + c]);
+        let scale: f32 = want[16 * c..16 * c + 16].iter().map(|v| v.abs()).sum();
+        assert!(
+            (got - s).abs() <= 1e-5 * scale + 1e-30,
+            "{case}: sum {c}: {got} want {s}"
+        );
+    }
+}
+
+/// The three quantiser entries on rows of 1, 64 (TinyLlama's D / 32), 130 and 300 blocks (more
+/// blocks than rmsnorm_x8's 256 lanes, so its lanes loop), a block of zeros included.
+#[test]
+fn int8_quantisers() {
+    let gpu = test_gpu();
+    for k in [32, 2048, 4160, 9600] {
+        let mut rng = Rng::new(k as u64);
+        let mut x = rng.normal_vec(k, 1.0);
+        x[..32].fill(0.0);
+        let other = rng.normal_vec(k, 1.0);
+        let tx = gpu.upload_f32("x", &x, &[1, k]).unwrap();
+        let to = gpu.upload_f32("other", &other, &[k]).unwrap();
+        let xq = gpu
+            .upload_u32("xq", &vec![0xffff_ffff; int8_words(k)], &[int8_words(k)])
+            .unwrap();
+        let eps = 1e-5;
+        let cases: [(&str, _, Vec<f32>); 3] = [
+            ("quantize_x8", quantize_x8_gpu(gpu, &tx, &xq), x.clone()),
+            (
+                "rmsnorm_x8",
+                rmsnorm_x8(gpu, &tx, &to, &xq, eps),
+                ref_rmsnorm(&x, &other, eps),
+            ),
+            (
+                "silu_mul_x8",
+                silu_mul_x8(gpu, &tx, &to, &xq),
+                silu_mul(&x, &other),
+            ),
+        ];
+        for (name, d, want) in cases {
+            gpu.run(&[d.unwrap()]).unwrap();
+            let words = gpu.read_u32(&xq).unwrap();
+            check_int8_words(&format!("{name} K={k}"), &words, &want);
+        }
+    }
+}
+
+#[test]
+fn int8_quantisers_reject_bad_operands() {
+    let gpu = test_gpu();
+    let x = gpu.zeros_f32("x", &[1, 64]).unwrap();
+    let two_rows = gpu.zeros_f32("x2", &[2, 64]).unwrap();
+    let odd = gpu.zeros_f32("odd", &[1, 40]).unwrap();
+    let w = gpu.zeros_f32("w", &[64]).unwrap();
+    let short_w = gpu.zeros_f32("w", &[32]).unwrap();
+    let xq = gpu.upload_u32("xq", &[0; 22], &[22]).unwrap();
+    let short_xq = gpu.upload_u32("xq", &[0; 21], &[21]).unwrap();
+    shape_error(
+        rmsnorm_x8(gpu, &two_rows, &w, &xq, 1e-5),
+        &["one row", "[2, 64]"],
+    );
+    shape_error(
+        silu_mul_x8(gpu, &odd, &odd, &xq),
+        &["multiple of 32", "[1, 40]"],
+    );
+    shape_error(rmsnorm_x8(gpu, &x, &short_w, &xq, 1e-5), &["w"]);
+    shape_error(silu_mul_x8(gpu, &x, &short_w, &xq), &["up"]);
+    shape_error(quantize_x8_gpu(gpu, &x, &short_xq), &["xq"]);
+    assert!(rmsnorm_x8(gpu, &x, &w, &xq, 1e-5).is_ok());
 }

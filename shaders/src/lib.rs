@@ -146,7 +146,7 @@ pub const MATVEC_WG: Shader = Shader {
 /// Activations to int8 blocks for the int8 mat-vec path (matvec.wgsl with XQ).
 pub const QUANTIZE_X8: Shader = Shader {
     name: "quantize_x8",
-    parts: &[include_str!("../quantize_x8.wgsl")],
+    parts: &[REDUCE_WGSL, include_str!("../quantize_x8.wgsl")],
 };
 pub const DEQUANT: Shader = Shader {
     name: "dequant",

@@ -10,6 +10,8 @@ use crate::llama::{LlamaWeights, Sampling, Session, SessionOptions};
 #[derive(Clone, Copy, Debug)]
 pub struct ModelTolerance {
     pub max_abs: f32,
+    /// Largest mean abs logit error, over the prompt rows and over the greedy steps.
+    pub max_mean_abs: f32,
     pub min_top1: f64,
     /// Greedy tokens that must match the golden continuation from the start.
     pub min_greedy: usize,
@@ -22,9 +24,32 @@ impl Default for ModelTolerance {
     fn default() -> Self {
         ModelTolerance {
             max_abs: 5e-2,
+            max_mean_abs: 1e-2,
             min_top1: 0.99,
             min_greedy: 32,
             tie: 1e-2,
+        }
+    }
+}
+
+impl ModelTolerance {
+    /// The default criteria of a precision path. `Exact` is the default above. `Fast` rounds
+    /// activations (f16 prompt mat-muls, int8 decode mat-vecs): int8 activations move the
+    /// golden models' logits (std ~4) by ~1-3% on average and up to ~2 at single logits over
+    /// 32 decode steps on random weights (measured on lavapipe, 2026-11-23), as llama.cpp's
+    /// int8 (q8_1) paths do, so it is judged on the mean error and on top-1 / greedy choices
+    /// with near ties (golden logits within 0.5) excused; a wrong index or a missing scale
+    /// moves the mean by the logits' whole spread.
+    pub fn for_precision(precision: crate::precision::Precision) -> ModelTolerance {
+        match precision {
+            crate::precision::Precision::Exact => ModelTolerance::default(),
+            crate::precision::Precision::Fast => ModelTolerance {
+                max_abs: 4.0,
+                max_mean_abs: 0.25,
+                min_top1: 0.9,
+                min_greedy: 32,
+                tie: 0.5,
+            },
         }
     }
 }
@@ -42,12 +67,16 @@ pub struct PromptReport {
     pub greedy_len: usize,
     /// Max abs error of the logits the greedy steps chose from (decode path).
     pub greedy_max_abs: f32,
+    /// Mean abs error of those logits.
+    pub greedy_mean_abs: f32,
 }
 
 impl PromptReport {
     pub fn passes(&self, tol: &ModelTolerance) -> bool {
         self.max_abs <= tol.max_abs
             && self.greedy_max_abs <= tol.max_abs
+            && self.mean_abs <= tol.max_mean_abs
+            && self.greedy_mean_abs <= tol.max_mean_abs
             && self.top1 >= tol.min_top1
             && self.greedy_match >= tol.min_greedy.min(self.greedy_len)
     }
@@ -138,7 +167,7 @@ pub fn check_model(
             ours.push(session.decode_forcing(greedy[ours.len() - 1])?);
             greedy_got.extend(session.last_logits(true)?);
         }
-        let (g_max, _, g_agree) = compare_rows(&greedy_got, &greedy_want, vocab, tol.tie);
+        let (g_max, g_sum, g_agree) = compare_rows(&greedy_got, &greedy_want, vocab, tol.tie);
         // A step agrees when it picked the golden token or one whose golden logit is within
         // `tie` of it (a near tie, excused as in top-1).
         let greedy_match = ours
@@ -164,6 +193,7 @@ pub fn check_model(
             greedy_match,
             greedy_len: greedy.len(),
             greedy_max_abs: g_max,
+            greedy_mean_abs: (g_sum / greedy_want.len().max(1) as f64) as f32,
         });
     }
     if reports.is_empty() {

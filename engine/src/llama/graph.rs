@@ -10,6 +10,11 @@
 //! Fused dispatches: rope(q), rope(k) and the cache write are one `rope_kv`; decode attention
 //! is the split pass and its merge; the residual adds ride on the Wo and Wdown mat-muls; for
 //! decode, q/k/v are one mat-vec and gate/up/SiLU another: 9 dispatches per layer.
+//!
+//! Decode on the fast path feeds Q4_K/Q8_0 mat-vecs int8 activations (`int8_group`): the
+//! RMSNorms write int8 directly (`rmsnorm_x8`), the attention output is quantised
+//! (`quantize_x8`), gate and up come from one int8 mat-vec and `silu_mul_x8` quantises the
+//! down projection's input: 10 dispatches per layer, each mat-vec ~1.7-2x faster.
 
 use crate::dispatch::Dispatch;
 use crate::error::Result;
@@ -43,6 +48,8 @@ pub struct Activations {
     pub x_last: Tensor, // [1, D] last row of x, when only its logits are wanted
     pub hn: Tensor,     // [R, D] final-normed rows (R = 1 or T)
     pub logits: Tensor, // [R, vocab]
+    pub xq_d: Tensor,   // int8 form of a D-vector (decode, fast path): [int8_words(D)]
+    pub xq_f: Tensor,   // int8 form of an F-vector (the down projection's input): [int8_words(F)]
 }
 
 impl Activations {
@@ -51,6 +58,7 @@ impl Activations {
         let (d, f, hd) = (c.hidden_size, c.ffn_size, c.head_dim);
         let r = if rows == LogitRows::All { t } else { 1 };
         let z = |label: &str, shape: &[usize]| gpu.zeros_f32(label, shape);
+        let u = |label: &str, words: usize| gpu.upload_u32(label, &vec![0; words], &[words]);
         Ok(Activations {
             x: z("x", &[t, d])?,
             h: z("h", &[t, d])?,
@@ -64,6 +72,9 @@ impl Activations {
             x_last: z("x_last", &[1, d])?,
             hn: z("hn", &[r, d])?,
             logits: z("logits", &[r, c.vocab_size])?,
+            // Prompts never use them: one word keeps their graphs' memory as before.
+            xq_d: u("xq_d", if t == 1 { matvec::int8_words(d) } else { 1 })?,
+            xq_f: u("xq_f", if t == 1 { matvec::int8_words(f) } else { 1 })?,
         })
     }
 }
@@ -98,6 +109,26 @@ pub struct GraphIo<'a> {
 fn glu_fused(gate: &Tensor, up: &Tensor) -> bool {
     use wgllama_loaders::DType;
     gate.elem == up.elem && matches!(gate.elem, Elem::Weight(DType::Q4K | DType::Q8_0))
+}
+
+/// Whether a decode mat-vec over `w` takes int8 activations on the fast path: Q4_K and Q8_0,
+/// whose int8 kernels ran 1.6-2.2x faster than their f32 ones on the H100's decode shapes;
+/// Q6_K only up to 1.3x, and slower than the f32 subgroup kernel as a lone mat-vec (LM head,
+/// down projection), so it goes int8 only beside Q4_K/Q8_0 weights sharing its input (q/k/v)
+/// (benches/results/2026-11-23-h100-s3/matvec_int8.txt).
+fn int8_pays(w: &Tensor) -> bool {
+    use wgllama_loaders::DType;
+    matches!(w.elem, Elem::Weight(DType::Q4K | DType::Q8_0))
+}
+
+/// Whether weights sharing one input all take int8 activations (and one of them gains).
+fn int8_group(precision: Precision, ws: &[&Tensor]) -> bool {
+    use wgllama_loaders::DType;
+    precision == Precision::Fast
+        && ws.iter().any(|w| int8_pays(w))
+        && ws
+            .iter()
+            .all(|w| matches!(w.elem, Elem::Weight(DType::Q4K | DType::Q6K | DType::Q8_0)))
 }
 
 /// A linear layer y (+)= x W^T on the path `precision` picks: with `Fast`, prompts (T > 1)
@@ -138,20 +169,32 @@ impl Graph {
         let v_flat = a.v.reshaped(&[t, c.n_kv_heads * c.head_dim]);
         let att_flat = a.att.reshaped(&[t, c.n_heads * c.head_dim]);
         let mut body = vec![embedding::embedding(gpu, &w.embed, io.tokens, &a.x)?];
+        let fast = io.precision;
         for (l, lw) in w.layers.iter().enumerate() {
-            body.push(rmsnorm::rmsnorm(gpu, &a.x, &lw.attn_norm, &a.h, eps)?);
-            if t == 1 {
+            let qkv = [&lw.wq, &lw.wk, &lw.wv];
+            if t == 1 && int8_group(fast, &qkv) {
+                // Decode, fast: RMSNorm straight to int8, then q, k, v in one int8 mat-vec.
+                body.push(matvec::rmsnorm_x8(gpu, &a.x, &lw.attn_norm, &a.xq_d, eps)?);
+                body.push(matvec::matvec_multi_int8(
+                    gpu,
+                    &a.xq_d,
+                    &qkv,
+                    &[&q_flat, &k_flat, &v_flat],
+                )?);
+            } else if t == 1 {
                 // Decode: q, k and v in one mat-vec dispatch (each weight keeps its type).
+                body.push(rmsnorm::rmsnorm(gpu, &a.x, &lw.attn_norm, &a.h, eps)?);
                 body.push(matvec::matvec_multi(
                     gpu,
                     &a.h,
-                    &[&lw.wq, &lw.wk, &lw.wv],
+                    &qkv,
                     &[&q_flat, &k_flat, &v_flat],
                 )?);
             } else {
-                body.push(linear(gpu, &a.h, &lw.wq, &q_flat, false, io.precision)?);
-                body.push(linear(gpu, &a.h, &lw.wk, &k_flat, false, io.precision)?);
-                body.push(linear(gpu, &a.h, &lw.wv, &v_flat, false, io.precision)?);
+                body.push(rmsnorm::rmsnorm(gpu, &a.x, &lw.attn_norm, &a.h, eps)?);
+                body.push(linear(gpu, &a.h, &lw.wq, &q_flat, false, fast)?);
+                body.push(linear(gpu, &a.h, &lw.wk, &k_flat, false, fast)?);
+                body.push(linear(gpu, &a.h, &lw.wv, &v_flat, false, fast)?);
             }
             let layer = &io.kv.layers[l];
             // RoPE on q and k and the cache write of k, v: one dispatch.
@@ -169,7 +212,32 @@ impl Graph {
             body.extend(attention::attention(
                 gpu, &a.q, &layer.k, &layer.v, io.step, &a.att,
             )?);
-            body.push(linear(gpu, &att_flat, &lw.wo, &a.x, true, io.precision)?);
+            if t == 1 && int8_group(fast, &[&lw.wo]) {
+                body.push(matvec::quantize_x8(gpu, &att_flat, &a.xq_d)?);
+                body.push(matvec::matvec_int8(gpu, &a.xq_d, &lw.wo, &a.x, true)?);
+            } else {
+                body.push(linear(gpu, &att_flat, &lw.wo, &a.x, true, fast)?);
+            }
+            let gate_up = [&lw.w_gate, &lw.w_up];
+            if t == 1 && int8_group(fast, &gate_up) {
+                // Decode, fast: gate and up from int8 x; SiLU * up quantised for an int8 down
+                // projection in the same dispatch, or kept f32 for the others.
+                body.push(matvec::rmsnorm_x8(gpu, &a.x, &lw.ffn_norm, &a.xq_d, eps)?);
+                body.push(matvec::matvec_multi_int8(
+                    gpu,
+                    &a.xq_d,
+                    &gate_up,
+                    &[&a.gate, &a.up],
+                )?);
+                if int8_group(fast, &[&lw.w_down]) {
+                    body.push(matvec::silu_mul_x8(gpu, &a.gate, &a.up, &a.xq_f)?);
+                    body.push(matvec::matvec_int8(gpu, &a.xq_f, &lw.w_down, &a.x, true)?);
+                } else {
+                    body.push(elementwise::silu_mul(gpu, &a.gate, &a.up, &a.act)?);
+                    body.push(linear(gpu, &a.act, &lw.w_down, &a.x, true, fast)?);
+                }
+                continue;
+            }
             body.push(rmsnorm::rmsnorm(gpu, &a.x, &lw.ffn_norm, &a.h, eps)?);
             if t == 1 && glu_fused(&lw.w_gate, &lw.w_up) {
                 // Decode: silu(gate) * up straight from one mat-vec dispatch.
@@ -179,26 +247,33 @@ impl Graph {
                 body.push(matvec::matvec_multi(
                     gpu,
                     &a.h,
-                    &[&lw.w_gate, &lw.w_up],
+                    &gate_up,
                     &[&a.gate, &a.up],
                 )?);
                 body.push(elementwise::silu_mul(gpu, &a.gate, &a.up, &a.act)?);
             } else {
-                body.push(linear(gpu, &a.h, &lw.w_gate, &a.gate, false, io.precision)?);
-                body.push(linear(gpu, &a.h, &lw.w_up, &a.up, false, io.precision)?);
+                body.push(linear(gpu, &a.h, &lw.w_gate, &a.gate, false, fast)?);
+                body.push(linear(gpu, &a.h, &lw.w_up, &a.up, false, fast)?);
                 body.push(elementwise::silu_mul(gpu, &a.gate, &a.up, &a.act)?);
             }
-            body.push(linear(gpu, &a.act, &lw.w_down, &a.x, true, io.precision)?);
+            body.push(linear(gpu, &a.act, &lw.w_down, &a.x, true, fast)?);
         }
         let head_in = if rows == LogitRows::All || t == 1 {
             &a.x
         } else {
             &a.x_last
         };
-        let mut head = vec![
-            rmsnorm::rmsnorm(gpu, head_in, &w.out_norm, &a.hn, eps)?,
-            linear(gpu, &a.hn, &w.output, &a.logits, false, io.precision)?,
-        ];
+        let mut head = if t == 1 && int8_group(fast, &[&w.output]) {
+            vec![
+                matvec::rmsnorm_x8(gpu, head_in, &w.out_norm, &a.xq_d, eps)?,
+                matvec::matvec_int8(gpu, &a.xq_d, &w.output, &a.logits, false)?,
+            ]
+        } else {
+            vec![
+                rmsnorm::rmsnorm(gpu, head_in, &w.out_norm, &a.hn, eps)?,
+                linear(gpu, &a.hn, &w.output, &a.logits, false, fast)?,
+            ]
+        };
         if let Some((sampled, params)) = io.sampled {
             let last = a.logits.reshaped(&[c.vocab_size]);
             head.push(sample::sample(gpu, &last, io.step, sampled, 0, params)?);

@@ -102,13 +102,27 @@ impl MatvecKernel {
     /// where the device has them, and no more lanes than a row has units (short rows leave no
     /// lane idle), at least 8.
     pub fn pick(gpu: &Gpu, dtype: DType, k: usize) -> MatvecKernel {
+        MatvecKernel::with_preferred(gpu, dtype, k, preferred(dtype), false)
+    }
+
+    /// The default variant for int8 activations: `pick`'s rules with `preferred_int8`.
+    pub fn pick_int8(gpu: &Gpu, dtype: DType, k: usize) -> MatvecKernel {
+        MatvecKernel::with_preferred(gpu, dtype, k, preferred_int8(dtype), true)
+    }
+
+    fn with_preferred(
+        gpu: &Gpu,
+        dtype: DType,
+        k: usize,
+        (lanes, rows, unroll): (u32, u32, u32),
+        int8_x: bool,
+    ) -> MatvecKernel {
         let units = k.div_ceil(unit_values(dtype, k)).max(1) as u32;
         let fit = if units.is_power_of_two() {
             units
         } else {
             units.next_power_of_two() / 2
         };
-        let (lanes, rows, unroll) = preferred(dtype);
         MatvecKernel {
             lanes: lanes.min(fit.max(8)),
             rows,
@@ -119,8 +133,19 @@ impl MatvecKernel {
             },
             unroll,
             q4k_offset: false,
-            int8_x: false,
+            int8_x,
         }
+    }
+}
+
+/// (lanes, rows, unroll) per type with int8 activations: the best sums over the decode shapes
+/// of TinyLlama-1.1B and Llama-2-7B in the H100 sweep of 2026-11-23 (third session,
+/// benches/results/2026-11-23-h100-s3/matvec_int8.txt): 64 x 1 for Q4_K and Q8_0 (32 x 1 and
+/// 128 x 1 won a few shapes by <10%), 32 x 1 for Q6_K.
+fn preferred_int8(dtype: DType) -> (u32, u32, u32) {
+    match dtype {
+        DType::Q6K => (32, 1, 1),
+        _ => (64, 1, 1),
     }
 }
 
@@ -186,10 +211,7 @@ pub fn matvec_int8(
     accumulate: bool,
 ) -> Result<Dispatch> {
     let (dtype, _, k) = check_weight("matvec", "w", w)?;
-    let kernel = MatvecKernel {
-        int8_x: true,
-        ..MatvecKernel::pick(gpu, dtype, k)
-    };
+    let kernel = MatvecKernel::pick_int8(gpu, dtype, k);
     matvec_multi_with(gpu, xq, &[w], &[y], accumulate, kernel)
 }
 
@@ -204,10 +226,7 @@ pub fn matvec_multi_int8(
         .first()
         .ok_or_else(|| bad("matvec", "1 to 3 weights wanted, got none".into()))?;
     let (dtype, _, k) = check_weight("matvec", "w0", w0)?;
-    let kernel = MatvecKernel {
-        int8_x: true,
-        ..MatvecKernel::pick(gpu, dtype, k)
-    };
+    let kernel = MatvecKernel::pick_int8(gpu, dtype, k);
     matvec_multi_with(gpu, xq, ws, ys, false, kernel)
 }
 
@@ -220,10 +239,7 @@ pub fn matvec_glu_int8(
     y: &Tensor,
 ) -> Result<Dispatch> {
     let (dtype, _, k) = check_weight("matvec_glu", "w_gate", w_gate)?;
-    let mut kernel = MatvecKernel {
-        int8_x: true,
-        ..MatvecKernel::pick(gpu, dtype, k)
-    };
+    let mut kernel = MatvecKernel::pick_int8(gpu, dtype, k);
     kernel.rows = kernel.rows.min(MAX_ROWS / 2);
     matvec_glu_with(gpu, xq, w_gate, w_up, y, kernel)
 }
@@ -296,46 +312,110 @@ pub fn int8_words(k: usize) -> usize {
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct QuantizeParams {
     pub k: u32,
-    pub _pad: [u32; 3],
+    pub eps: f32,
+    pub _pad: [u32; 2],
 }
 
-/// Threads per workgroup of quantize_x8.wgsl (QX_WG).
+/// Lanes per workgroup of quantize_x8 and silu_mul_x8 (one lane per 32-value block).
 const QX_WG: usize = 64;
 
-/// xq = x in int8 blocks of 32 values (q = round(x / d), d = max|x| / 127 per block) for the
-/// int8 mat-vec path. x: f32 [K] (any shape of K values), K a multiple of 32; xq: u32
-/// [`int8_words`(K)].
-pub fn quantize_x8(gpu: &Gpu, x: &Tensor, xq: &Tensor) -> Result<Dispatch> {
-    let op = "quantize_x8";
+/// K of a one-row activation `x` for the int8 quantisers: a multiple of 32.
+fn one_row_k(op: &'static str, name: &str, x: &Tensor) -> Result<usize> {
     let k = *x.shape.last().unwrap_or(&0);
     if k == 0 || !k.is_multiple_of(32) || x.numel() != k {
         return Err(bad(
             op,
             format!(
-                "x: one row of a multiple of 32 values wanted, got {:?}",
+                "{name}: one row of a multiple of 32 values wanted, got {:?}",
                 x.shape
             ),
         ));
     }
-    expect(op, "x", x, Elem::F32, k)?;
+    expect(op, name, x, Elem::F32, k)?;
+    Ok(k)
+}
+
+/// One quantize_x8.wgsl dispatch: entry `entry` reading `inputs` (bindings 1 and, if two, 3)
+/// into xq (binding 2).
+fn quantizer(
+    gpu: &Gpu,
+    op: &'static str,
+    inputs: &[&Tensor],
+    xq: &Tensor,
+    eps: f32,
+    lanes: usize,
+    workgroups: usize,
+) -> Result<Dispatch> {
+    let k = inputs[0].numel();
     expect(op, "xq", xq, Elem::U32, int8_words(k))?;
-    let pipeline = gpu.pipeline(&wgllama_shaders::QUANTIZE_X8, "quantize_x8", &[])?;
+    let pipeline = gpu.pipeline(&wgllama_shaders::QUANTIZE_X8, op, &[("WG", lanes as f64)])?;
     let params = QuantizeParams {
         k: k as u32,
-        _pad: [0; 3],
+        eps,
+        _pad: [0; 2],
     };
     let u = gpu.uniform("quantize_x8.params", &params);
-    let bind_group = gpu.bind(op, &pipeline, &[&u, &x.buffer, &xq.buffer]);
+    let mut buffers = vec![&u, &inputs[0].buffer, &xq.buffer];
+    if let Some(second) = inputs.get(1) {
+        buffers.push(&second.buffer);
+    }
+    let bind_group = gpu.bind(op, &pipeline, &buffers);
     Ok(Dispatch {
         label: op,
         pipeline,
         bind_group,
-        workgroups: grid(gpu, (k / 32).div_ceil(QX_WG) as u32),
+        workgroups: grid(gpu, workgroups as u32),
         cost: Cost {
-            bytes: 4 * (k + int8_words(k)) as u64,
-            flops: 3 * k as u64,
+            bytes: 4 * (inputs.len() * k + int8_words(k)) as u64,
+            flops: 4 * (inputs.len() * k) as u64,
         },
     })
+}
+
+/// xq = x in int8 blocks of 32 values (q = round(x / d), d = max|x| / 127 per block) for the
+/// int8 mat-vec path. x: f32 [K] (any shape of K values), K a multiple of 32; xq: u32
+/// [`int8_words`(K)].
+pub fn quantize_x8(gpu: &Gpu, x: &Tensor, xq: &Tensor) -> Result<Dispatch> {
+    let k = one_row_k("quantize_x8", "x", x)?;
+    quantizer(
+        gpu,
+        "quantize_x8",
+        &[x],
+        xq,
+        0.0,
+        QX_WG,
+        (k / 32).div_ceil(QX_WG),
+    )
+}
+
+/// xq = int8 blocks of rmsnorm(x) * w (decode's RMSNorm feeding int8 mat-vecs, in the one
+/// dispatch the f32 RMSNorm would take). x, w: f32 [K] (one row), K a multiple of 32.
+pub fn rmsnorm_x8(gpu: &Gpu, x: &Tensor, w: &Tensor, xq: &Tensor, eps: f32) -> Result<Dispatch> {
+    let op = "rmsnorm_x8";
+    let k = one_row_k(op, "x", x)?;
+    expect(op, "w", w, Elem::F32, k)?;
+    // One workgroup, a lane per block up to 256 lanes (the reduction's barriers cost more
+    // than a second block per lane), at least a subgroup's worth.
+    let limit = gpu.limits.max_compute_invocations_per_workgroup.min(256) as usize;
+    let lanes = (k / 32).next_power_of_two().clamp(32, limit.max(32));
+    quantizer(gpu, op, &[x, w], xq, eps, lanes, 1)
+}
+
+/// xq = int8 blocks of silu(gate) * up (SwiGLU feeding an int8 down projection, in the one
+/// dispatch the f32 silu_mul would take). gate, up: f32 [K] (one row), K a multiple of 32.
+pub fn silu_mul_x8(gpu: &Gpu, gate: &Tensor, up: &Tensor, xq: &Tensor) -> Result<Dispatch> {
+    let op = "silu_mul_x8";
+    let k = one_row_k(op, "gate", gate)?;
+    expect(op, "up", up, Elem::F32, k)?;
+    quantizer(
+        gpu,
+        op,
+        &[gate, up],
+        xq,
+        0.0,
+        QX_WG,
+        (k / 32).div_ceil(QX_WG),
+    )
 }
 
 /// Checks x: f32 with K values, or its int8 form for `int8_x`.
