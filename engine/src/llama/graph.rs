@@ -12,9 +12,10 @@
 //! decode, q/k/v are one mat-vec and gate/up/SiLU another: 9 dispatches per layer.
 //!
 //! Decode on the fast path feeds Q4_K/Q8_0 mat-vecs int8 activations (`int8_group`): the
-//! RMSNorms write int8 directly (`rmsnorm_x8`), the attention output is quantised
-//! (`quantize_x8`), gate and up come from one int8 mat-vec and `silu_mul_x8` quantises the
-//! down projection's input: 10 dispatches per layer, each mat-vec ~1.7-2x faster.
+//! RMSNorms write int8 directly (`rmsnorm_x8`), the attention output is quantised for a large
+//! Wo (`quantize_x8`, `quantize_pays`), gate and up come from one int8 mat-vec and
+//! `silu_mul_x8` quantises the down projection's input: 10-11 dispatches per layer, the
+//! mat-vecs ~1.6-2.2x faster.
 
 use crate::dispatch::Dispatch;
 use crate::error::Result;
@@ -121,6 +122,14 @@ fn int8_pays(w: &Tensor) -> bool {
     matches!(w.elem, Elem::Weight(DType::Q4K | DType::Q8_0))
 }
 
+/// Whether a weight is large enough for int8 activations to pay for a quantize dispatch of
+/// their own (~4.5 us in a chain on the H100): Llama-2-7B's Wo (9.4 MB of Q4_K) runs 16.8 ->
+/// 8.9 us with int8, TinyLlama's (2.4 MB) only 6.5 -> 4.8 us (matvec_int8.txt), so the small
+/// one stays f32. Inputs that an RMSNorm or SiLU * up quantise in passing need no such test.
+fn quantize_pays(w: &Tensor) -> bool {
+    w.buffer.size() >= 8 << 20
+}
+
 /// Whether weights sharing one input all take int8 activations (and one of them gains).
 fn int8_group(precision: Precision, ws: &[&Tensor]) -> bool {
     use wgllama_loaders::DType;
@@ -212,7 +221,7 @@ impl Graph {
             body.extend(attention::attention(
                 gpu, &a.q, &layer.k, &layer.v, io.step, &a.att,
             )?);
-            if t == 1 && int8_group(fast, &[&lw.wo]) {
+            if t == 1 && int8_group(fast, &[&lw.wo]) && quantize_pays(&lw.wo) {
                 body.push(matvec::quantize_x8(gpu, &att_flat, &a.xq_d)?);
                 body.push(matvec::matvec_int8(gpu, &a.xq_d, &lw.wo, &a.x, true)?);
             } else {

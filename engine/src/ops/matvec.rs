@@ -107,7 +107,7 @@ impl MatvecKernel {
 
     /// The default variant for int8 activations: `pick`'s rules with `preferred_int8`.
     pub fn pick_int8(gpu: &Gpu, dtype: DType, k: usize) -> MatvecKernel {
-        MatvecKernel::with_preferred(gpu, dtype, k, preferred_int8(dtype), true)
+        MatvecKernel::with_preferred(gpu, dtype, k, preferred_int8(dtype, k), true)
     }
 
     fn with_preferred(
@@ -140,11 +140,12 @@ impl MatvecKernel {
 
 /// (lanes, rows, unroll) per type with int8 activations: the best sums over the decode shapes
 /// of TinyLlama-1.1B and Llama-2-7B in the H100 sweep of 2026-11-23 (third session,
-/// benches/results/2026-11-23-h100-s3/matvec_int8.txt): 64 x 1 for Q4_K and Q8_0 (32 x 1 and
-/// 128 x 1 won a few shapes by <10%), 32 x 1 for Q6_K.
-fn preferred_int8(dtype: DType) -> (u32, u32, u32) {
+/// benches/results/2026-11-23-h100-s3/matvec_int8.txt): one row per workgroup; 64 lanes for
+/// Q4_K and Q8_0 (128 for rows of 8192+ values: 4096 x 11008 ran 6-18% faster), 32 for Q6_K.
+fn preferred_int8(dtype: DType, k: usize) -> (u32, u32, u32) {
     match dtype {
         DType::Q6K => (32, 1, 1),
+        _ if k >= 8192 => (128, 1, 1),
         _ => (64, 1, 1),
     }
 }
@@ -316,7 +317,7 @@ pub struct QuantizeParams {
     pub _pad: [u32; 2],
 }
 
-/// Lanes per workgroup of quantize_x8 and silu_mul_x8 (one lane per 32-value block).
+/// Lanes per workgroup of quantize_x8 and silu_mul_x8 (one lane per 4 values).
 const QX_WG: usize = 64;
 
 /// K of a one-row activation `x` for the int8 quantisers: a multiple of 32.
@@ -384,7 +385,7 @@ pub fn quantize_x8(gpu: &Gpu, x: &Tensor, xq: &Tensor) -> Result<Dispatch> {
         xq,
         0.0,
         QX_WG,
-        (k / 32).div_ceil(QX_WG),
+        (k / 4).div_ceil(QX_WG),
     )
 }
 
@@ -394,10 +395,18 @@ pub fn rmsnorm_x8(gpu: &Gpu, x: &Tensor, w: &Tensor, xq: &Tensor, eps: f32) -> R
     let op = "rmsnorm_x8";
     let k = one_row_k(op, "x", x)?;
     expect(op, "w", w, Elem::F32, k)?;
-    // One workgroup, a lane per block up to 256 lanes (the reduction's barriers cost more
-    // than a second block per lane), at least a subgroup's worth.
-    let limit = gpu.limits.max_compute_invocations_per_workgroup.min(256) as usize;
-    let lanes = (k / 32).next_power_of_two().clamp(32, limit.max(32));
+    // One workgroup, a lane per 4 values up to 1024 lanes and the adapter's limit.
+    let limit = gpu
+        .limits
+        .max_compute_invocations_per_workgroup
+        .min(gpu.limits.max_compute_workgroup_size_x)
+        .min(1024) as usize;
+    let limit = if limit.is_power_of_two() {
+        limit
+    } else {
+        limit.next_power_of_two() / 2
+    };
+    let lanes = (k / 4).next_power_of_two().clamp(32, limit.max(32));
     quantizer(gpu, op, &[x, w], xq, eps, lanes, 1)
 }
 
@@ -414,7 +423,7 @@ pub fn silu_mul_x8(gpu: &Gpu, gate: &Tensor, up: &Tensor, xq: &Tensor) -> Result
         xq,
         0.0,
         QX_WG,
-        (k / 32).div_ceil(QX_WG),
+        (k / 4).div_ceil(QX_WG),
     )
 }
 
