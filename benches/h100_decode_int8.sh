@@ -9,14 +9,17 @@ D=.dev/lead
 for b in wgllama ops_matvec; do gunzip -kf $D/$b.gz; chmod +x $D/$b; done
 B=$D/wgllama
 O=/tmp/bo; mkdir -p $O; M=/tmp/m; mkdir -p $M
+timeout 90 $B synth --threads 16 --preset tinyllama-1.1b --dtype q4_k_m -o $M/tl.gguf > $O/synth-tl.txt 2>&1
+tail -1 $O/synth-tl.txt
 (timeout 300 $B synth --threads 12 --preset llama-2-7b --dtype q4_k_m -o $M/7b.gguf > $O/synth-7b.txt 2>&1) &
-timeout 60 $B synth --threads 4 --preset tinyllama-1.1b --dtype q4_k_m -o $M/tl.gguf > $O/synth-tl.txt 2>&1
 for p in fast exact; do
   timeout 60 $B bench -m $M/tl.gguf --pp 0 --tg 128 -r 5 --precision $p > $O/bench-tl-$p.txt 2>&1
   grep "^|" $O/bench-tl-$p.txt | tail -1
 done
-timeout 60 $B profile -m $M/tl.gguf --pp 16 --tg 64 --precision fast > $O/profile-tl-fast.txt 2>&1
-grep -A16 "== decode" $O/profile-tl-fast.txt
+for p in fast exact; do
+  timeout 60 $B profile -m $M/tl.gguf --pp 16 --tg 64 --precision $p > $O/profile-tl-$p.txt 2>&1
+  grep -A18 "== decode" $O/profile-tl-$p.txt
+done
 for g in golden/models/*/*q4_k_m.golden.safetensors golden/models/*/*q8_0.golden.safetensors; do
   m=${g%.golden.safetensors}.gguf
   echo "$m"; timeout 60 $B golden model -m $m --golden $g --precision fast 2>&1 | grep -E "prompt|rror"
