@@ -41,12 +41,14 @@ override ACC: bool = false;
 // x holds f16 values (two per word, as `Elem::F16`) rather than f32: staging x is then a
 // straight copy of 8 values per 16-byte load, half the bytes of f32.
 override XH: bool = false;
-// Prefetch depth. 0: each step's loads are issued at the top of the previous step and
-// decoded right there (the compiler may sink them to their use after the multiplications).
-// 1: the raw words are loaded right after the previous step's barrier and carried across
-// the loop's back edge, decoded and stored after this step's multiplications. 2: as 1, two
-// steps ahead (two sets of raw words in registers).
-override DEPTH: u32 = 0u;
+// How the staging loads are pipelined. 1: each step's raw words are loaded right after the
+// previous step's barrier and carried across the loop's back edge, then decoded and stored
+// after this step's multiplications. 0 (the first version, kept for comparison): loaded and
+// decoded at the top of the previous step, which leaves the compiler free to sink the loads
+// to their use after the multiplications; measured on the H100 (2026-11-23, T = 512), depth 1
+// ran 1.2-1.5x faster on the large shapes (a depth of 2, two sets of raw words, measured
+// no better than 0).
+override DEPTH: u32 = 1u;
 override SG: u32 = 32u;     // lanes per subgroup (the device's fixed subgroup size)
 override SG_T: u32 = 2u;    // subgroups along tokens
 override SG_N: u32 = 2u;    // subgroups along weight rows
@@ -69,11 +71,13 @@ override LDS: u32 = BK + 8u;
 // array length that is an unnamed override expression).
 override XS_LEN: u32 = 2u * BT * LDS / 4u;
 override WS_LEN: u32 = 2u * BN * LDS / 4u;
-override CS_LEN: u32 = SUBGROUPS * 256u;
+// Output tiles parked at once in cs by an edge workgroup (at most 4: 4 KiB).
+override PARK: u32 = select(SUBGROUPS, 4u, SUBGROUPS > 4u);
+override CS_LEN: u32 = PARK * 256u;
 
 var<workgroup> xs: array<vec4<f16>, XS_LEN>;    // 2 x [BT][LDS] tokens, f16
 var<workgroup> ws: array<vec4<f16>, WS_LEN>;    // 2 x [BN][LDS] weight rows, f16
-var<workgroup> cs: array<f32, CS_LEN>;   // a 16 x 16 output tile per subgroup
+var<workgroup> cs: array<f32, CS_LEN>;   // PARK output tiles of 16 x 16
 
 // A lane's share of a step: W_PER weight chunks (16 values of a row) and X_PER x units (one
 // 16-byte load: 4 values of f32 x, 8 of f16 x).
@@ -344,27 +348,31 @@ fn out_full(c: coop_mat16x16<f32, C>, t: u32, n: u32) {
     coopStoreT(vv, &y[at], stride);
 }
 
-// Tile (i, j) of every subgroup of a workgroup whose tile crosses t or n: each subgroup parks
-// its tile in cs, then the whole workgroup stores the parked elements that lie inside y.
-// Called by all subgroups alike (it has barriers).
+// Tile (i, j) of every subgroup of a workgroup whose tile crosses t or n, PARK subgroups at
+// a time: each parks its tile in cs, then the whole workgroup stores the parked elements that
+// lie inside y. Called by all subgroups alike (it has barriers).
 fn out_edge(c: coop_mat16x16<f32, C>, i: u32, j: u32, t0: u32, n0: u32, sg: u32, lid: u32) {
-    let park = sg * 256u;
-    coopStoreT(c, &cs[park], 16u);
-    workgroupBarrier();
-    for (var e = lid; e < SUBGROUPS * 256u; e = e + WG) {
-        let g = e / 256u;
-        let t = t0 + 16u * ((g / SG_N) * TM + i) + (e % 256u) / 16u;
-        let n = n0 + 16u * ((g % SG_N) * TN + j) + e % 16u;
-        if (t < p.t && n < p.n) {
-            let at = t * p.n + n;
-            if (ACC) {
-                y[at] = y[at] + cs[e];
-            } else {
-                y[at] = cs[e];
+    for (var r = 0u; r < SUBGROUPS; r = r + PARK) {
+        if ((sg >= r) & (sg < r + PARK)) {
+            let park = (sg - r) * 256u;
+            coopStoreT(c, &cs[park], 16u);
+        }
+        workgroupBarrier();
+        for (var e = lid; e < PARK * 256u; e = e + WG) {
+            let g = r + e / 256u;
+            let t = t0 + 16u * ((g / SG_N) * TM + i) + (e % 256u) / 16u;
+            let n = n0 + 16u * ((g % SG_N) * TN + j) + e % 16u;
+            if ((g < SUBGROUPS) & (t < p.t) & (n < p.n)) {
+                let at = t * p.n + n;
+                if (ACC) {
+                    y[at] = y[at] + cs[e];
+                } else {
+                    y[at] = cs[e];
+                }
             }
         }
+        workgroupBarrier();
     }
-    workgroupBarrier();
 }
 
 // The TM x TN accumulators, A and B tiles are separate variables, not arrays, and every use
@@ -400,11 +408,9 @@ fn matmul_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 
     let steps = (p.k + BK - 1u) / BK;
     put(0u, decode(fetch(0u, t0, n0, lid), 0u, n0, lid), lid);
-    // DEPTH >= 1: the raw words of the next one or two steps, carried across the back edge.
+    // DEPTH 1: the raw words of the next step, carried across the back edge.
     var ra: Raw;
-    var rb: Raw;
-    if (DEPTH >= 1u) { ra = fetch(BK, t0, n0, lid); }
-    if (DEPTH >= 2u) { rb = fetch(2u * BK, t0, n0, lid); }
+    if (DEPTH == 1u) { ra = fetch(BK, t0, n0, lid); }
     workgroupBarrier();
     for (var s = 0u; s < steps; s = s + 1u) {
         let buf = s % 2u;
@@ -445,19 +451,13 @@ fn matmul_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         }
         if (DEPTH == 0u) {
             put(1u - buf, stg, lid);
-        } else if ((DEPTH == 1u) | (buf == 0u)) {
-            put(1u - buf, decode(ra, k1, n0, lid), lid);
         } else {
-            put(1u - buf, decode(rb, k1, n0, lid), lid);
+            put(1u - buf, decode(ra, k1, n0, lid), lid);
         }
         workgroupBarrier();
-        // The loads of step s + 1 + DEPTH, issued here so that the compiler cannot sink
-        // them below the next step's multiplications.
-        if ((DEPTH == 1u) | ((DEPTH == 2u) & (buf == 0u))) {
-            ra = fetch(k1 + DEPTH * BK, t0, n0, lid);
-        } else if (DEPTH == 2u) {
-            rb = fetch(k1 + DEPTH * BK, t0, n0, lid);
-        }
+        // DEPTH 1: the loads of step s + 2, issued here so that the compiler cannot sink them
+        // below the next step's multiplications.
+        if (DEPTH == 1u) { ra = fetch(k1 + BK, t0, n0, lid); }
     }
 
     if ((t0 + BT <= p.t) & (n0 + BN <= p.n)) {

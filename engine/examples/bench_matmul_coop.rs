@@ -7,9 +7,10 @@
 //! every layer shape for Q4_K, Q6_K and F16, and projects the GEMM-only pp512 rate (all
 //! layers' mat-muls at T = 512, output layer excluded); "sweep" times every
 //! `CoopTile::candidates()` tile on the large shapes; "all" runs the sweep, then the models
-//! with the sweep's best tile as well; "exp" times every prefetch depth (0, 1, 2) with f32
-//! and f16 x on five tiles and the large shapes, then the models with the picked tiles at
-//! each (depth, x) variant. SCALE divides every dimension (a quick run).
+//! with the sweep's best tile as well; "exp" times the first kernel (depth 0, f32 x) against
+//! depth 1 with f32 and f16 x on eight tiles and the large shapes, then on the models (the
+//! first kernel with the tile pick it had, the others with `CoopTile::pick`). SCALE divides
+//! every dimension (a quick run).
 //!
 //! The H100 idles at a low clock and drops back to it in gaps (a pipeline compile is one): all
 //! dispatches are built first, then 300 ms of warm-up, then each timing is a pass of untimed
@@ -348,22 +349,24 @@ fn sweep(gpu: &Gpu, rng: &mut Rng, scale: usize) -> Result<CoopTile> {
     Ok(tiles[best])
 }
 
-/// (depth, f16 x) variants compared by "exp"; (0, false) is the kernel as it was.
-const VARIANTS: [(u32, bool); 6] = [
-    (0, false),
-    (1, false),
-    (2, false),
-    (0, true),
-    (1, true),
-    (2, true),
-];
+/// (depth, f16 x) variants compared by "exp"; (0, false) is the first kernel.
+const VARIANTS: [(u32, bool); 3] = [(0, false), (1, false), (1, true)];
+
+/// The tile pick of the first kernel: the largest of LARGE, MEDIUM, SMALL that makes at least
+/// 96 workgroups, at depth 0.
+fn first_pick(t: usize, n: usize) -> CoopTile {
+    let tile = [CoopTile::LARGE, CoopTile::MEDIUM]
+        .into_iter()
+        .find(|tile| tile.workgroups(t, n) >= 96)
+        .unwrap_or(CoopTile::SMALL);
+    CoopTile { depth: 0, ..tile }
+}
 
 fn variant_name(depth: u32, x_f16: bool) -> String {
     format!("d{depth}{}", if x_f16 { "h" } else { "f" })
 }
 
-/// Prefetch depths x x types x tiles on the large shapes, then the model shapes with the
-/// picked tile per variant.
+/// The variants x tiles on the large shapes, then the model shapes with the picked tiles.
 fn exp(gpu: &Gpu, rng: &mut Rng, scale: usize) -> Result<()> {
     let t = T / scale;
     let tile = |sg_t, sg_n, tm, tn| CoopTile {
@@ -378,13 +381,20 @@ fn exp(gpu: &Gpu, rng: &mut Rng, scale: usize) -> Result<()> {
         CoopTile::SMALL,
         CoopTile::MEDIUM,
         CoopTile::LARGE,
-        tile(4, 2, 2, 4), // 128 x 128, 8 subgroups of 2 x 4
-        tile(2, 2, 4, 4), // 128 x 128, 4 subgroups of 4 x 4
+        tile(4, 4, 2, 2), // 128 x 128, 16 subgroups of 2 x 2
+        tile(2, 2, 2, 4), // 64 x 128, 4 subgroups
+        tile(2, 2, 4, 2), // 128 x 64, 4 subgroups
+        tile(2, 2, 1, 1), // 32 x 32
+        CoopTile {
+            bk: 64,
+            ..CoopTile::SMALL
+        },
     ];
     for (i, tl) in tiles.iter().enumerate() {
         println!("exp tile [{i}] {}", tile_name(tl));
     }
     let shapes = [
+        (256, 2048),
         (2048, 2048),
         (5632, 2048),
         (2048, 5632),
@@ -458,9 +468,13 @@ fn exp(gpu: &Gpu, rng: &mut Rng, scale: usize) -> Result<()> {
                 let y = gpu.zeros_f32("y", &[t, n])?;
                 for &(depth, x_f16) in &VARIANTS {
                     let x = if x_f16 { &x16 } else { &x32 };
-                    let tl = CoopTile {
-                        depth,
-                        ..CoopTile::pick(t, n)
+                    let tl = if depth == 0 {
+                        first_pick(t, n)
+                    } else {
+                        CoopTile {
+                            depth,
+                            ..CoopTile::pick(t, n)
+                        }
                     };
                     jobs.push(matmul_coop_with(gpu, x, &w, &y, false, tl)?);
                 }

@@ -230,14 +230,23 @@ fn coop_large_tile() {
     }
 }
 
-/// Every prefetch depth with f32 and f16 x, every weight type, on the SMALL and LARGE tiles
-/// (edges and whole tiles).
+/// Both prefetch depths with f32 and f16 x, every weight type, on the SMALL and LARGE tiles
+/// and a 16-subgroup tile (edges and whole tiles).
 #[test]
 fn coop_depths_and_f16_x() {
     let gpu = test_gpu();
     if skip(gpu, "coop_depths_and_f16_x") {
         return;
     }
+    // 128 x 128 on 16 subgroups (edge tiles parked 4 subgroups at a time).
+    let sixteen = CoopTile {
+        sg_t: 4,
+        sg_n: 4,
+        tm: 2,
+        tn: 2,
+        bk: 32,
+        depth: 1,
+    };
     let mut worst = (0.0f64, 0.0f64);
     for dtype in [
         DType::Q4K,
@@ -251,9 +260,9 @@ fn coop_depths_and_f16_x() {
         DType::F32,
     ] {
         let [k0, k1] = row_lengths(dtype);
-        for depth in 0..=2 {
+        for depth in 0..=1 {
             for x_f16 in [false, true] {
-                for base in [CoopTile::SMALL, CoopTile::LARGE] {
+                for base in [CoopTile::SMALL, CoopTile::LARGE, sixteen] {
                     let tile = CoopTile { depth, ..base };
                     let (bt, bn) = (tile.tokens() as usize, tile.rows() as usize);
                     for (t, n, k, acc) in [(300, 200, k1, true), (bt, 2 * bn, k0, false)] {

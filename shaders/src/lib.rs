@@ -289,6 +289,7 @@ mod tests {
                 ("TN", 1.0),
                 ("BK", 64.0),
             ],
+            &[("SG_T", 4.0), ("SG_N", 4.0), ("TM", 2.0), ("TN", 2.0)],
         ];
         let mut failures = Vec::new();
         for dt in [0.0, 1.0, 2.0, 6.0, 8.0, 12.0, 13.0, 14.0, 30.0] {
@@ -296,8 +297,8 @@ mod tests {
                 for (acc, depth, xh) in [
                     (0.0, 0.0, 0.0),
                     (1.0, 1.0, 1.0),
-                    (0.0, 2.0, 0.0),
-                    (1.0, 2.0, 1.0),
+                    (0.0, 1.0, 0.0),
+                    (1.0, 0.0, 1.0),
                 ] {
                     let mut c = vec![("DT", dt), ("ACC", acc), ("DEPTH", depth), ("XH", xh)];
                     c.extend_from_slice(tile);

@@ -18,9 +18,9 @@ const OP: &str = "matmul_coop";
 /// 16 x 16, so the workgroup computes `16 tm sg_t` tokens x `16 tn sg_n` weight rows; `bk`
 /// values of k per step (16, 32 or 64). Each lane stages at most 2 weight chunks and 8 x
 /// units (16-byte loads) per step (`lane_share`). `depth`: how the staging loads are
-/// pipelined (the shader's DEPTH): 0 loads and decodes each step at the top of the previous
-/// one, 1 carries the raw words of the next step across the loop's back edge, 2 those of the
-/// next two steps.
+/// pipelined (the shader's DEPTH): 1 (every preset) carries the raw words of the next step
+/// across the loop's back edge; 0, the first version, loads and decodes each step at the top
+/// of the previous one (1.2-1.5x slower on the H100).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CoopTile {
     pub sg_t: u32,
@@ -44,7 +44,7 @@ impl CoopTile {
         tm: 4,
         tn: 2,
         bk: 32,
-        depth: 0,
+        depth: 1,
     };
     /// 64 x 128 (8 subgroups of 2 x 2 tiles).
     pub const MEDIUM: CoopTile = CoopTile {
@@ -53,7 +53,7 @@ impl CoopTile {
         tm: 2,
         tn: 2,
         bk: 32,
-        depth: 0,
+        depth: 1,
     };
     /// 64 x 64 (4 subgroups of 2 x 2 tiles).
     pub const SMALL: CoopTile = CoopTile {
@@ -62,17 +62,18 @@ impl CoopTile {
         tm: 2,
         tn: 2,
         bk: 32,
-        depth: 0,
+        depth: 1,
     };
 
-    /// The tile `matmul_coop` uses for T x N outputs: the largest of LARGE, MEDIUM, SMALL
-    /// that makes at least MIN_WORKGROUPS workgroups (measured on the H100 at T = 512:
-    /// N = 2048 runs best on MEDIUM, N >= 4096 on LARGE).
+    /// The tile `matmul_coop` uses for T x N outputs: LARGE where it makes at least
+    /// MIN_WORKGROUPS workgroups, else SMALL (measured on the H100 at T = 512 with depth 1:
+    /// N = 2048 runs best on SMALL, MEDIUM within 0-10% below it, N >= 4096 on LARGE).
     pub fn pick(t: usize, n: usize) -> CoopTile {
-        [CoopTile::LARGE, CoopTile::MEDIUM]
-            .into_iter()
-            .find(|tile| tile.workgroups(t, n) >= MIN_WORKGROUPS)
-            .unwrap_or(CoopTile::SMALL)
+        if CoopTile::LARGE.workgroups(t, n) >= MIN_WORKGROUPS {
+            CoopTile::LARGE
+        } else {
+            CoopTile::SMALL
+        }
     }
 
     /// Workgroups for T x N outputs.
@@ -99,11 +100,11 @@ impl CoopTile {
         (w.div_ceil(lanes), x.div_ceil(lanes))
     }
 
-    /// Workgroup memory: two f16 stages of x and W (rows padded by 8 values) and a parked
-    /// f32 16 x 16 tile per subgroup.
+    /// Workgroup memory: two f16 stages of x and W (rows padded by 8 values) and up to 4
+    /// parked f32 16 x 16 output tiles (the shader's PARK).
     pub fn workgroup_bytes(&self) -> u64 {
         let stage = (self.tokens() + self.rows()) as u64 * (self.bk as u64 + 8) * 2;
-        2 * stage + (self.sg_t * self.sg_n) as u64 * 1024
+        2 * stage + (self.sg_t * self.sg_n).min(4) as u64 * 1024
     }
 
     /// Candidate tiles for benchmark sweeps (each fits 48 KiB of workgroup memory and the
@@ -115,7 +116,7 @@ impl CoopTile {
             tm,
             tn,
             bk,
-            depth: 0,
+            depth: 1,
         };
         vec![
             t(2, 2, 2, 4, 32), // 64 x 128, 128 lanes
@@ -133,6 +134,9 @@ impl CoopTile {
             t(2, 4, 2, 4, 16), // 64 x 256
             t(4, 2, 4, 2, 16), // 256 x 64
             t(4, 4, 2, 2, 16), // 128 x 128, 512 lanes
+            t(4, 4, 2, 2, 32),
+            t(2, 2, 1, 1, 32), // 32 x 32
+            t(2, 2, 1, 2, 32), // 32 x 64
         ]
     }
 }
@@ -216,7 +220,7 @@ pub fn matmul_coop_with(
         || !(1..=4).contains(&tm)
         || !(1..=4).contains(&tn)
         || ![16, 32, 64].contains(&bk)
-        || depth > 2
+        || depth > 1
         || w_share > 2
         || x_share > 8
         || lanes > lim.max_compute_invocations_per_workgroup
@@ -226,7 +230,7 @@ pub fn matmul_coop_with(
         return Err(EngineError::Shape {
             op: OP,
             detail: format!(
-                "tile {tile:?}: 1..=4 tiles per subgroup each way, bk 16/32/64, depth 0..=2, at \
+                "tile {tile:?}: 1..=4 tiles per subgroup each way, bk 16/32/64, depth 0 or 1, at \
                  most {} lanes (subgroups of {sg}), {} B of workgroup memory (needs {}), 2 \
                  weight chunks and 8 x units per lane and step (needs {w_share}, {x_share})",
                 lim.max_compute_invocations_per_workgroup,
