@@ -8,22 +8,26 @@ enable wgpu_cooperative_matrix;
 // error ~1e-3 of sum |x||w|); the sums are f32.
 //
 // A workgroup computes a BT x BN tile of y (tokens x weight rows), stepping through k BK at a
-// time. Each step stages x (f32 -> f16) and W (decoded by quant.wgsl's `w16`, -> f16) in
-// workgroup memory, double-buffered with one barrier per step: each lane loads its share of
-// step s + 1 into registers, the subgroups multiply step s, then the lanes store step s + 1
-// (so the loads' latency overlaps the multiplications; holding the raw words instead and
-// decoding them after the multiplications measured the same on the H100, within 5%). The
+// time. Each step stages x (f32 or f16 -> f16) and W (decoded with quant.wgsl's helpers, the
+// same f32 operations as `w16`, -> f16) in workgroup memory, double-buffered with one barrier
+// per step. With DEPTH 1 (the default) each lane loads the raw words of its share of step
+// s + 1 right after the barrier that ends step s - 1, carries them across the loop's back
+// edge, and decodes and stores them after the multiplications of step s, so the loads'
+// latency overlaps a whole step of multiplications: the compiler cannot sink the loads past
+// the back edge (with DEPTH 0, loads issued at the top of the same step, the H100 ran about
+// as if staging and multiplications took turns; DEPTH 1 measured 1.2-1.5x faster). The
 // workgroup's SG_T x SG_N subgroups each own TM x TN accumulator tiles of 16 x 16 (f32) and,
 // per 16 of k, load TM A tiles (x, row-major) and TN B tiles (W^T: W's rows are B's columns,
-// so column-major).
+// so column-major). x may be f16 already (XH): then a lane's 16-byte load is 8 values, stored
+// unchanged (half the bytes of f32 x; 5-15% faster on the H100 with quantised weights).
 //
 // Workgroup memory holds vec4<f16> (8-byte stores); cooperative loads from it count their
 // offset and stride in vec4s (SPV_KHR_cooperative_matrix: in elements of the pointed-to type),
 // checked on the H100 to give bit-identical results to an f16 array.
 //
 // Output: tiles wholly inside y are stored straight from the accumulators; a workgroup whose
-// tile crosses T or N passes each 16 x 16 tile through workgroup memory and stores only the
-// elements inside.
+// tile crosses T or N passes each 16 x 16 tile through workgroup memory (PARK subgroups at a
+// time) and stores only the elements inside.
 
 struct Params {
     n: u32,   // weight rows = output features

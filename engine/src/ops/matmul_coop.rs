@@ -37,7 +37,8 @@ const MIN_WORKGROUPS: usize = 96;
 
 impl CoopTile {
     /// 128 x 128 (8 subgroups of 4 x 2 tiles): the fastest where it makes enough workgroups
-    /// (H100, T = 512: 90-120 TFLOP/s on the Llama-2-7B shapes).
+    /// (H100, T = 512, depth 1: 102-136 TFLOP/s on the Llama-2-7B shapes with f32 x,
+    /// 105-144 with f16 x).
     pub const LARGE: CoopTile = CoopTile {
         sg_t: 2,
         sg_n: 4,
@@ -46,7 +47,8 @@ impl CoopTile {
         bk: 32,
         depth: 1,
     };
-    /// 64 x 128 (8 subgroups of 2 x 2 tiles).
+    /// 64 x 128 (8 subgroups of 2 x 2 tiles); not picked (at depth 1 it ran below SMALL on
+    /// nearly every shape measured, at best level with it within run-to-run noise).
     pub const MEDIUM: CoopTile = CoopTile {
         sg_t: 2,
         sg_n: 4,
@@ -55,7 +57,8 @@ impl CoopTile {
         bk: 32,
         depth: 1,
     };
-    /// 64 x 64 (4 subgroups of 2 x 2 tiles).
+    /// 64 x 64 (4 subgroups of 2 x 2 tiles): for layers too small for LARGE (H100, T = 512,
+    /// N = 2048: 73-103 TFLOP/s).
     pub const SMALL: CoopTile = CoopTile {
         sg_t: 2,
         sg_n: 2,
