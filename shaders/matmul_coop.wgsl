@@ -8,22 +8,26 @@ enable wgpu_cooperative_matrix;
 // error ~1e-3 of sum |x||w|); the sums are f32.
 //
 // A workgroup computes a BT x BN tile of y (tokens x weight rows), stepping through k BK at a
-// time. Each step stages x (f32 -> f16) and W (decoded by quant.wgsl's `w16`, -> f16) in
-// workgroup memory, double-buffered with one barrier per step: each lane loads its share of
-// step s + 1 into registers, the subgroups multiply step s, then the lanes store step s + 1
-// (so the loads' latency overlaps the multiplications; holding the raw words instead and
-// decoding them after the multiplications measured the same on the H100, within 5%). The
+// time. Each step stages x (f32 or f16 -> f16) and W (decoded with quant.wgsl's helpers, the
+// same f32 operations as `w16`, -> f16) in workgroup memory, double-buffered with one barrier
+// per step. With DEPTH 1 (the default) each lane loads the raw words of its share of step
+// s + 1 right after the barrier that ends step s - 1, carries them across the loop's back
+// edge, and decodes and stores them after the multiplications of step s, so the loads'
+// latency overlaps a whole step of multiplications: the compiler cannot sink the loads past
+// the back edge (with DEPTH 0, loads issued at the top of the same step, the H100 ran about
+// as if staging and multiplications took turns; DEPTH 1 measured 1.2-1.5x faster). The
 // workgroup's SG_T x SG_N subgroups each own TM x TN accumulator tiles of 16 x 16 (f32) and,
 // per 16 of k, load TM A tiles (x, row-major) and TN B tiles (W^T: W's rows are B's columns,
-// so column-major).
+// so column-major). x may be f16 already (XH): then a lane's 16-byte load is 8 values, stored
+// unchanged (half the bytes of f32 x; 5-15% faster on the H100 with quantised weights).
 //
 // Workgroup memory holds vec4<f16> (8-byte stores); cooperative loads from it count their
 // offset and stride in vec4s (SPV_KHR_cooperative_matrix: in elements of the pointed-to type),
 // checked on the H100 to give bit-identical results to an f16 array.
 //
 // Output: tiles wholly inside y are stored straight from the accumulators; a workgroup whose
-// tile crosses T or N passes each 16 x 16 tile through workgroup memory and stores only the
-// elements inside.
+// tile crosses T or N passes each 16 x 16 tile through workgroup memory (PARK subgroups at a
+// time) and stores only the elements inside.
 
 struct Params {
     n: u32,   // weight rows = output features
@@ -34,10 +38,21 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;   // [n, k] weight, GPU layout of DT
-@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;   // [t, k]
+@group(0) @binding(2) var<storage, read> x: array<vec4<u32>>;   // [t, k]: f32, or f16 pairs with XH
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;   // [t, n]
 
 override ACC: bool = false;
+// x holds f16 values (two per word, as `Elem::F16`) rather than f32: staging x is then a
+// straight copy of 8 values per 16-byte load, half the bytes of f32.
+override XH: bool = false;
+// How the staging loads are pipelined. 1: each step's raw words are loaded right after the
+// previous step's barrier and carried across the loop's back edge, then decoded and stored
+// after this step's multiplications. 0 (the first version, kept for comparison): loaded and
+// decoded at the top of the previous step, which leaves the compiler free to sink the loads
+// to their use after the multiplications; measured on the H100 (2026-11-23, T = 512), depth 1
+// ran 1.2-1.5x faster on the large shapes (a depth of 2, two sets of raw words, measured
+// no better than 0).
+override DEPTH: u32 = 1u;
 override SG: u32 = 32u;     // lanes per subgroup (the device's fixed subgroup size)
 override SG_T: u32 = 2u;    // subgroups along tokens
 override SG_N: u32 = 2u;    // subgroups along weight rows
@@ -60,69 +75,234 @@ override LDS: u32 = BK + 8u;
 // array length that is an unnamed override expression).
 override XS_LEN: u32 = 2u * BT * LDS / 4u;
 override WS_LEN: u32 = 2u * BN * LDS / 4u;
-override CS_LEN: u32 = SUBGROUPS * 256u;
+// Output tiles parked at once in cs by an edge workgroup (at most 4: 4 KiB).
+override PARK: u32 = select(SUBGROUPS, 4u, SUBGROUPS > 4u);
+override CS_LEN: u32 = PARK * 256u;
 
 var<workgroup> xs: array<vec4<f16>, XS_LEN>;    // 2 x [BT][LDS] tokens, f16
 var<workgroup> ws: array<vec4<f16>, WS_LEN>;    // 2 x [BN][LDS] weight rows, f16
-var<workgroup> cs: array<f32, CS_LEN>;   // a 16 x 16 output tile per subgroup
+var<workgroup> cs: array<f32, CS_LEN>;   // PARK output tiles of 16 x 16
 
-// A lane's share of a step: W_PER weight chunks (16 values of a row) and X_PER vec4 of x.
+// A lane's share of a step: W_PER weight chunks (16 values of a row) and X_PER x units (one
+// 16-byte load: 4 values of f32 x, 8 of f16 x).
+override XV: u32 = select(4u, 8u, XH);        // x values per unit
 override WN: u32 = BN * (BK / 16u);           // weight chunks per step
-override XN: u32 = BT * (BK / 4u);            // x vec4 per step
+override XN: u32 = BT * (BK / XV);            // x units per step
 override W_PER: u32 = (WN + WG - 1u) / WG;    // <= 2
 override X_PER: u32 = (XN + WG - 1u) / WG;    // <= 8
 
 alias H16 = array<vec4<f16>, 4>;
 
-// One step's values held in registers between the loads (before the multiplications of the
-// previous step) and the stores to workgroup memory (after them).
+// The words of one weight chunk as loaded: per type, a and b (and c, d) hold quant or float
+// words, c.x and c.y scale or high-bit words. Unused fields cost no registers.
+struct WRaw {
+    a: vec4<u32>,
+    b: vec4<u32>,
+    c: vec4<u32>,
+    d: vec4<u32>,
+}
+
+// A lane's share of one step as loaded.
+struct Raw {
+    w0: WRaw, w1: WRaw,
+    x0: vec4<u32>, x1: vec4<u32>, x2: vec4<u32>, x3: vec4<u32>,
+    x4: vec4<u32>, x5: vec4<u32>, x6: vec4<u32>, x7: vec4<u32>,
+}
+
+// One x unit in f16: lo (f32 x: its 4 values; f16 x: the first 4) and hi (f16 x: the last 4).
+struct XH8 {
+    lo: vec4<f16>,
+    hi: vec4<f16>,
+}
+
+// A lane's share of one step, decoded to f16, ready to store.
 struct Staged {
     w0: H16, w1: H16,
-    x0: vec4<f16>, x1: vec4<f16>, x2: vec4<f16>, x3: vec4<f16>,
-    x4: vec4<f16>, x5: vec4<f16>, x6: vec4<f16>, x7: vec4<f16>,
+    x0: XH8, x1: XH8, x2: XH8, x3: XH8, x4: XH8, x5: XH8, x6: XH8, x7: XH8,
 }
 
 fn f16x4(a: u32, b: u32) -> vec4<f16> {
     return vec4<f16>(vec2<f16>(unpack2x16float(a)), vec2<f16>(unpack2x16float(b)));
 }
 
-// Weight chunk i of the step at k0, in f16. Without branches: rows past n re-read row n - 1
-// (outputs never stored) and chunks past the row its last chunk (finite values that meet x's
-// zeros there).
-fn w_chunk(i: u32, k0: u32, n0: u32) -> H16 {
-    let r = min(n0 + i / (BK / 16u), p.n - 1u);
-    let c = min(k0 / 16u + i % (BK / 16u), p.k / 16u - 1u);
-    if (DT == DT_F16) {
-        let g = (r * p.k + 16u * c) >> 3u;
-        let a = w[g];
-        let b = w[g + 1u];
-        return H16(f16x4(a.x, a.y), f16x4(a.z, a.w), f16x4(b.x, b.y), f16x4(b.z, b.w));
-    }
-    let v = w16(r, c, p.k, p.nb);
+fn h16(v: Chunk) -> H16 {
     return H16(vec4<f16>(v[0]), vec4<f16>(v[1]), vec4<f16>(v[2]), vec4<f16>(v[3]));
 }
 
-// x vec4 i of the step at k0, in f16: zeros past the row; tokens past t re-read token t - 1
-// (outputs never stored).
-fn x_vec(i: u32, k0: u32, t0: u32) -> vec4<f16> {
-    let r = min(t0 + i / (BK / 4u), p.t - 1u);
-    let kk = k0 + 4u * (i % (BK / 4u));
-    let v = x[(r * p.k + min(kk, p.k - 4u)) >> 2u];
-    return select(vec4<f16>(0.0h), vec4<f16>(v), kk < p.k);
+// Row and chunk of weight chunk i of the step at k0. Without branches: rows past n re-read
+// row n - 1 (outputs never stored) and chunks past the row its last chunk (finite values
+// that meet x's zeros there).
+fn w_row(i: u32, n0: u32) -> u32 {
+    return min(n0 + i / (BK / 16u), p.n - 1u);
+}
+fn w_col(i: u32, k0: u32) -> u32 {
+    return min(k0 / 16u + i % (BK / 16u), p.k / 16u - 1u);
 }
 
-fn fetch(k0: u32, t0: u32, n0: u32, lid: u32) -> Staged {
+// The loads of chunk c (16 values) of row r: the addressing of quant.wgsl's `w16`.
+fn w_raw(r: u32, c: u32) -> WRaw {
+    var o: WRaw;
+    switch (DT) {
+        case DT_F16, DT_BF16: {
+            let g = (r * p.k + 16u * c) >> 3u;
+            o.a = w[g];
+            o.b = w[g + 1u];
+        }
+        case DT_Q8_0, DT_Q4_0, DT_Q5_0: {
+            let b = r * (p.k / 32u) + c / 2u;
+            if (DT == DT_Q8_0) {
+                o.a = w[2u * b + c % 2u];
+                o.c.x = w_word(8u * p.nb + (b >> 1u));
+            } else if (DT == DT_Q4_0) {
+                o.a = w[b];
+                o.c.x = w_word(4u * p.nb + (b >> 1u));
+            } else {
+                o.a = w[b];
+                o.c.x = w_word(5u * p.nb + (b >> 1u));
+                o.c.y = w_word(4u * p.nb + b);
+            }
+        }
+        case DT_Q4_K, DT_Q5_K, DT_Q6_K: {
+            let b = r * (p.k / 256u) + c / 16u;
+            let j = c % 16u;
+            if (DT == DT_Q4_K) {
+                let base = 9u * b;
+                o.a = w[base];
+                o.b = w[base + 1u + 2u * (j / 4u) + j % 2u];
+            } else if (DT == DT_Q5_K) {
+                let base = 11u * b;
+                o.a = w[base];
+                o.b = w[base + 3u + 2u * (j / 4u) + j % 2u];
+                o.c = w[base + 1u + j % 2u];
+            } else {
+                let base = 13u * b;
+                let h = j / 8u;
+                let rr = (j % 8u) / 2u;
+                let l16 = j % 2u;
+                o.a = w[base + 4u * h + 2u * (rr % 2u) + l16];
+                o.b = w[base + 8u + 2u * h + l16];
+                o.c.x = w[base + 12u][(8u * h + l16 + 2u * rr) / 4u];
+                o.c.y = w_word(52u * p.nb + (b >> 1u));
+            }
+        }
+        default: {  // F32
+            let g = (r * p.k + 16u * c) >> 2u;
+            o.a = w[g];
+            o.b = w[g + 1u];
+            o.c = w[g + 2u];
+            o.d = w[g + 3u];
+        }
+    }
+    return o;
+}
+
+// Decodes chunk c of row r from its loads with quant.wgsl's helpers and the same f32
+// operations as `w16` (so the values are those of every other kernel), then rounds to f16.
+fn w_decode(o: WRaw, r: u32, c: u32) -> H16 {
+    switch (DT) {
+        case DT_F16: {
+            return H16(f16x4(o.a.x, o.a.y), f16x4(o.a.z, o.a.w), f16x4(o.b.x, o.b.y), f16x4(o.b.z, o.b.w));
+        }
+        case DT_BF16: {
+            return h16(Chunk(vec4<f32>(bf16x2(o.a.x), bf16x2(o.a.y)), vec4<f32>(bf16x2(o.a.z), bf16x2(o.a.w)),
+                             vec4<f32>(bf16x2(o.b.x), bf16x2(o.b.y)), vec4<f32>(bf16x2(o.b.z), bf16x2(o.b.w))));
+        }
+        case DT_Q8_0, DT_Q4_0, DT_Q5_0: {
+            let b = r * (p.k / 32u) + c / 2u;
+            let j = c % 2u;
+            let d = unpack2x16float(o.c.x)[b & 1u];
+            let q = o.a;
+            if (DT == DT_Q8_0) {
+                return h16(Chunk(i8x4(q.x) * d, i8x4(q.y) * d, i8x4(q.z) * d, i8x4(q.w) * d));
+            }
+            let sh = 4u * j;
+            if (DT == DT_Q4_0) {
+                return h16(Chunk((vec4<f32>(nib4(q.x, sh)) - 8.0) * d, (vec4<f32>(nib4(q.y, sh)) - 8.0) * d,
+                                 (vec4<f32>(nib4(q.z, sh)) - 8.0) * d, (vec4<f32>(nib4(q.w, sh)) - 8.0) * d));
+            }
+            let qh = o.c.y >> (16u * j);
+            return h16(Chunk(q5_0_4(q.x, qh, sh, d), q5_0_4(q.y, qh >> 4u, sh, d),
+                             q5_0_4(q.z, qh >> 8u, sh, d), q5_0_4(q.w, qh >> 12u, sh, d)));
+        }
+        case DT_Q4_K: {
+            return h16(kq45_chunk(o.a, o.b, vec4<u32>(0u), false, c % 16u));
+        }
+        case DT_Q5_K: {
+            return h16(kq45_chunk(o.a, o.b, o.c, true, c % 16u));
+        }
+        case DT_Q6_K: {
+            let b = r * (p.k / 256u) + c / 16u;
+            let j = c % 16u;
+            let h = j / 8u;
+            let rr = (j % 8u) / 2u;
+            let si = 8u * h + j % 2u + 2u * rr;
+            let sc = extractBits(bitcast<i32>(o.c.x), (si % 4u) * 8u, 8u);
+            let dl = unpack2x16float(o.c.y)[b & 1u] * f32(sc);
+            let lo_sh = 4u * (rr / 2u);
+            let hi_sh = 2u * rr;
+            return h16(Chunk(q6_k_4(o.a.x, o.b.x, lo_sh, hi_sh, dl), q6_k_4(o.a.y, o.b.y, lo_sh, hi_sh, dl),
+                             q6_k_4(o.a.z, o.b.z, lo_sh, hi_sh, dl), q6_k_4(o.a.w, o.b.w, lo_sh, hi_sh, dl)));
+        }
+        default: {  // F32
+            return h16(Chunk(bitcast<vec4<f32>>(o.a), bitcast<vec4<f32>>(o.b), bitcast<vec4<f32>>(o.c),
+                             bitcast<vec4<f32>>(o.d)));
+        }
+    }
+}
+
+// Token row and first k of x unit i of the step at k0; tokens past t re-read token t - 1
+// (outputs never stored).
+fn x_row(i: u32, t0: u32) -> u32 {
+    return min(t0 + i / (BK / XV), p.t - 1u);
+}
+fn x_col(i: u32, k0: u32) -> u32 {
+    return k0 + XV * (i % (BK / XV));
+}
+
+// x unit i of the step at k0 as loaded (units past the row re-read its last unit).
+fn x_raw(i: u32, k0: u32, t0: u32) -> vec4<u32> {
+    let at = x_row(i, t0) * p.k + min(x_col(i, k0), p.k - XV);
+    return x[at / XV];
+}
+
+// x unit i in f16, zeros past the row. (naga 30 mistypes bitcast<vec4<f16>>(vec2<u32>),
+// so f16 x goes through unpack2x16float, exact both ways.)
+fn x_decode(v: vec4<u32>, i: u32, k0: u32) -> XH8 {
+    let inside = x_col(i, k0) < p.k;
+    if (XH) {
+        return XH8(select(vec4<f16>(0.0h), f16x4(v.x, v.y), inside),
+                   select(vec4<f16>(0.0h), f16x4(v.z, v.w), inside));
+    }
+    return XH8(select(vec4<f16>(0.0h), vec4<f16>(bitcast<vec4<f32>>(v)), inside), vec4<f16>(0.0h));
+}
+
+fn fetch(k0: u32, t0: u32, n0: u32, lid: u32) -> Raw {
+    var s: Raw;
+    s.w0 = w_raw(w_row(lid, n0), w_col(lid, k0));
+    if (W_PER > 1u) { s.w1 = w_raw(w_row(lid + WG, n0), w_col(lid + WG, k0)); }
+    s.x0 = x_raw(lid, k0, t0);
+    if (X_PER > 1u) { s.x1 = x_raw(lid + WG, k0, t0); }
+    if (X_PER > 2u) { s.x2 = x_raw(lid + 2u * WG, k0, t0); }
+    if (X_PER > 3u) { s.x3 = x_raw(lid + 3u * WG, k0, t0); }
+    if (X_PER > 4u) { s.x4 = x_raw(lid + 4u * WG, k0, t0); }
+    if (X_PER > 5u) { s.x5 = x_raw(lid + 5u * WG, k0, t0); }
+    if (X_PER > 6u) { s.x6 = x_raw(lid + 6u * WG, k0, t0); }
+    if (X_PER > 7u) { s.x7 = x_raw(lid + 7u * WG, k0, t0); }
+    return s;
+}
+
+fn decode(r: Raw, k0: u32, n0: u32, lid: u32) -> Staged {
     var s: Staged;
-    s.w0 = w_chunk(lid, k0, n0);
-    if (W_PER > 1u) { s.w1 = w_chunk(lid + WG, k0, n0); }
-    s.x0 = x_vec(lid, k0, t0);
-    if (X_PER > 1u) { s.x1 = x_vec(lid + WG, k0, t0); }
-    if (X_PER > 2u) { s.x2 = x_vec(lid + 2u * WG, k0, t0); }
-    if (X_PER > 3u) { s.x3 = x_vec(lid + 3u * WG, k0, t0); }
-    if (X_PER > 4u) { s.x4 = x_vec(lid + 4u * WG, k0, t0); }
-    if (X_PER > 5u) { s.x5 = x_vec(lid + 5u * WG, k0, t0); }
-    if (X_PER > 6u) { s.x6 = x_vec(lid + 6u * WG, k0, t0); }
-    if (X_PER > 7u) { s.x7 = x_vec(lid + 7u * WG, k0, t0); }
+    s.w0 = w_decode(r.w0, w_row(lid, n0), w_col(lid, k0));
+    if (W_PER > 1u) { s.w1 = w_decode(r.w1, w_row(lid + WG, n0), w_col(lid + WG, k0)); }
+    s.x0 = x_decode(r.x0, lid, k0);
+    if (X_PER > 1u) { s.x1 = x_decode(r.x1, lid + WG, k0); }
+    if (X_PER > 2u) { s.x2 = x_decode(r.x2, lid + 2u * WG, k0); }
+    if (X_PER > 3u) { s.x3 = x_decode(r.x3, lid + 3u * WG, k0); }
+    if (X_PER > 4u) { s.x4 = x_decode(r.x4, lid + 4u * WG, k0); }
+    if (X_PER > 5u) { s.x5 = x_decode(r.x5, lid + 5u * WG, k0); }
+    if (X_PER > 6u) { s.x6 = x_decode(r.x6, lid + 6u * WG, k0); }
+    if (X_PER > 7u) { s.x7 = x_decode(r.x7, lid + 7u * WG, k0); }
     return s;
 }
 
@@ -136,9 +316,11 @@ fn put_w(buf: u32, i: u32, v: H16) {
     }
 }
 
-fn put_x(buf: u32, i: u32, v: vec4<f16>) {
+fn put_x(buf: u32, i: u32, v: XH8) {
     if (i < XN) {
-        xs[(buf * BT * LDS + (i / (BK / 4u)) * LDS + 4u * (i % (BK / 4u))) / 4u] = v;
+        let at = (buf * BT * LDS + (i / (BK / XV)) * LDS + XV * (i % (BK / XV))) / 4u;
+        xs[at] = v.lo;
+        if (XH) { xs[at + 1u] = v.hi; }
     }
 }
 
@@ -170,27 +352,31 @@ fn out_full(c: coop_mat16x16<f32, C>, t: u32, n: u32) {
     coopStoreT(vv, &y[at], stride);
 }
 
-// Tile (i, j) of every subgroup of a workgroup whose tile crosses t or n: each subgroup parks
-// its tile in cs, then the whole workgroup stores the parked elements that lie inside y.
-// Called by all subgroups alike (it has barriers).
+// Tile (i, j) of every subgroup of a workgroup whose tile crosses t or n, PARK subgroups at
+// a time: each parks its tile in cs, then the whole workgroup stores the parked elements that
+// lie inside y. Called by all subgroups alike (it has barriers).
 fn out_edge(c: coop_mat16x16<f32, C>, i: u32, j: u32, t0: u32, n0: u32, sg: u32, lid: u32) {
-    let park = sg * 256u;
-    coopStoreT(c, &cs[park], 16u);
-    workgroupBarrier();
-    for (var e = lid; e < SUBGROUPS * 256u; e = e + WG) {
-        let g = e / 256u;
-        let t = t0 + 16u * ((g / SG_N) * TM + i) + (e % 256u) / 16u;
-        let n = n0 + 16u * ((g % SG_N) * TN + j) + e % 16u;
-        if (t < p.t && n < p.n) {
-            let at = t * p.n + n;
-            if (ACC) {
-                y[at] = y[at] + cs[e];
-            } else {
-                y[at] = cs[e];
+    for (var r = 0u; r < SUBGROUPS; r = r + PARK) {
+        if ((sg >= r) & (sg < r + PARK)) {
+            let park = (sg - r) * 256u;
+            coopStoreT(c, &cs[park], 16u);
+        }
+        workgroupBarrier();
+        for (var e = lid; e < PARK * 256u; e = e + WG) {
+            let g = r + e / 256u;
+            let t = t0 + 16u * ((g / SG_N) * TM + i) + (e % 256u) / 16u;
+            let n = n0 + 16u * ((g % SG_N) * TN + j) + e % 16u;
+            if ((g < SUBGROUPS) & (t < p.t) & (n < p.n)) {
+                let at = t * p.n + n;
+                if (ACC) {
+                    y[at] = y[at] + cs[e];
+                } else {
+                    y[at] = cs[e];
+                }
             }
         }
+        workgroupBarrier();
     }
-    workgroupBarrier();
 }
 
 // The TM x TN accumulators, A and B tiles are separate variables, not arrays, and every use
@@ -225,14 +411,18 @@ fn matmul_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     var b2: coop_mat16x16<f16, B>; var b3: coop_mat16x16<f16, B>;
 
     let steps = (p.k + BK - 1u) / BK;
-    var stg = fetch(0u, t0, n0, lid);
-    put(0u, stg, lid);
+    put(0u, decode(fetch(0u, t0, n0, lid), 0u, n0, lid), lid);
+    // DEPTH 1: the raw words of the next step, carried across the back edge.
+    var ra: Raw;
+    if (DEPTH == 1u) { ra = fetch(BK, t0, n0, lid); }
     workgroupBarrier();
     for (var s = 0u; s < steps; s = s + 1u) {
         let buf = s % 2u;
-        // The next step's loads are issued before this step's multiplications and stored
-        // after them (past the last step: harmless re-reads, stored to the idle buffer).
-        stg = fetch((s + 1u) * BK, t0, n0, lid);
+        // Step s + 1 is stored to the idle buffer after this step's multiplications (past
+        // the last step: harmless re-reads of the last values, stored to the idle buffer).
+        let k1 = (s + 1u) * BK;
+        var stg: Staged;
+        if (DEPTH == 0u) { stg = decode(fetch(k1, t0, n0, lid), k1, n0, lid); }
         let xb = buf * BT * LDS + 16u * st * TM * LDS;
         let wb = buf * BN * LDS + 16u * sn * TN * LDS;
         for (var kk = 0u; kk < BK; kk = kk + 16u) {
@@ -263,8 +453,15 @@ fn matmul_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
             if ((TM > 3u) & (TN > 2u)) { c32 = coopMultiplyAdd(a3, b2, c32); }
             if ((TM > 3u) & (TN > 3u)) { c33 = coopMultiplyAdd(a3, b3, c33); }
         }
-        put(1u - buf, stg, lid);
+        if (DEPTH == 0u) {
+            put(1u - buf, stg, lid);
+        } else {
+            put(1u - buf, decode(ra, k1, n0, lid), lid);
+        }
         workgroupBarrier();
+        // DEPTH 1: the loads of step s + 2, issued here so that the compiler cannot sink them
+        // below the next step's multiplications.
+        if (DEPTH == 1u) { ra = fetch(k1 + BK, t0, n0, lid); }
     }
 
     if ((t0 + BT <= p.t) & (n0 + BN <= p.n)) {

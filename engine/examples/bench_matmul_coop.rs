@@ -7,7 +7,10 @@
 //! every layer shape for Q4_K, Q6_K and F16, and projects the GEMM-only pp512 rate (all
 //! layers' mat-muls at T = 512, output layer excluded); "sweep" times every
 //! `CoopTile::candidates()` tile on the large shapes; "all" runs the sweep, then the models
-//! with the sweep's best tile as well. SCALE divides every dimension (a quick run).
+//! with the sweep's best tile as well; "exp" times the first kernel (depth 0, f32 x) against
+//! depth 1 with f32 and f16 x on eight tiles and the large shapes, then on the models (the
+//! first kernel with the tile pick it had, the others with `CoopTile::pick`). SCALE divides
+//! every dimension (a quick run).
 //!
 //! The H100 idles at a low clock and drops back to it in gaps (a pipeline compile is one): all
 //! dispatches are built first, then 300 ms of warm-up, then each timing is a pass of untimed
@@ -206,6 +209,10 @@ fn main() -> Result<()> {
     if mode == "sweep" || mode == "all" {
         best = Some(sweep(&gpu, &mut rng, scale)?);
     }
+    if mode == "exp" {
+        exp(&gpu, &mut rng, scale)?;
+        return Ok(());
+    }
     if mode == "models" || mode == "all" {
         // None: the tile `matmul_coop` picks per shape.
         let mut tiles = vec![None];
@@ -340,4 +347,183 @@ fn sweep(gpu: &Gpu, rng: &mut Rng, scale: usize) -> Result<CoopTile> {
     }
     println!("sweep best: [{best}] {}", tile_name(&tiles[best]));
     Ok(tiles[best])
+}
+
+/// (depth, f16 x) variants compared by "exp"; (0, false) is the first kernel.
+const VARIANTS: [(u32, bool); 3] = [(0, false), (1, false), (1, true)];
+
+/// The tile pick of the first kernel: the largest of LARGE, MEDIUM, SMALL that makes at least
+/// 96 workgroups, at depth 0.
+fn first_pick(t: usize, n: usize) -> CoopTile {
+    let tile = [CoopTile::LARGE, CoopTile::MEDIUM]
+        .into_iter()
+        .find(|tile| tile.workgroups(t, n) >= 96)
+        .unwrap_or(CoopTile::SMALL);
+    CoopTile { depth: 0, ..tile }
+}
+
+fn variant_name(depth: u32, x_f16: bool) -> String {
+    format!("d{depth}{}", if x_f16 { "h" } else { "f" })
+}
+
+/// The variants x tiles on the large shapes, then the model shapes with the picked tiles.
+fn exp(gpu: &Gpu, rng: &mut Rng, scale: usize) -> Result<()> {
+    let t = T / scale;
+    let tile = |sg_t, sg_n, tm, tn| CoopTile {
+        sg_t,
+        sg_n,
+        tm,
+        tn,
+        bk: 32,
+        depth: 0,
+    };
+    let tiles = [
+        CoopTile::SMALL,
+        CoopTile::MEDIUM,
+        CoopTile::LARGE,
+        tile(4, 4, 2, 2), // 128 x 128, 16 subgroups of 2 x 2
+        tile(2, 2, 2, 4), // 64 x 128, 4 subgroups
+        tile(2, 2, 4, 2), // 128 x 64, 4 subgroups
+        tile(2, 2, 1, 1), // 32 x 32
+        CoopTile {
+            bk: 64,
+            ..CoopTile::SMALL
+        },
+    ];
+    for (i, tl) in tiles.iter().enumerate() {
+        println!("exp tile [{i}] {}", tile_name(tl));
+    }
+    let shapes = [
+        (256, 2048),
+        (2048, 2048),
+        (5632, 2048),
+        (2048, 5632),
+        (4096, 4096),
+        (11008, 4096),
+        (4096, 11008),
+    ]
+    .map(|(n, k): (usize, usize)| (n / scale, (k / scale).next_multiple_of(256)));
+    let per_row = VARIANTS.len() * tiles.len();
+    let mut rows = Vec::new();
+    let mut jobs = Vec::new();
+    let mut keep = Vec::new(); // tensors stay alive until timed
+    for dtype in [DType::Q4K, DType::Q6K, DType::F16] {
+        for &(n, k) in &shapes {
+            let w = weight(gpu, rng, dtype, n, k)?;
+            let xv = rng.normal_vec(t * k, 1.0);
+            let x32 = gpu.upload_f32("x", &xv, &[t, k])?;
+            let x16 = gpu.upload_f16("x", &xv, &[t, k])?;
+            let y = gpu.zeros_f32("y", &[t, n])?;
+            for &(depth, x_f16) in &VARIANTS {
+                let x = if x_f16 { &x16 } else { &x32 };
+                for tl in &tiles {
+                    let tl = CoopTile { depth, ..*tl };
+                    jobs.push(matmul_coop_with(gpu, x, &w, &y, false, tl)?);
+                }
+            }
+            rows.push((dtype, n, k));
+            keep.push((w, x32, x16, y));
+        }
+    }
+    let secs = time_all(gpu, &jobs)?;
+    // Geometric means per (variant, tile) over all rows.
+    let mut logsum = vec![0.0f64; per_row];
+    for (r, &(dtype, n, k)) in rows.iter().enumerate() {
+        for (v, &(depth, x_f16)) in VARIANTS.iter().enumerate() {
+            let mut line = format!(
+                "exp {:5} N={n:6} K={k:6} {}:",
+                dtype.name(),
+                variant_name(depth, x_f16)
+            );
+            for i in 0..tiles.len() {
+                let j = r * per_row + v * tiles.len() + i;
+                let f = tflops(&jobs[j], secs[j]);
+                logsum[v * tiles.len() + i] += f.ln();
+                line += &format!(" [{i}] {f:6.1}");
+            }
+            println!("{line}");
+        }
+    }
+    for (v, &(depth, x_f16)) in VARIANTS.iter().enumerate() {
+        let mut line = format!("exp geomean {}:", variant_name(depth, x_f16));
+        for i in 0..tiles.len() {
+            let g = (logsum[v * tiles.len() + i] / rows.len() as f64).exp();
+            line += &format!(" [{i}] {g:6.1}");
+        }
+        println!("{line}");
+    }
+    drop((jobs, keep));
+
+    // Model shapes, CoopTile::pick's tile with each variant's depth and x type.
+    let mut rows = Vec::new();
+    let mut jobs = Vec::new();
+    let mut keep = Vec::new();
+    for (mi, model) in models(scale).iter().enumerate() {
+        for dtype in [DType::Q4K, DType::Q6K, DType::F16] {
+            for (si, &(_, n, k, _)) in model.shapes.iter().enumerate() {
+                let w = weight(gpu, rng, dtype, n, k)?;
+                let xv = rng.normal_vec(t * k, 1.0);
+                let x32 = gpu.upload_f32("x", &xv, &[t, k])?;
+                let x16 = gpu.upload_f16("x", &xv, &[t, k])?;
+                let y = gpu.zeros_f32("y", &[t, n])?;
+                for &(depth, x_f16) in &VARIANTS {
+                    let x = if x_f16 { &x16 } else { &x32 };
+                    let tl = if depth == 0 {
+                        first_pick(t, n)
+                    } else {
+                        CoopTile {
+                            depth,
+                            ..CoopTile::pick(t, n)
+                        }
+                    };
+                    jobs.push(matmul_coop_with(gpu, x, &w, &y, false, tl)?);
+                }
+                rows.push((mi, dtype, si));
+                keep.push((w, x32, x16, y));
+            }
+        }
+    }
+    let secs = time_all(gpu, &jobs)?;
+    let models = models(scale);
+    let nv = VARIANTS.len();
+    let mut layer = vec![0.0; nv];
+    for (r, &(mi, dtype, si)) in rows.iter().enumerate() {
+        let model = &models[mi];
+        let (name, n, k, count) = model.shapes[si];
+        let mut line = format!(
+            "{:15} {:5} {name:8} N={n:6} K={k:6} T={t}:",
+            model.name,
+            dtype.name()
+        );
+        for (v, &(depth, x_f16)) in VARIANTS.iter().enumerate() {
+            let (d, s) = (&jobs[r * nv + v], secs[r * nv + v]);
+            layer[v] += count as f64 * s;
+            line += &format!(
+                " {} {:7.1} us {:5.1}",
+                variant_name(depth, x_f16),
+                s * 1e6,
+                tflops(d, s)
+            );
+        }
+        println!("{line}");
+        if si + 1 == model.shapes.len() {
+            let mut line = format!(
+                "{:15} {:5} GEMMs per layer at T={t}:",
+                model.name,
+                dtype.name()
+            );
+            for (v, &(depth, x_f16)) in VARIANTS.iter().enumerate() {
+                let s = layer[v];
+                line += &format!(
+                    " {} {:.0} us ({:.0} t/s)",
+                    variant_name(depth, x_f16),
+                    s * 1e6,
+                    t as f64 / (model.layers as f64 * s)
+                );
+            }
+            println!("{line}");
+            layer = vec![0.0; nv];
+        }
+    }
+    Ok(())
 }

@@ -92,6 +92,17 @@ impl Gpu {
         })
     }
 
+    /// An `Elem::F16` tensor of `data` rounded to f16 (to nearest, ties to even).
+    pub fn upload_f16(&self, label: &str, data: &[f32], shape: &[usize]) -> Result<Tensor> {
+        check_numel(label, data.len(), shape)?;
+        let halves: Vec<half::f16> = data.iter().map(|&v| half::f16::from_f32(v)).collect();
+        Ok(Tensor {
+            buffer: self.upload_bytes(label, bytemuck::cast_slice(&halves))?,
+            elem: Elem::F16,
+            shape: shape.to_vec(),
+        })
+    }
+
     pub fn upload_u32(&self, label: &str, data: &[u32], shape: &[usize]) -> Result<Tensor> {
         check_numel(label, data.len(), shape)?;
         Ok(Tensor {

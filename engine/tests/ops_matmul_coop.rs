@@ -58,15 +58,33 @@ fn check(
     k: usize,
     accumulate: bool,
 ) -> (f64, f64) {
+    check_x(dtype, tile, t, n, k, accumulate, false)
+}
+
+/// `check` with x uploaded as f32 or (`x_f16`) as f16; the reference takes the f32 values
+/// either way (the kernel rounds x to f16 in both cases, within the bound).
+fn check_x(
+    dtype: DType,
+    tile: Option<CoopTile>,
+    t: usize,
+    n: usize,
+    k: usize,
+    accumulate: bool,
+    x_f16: bool,
+) -> (f64, f64) {
     let gpu = test_gpu();
     let case = format!(
-        "{} {tile:?} T={t} N={n} K={k} accumulate={accumulate}",
+        "{} {tile:?} T={t} N={n} K={k} accumulate={accumulate} x_f16={x_f16}",
         dtype.name()
     );
     let mut rng = Rng::new((dtype.ggml_id() as u64) << 40 ^ (t * 1_000_003 + n * 1009 + k) as u64);
     let (w, wv) = upload_random_weight(gpu, &mut rng, dtype, n, k);
     let x = rng.normal_vec(t * k, 1.0);
-    let tx = gpu.upload_f32("x", &x, &[t, k]).unwrap();
+    let tx = if x_f16 {
+        gpu.upload_f16("x", &x, &[t, k]).unwrap()
+    } else {
+        gpu.upload_f32("x", &x, &[t, k]).unwrap()
+    };
     let y0 = rng.normal_vec(t * n, 1.0);
     let ty = if accumulate {
         gpu.upload_f32("y", &y0, &[t, n]).unwrap()
@@ -210,6 +228,55 @@ fn coop_large_tile() {
         check(dtype, large, 256, 512, 256, false);
         check(dtype, large, 250, 500, 512, true);
     }
+}
+
+/// Both prefetch depths with f32 and f16 x, every weight type, on the SMALL and LARGE tiles
+/// and a 16-subgroup tile (edges and whole tiles).
+#[test]
+fn coop_depths_and_f16_x() {
+    let gpu = test_gpu();
+    if skip(gpu, "coop_depths_and_f16_x") {
+        return;
+    }
+    // 128 x 128 on 16 subgroups (edge tiles parked 4 subgroups at a time).
+    let sixteen = CoopTile {
+        sg_t: 4,
+        sg_n: 4,
+        tm: 2,
+        tn: 2,
+        bk: 32,
+        depth: 1,
+    };
+    let mut worst = (0.0f64, 0.0f64);
+    for dtype in [
+        DType::Q4K,
+        DType::Q5K,
+        DType::Q6K,
+        DType::Q8_0,
+        DType::Q4_0,
+        DType::Q5_0,
+        DType::F16,
+        DType::BF16,
+        DType::F32,
+    ] {
+        let [k0, k1] = row_lengths(dtype);
+        for depth in 0..=1 {
+            for x_f16 in [false, true] {
+                for base in [CoopTile::SMALL, CoopTile::LARGE, sixteen] {
+                    let tile = CoopTile { depth, ..base };
+                    let (bt, bn) = (tile.tokens() as usize, tile.rows() as usize);
+                    for (t, n, k, acc) in [(300, 200, k1, true), (bt, 2 * bn, k0, false)] {
+                        let (nmse, rel) = check_x(dtype, Some(tile), t, n, k, acc, x_f16);
+                        worst = (worst.0.max(nmse), worst.1.max(rel));
+                    }
+                }
+            }
+        }
+    }
+    eprintln!(
+        "SUMMARY depths/f16 x: worst nmse {:.2e}, worst max err/S {:.2e}",
+        worst.0, worst.1
+    );
 }
 
 /// Every candidate tile (the benchmark sweep may pick any) on edge and whole-tile shapes.

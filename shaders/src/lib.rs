@@ -267,8 +267,8 @@ mod tests {
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 
-    /// The cooperative-matrix mat-mul with every weight type and the tile shapes the engine
-    /// may pick: its workgroup arrays are sized by override expressions and its coopStore
+    /// The cooperative-matrix mat-mul with every weight type, the tile shapes the engine
+    /// may pick and its prefetch depths and x types: its workgroup arrays are sized by override expressions and its coopStore
     /// operands are named values, both of which naga 30 needs (see the shader).
     #[test]
     fn matmul_coop_variants_translate_to_spirv() {
@@ -289,15 +289,23 @@ mod tests {
                 ("TN", 1.0),
                 ("BK", 64.0),
             ],
+            &[("SG_T", 4.0), ("SG_N", 4.0), ("TM", 2.0), ("TN", 2.0)],
         ];
         let mut failures = Vec::new();
         for dt in [0.0, 1.0, 2.0, 6.0, 8.0, 12.0, 13.0, 14.0, 30.0] {
             for (i, tile) in tiles.iter().enumerate() {
-                for acc in [0.0, 1.0] {
-                    let mut c = vec![("DT", dt), ("ACC", acc)];
+                for (acc, depth, xh) in [
+                    (0.0, 0.0, 0.0),
+                    (1.0, 1.0, 1.0),
+                    (0.0, 1.0, 0.0),
+                    (1.0, 0.0, 1.0),
+                ] {
+                    let mut c = vec![("DT", dt), ("ACC", acc), ("DEPTH", depth), ("XH", xh)];
                     c.extend_from_slice(tile);
                     if let Err(e) = to_spirv(&MATMUL_COOP, "matmul_coop", &c) {
-                        failures.push(format!("DT {dt} tile {i} acc {acc}: {e}"));
+                        failures.push(format!(
+                            "DT {dt} tile {i} acc {acc} depth {depth} xh {xh}: {e}"
+                        ));
                     }
                 }
             }

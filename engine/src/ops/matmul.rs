@@ -324,6 +324,17 @@ pub(crate) fn check_weight(
 }
 
 pub(crate) fn check(op: &'static str, x: &Tensor, w: &Tensor, y: &Tensor) -> Result<Sizes> {
+    check_x(op, x, w, y, Elem::F32)
+}
+
+/// `check` with x of element type `x_elem` (f32, or f16 for `matmul_coop`).
+pub(crate) fn check_x(
+    op: &'static str,
+    x: &Tensor,
+    w: &Tensor,
+    y: &Tensor,
+    x_elem: Elem,
+) -> Result<Sizes> {
     let (dtype, n, k) = check_weight(op, "w", w)?;
     if x.shape.last() != Some(&k) {
         return Err(EngineError::Shape {
@@ -332,7 +343,7 @@ pub(crate) fn check(op: &'static str, x: &Tensor, w: &Tensor, y: &Tensor) -> Res
         });
     }
     let t = x.numel() / k;
-    expect(op, "x", x, Elem::F32, t * k)?;
+    expect(op, "x", x, x_elem, t * k)?;
     expect(op, "y", y, Elem::F32, t * n)?;
     if y.shape.last() != Some(&n) {
         return Err(EngineError::Shape {

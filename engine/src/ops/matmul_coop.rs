@@ -9,15 +9,18 @@
 use crate::dispatch::{grid, Dispatch};
 use crate::error::{EngineError, Result};
 use crate::gpu::Gpu;
-use crate::ops::matmul::{check, dispatch, variant_label};
-use crate::tensor::Tensor;
+use crate::ops::matmul::{check_x, dispatch, variant_label};
+use crate::tensor::{Elem, Tensor};
 
 const OP: &str = "matmul_coop";
 
 /// A workgroup's tile: `sg_t x sg_n` subgroups, each owning `tm x tn` accumulator tiles of
 /// 16 x 16, so the workgroup computes `16 tm sg_t` tokens x `16 tn sg_n` weight rows; `bk`
 /// values of k per step (16, 32 or 64). Each lane stages at most 2 weight chunks and 8 x
-/// vec4 per step (`lane_share`).
+/// units (16-byte loads) per step (`lane_share`). `depth`: how the staging loads are
+/// pipelined (the shader's DEPTH): 1 (every preset) carries the raw words of the next step
+/// across the loop's back edge; 0, the first version, loads and decodes each step at the top
+/// of the previous one (1.2-1.5x slower on the H100).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CoopTile {
     pub sg_t: u32,
@@ -25,6 +28,7 @@ pub struct CoopTile {
     pub tm: u32,
     pub tn: u32,
     pub bk: u32,
+    pub depth: u32,
 }
 
 /// Below this many workgroups a layer leaves SMs idle (the H100 has 132), so `pick` takes a
@@ -33,39 +37,46 @@ const MIN_WORKGROUPS: usize = 96;
 
 impl CoopTile {
     /// 128 x 128 (8 subgroups of 4 x 2 tiles): the fastest where it makes enough workgroups
-    /// (H100, T = 512: 90-120 TFLOP/s on the Llama-2-7B shapes).
+    /// (H100, T = 512, depth 1: 102-136 TFLOP/s on the Llama-2-7B shapes with f32 x,
+    /// 105-144 with f16 x).
     pub const LARGE: CoopTile = CoopTile {
         sg_t: 2,
         sg_n: 4,
         tm: 4,
         tn: 2,
         bk: 32,
+        depth: 1,
     };
-    /// 64 x 128 (8 subgroups of 2 x 2 tiles).
+    /// 64 x 128 (8 subgroups of 2 x 2 tiles); not picked (at depth 1 it ran below SMALL on
+    /// nearly every shape measured, at best level with it within run-to-run noise).
     pub const MEDIUM: CoopTile = CoopTile {
         sg_t: 2,
         sg_n: 4,
         tm: 2,
         tn: 2,
         bk: 32,
+        depth: 1,
     };
-    /// 64 x 64 (4 subgroups of 2 x 2 tiles).
+    /// 64 x 64 (4 subgroups of 2 x 2 tiles): for layers too small for LARGE (H100, T = 512,
+    /// N = 2048: 73-103 TFLOP/s).
     pub const SMALL: CoopTile = CoopTile {
         sg_t: 2,
         sg_n: 2,
         tm: 2,
         tn: 2,
         bk: 32,
+        depth: 1,
     };
 
-    /// The tile `matmul_coop` uses for T x N outputs: the largest of LARGE, MEDIUM, SMALL
-    /// that makes at least MIN_WORKGROUPS workgroups (measured on the H100 at T = 512:
-    /// N = 2048 runs best on MEDIUM, N >= 4096 on LARGE).
+    /// The tile `matmul_coop` uses for T x N outputs: LARGE where it makes at least
+    /// MIN_WORKGROUPS workgroups, else SMALL (measured on the H100 at T = 512 with depth 1:
+    /// N = 2048 runs best on SMALL, MEDIUM within 0-10% below it, N >= 4096 on LARGE).
     pub fn pick(t: usize, n: usize) -> CoopTile {
-        [CoopTile::LARGE, CoopTile::MEDIUM]
-            .into_iter()
-            .find(|tile| tile.workgroups(t, n) >= MIN_WORKGROUPS)
-            .unwrap_or(CoopTile::SMALL)
+        if CoopTile::LARGE.workgroups(t, n) >= MIN_WORKGROUPS {
+            CoopTile::LARGE
+        } else {
+            CoopTile::SMALL
+        }
     }
 
     /// Workgroups for T x N outputs.
@@ -83,19 +94,20 @@ impl CoopTile {
         16 * self.tn * self.sg_n
     }
 
-    /// Weight chunks and x vec4s each lane stages per step, with subgroups of `sg` lanes.
-    pub fn lane_share(&self, sg: u32) -> (u32, u32) {
+    /// Weight chunks and x units (16-byte loads: 4 values of f32 x, 8 of f16 x) each lane
+    /// stages per step, with subgroups of `sg` lanes.
+    pub fn lane_share(&self, sg: u32, x_f16: bool) -> (u32, u32) {
         let lanes = sg * self.sg_t * self.sg_n;
         let w = self.rows() * self.bk / 16;
-        let x = self.tokens() * self.bk / 4;
+        let x = self.tokens() * self.bk / if x_f16 { 8 } else { 4 };
         (w.div_ceil(lanes), x.div_ceil(lanes))
     }
 
-    /// Workgroup memory: two f16 stages of x and W (rows padded by 8 values) and a parked
-    /// f32 16 x 16 tile per subgroup.
+    /// Workgroup memory: two f16 stages of x and W (rows padded by 8 values) and up to 4
+    /// parked f32 16 x 16 output tiles (the shader's PARK).
     pub fn workgroup_bytes(&self) -> u64 {
         let stage = (self.tokens() + self.rows()) as u64 * (self.bk as u64 + 8) * 2;
-        2 * stage + (self.sg_t * self.sg_n) as u64 * 1024
+        2 * stage + (self.sg_t * self.sg_n).min(4) as u64 * 1024
     }
 
     /// Candidate tiles for benchmark sweeps (each fits 48 KiB of workgroup memory and the
@@ -107,6 +119,7 @@ impl CoopTile {
             tm,
             tn,
             bk,
+            depth: 1,
         };
         vec![
             t(2, 2, 2, 4, 32), // 64 x 128, 128 lanes
@@ -124,6 +137,9 @@ impl CoopTile {
             t(2, 4, 2, 4, 16), // 64 x 256
             t(4, 2, 4, 2, 16), // 256 x 64
             t(4, 4, 2, 2, 16), // 128 x 128, 512 lanes
+            t(4, 4, 2, 2, 32),
+            t(2, 2, 1, 1, 32), // 32 x 32
+            t(2, 2, 1, 2, 32), // 32 x 64
         ]
     }
 }
@@ -142,8 +158,9 @@ pub fn coop_available(gpu: &Gpu) -> bool {
 }
 
 /// y = x · w^T, or y += x · w^T with `accumulate`, on tensor cores with `CoopTile::pick`'s tile.
-/// x: f32 [T, K] (any shape whose last dimension is K), w: weight [N, K] with K % 16 == 0,
-/// y: f32 [T, N]. `EngineError::Unsupported` where `!coop_available(gpu)`.
+/// x: f32 or f16 (`Elem::F16`: half the bytes to stage, the same result since the kernel
+/// rounds x to f16 anyway) [T, K] (any shape whose last dimension is K), w: weight [N, K]
+/// with K % 16 == 0, y: f32 [T, N]. `EngineError::Unsupported` where `!coop_available(gpu)`.
 pub fn matmul_coop(
     gpu: &Gpu,
     x: &Tensor,
@@ -167,7 +184,8 @@ pub fn matmul_coop_with(
     accumulate: bool,
     tile: CoopTile,
 ) -> Result<Dispatch> {
-    let s = check(OP, x, w, y)?;
+    let x_f16 = x.elem == Elem::F16;
+    let s = check_x(OP, x, w, y, if x_f16 { Elem::F16 } else { Elem::F32 })?;
     if !coop_available(gpu) {
         return Err(EngineError::Unsupported {
             op: OP,
@@ -196,14 +214,16 @@ pub fn matmul_coop_with(
         tm,
         tn,
         bk,
+        depth,
     } = tile;
-    let (w_share, x_share) = tile.lane_share(sg);
+    let (w_share, x_share) = tile.lane_share(sg, x_f16);
     let lim = &gpu.limits;
     if sg_t == 0
         || sg_n == 0
         || !(1..=4).contains(&tm)
         || !(1..=4).contains(&tn)
         || ![16, 32, 64].contains(&bk)
+        || depth > 1
         || w_share > 2
         || x_share > 8
         || lanes > lim.max_compute_invocations_per_workgroup
@@ -213,9 +233,9 @@ pub fn matmul_coop_with(
         return Err(EngineError::Shape {
             op: OP,
             detail: format!(
-                "tile {tile:?}: 1..=4 tiles per subgroup each way, bk 16/32/64, at most {} lanes \
-                 (subgroups of {sg}), {} B of workgroup memory (needs {}), 2 weight chunks and \
-                 8 x vec4 per lane and step (needs {w_share}, {x_share})",
+                "tile {tile:?}: 1..=4 tiles per subgroup each way, bk 16/32/64, depth 0 or 1, at \
+                 most {} lanes (subgroups of {sg}), {} B of workgroup memory (needs {}), 2 \
+                 weight chunks and 8 x units per lane and step (needs {w_share}, {x_share})",
                 lim.max_compute_invocations_per_workgroup,
                 lim.max_compute_workgroup_storage_size,
                 tile.workgroup_bytes()
@@ -234,9 +254,15 @@ pub fn matmul_coop_with(
             ("TM", tm as f64),
             ("TN", tn as f64),
             ("BK", bk as f64),
+            ("DEPTH", depth as f64),
+            ("XH", x_f16 as u32 as f64),
         ],
     )?;
     let workgroups = grid(gpu, tile.workgroups(s.t, s.n) as u32);
     let label = variant_label(OP, s.dtype);
-    dispatch(gpu, label, pipeline, workgroups, x, w, y, &s, accumulate)
+    let mut d = dispatch(gpu, label, pipeline, workgroups, x, w, y, &s, accumulate)?;
+    if x_f16 {
+        d.cost.bytes -= 2 * (s.t * s.k) as u64;
+    }
+    Ok(d)
 }
