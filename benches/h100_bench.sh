@@ -2,7 +2,7 @@
 # The H100 speed run (issues 6 and 7): synthesised models of real shapes, `bench`
 # (llama-bench style pp512 / pp2048 / tg128) and `profile` (per-shader times, decode vs the
 # bandwidth floor) on each. Run from the repository root on the device machine: the release
-# binary in .dev/wgllama, the Vulkan loader debs in .gl/. Results go under $OUT (default
+# binary in .dev/lead/wgllama (or wgllama.gz there), the Vulkan loader debs in .gl/. Results go under $OUT (default
 # ./bench-out). The 7B models are synthesised in the background (10 of the 16 cores) while
 # the TinyLlama models are measured, so the slow Q4_K_M synthesis costs no extra time.
 # Every step has a timeout; steps stop starting once BUDGET seconds are used.
@@ -10,7 +10,8 @@
 # model names to run), PROFILE=0 to skip profiles, SCEN=0 to skip scenarios.
 set -u
 for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
-B=${B:-.dev/wgllama}
+B=${B:-.dev/lead/wgllama}
+[ -e "$B.gz" ] && gunzip -kf "$B.gz" && chmod +x "$B"
 OUT=${OUT:-bench-out}
 BUDGET=${BUDGET:-540}
 ONLY=${ONLY:-.}
