@@ -15,8 +15,8 @@
 //! RMSNorms write int8 directly (`rmsnorm_x8`), the attention output is quantised for a large
 //! Wo (`quantize_x8`, `quantize_pays`), gate and up come from one int8 mat-vec and
 //! `silu_mul_x8` quantises the down projection's input: 10-11 dispatches per layer, the
-//! mat-vecs ~1.6-2.2x faster. Decode over float weights (F16, BF16, F32) computes each
-//! RMSNorm inside the mat-vec that consumes it (`matvec_multi_norm`): 8 dispatches per layer.
+//! mat-vecs ~1.6-2.2x faster. (`matvec_multi_norm`, the RMSNorm inside the mat-vec, is not
+//! used: on the H100 it ran 5x slower than RMSNorm + `matvec_multi`, see ops/matvec.rs.)
 
 use crate::dispatch::Dispatch;
 use crate::error::Result;
@@ -191,16 +191,6 @@ impl Graph {
                     &qkv,
                     &[&q_flat, &k_flat, &v_flat],
                 )?);
-            } else if t == 1 && matvec::norm_fusable(&qkv) {
-                // Decode, float weights: the RMSNorm inside the q/k/v mat-vec.
-                body.push(matvec::matvec_multi_norm(
-                    gpu,
-                    &a.x,
-                    &lw.attn_norm,
-                    eps,
-                    &qkv,
-                    &[&q_flat, &k_flat, &v_flat],
-                )?);
             } else if t == 1 {
                 // Decode: q, k and v in one mat-vec dispatch (each weight keeps its type).
                 body.push(rmsnorm::rmsnorm(gpu, &a.x, &lw.attn_norm, &a.h, eps)?);
@@ -258,20 +248,6 @@ impl Graph {
                 }
                 continue;
             }
-            if t == 1 && !glu_fused(&lw.w_gate, &lw.w_up) && matvec::norm_fusable(&gate_up) {
-                // Decode, float weights: the RMSNorm inside the gate/up mat-vec.
-                body.push(matvec::matvec_multi_norm(
-                    gpu,
-                    &a.x,
-                    &lw.ffn_norm,
-                    eps,
-                    &gate_up,
-                    &[&a.gate, &a.up],
-                )?);
-                body.push(elementwise::silu_mul(gpu, &a.gate, &a.up, &a.act)?);
-                body.push(linear(gpu, &a.act, &lw.w_down, &a.x, true, fast)?);
-                continue;
-            }
             body.push(rmsnorm::rmsnorm(gpu, &a.x, &lw.ffn_norm, &a.h, eps)?);
             if t == 1 && glu_fused(&lw.w_gate, &lw.w_up) {
                 // Decode: silu(gate) * up straight from one mat-vec dispatch.
@@ -302,15 +278,6 @@ impl Graph {
                 matvec::rmsnorm_x8(gpu, head_in, &w.out_norm, &a.xq_d, eps)?,
                 matvec::matvec_int8(gpu, &a.xq_d, &w.output, &a.logits, false)?,
             ]
-        } else if t == 1 && matvec::norm_fusable(&[&w.output]) {
-            vec![matvec::matvec_multi_norm(
-                gpu,
-                head_in,
-                &w.out_norm,
-                eps,
-                &[&w.output],
-                &[&a.logits],
-            )?]
         } else {
             vec![
                 rmsnorm::rmsnorm(gpu, head_in, &w.out_norm, &a.hn, eps)?,

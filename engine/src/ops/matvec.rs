@@ -466,6 +466,12 @@ pub fn matvec_multi_with(
 /// ys[i] = ws[i] · (rmsnorm(x) * g) for 1-3 F16, BF16 or F32 weights with rows of a multiple
 /// of 16 values, the RMSNorm computed inside the mat-vec (no dispatch of its own): x, g: f32
 /// [K], `eps` the norm's epsilon. The kernel variant is the first weight's pick.
+///
+/// Correct (op tests) but not used by the graph: on the H100 (2026-11-23, third session,
+/// benches/results/2026-11-23-h100-s3/final-norm-fused/) TinyLlama F16 q/k/v and gate/up took
+/// 118.6 us a call against 23.8 for `matvec_multi` (Llama-2-7B: 320 vs 71), dropping tg128
+/// from 521 to 165 t/s; the cause (accumulators spilled by the extra slot? the g loads?) is
+/// not found yet.
 pub fn matvec_multi_norm(
     gpu: &Gpu,
     x: &Tensor,
