@@ -273,7 +273,10 @@ fn x_decode(v: vec4<u32>, i: u32, k0: u32) -> XH8 {
         return XH8(select(vec4<f16>(0.0h), f16x4(v.x, v.y), inside),
                    select(vec4<f16>(0.0h), f16x4(v.z, v.w), inside));
     }
-    return XH8(select(vec4<f16>(0.0h), vec4<f16>(bitcast<vec4<f32>>(v)), inside), vec4<f16>(0.0h));
+    // Saturate at f16's largest finite value: an activation beyond it would become inf and
+    // turn the whole output row to inf / NaN; saturated, it is only inexact (it is anyway).
+    let xf = clamp(bitcast<vec4<f32>>(v), vec4<f32>(-65504.0), vec4<f32>(65504.0));
+    return XH8(select(vec4<f16>(0.0h), vec4<f16>(xf), inside), vec4<f16>(0.0h));
 }
 
 fn fetch(k0: u32, t0: u32, n0: u32, lid: u32) -> Raw {

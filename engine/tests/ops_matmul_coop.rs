@@ -307,3 +307,33 @@ fn coop_refuses_k_not_multiple_of_16() {
     let e = matmul_coop(gpu, &x, &w, &y, false).unwrap_err();
     assert!(matches!(e, EngineError::Shape { .. }), "{e}");
 }
+
+/// An activation beyond f16's range saturates (65504) instead of becoming inf: every output
+/// stays finite, and the row is what the reference gives with x clamped to +-65504.
+#[test]
+fn coop_saturates_x_beyond_f16() {
+    let gpu = test_gpu();
+    if skip(gpu, "coop_saturates_x_beyond_f16") {
+        return;
+    }
+    let (t, n, k) = (20, 64, 64);
+    let mut rng = Rng::new(77);
+    let mut x = rng.normal_vec(t * k, 1.0);
+    x[3 * k + 5] = 1.0e6;
+    x[7 * k + 9] = -3.0e5;
+    let (w, wv) = upload_random_weight(gpu, &mut rng, DType::F16, n, k);
+    let tx = gpu.upload_f32("x", &x, &[t, k]).unwrap();
+    let ty = gpu.zeros_f32("y", &[t, n]).unwrap();
+    gpu.run(&[matmul_coop(gpu, &tx, &w, &ty, false).unwrap()])
+        .unwrap();
+    let got = gpu.read_f32(&ty).unwrap();
+    assert!(got.iter().all(|v| v.is_finite()), "non-finite outputs");
+    let clamped: Vec<f32> = x.iter().map(|v| v.clamp(-65504.0, 65504.0)).collect();
+    let want = ref_matmul(&clamped, &wv, k, None);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            (g - w).abs() <= 1e-2 * w.abs().max(1.0),
+            "output {i}: {g} want {w}"
+        );
+    }
+}

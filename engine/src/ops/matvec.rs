@@ -470,8 +470,10 @@ pub fn matvec_multi_with(
 /// Correct (op tests) but not used by the graph: on the H100 (2026-11-23, third session,
 /// benches/results/2026-11-23-h100-s3/final-norm-fused/) TinyLlama F16 q/k/v and gate/up took
 /// 118.6 us a call against 23.8 for `matvec_multi` (Llama-2-7B: 320 vs 71), dropping tg128
-/// from 521 to 165 t/s; the cause (accumulators spilled by the extra slot? the g loads?) is
-/// not found yet.
+/// from 521 to 165 t/s. In a chain (`bench_matvec norm`, norm.txt there) it is 2-3x
+/// RMSNorm + `matvec_multi` (TinyLlama q/k/v 18.0 vs 9.7 us, gate/up 62.4 vs 30.6); keeping
+/// sum(x^2) in a private variable instead of the extra accumulator slot measured the same, so
+/// the cost is elsewhere (the g loads, or the longer per-unit chain); not found yet.
 pub fn matvec_multi_norm(
     gpu: &Gpu,
     x: &Tensor,
