@@ -1,4 +1,5 @@
-// Element-wise kernels over flat f32 tensors: residual add, SwiGLU's silu(gate) * up, copy.
+// Element-wise kernels over flat f32 tensors: residual add, SwiGLU's silu(gate) * up, copy,
+// and the f16 copy of an activation that a tensor-core mat-mul stages as straight 16-byte loads.
 // One invocation per output element; the grid may spread workgroups over x and y.
 // Each entry point declares its own buffers at bindings 1.. (several entry points share a
 // binding number; only one of them is used per pipeline), so the auto layout of each entry
@@ -88,4 +89,18 @@ fn copy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let i = element(wid, nwg, lid);
     if (i >= p.n) { return; }
     cp_y[i] = cp_x[i];
+}
+
+// ---- to_f16: y = x rounded to f16, saturating at +-65504 (for matmul_coop's f16 x) ---------
+// One invocation per pair of values (p.n = pairs); no f16 types, so no f16 feature needed.
+@group(0) @binding(1) var<storage, read> h_x: array<vec2<f32>>;   // [2n]
+@group(0) @binding(2) var<storage, read_write> h_y: array<u32>;   // [2n] f16, two per word
+
+@compute @workgroup_size(WG)
+fn to_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    // Beyond f16's range pack2x16float's result is indeterminate: saturate first.
+    h_y[i] = pack2x16float(clamp(h_x[i], vec2<f32>(-65504.0), vec2<f32>(65504.0)));
 }

@@ -128,6 +128,16 @@ impl Gpu {
         })
     }
 
+    /// An f16 tensor (contents unspecified until a kernel writes it).
+    pub fn zeros_f16(&self, label: &str, shape: &[usize]) -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        Ok(Tensor {
+            buffer: self.storage(label, (n as u64 * 2).next_multiple_of(4))?,
+            elem: Elem::F16,
+            shape: shape.to_vec(),
+        })
+    }
+
     /// Reads a buffer back (tests, `logits`, golden checks; never in the decode loop).
     pub fn read_bytes(&self, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
         let size = bytes.div_ceil(4) * 4;

@@ -1,7 +1,7 @@
-//! Op tests for elementwise.wgsl (add, add_in_place, silu_mul, silu_mul_fused, copy) and
-//! softmax.wgsl, against the CPU references.
+//! Op tests for elementwise.wgsl (add, add_in_place, silu_mul, silu_mul_fused, copy, to_f16)
+//! and softmax.wgsl, against the CPU references.
 
-use wgllama_engine::ops::elementwise::{add, add_in_place, copy, silu_mul, silu_mul_fused};
+use wgllama_engine::ops::elementwise::{add, add_in_place, copy, silu_mul, silu_mul_fused, to_f16};
 use wgllama_engine::ops::softmax::softmax;
 use wgllama_engine::reference;
 use wgllama_engine::testing::{assert_close, errors, test_gpu, Rng, Tol};
@@ -174,4 +174,43 @@ fn bad_operands_are_shape_errors() {
     is_shape(softmax(gpu, &a, &b, 1.0), "softmax");
     is_shape(softmax(gpu, &a, &y, 0.0), "softmax");
     is_shape(softmax(gpu, &a, &a, 1.0), "softmax");
+}
+
+/// to_f16 against the reference's round-to-nearest-even (WGSL leaves pack2x16float's rounding
+/// to the implementation, so one f16 ulp either way is allowed), values spanning f16's range:
+/// subnormals, large ones and beyond +-65504 (saturated), on an odd number of pairs.
+#[test]
+fn to_f16_rounds_and_saturates() {
+    let gpu = test_gpu();
+    let mut rng = Rng::new(16);
+    let n = 2 * 1031;
+    let mut x: Vec<f32> = rng.normal_vec(n, 1.0);
+    for (i, v) in x.iter_mut().enumerate() {
+        *v *= [1e-6, 1e-3, 1.0, 300.0, 6e4, 1e6][i % 6];
+    }
+    let tx = gpu.upload_f32("x", &x, &[n]).unwrap();
+    let ty = gpu.zeros_f16("y", &[n]).unwrap();
+    gpu.run(&[to_f16(gpu, &tx, &ty).unwrap()]).unwrap();
+    let bytes = gpu.read_bytes(&ty.buffer, 2 * n as u64).unwrap();
+    let got: Vec<f32> = bytes
+        .chunks(2)
+        .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+        .collect();
+    let want = reference::elementwise::to_f16(&x);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        // One ulp of f16 at w: 2^(exponent - 10), at least the subnormal step 2^-24.
+        let ulp = (w.abs().max(6.1e-5)).log2().floor().exp2() / 1024.0;
+        assert!(
+            (g - w).abs() <= ulp.max(2f32.powi(-24)),
+            "to_f16 value {i}: x {} got {g} want {w}",
+            x[i]
+        );
+    }
+    assert!(got.iter().all(|v| v.is_finite()));
+    let odd = gpu.zeros_f32("odd", &[3]).unwrap();
+    let y3 = gpu.zeros_f16("y3", &[3]).unwrap();
+    assert!(matches!(
+        to_f16(gpu, &odd, &y3),
+        Err(EngineError::Shape { .. })
+    ));
 }

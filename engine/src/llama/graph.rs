@@ -52,10 +52,26 @@ pub struct Activations {
     pub logits: Tensor, // [R, vocab]
     pub xq_d: Tensor,   // int8 form of a D-vector (decode, fast path): [int8_words(D)]
     pub xq_f: Tensor,   // int8 form of an F-vector (the down projection's input): [int8_words(F)]
+    /// f16 copies of the tensor-core mat-muls' inputs (prompts on the fast path): h, att, act.
+    pub half: Option<HalfInputs>,
+}
+
+/// f16 copies of a prompt pass's mat-mul inputs, made once per layer (`to_f16`) so every
+/// tensor-core mat-mul stages x as straight 16-byte copies, half the bytes of f32.
+pub struct HalfInputs {
+    pub h: Tensor,   // [T, D]
+    pub att: Tensor, // [T, n_heads * head_dim]
+    pub act: Tensor, // [T, F]
 }
 
 impl Activations {
-    fn new(gpu: &Gpu, w: &LlamaWeights, t: usize, rows: LogitRows) -> Result<Activations> {
+    fn new(
+        gpu: &Gpu,
+        w: &LlamaWeights,
+        t: usize,
+        rows: LogitRows,
+        half: bool,
+    ) -> Result<Activations> {
         let c = &w.config;
         let (d, f, hd) = (c.hidden_size, c.ffn_size, c.head_dim);
         let r = if rows == LogitRows::All { t } else { 1 };
@@ -77,6 +93,15 @@ impl Activations {
             // Prompts never use them: one word keeps their graphs' memory as before.
             xq_d: u("xq_d", if t == 1 { matvec::int8_words(d) } else { 1 })?,
             xq_f: u("xq_f", if t == 1 { matvec::int8_words(f) } else { 1 })?,
+            half: if half {
+                Some(HalfInputs {
+                    h: gpu.zeros_f16("h16", &[t, d])?,
+                    att: gpu.zeros_f16("att16", &[t, c.n_heads * hd])?,
+                    act: gpu.zeros_f16("act16", &[t, f])?,
+                })
+            } else {
+                None
+            },
         })
     }
 }
@@ -141,6 +166,23 @@ fn int8_group(precision: Precision, ws: &[&Tensor]) -> bool {
             .all(|w| matches!(w.elem, Elem::Weight(DType::Q4K | DType::Q6K | DType::Q8_0)))
 }
 
+/// The mat-mul input for `x`: its f16 copy `half` (after a `to_f16` dispatch pushed onto
+/// `body`) where the pass has one, else x itself.
+fn half_of<'a>(
+    gpu: &Gpu,
+    body: &mut Vec<Dispatch>,
+    x: &'a Tensor,
+    half: Option<&'a Tensor>,
+) -> Result<&'a Tensor> {
+    match half {
+        Some(h) => {
+            body.push(elementwise::to_f16(gpu, &x.reshaped(&h.shape), h)?);
+            Ok(h)
+        }
+        None => Ok(x),
+    }
+}
+
 /// A linear layer y (+)= x W^T on the path `precision` picks: with `Fast`, prompts (T > 1)
 /// use the tensor-core mat-mul (f16 inputs) where the adapter has one; everything else is exact.
 fn linear(
@@ -153,10 +195,11 @@ fn linear(
 ) -> Result<crate::dispatch::Dispatch> {
     let t = x.numel() / x.shape.last().copied().unwrap_or(1).max(1);
     let k = *w.shape.last().unwrap_or(&0);
-    if precision == Precision::Fast
-        && t > 1
-        && k.is_multiple_of(16)
-        && matmul_coop::coop_available(gpu)
+    if x.elem == Elem::F16
+        || (precision == Precision::Fast
+            && t > 1
+            && k.is_multiple_of(16)
+            && matmul_coop::coop_available(gpu))
     {
         return matmul_coop::matmul_coop(gpu, x, w, y, accumulate);
     }
@@ -172,7 +215,14 @@ impl Graph {
         io: &GraphIo<'_>,
     ) -> Result<Graph> {
         let c = &w.config;
-        let a = Activations::new(gpu, w, t, rows)?;
+        // Prompts on the fast path feed the tensor-core mat-muls f16 copies of their inputs
+        // (matmul_coop stages x as straight copies: 4-11% less GEMM time on the H100,
+        // benches/results/2026-11-23-h100-s3/README.md), made by one `to_f16` per input.
+        let half = t > 1 && io.precision == Precision::Fast && matmul_coop::coop_available(gpu)
+            && [c.hidden_size, c.n_heads * c.head_dim, c.ffn_size]
+                .iter()
+                .all(|k| k.is_multiple_of(16));
+        let a = Activations::new(gpu, w, t, rows, half)?;
         let eps = c.rms_norm_eps;
         let q_flat = a.q.reshaped(&[t, c.n_heads * c.head_dim]);
         let k_flat = a.k.reshaped(&[t, c.n_kv_heads * c.head_dim]);
@@ -202,9 +252,10 @@ impl Graph {
                 )?);
             } else {
                 body.push(rmsnorm::rmsnorm(gpu, &a.x, &lw.attn_norm, &a.h, eps)?);
-                body.push(linear(gpu, &a.h, &lw.wq, &q_flat, false, fast)?);
-                body.push(linear(gpu, &a.h, &lw.wk, &k_flat, false, fast)?);
-                body.push(linear(gpu, &a.h, &lw.wv, &v_flat, false, fast)?);
+                let h = half_of(gpu, &mut body, &a.h, a.half.as_ref().map(|hf| &hf.h))?;
+                body.push(linear(gpu, h, &lw.wq, &q_flat, false, fast)?);
+                body.push(linear(gpu, h, &lw.wk, &k_flat, false, fast)?);
+                body.push(linear(gpu, h, &lw.wv, &v_flat, false, fast)?);
             }
             let layer = &io.kv.layers[l];
             // RoPE on q and k and the cache write of k, v: one dispatch.
@@ -226,7 +277,8 @@ impl Graph {
                 body.push(matvec::quantize_x8(gpu, &att_flat, &a.xq_d)?);
                 body.push(matvec::matvec_int8(gpu, &a.xq_d, &lw.wo, &a.x, true)?);
             } else {
-                body.push(linear(gpu, &att_flat, &lw.wo, &a.x, true, fast)?);
+                let att = half_of(gpu, &mut body, &att_flat, a.half.as_ref().map(|hf| &hf.att))?;
+                body.push(linear(gpu, att, &lw.wo, &a.x, true, fast)?);
             }
             let gate_up = [&lw.w_gate, &lw.w_up];
             if t == 1 && int8_group(fast, &gate_up) {
@@ -262,11 +314,17 @@ impl Graph {
                 )?);
                 body.push(elementwise::silu_mul(gpu, &a.gate, &a.up, &a.act)?);
             } else {
-                body.push(linear(gpu, &a.h, &lw.w_gate, &a.gate, false, fast)?);
-                body.push(linear(gpu, &a.h, &lw.w_up, &a.up, false, fast)?);
+                let h = half_of(gpu, &mut body, &a.h, a.half.as_ref().map(|hf| &hf.h))?;
+                body.push(linear(gpu, h, &lw.w_gate, &a.gate, false, fast)?);
+                body.push(linear(gpu, h, &lw.w_up, &a.up, false, fast)?);
                 body.push(elementwise::silu_mul(gpu, &a.gate, &a.up, &a.act)?);
             }
-            body.push(linear(gpu, &a.act, &lw.w_down, &a.x, true, fast)?);
+            let act = if t > 1 {
+                half_of(gpu, &mut body, &a.act, a.half.as_ref().map(|hf| &hf.act))?
+            } else {
+                &a.act
+            };
+            body.push(linear(gpu, act, &lw.w_down, &a.x, true, fast)?);
         }
         let head_in = if rows == LogitRows::All || t == 1 {
             &a.x

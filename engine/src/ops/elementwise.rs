@@ -147,6 +147,34 @@ pub fn silu_mul_fused(gpu: &Gpu, gate_up: &Tensor, y: &Tensor) -> Result<Dispatc
     )
 }
 
+/// y = x rounded to f16 (saturating at +-65504): the f16 input of a tensor-core mat-mul, which
+/// then stages it as straight copies. x: f32, y: f16, the same even element count.
+pub fn to_f16(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
+    let n = x.numel();
+    if !n.is_multiple_of(2) {
+        return Err(EngineError::Shape {
+            op: "to_f16",
+            detail: format!("x: an even number of values wanted, got {:?}", x.shape),
+        });
+    }
+    expect("to_f16", "x", x, Elem::F32, n)?;
+    expect("to_f16", "y", y, Elem::F16, n)?;
+    distinct("to_f16", "y and x", y, x)?;
+    let cost = Cost {
+        bytes: 6 * n as u64,
+        flops: 0,
+    };
+    build(
+        gpu,
+        "to_f16",
+        "to_f16",
+        n / 2,
+        0,
+        &[&x.buffer, &y.buffer],
+        cost,
+    )
+}
+
 /// y = x, f32 with the same element count.
 pub fn copy(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
     let n = x.numel();

@@ -24,3 +24,10 @@ pub fn silu_mul_fused(gate_up: &[f32], f: usize) -> Vec<f32> {
     }
     y
 }
+
+/// x rounded to f16 (to nearest, ties to even), saturating at +-65504, back as f32.
+pub fn to_f16(x: &[f32]) -> Vec<f32> {
+    x.iter()
+        .map(|&v| half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_f32())
+        .collect()
+}
