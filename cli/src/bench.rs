@@ -100,6 +100,7 @@ fn session<'a>(
         kv_dtype,
         prefill_chunk: chunk,
         precision,
+        ..Default::default()
     };
     Session::new(&l.gpu, &l.weights, opts, Sampling::greedy()).map_err(|e| e.to_string())
 }

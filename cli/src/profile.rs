@@ -72,6 +72,7 @@ pub fn run(gpu_opts: &GpuOptions, a: ProfileArgs) -> Result<(), String> {
         kv_dtype,
         prefill_chunk: a.chunk,
         precision: a.precision,
+        ..Default::default()
     };
     let mut s =
         Session::new(gpu, &loaded.weights, opts, Sampling::greedy()).map_err(|e| e.to_string())?;

@@ -108,6 +108,29 @@ fn a_chunked_prompt_reports_the_logits_of_its_last_token() {
     );
     let argmax = (0..want.len()).fold(0, |b, i| if want[i] > want[b] { i } else { b });
     assert_eq!(first as usize, argmax);
+
+    // The same prompt in one chunk and one submission, against chunks of 4 submitted in
+    // parts of 5 dispatches with no wait between chunks: the same last logits.
+    for (prefill_chunk, submit_every) in [(64, 1000), (4, 5), (3, 1)] {
+        let opts = SessionOptions {
+            ctx: 32,
+            prefill_chunk,
+            submit_every,
+            ..Default::default()
+        };
+        let mut s = Session::new(test_gpu(), &w, opts, Sampling::greedy()).unwrap();
+        assert_eq!(s.prefill(&prompt).unwrap(), first);
+        let other = s.last_logits(false).unwrap();
+        let max = other
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            max < 1e-4,
+            "chunk {prefill_chunk}, parts of {submit_every}: last logits differ by {max}"
+        );
+    }
 }
 
 #[test]

@@ -218,7 +218,9 @@ impl Graph {
         // Prompts on the fast path feed the tensor-core mat-muls f16 copies of their inputs
         // (matmul_coop stages x as straight copies: 4-11% less GEMM time on the H100,
         // benches/results/2026-11-23-h100-s3/README.md), made by one `to_f16` per input.
-        let half = t > 1 && io.precision == Precision::Fast && matmul_coop::coop_available(gpu)
+        let half = t > 1
+            && io.precision == Precision::Fast
+            && matmul_coop::coop_available(gpu)
             && [c.hidden_size, c.n_heads * c.head_dim, c.ffn_size]
                 .iter()
                 .all(|k| k.is_multiple_of(16));
@@ -355,6 +357,30 @@ impl Graph {
         })
     }
 
+    /// Records the pass in parts of `every` body dispatches, submitting each part as
+    /// soon as it is recorded so the GPU starts while the CPU records the rest (wgpu encodes a
+    /// dispatch in ~3 us of CPU: ~1.4 ms for a Llama-2-7B prompt pass, which otherwise leaves
+    /// the GPU idle and lets its clock drop). Returns the encoder holding the last part, the
+    /// last-row copy and the head, for the caller to submit (with its readback).
+    pub fn record_in_parts(&self, gpu: &Gpu, every: usize) -> wgpu::CommandEncoder {
+        let parts: Vec<&[Dispatch]> = self.body.chunks(every.max(1)).collect();
+        let (last, leading) = parts
+            .split_last()
+            .map_or((&[][..], &[][..]), |(l, r)| (*l, r));
+        for part in leading {
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            record_dispatches(&mut enc, part);
+            gpu.queue.submit([enc.finish()]);
+        }
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        record_dispatches(&mut enc, last);
+        if self.needs_last_row_copy() {
+            self.record_last_row_copy(&mut enc);
+        }
+        record_dispatches(&mut enc, &self.head);
+        enc
+    }
+
     /// Records the whole pass into `enc`: body, last-row copy (prefill only), head.
     pub fn record(&self, enc: &mut wgpu::CommandEncoder) {
         let mut pass = enc.begin_compute_pass(&Default::default());
@@ -388,6 +414,18 @@ impl Graph {
     /// Every dispatch of the pass, in order (for the profiler and dispatch counts).
     pub fn dispatches(&self) -> impl Iterator<Item = &Dispatch> {
         self.body.iter().chain(&self.head)
+    }
+}
+
+/// Body dispatches per submission in `Graph::record_in_parts` (the session's default): ~48
+/// dispatches per submit overlapped encoding with the GPU in the shared/README measurements.
+pub const SUBMIT_EVERY: usize = 48;
+
+/// `ds` in one compute pass of `enc`.
+fn record_dispatches(enc: &mut wgpu::CommandEncoder, ds: &[Dispatch]) {
+    let mut pass = enc.begin_compute_pass(&Default::default());
+    for d in ds {
+        d.record(&mut pass);
     }
 }
 

@@ -29,6 +29,8 @@ pub struct SessionOptions {
     pub kv_dtype: KvDtype,
     /// Prompt tokens per prefill pass: bounds activation memory for long prompts.
     pub prefill_chunk: usize,
+    /// Prompt-pass dispatches recorded per submission (`Graph::record_in_parts`).
+    pub submit_every: usize,
     /// Exact (golden checks) or fast (tensor-core prompts) arithmetic: `precision.rs`.
     pub precision: crate::precision::Precision,
 }
@@ -39,6 +41,7 @@ impl Default for SessionOptions {
             ctx: 2048,
             kv_dtype: KvDtype::F32,
             prefill_chunk: 256,
+            submit_every: crate::llama::graph::SUBMIT_EVERY,
             precision: crate::precision::Precision::Exact,
         }
     }
@@ -74,6 +77,9 @@ pub struct GenerateStats {
     pub generated: usize,
     pub decode: Duration,
 }
+
+/// A caller's recording of a graph into an encoder (the profiler's timestamps).
+type RecordHook<'a> = dyn FnMut(&Graph, &mut wgpu::CommandEncoder) + 'a;
 
 /// A submitted step whose token id is being copied into a readback slot.
 struct PendingToken {
@@ -116,10 +122,10 @@ impl<'m> Session<'m> {
         sampling: Sampling,
     ) -> Result<Session<'m>> {
         let c = &weights.config;
-        if opts.ctx == 0 || opts.prefill_chunk == 0 {
+        if opts.ctx == 0 || opts.prefill_chunk == 0 || opts.submit_every == 0 {
             return Err(EngineError::Shape {
                 op: "session",
-                detail: "ctx and prefill_chunk must be > 0".into(),
+                detail: "ctx, prefill_chunk and submit_every must be > 0".into(),
             });
         }
         let kv = KvCache::new(
@@ -270,18 +276,24 @@ impl<'m> Session<'m> {
 
     /// Runs `tokens` through the model in chunks, appending them to the cache. With
     /// `all_rows`, returns the logits of every token [n * vocab]; otherwise samples the next
-    /// token (left on the GPU for `decode`) and returns its id.
+    /// token (left on the GPU for `decode`) and returns its id. `record` None: each chunk is
+    /// recorded in parts submitted as they are recorded (`Graph::record_in_parts`) and only
+    /// the last chunk is waited for (the queue orders the chunks' token and step writes);
+    /// Some: the chunk's graph is recorded by `record` into one encoder, and each chunk is
+    /// submitted and waited for (the profiler's hook).
     fn run_prompt(
         &mut self,
         tokens: &[u32],
         all_rows: bool,
-        mut record: impl FnMut(&Graph, &mut wgpu::CommandEncoder),
+        mut record: Option<&mut RecordHook<'_>>,
     ) -> Result<(Vec<f32>, u32)> {
         self.check_room(tokens.len())?;
         let mut logits = Vec::new();
         let chunk = self.opts.prefill_chunk;
+        let every = self.opts.submit_every;
         let mut next = 0;
-        for part in tokens.chunks(chunk) {
+        let n_chunks = tokens.len().div_ceil(chunk);
+        for (i, part) in tokens.chunks(chunk).enumerate() {
             let t = part.len();
             self.gpu
                 .queue
@@ -297,13 +309,21 @@ impl<'m> Session<'m> {
             );
             let gpu = self.gpu;
             let graph = self.prefill_graph(t, all_rows)?;
-            let mut enc = gpu.device.create_command_encoder(&Default::default());
-            record(graph, &mut enc);
+            let enc = match record.as_mut() {
+                Some(r) => {
+                    let mut enc = gpu.device.create_command_encoder(&Default::default());
+                    r(graph, &mut enc);
+                    enc
+                }
+                None => graph.record_in_parts(gpu, every),
+            };
             if all_rows {
                 gpu.queue.submit([enc.finish()]);
                 logits.extend(gpu.read_f32(&graph.acts.logits)?);
-            } else {
+            } else if record.is_some() || i + 1 == n_chunks {
                 next = self.finish_with_readback(enc)?;
+            } else {
+                gpu.queue.submit([enc.finish()]);
             }
             self.pos += t;
             self.last_chunk = Some((t, all_rows));
@@ -314,12 +334,12 @@ impl<'m> Session<'m> {
     /// Logits of every prompt position [n * vocab], from the prefill path, starting at position 0.
     pub fn prompt_logits(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
         self.reset();
-        Ok(self.run_prompt(tokens, true, Graph::record)?.0)
+        Ok(self.run_prompt(tokens, true, None)?.0)
     }
 
     /// Appends a prompt and returns the sampled next token.
     pub fn prefill(&mut self, tokens: &[u32]) -> Result<u32> {
-        self.prefill_with(tokens, Graph::record)
+        Ok(self.run_prompt(tokens, false, None)?.1)
     }
 
     /// `prefill` with each chunk's graph recorded by `record` instead of `Graph::record`: the
@@ -328,9 +348,9 @@ impl<'m> Session<'m> {
     pub fn prefill_with(
         &mut self,
         tokens: &[u32],
-        record: impl FnMut(&Graph, &mut wgpu::CommandEncoder),
+        mut record: impl FnMut(&Graph, &mut wgpu::CommandEncoder),
     ) -> Result<u32> {
-        Ok(self.run_prompt(tokens, false, record)?.1)
+        Ok(self.run_prompt(tokens, false, Some(&mut record))?.1)
     }
 
     /// Feeds the last sampled token and samples the next: one submission, 4 bytes read back.
