@@ -31,10 +31,6 @@ struct Params {
     wg_end: u32,    // workgroups in all
     n: vec4<u32>,   // rows of weights 0..2 (.w unused)
     nb: vec4<u32>,  // blocks in weights 0..2 (the repacked types' section offsets)
-    eps: f32,       // NORM: the RMSNorm epsilon
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -48,9 +44,6 @@ struct Params {
 // With XQ: x quantised to int8 by quantize_x8.wgsl ([11 k / 32] words, layout there; x is
 // then bound to the same buffer and unused). Without XQ: x's buffer again, unused.
 @group(0) @binding(8) var<storage, read> xq: array<vec4<u32>>;
-// With NORM: the RMSNorm weight [k] (x is then the un-normed residual row and y_s = W_s
-// (rmsnorm(x) * g)); without: x's buffer again, unused.
-@group(0) @binding(9) var<storage, read> g: array<vec4<f32>>;
 
 override WG: u32 = 64u;          // lanes per workgroup, a power of two <= MAX_WG
 override DT0: u32 = 12u;         // ggml type of weight 0 (DT_* in quant.wgsl)
@@ -67,17 +60,8 @@ override Q4K_OFFSET: bool = false;
 override VEC_K: bool = true;     // k % 16 == 0: float weights take their vector loops
 override UNROLL: u32 = 1u;       // units per lane per loop step (independent loads in flight)
 override XQ: bool = false;       // int8 activations (Q4_K, Q6_K, Q8_0 weights only): dot4I8Packed
-// RMSNorm fused in (matvec, float weights with VEC_K only): each lane also sums x^2 over its
-// units into acc[SS = R] (RT = R + 1 reduces it with the rows), multiplies x by g as it loads it,
-// and the row totals are scaled by 1 / rms(x) at the end. Every workgroup sees all of x, so
-// the norm costs no dispatch of its own; the sums are reordered (the scale comes last),
-// within f32 rounding of RMSNorm-then-mat-vec.
-override NORM: bool = false;
 
 const MAX_R: u32 = 8u;
-// NORM's slot for sum(x^2): R (the host keeps R < MAX_R with NORM; the clamp only keeps the
-// index constant-in-bounds for the pipelines without it).
-override SS: u32 = min(R, MAX_R - 1u);
 const MAX_WG: u32 = 256u;
 // 2^23 as bits, and as a float: (MAGIC | v) is the f32 2^23 + v for v < 2^23.
 const MAGIC: u32 = 0x4b000000u;
@@ -327,11 +311,7 @@ fn f32_rows(rs: Rows, lid: u32) -> Acc {
     for (var u0 = lid; u0 < units; u0 = u0 + WG * UNROLL) {
         for (var e = 0u; e < UNROLL; e = e + 1u) {
             let u = min(u0 + e * WG, units - 1u);
-            var xv = xl(u, u0 + e * WG < units);
-            if (NORM) {
-                acc[SS] = acc[SS] + xv * xv;
-                xv = xv * g[u];
-            }
+            let xv = xl(u, u0 + e * WG < units);
             for (var r = 0u; r < RL; r = r + 1u) {
                 let v = wld(slot_of(rs, r), row_of(rs, r) * units + u);
                 acc[r] = acc[r] + xv * bitcast<vec4<f32>>(v);
@@ -348,13 +328,8 @@ fn f16_rows(rs: Rows, lid: u32) -> Acc {
         for (var e = 0u; e < UNROLL; e = e + 1u) {
             let ok = u0 + e * WG < units;
             let u = min(u0 + e * WG, units - 1u);
-            var x0 = xl(2u * u, ok);
-            var x1 = xl(2u * u + 1u, ok);
-            if (NORM) {
-                acc[SS] = acc[SS] + x0 * x0 + x1 * x1;
-                x0 = x0 * g[2u * u];
-                x1 = x1 * g[2u * u + 1u];
-            }
+            let x0 = xl(2u * u, ok);
+            let x1 = xl(2u * u + 1u, ok);
             for (var r = 0u; r < RL; r = r + 1u) {
                 let v = wld(slot_of(rs, r), row_of(rs, r) * units + u);
                 acc[r] = acc[r] + x0 * vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y))
@@ -372,13 +347,8 @@ fn bf16_rows(rs: Rows, lid: u32) -> Acc {
         for (var e = 0u; e < UNROLL; e = e + 1u) {
             let ok = u0 + e * WG < units;
             let u = min(u0 + e * WG, units - 1u);
-            var x0 = xl(2u * u, ok);
-            var x1 = xl(2u * u + 1u, ok);
-            if (NORM) {
-                acc[SS] = acc[SS] + x0 * x0 + x1 * x1;
-                x0 = x0 * g[2u * u];
-                x1 = x1 * g[2u * u + 1u];
-            }
+            let x0 = xl(2u * u, ok);
+            let x1 = xl(2u * u + 1u, ok);
             for (var r = 0u; r < RL; r = r + 1u) {
                 let v = wld(slot_of(rs, r), row_of(rs, r) * units + u);
                 acc[r] = acc[r] + x0 * vec4<f32>(bf16x2(v.x), bf16x2(v.y))
@@ -665,21 +635,13 @@ fn matvec_main(wg: u32, lanes: Lanes) {
     }
     let row0 = (wg - select(select(0u, p.wg1, s == 1u), p.wg2, s == 2u)) * R;
     let acc = rows_dot(dt_of(s), Rows(s, s, row0, row0), lanes.lid);
-    var total = reduce_rows(acc, lanes);
-    if (NORM) {
-        // Lane R holds sum(x^2): 1 / rms(x) to the row lanes through workgroup memory.
-        if (lanes.lid == R) {
-            glu_tot[0] = inverseSqrt(total / f32(p.k) + p.eps);
-        }
-        workgroupBarrier();
-        total = total * glu_tot[0];
-    }
+    let total = reduce_rows(acc, lanes);
     if (lanes.lid < R && row0 + lanes.lid < p.n[s]) {
         store(s, row0 + lanes.lid, total);
     }
 }
 
-// Row totals of matvec_glu, gate then up, passed between lanes (matvec with NORM: the scale).
+// Row totals of matvec_glu, gate then up, passed between lanes.
 var<workgroup> glu_tot: array<f32, MAX_R>;
 
 fn silu(g: f32) -> f32 {

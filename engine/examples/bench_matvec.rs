@@ -594,53 +594,5 @@ fn main() -> Result<()> {
     if mode == "compare" || mode == "all" {
         compare(&gpu, &mut pool, scale, &best)?;
     }
-    if mode == "norm" || mode == "all" {
-        norm(&gpu, &mut pool, scale)?;
-    }
-    Ok(())
-}
-
-/// RMSNorm + `matvec_multi` against `matvec_multi_norm` (the norm inside the mat-vec) and
-/// `matvec_multi` alone, for float weights on q/k/v and gate/up: us per call in a chain.
-fn norm(gpu: &Gpu, pool: &mut Pool, scale: usize) -> Result<()> {
-    println!("== norm: us per call in a chain (rmsnorm + multi | multi alone | multi_norm)");
-    for m in &MODELS {
-        for dtype in [DType::F16, DType::BF16] {
-            let d = (m.d / scale).next_multiple_of(256);
-            let kv = (m.kv / scale).max(1);
-            let f = (m.ffn / scale).max(1);
-            for (what, ns) in [("q/k/v", vec![d, kv, kv]), ("gate/up", vec![f, f])] {
-                let ws: Vec<Tensor> = ns
-                    .iter()
-                    .map(|&n| pool.weight(gpu, dtype, n, d))
-                    .collect::<Result<_>>()?;
-                let ys: Vec<Tensor> = ns
-                    .iter()
-                    .map(|&n| gpu.zeros_f32("y", &[1, n]))
-                    .collect::<Result<_>>()?;
-                let wr: Vec<&Tensor> = ws.iter().collect();
-                let yr: Vec<&Tensor> = ys.iter().collect();
-                let x = gpu.upload_f32("x", &vec![0.5; d], &[1, d])?;
-                let h = gpu.zeros_f32("h", &[1, d])?;
-                let g = gpu.upload_f32("g", &vec![1.0; d], &[d])?;
-                let rms = wgllama_engine::ops::rmsnorm::rmsnorm(gpu, &x, &g, &h, 1e-5)?;
-                let multi = matvec_multi(gpu, &h, &wr, &yr)?;
-                let fused =
-                    wgllama_engine::ops::matvec::matvec_multi_norm(gpu, &x, &g, 1e-5, &wr, &yr)?;
-                warm(gpu, &multi, 300)?;
-                let t_two = time(gpu, &[&rms, &multi])?;
-                let t_multi = time(gpu, &[&multi])?;
-                let t_fused = time(gpu, &[&fused])?;
-                println!(
-                    "{} {} {what:8} {:7.2} | {:7.2} | {:7.2} us",
-                    m.name,
-                    dtype.name(),
-                    t_two * 1e6,
-                    t_multi * 1e6,
-                    t_fused * 1e6
-                );
-            }
-        }
-    }
     Ok(())
 }

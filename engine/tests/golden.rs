@@ -85,7 +85,10 @@ fn check_all(precision: Precision, max_abs: Option<f32>) {
         let file = ModelFile::open(&path).unwrap();
         let weights = LlamaWeights::load(gpu, &file, |_, _| {}).unwrap();
         let mut tol = model::ModelTolerance::for_precision(precision);
-        tol.max_abs = max_abs.unwrap_or(tol.max_abs);
+        if let Some(m) = max_abs {
+            tol.max_abs = m;
+            tol.decode_max_abs = m;
+        }
         for r in model::check_model(gpu, &weights, &golden, &tol, precision).unwrap() {
             eprintln!("{}: {r:?}", path.display());
             if !r.passes(&tol) {

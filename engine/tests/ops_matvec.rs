@@ -4,8 +4,8 @@
 
 use wgllama_engine::ops::matvec::{
     int8_words, matvec, matvec_glu, matvec_glu_int8, matvec_glu_with, matvec_int8, matvec_multi,
-    matvec_multi_int8, matvec_multi_norm, matvec_multi_norm_with, matvec_multi_with,
-    quantize_x8 as quantize_x8_gpu, rmsnorm_x8, silu_mul_x8, MatvecKernel, Reduction,
+    matvec_multi_int8, matvec_multi_with, quantize_x8 as quantize_x8_gpu, rmsnorm_x8, silu_mul_x8,
+    MatvecKernel, Reduction,
 };
 use wgllama_engine::reference::elementwise::silu_mul;
 use wgllama_engine::reference::matmul::matmul as ref_matmul;
@@ -757,75 +757,4 @@ fn int8_quantisers_reject_bad_operands() {
     shape_error(silu_mul_x8(gpu, &x, &short_w, &xq), &["up"]);
     shape_error(quantize_x8_gpu(gpu, &x, &short_xq), &["xq"]);
     assert!(rmsnorm_x8(gpu, &x, &w, &xq, 1e-5).is_ok());
-}
-
-// ---- RMSNorm fused into the mat-vec (float weights) -----------------------------------------
-
-/// `matvec_multi_norm` against RMSNorm then the mat-vec on the CPU: float types, 1-3 weights,
-/// awkward N, K a multiple of 16 but not of the lanes.
-#[test]
-fn matvec_norm_fused() {
-    let gpu = test_gpu();
-    let eps = 1e-5;
-    for (dtypes, ns, k) in [
-        (&[DType::F16][..], &[67usize][..], 1040usize),
-        (&[DType::BF16, DType::BF16][..], &[5, 130][..], 208),
-        (
-            &[DType::F32, DType::F16, DType::BF16][..],
-            &[33, 1, 64][..],
-            1008,
-        ),
-    ] {
-        let case = format!("norm {dtypes:?} N={ns:?} K={k}");
-        let mut rng = Rng::new(k as u64 + ns.len() as u64);
-        let x = rng.normal_vec(k, 3.0);
-        let g = rng.normal_vec(k, 1.0);
-        let h = ref_rmsnorm(&x, &g, eps);
-        let tx = gpu.upload_f32("x", &x, &[1, k]).unwrap();
-        let tg = gpu.upload_f32("g", &g, &[k]).unwrap();
-        let mut ws = Vec::new();
-        let mut wants = Vec::new();
-        for (&dtype, &n) in dtypes.iter().zip(ns) {
-            let (w, wv) = upload_random(&mut rng, dtype, n, k);
-            wants.push(ref_matmul(&h, &wv, k, None));
-            ws.push(w);
-        }
-        let wr: Vec<&Tensor> = ws.iter().collect();
-        let mut variants = vec![None];
-        for reduction in reductions() {
-            variants.push(Some(kernel(reduction, 64, 1, 1)));
-            variants.push(Some(kernel(reduction, 16, 3, 2)));
-        }
-        for kn in variants {
-            // Fresh poisoned outputs per variant: a row left unwritten cannot pass.
-            let ys: Vec<Tensor> = ns
-                .iter()
-                .map(|&n| gpu.poisoned_f32("y", &[1, n]).unwrap())
-                .collect();
-            let yr: Vec<&Tensor> = ys.iter().collect();
-            let d = match kn {
-                Some(kn) => matvec_multi_norm_with(gpu, &tx, &tg, eps, &wr, &yr, kn),
-                None => matvec_multi_norm(gpu, &tx, &tg, eps, &wr, &yr),
-            };
-            gpu.run(&[d.unwrap()]).unwrap();
-            for (i, (y, want)) in ys.iter().zip(&wants).enumerate() {
-                let got = gpu.read_f32(y).unwrap();
-                check(&format!("{case} {kn:?} output {i}"), &got, want);
-            }
-        }
-    }
-}
-
-#[test]
-fn matvec_norm_rejects_quantized_weights() {
-    let gpu = test_gpu();
-    let mut rng = Rng::new(5);
-    let (w, _) = upload_random(&mut rng, DType::Q8_0, 8, 64);
-    let x = gpu.zeros_f32("x", &[1, 64]).unwrap();
-    let g = gpu.zeros_f32("g", &[64]).unwrap();
-    let y = gpu.zeros_f32("y", &[1, 8]).unwrap();
-    shape_error(
-        matvec_multi_norm(gpu, &x, &g, 1e-5, &[&w], &[&y]),
-        &["fused RMSNorm", "q8_0"],
-    );
 }

@@ -9,7 +9,11 @@ use crate::llama::{LlamaWeights, Sampling, Session, SessionOptions};
 /// Pass criteria (issue 4): top-1 agreement, greedy continuation, max abs logit error.
 #[derive(Clone, Copy, Debug)]
 pub struct ModelTolerance {
+    /// Largest abs logit error of a prompt of several tokens (the prefill path).
     pub max_abs: f32,
+    /// Largest abs logit error of rows the decode graph computes: the greedy steps, and a
+    /// one-token prompt.
+    pub decode_max_abs: f32,
     /// Largest mean abs logit error, over the prompt rows and over the greedy steps.
     pub max_mean_abs: f32,
     pub min_top1: f64,
@@ -24,6 +28,7 @@ impl Default for ModelTolerance {
     fn default() -> Self {
         ModelTolerance {
             max_abs: 5e-2,
+            decode_max_abs: 5e-2,
             max_mean_abs: 1e-2,
             min_top1: 0.99,
             min_greedy: 32,
@@ -34,19 +39,22 @@ impl Default for ModelTolerance {
 
 impl ModelTolerance {
     /// The default criteria of a precision path. `Exact` is the default above. `Fast` rounds
-    /// activations (f16 prompt mat-muls, int8 decode mat-vecs): int8 activations move the
-    /// golden models' logits (std ~4) by ~1-3% on average and up to ~2 at single logits over
-    /// 32 decode steps on random weights (measured on lavapipe, 2026-11-23), as llama.cpp's
-    /// int8 (q8_1) paths do, so it is judged on the mean error and on top-1 / greedy choices
-    /// with near ties (golden logits within 0.5) excused; a wrong index or a missing scale
-    /// moves the mean by the logits' whole spread.
+    /// activations. Prompts of several tokens (f16 tensor-core mat-muls where the adapter has
+    /// them) stayed within 5.2e-2 of the golden logits on the H100, so 1e-1. Rows from the
+    /// decode graph (int8 activations for Q4_K/Q8_0 weights) moved the golden models' logits
+    /// (std ~4) by 0.05-0.18 on average and up to 2.0 at single logits over 32 decode steps of
+    /// random weights (lavapipe and H100, 2026-11-23), as llama.cpp's int8 (q8_1) paths do:
+    /// they are judged on the mean error (0.25) and on top-1 / greedy choices with near ties
+    /// (golden logits within 0.5) excused, their max error only bounded (4); a wrong index or
+    /// a missing scale moves the mean by the logits' whole spread.
     pub fn for_precision(precision: crate::precision::Precision) -> ModelTolerance {
         match precision {
             crate::precision::Precision::Exact => ModelTolerance::default(),
             crate::precision::Precision::Fast => ModelTolerance {
-                max_abs: 4.0,
+                max_abs: 1e-1,
+                decode_max_abs: 4.0,
                 max_mean_abs: 0.25,
-                min_top1: 0.9,
+                min_top1: 0.99,
                 min_greedy: 32,
                 tie: 0.5,
             },
@@ -73,8 +81,13 @@ pub struct PromptReport {
 
 impl PromptReport {
     pub fn passes(&self, tol: &ModelTolerance) -> bool {
-        self.max_abs <= tol.max_abs
-            && self.greedy_max_abs <= tol.max_abs
+        let prompt_bound = if self.tokens > 1 {
+            tol.max_abs
+        } else {
+            tol.decode_max_abs
+        };
+        self.max_abs <= prompt_bound
+            && self.greedy_max_abs <= tol.decode_max_abs
             && self.mean_abs <= tol.max_mean_abs
             && self.greedy_mean_abs <= tol.max_mean_abs
             && self.top1 >= tol.min_top1

@@ -15,8 +15,9 @@
 //! RMSNorms write int8 directly (`rmsnorm_x8`), the attention output is quantised for a large
 //! Wo (`quantize_x8`, `quantize_pays`), gate and up come from one int8 mat-vec and
 //! `silu_mul_x8` quantises the down projection's input: 10-11 dispatches per layer, the
-//! mat-vecs ~1.6-2.2x faster. (`matvec_multi_norm`, the RMSNorm inside the mat-vec, is not
-//! used: on the H100 it ran 5x slower than RMSNorm + `matvec_multi`, see ops/matvec.rs.)
+//! mat-vecs ~1.6-2.2x faster. (An RMSNorm inside the float mat-vecs ran 2-5x slower than
+//! RMSNorm + `matvec_multi` on the H100 and was removed: benches/results/2026-11-23-h100-s3/
+//! norm.txt and final-norm-fused/.)
 
 use crate::dispatch::Dispatch;
 use crate::error::Result;
@@ -149,9 +150,10 @@ fn int8_pays(w: &Tensor) -> bool {
 }
 
 /// Whether a weight is large enough for int8 activations to pay for a quantize dispatch of
-/// their own (~4.5 us in a chain on the H100): Llama-2-7B's Wo (9.4 MB of Q4_K) runs 16.8 ->
-/// 8.9 us with int8, TinyLlama's (2.4 MB) only 6.5 -> 4.8 us (matvec_int8.txt), so the small
-/// one stays f32. Inputs that an RMSNorm or SiLU * up quantise in passing need no such test.
+/// their own (~4.5 us in a chain on the H100 with the first, one-lane-per-block quantiser;
+/// not re-timed alone since): Llama-2-7B's Wo (9.4 MB of Q4_K) runs 16.8 -> 8.9 us with
+/// int8, TinyLlama's (2.4 MB) only 6.5 -> 4.8 us (matvec_int8.txt), so the small one stays
+/// f32. Inputs that an RMSNorm or SiLU * up quantise in passing need no such test.
 fn quantize_pays(w: &Tensor) -> bool {
     w.buffer.size() >= 8 << 20
 }

@@ -266,7 +266,6 @@ pub(crate) fn variant_label(kernel: &str, dtype: DType) -> &'static str {
         "matvec_i8" => by_dtype!("matvec_i8"),
         "matvec_multi_i8" => by_dtype!("matvec_multi_i8"),
         "matvec_glu_i8" => by_dtype!("matvec_glu_i8"),
-        "matvec_norm" => by_dtype!("matvec_norm"),
         _ => {
             debug_assert_eq!(kernel, "matmul", "no label for kernel {kernel}");
             by_dtype!("matmul")

@@ -33,8 +33,6 @@ pub struct MatvecParams {
     pub wg_end: u32,
     pub n: [u32; 4],
     pub nb: [u32; 4],
-    pub eps: f32,
-    pub _pad: [u32; 3],
 }
 
 /// How a workgroup sums its lanes' partial sums.
@@ -164,12 +162,8 @@ pub fn matvec(gpu: &Gpu, x: &Tensor, w: &Tensor, y: &Tensor, accumulate: bool) -
 /// dispatch. The outputs must be distinct buffers. The kernel variant is the first weight's
 /// pick.
 pub fn matvec_multi(gpu: &Gpu, x: &Tensor, ws: &[&Tensor], ys: &[&Tensor]) -> Result<Dispatch> {
-    let w0 = ws
-        .first()
-        .ok_or_else(|| bad("matvec", "1 to 3 weights wanted, got none".into()))?;
-    let (dtype, _, k) = check_weight("matvec", "w0", w0)?;
-    let kernel = MatvecKernel::pick(gpu, dtype, k);
-    matvec_multi_with(gpu, x, ws, ys, false, kernel)
+    let (dtype, k) = first_weight(ws)?;
+    matvec_multi_with(gpu, x, ws, ys, false, MatvecKernel::pick(gpu, dtype, k))
 }
 
 /// y = silu(w_gate · x) * (w_up · x), element by element, in one dispatch. w_gate and w_up:
@@ -225,12 +219,24 @@ pub fn matvec_multi_int8(
     ws: &[&Tensor],
     ys: &[&Tensor],
 ) -> Result<Dispatch> {
+    let (dtype, k) = first_weight(ws)?;
+    matvec_multi_with(
+        gpu,
+        xq,
+        ws,
+        ys,
+        false,
+        MatvecKernel::pick_int8(gpu, dtype, k),
+    )
+}
+
+/// Type and row length of the first of `ws`, whose pick sets a multi-weight dispatch's variant.
+fn first_weight(ws: &[&Tensor]) -> Result<(DType, usize)> {
     let w0 = ws
         .first()
         .ok_or_else(|| bad("matvec", "1 to 3 weights wanted, got none".into()))?;
     let (dtype, _, k) = check_weight("matvec", "w0", w0)?;
-    let kernel = MatvecKernel::pick_int8(gpu, dtype, k);
-    matvec_multi_with(gpu, xq, ws, ys, false, kernel)
+    Ok((dtype, k))
 }
 
 /// `matvec_glu` from int8 activations `xq` (`quantize_x8` of x [K]).
@@ -460,69 +466,6 @@ pub fn matvec_multi_with(
     accumulate: bool,
     kernel: MatvecKernel,
 ) -> Result<Dispatch> {
-    multi_dispatch(gpu, x, ws, ys, accumulate, kernel, None)
-}
-
-/// ys[i] = ws[i] · (rmsnorm(x) * g) for 1-3 F16, BF16 or F32 weights with rows of a multiple
-/// of 16 values, the RMSNorm computed inside the mat-vec (no dispatch of its own): x, g: f32
-/// [K], `eps` the norm's epsilon. The kernel variant is the first weight's pick.
-///
-/// Correct (op tests) but not used by the graph: on the H100 (2026-11-23, third session,
-/// benches/results/2026-11-23-h100-s3/final-norm-fused/) TinyLlama F16 q/k/v and gate/up took
-/// 118.6 us a call against 23.8 for `matvec_multi` (Llama-2-7B: 320 vs 71), dropping tg128
-/// from 521 to 165 t/s. In a chain (`bench_matvec norm`, norm.txt there) it is 2-3x
-/// RMSNorm + `matvec_multi` (TinyLlama q/k/v 18.0 vs 9.7 us, gate/up 62.4 vs 30.6); keeping
-/// sum(x^2) in a private variable instead of the extra accumulator slot measured the same, so
-/// the cost is elsewhere (the g loads, or the longer per-unit chain); not found yet.
-pub fn matvec_multi_norm(
-    gpu: &Gpu,
-    x: &Tensor,
-    g: &Tensor,
-    eps: f32,
-    ws: &[&Tensor],
-    ys: &[&Tensor],
-) -> Result<Dispatch> {
-    let w0 = ws
-        .first()
-        .ok_or_else(|| bad("matvec", "1 to 3 weights wanted, got none".into()))?;
-    let (dtype, _, k) = check_weight("matvec", "w0", w0)?;
-    let kernel = MatvecKernel::pick(gpu, dtype, k);
-    matvec_multi_norm_with(gpu, x, g, eps, ws, ys, kernel)
-}
-
-/// `matvec_multi_norm` with an explicit kernel variant (at most MAX_ROWS - 1 rows).
-pub fn matvec_multi_norm_with(
-    gpu: &Gpu,
-    x: &Tensor,
-    g: &Tensor,
-    eps: f32,
-    ws: &[&Tensor],
-    ys: &[&Tensor],
-    kernel: MatvecKernel,
-) -> Result<Dispatch> {
-    multi_dispatch(gpu, x, ws, ys, false, kernel, Some((g, eps)))
-}
-
-/// Whether `matvec_multi_norm` takes these weights: float types whose rows are whole
-/// 16-value chunks (the kernel's vector loops, where the norm is fused).
-pub fn norm_fusable(ws: &[&Tensor]) -> bool {
-    ws.iter().all(|w| {
-        matches!(
-            crate::ops::matmul::weight_dtype(w),
-            Some(DType::F16 | DType::BF16 | DType::F32)
-        ) && w.shape.last().is_some_and(|k| k.is_multiple_of(16))
-    })
-}
-
-fn multi_dispatch(
-    gpu: &Gpu,
-    x: &Tensor,
-    ws: &[&Tensor],
-    ys: &[&Tensor],
-    accumulate: bool,
-    kernel: MatvecKernel,
-    norm: Option<(&Tensor, f32)>,
-) -> Result<Dispatch> {
     let op = "matvec";
     if ws.is_empty() || ws.len() > 3 || ys.len() != ws.len() {
         return Err(bad(
@@ -549,8 +492,6 @@ fn multi_dispatch(
         wg_end: 0,
         n: [0; 4],
         nb: [0; 4],
-        eps: norm.map_or(0.0, |(_, eps)| eps),
-        _pad: [0; 3],
     };
     let mut constants = Vec::new();
     let mut weight_bytes = 0u64;
@@ -583,19 +524,6 @@ fn multi_dispatch(
     let k = k.unwrap();
     check_x(op, x, k, kernel.int8_x)?;
     check_int8_types(op, kernel, &dtypes)?;
-    if let Some((g, _)) = norm {
-        if kernel.int8_x || !norm_fusable(ws) || r + 1 > MAX_ROWS {
-            return Err(bad(
-                op,
-                format!(
-                    "a fused RMSNorm needs f32 x, F16/BF16/F32 weights with rows of a multiple of 16 values and at most {} rows per workgroup, got {:?} with {kernel:?}",
-                    MAX_ROWS - 1,
-                    dtypes.iter().map(|d| d.name()).collect::<Vec<_>>()
-                ),
-            ));
-        }
-        expect(op, "g (norm weight)", g, Elem::F32, k)?;
-    }
     params.k = k as u32;
     // Missing weights own no workgroups.
     let m = ws.len();
@@ -606,11 +534,9 @@ fn multi_dispatch(
     constants.extend([
         ("R", r as f64),
         ("RL", r as f64),
-        // With the norm, slot R carries sum(x^2) through the reduction.
-        ("RT", (r + norm.is_some() as u32) as f64),
+        ("RT", r as f64),
         ("NW", m as f64),
         ("ACC", accumulate as u32 as f64),
-        ("NORM", norm.is_some() as u32 as f64),
     ]);
     let pipeline = gpu.pipeline(shader(kernel.reduction), "matvec", &constants)?;
     let u = gpu.uniform("matvec.params", &params);
@@ -620,31 +546,18 @@ fn multi_dispatch(
     let w1 = if m > 1 { wb(1) } else { wb(0) };
     let w2 = if m > 2 { wb(2) } else { wb(0) };
     let label = label(
-        match (m, kernel.int8_x, norm.is_some()) {
-            (_, _, true) => "matvec_norm",
-            (1, false, _) => "matvec",
-            (_, false, _) => "matvec_multi",
-            (1, true, _) => "matvec_i8",
-            (_, true, _) => "matvec_multi_i8",
+        match (m, kernel.int8_x) {
+            (1, false) => "matvec",
+            (_, false) => "matvec_multi",
+            (1, true) => "matvec_i8",
+            (_, true) => "matvec_multi_i8",
         },
         dtypes[0],
     );
-    let g = norm.map_or(&x.buffer, |(g, _)| &g.buffer);
     let bind_group = gpu.bind(
         label,
         &pipeline,
-        &[
-            &u,
-            &x.buffer,
-            wb(0),
-            w1,
-            w2,
-            yb(0),
-            yb(1),
-            yb(2),
-            &x.buffer,
-            g,
-        ],
+        &[&u, &x.buffer, wb(0), w1, w2, yb(0), yb(1), yb(2), &x.buffer],
     );
     let y_bytes = 4 * out_rows * if accumulate { 2 } else { 1 };
     Ok(Dispatch {
@@ -723,8 +636,6 @@ pub fn matvec_glu_with(
             0,
             0,
         ],
-        eps: 0.0,
-        _pad: [0; 3],
     };
     let u = gpu.uniform("matvec_glu.params", &params);
     let label = label(
@@ -744,7 +655,6 @@ pub fn matvec_glu_with(
         (4, &w_gate.buffer),
         (5, &y.buffer),
         (8, &x.buffer),
-        (9, &x.buffer),
     ]
     .map(|(binding, b)| wgpu::BindGroupEntry {
         binding,
