@@ -1,6 +1,7 @@
 //! Times attention on the TinyLlama-1.1B (32 heads, 4 kv heads, head_dim 64) and Llama-2-7B
 //! (32/32, 128) shapes, old kernel (attention.wgsl + merge) against the new ones
-//! (attention_decode / attention_prefill), and rope(q) + rope(k) + kv_write against rope_kv.
+//! (attention_decode / attention_prefill, and attention_coop on tensor cores where the adapter
+//! has cooperative matrices), and rope(q) + rope(k) + kv_write against rope_kv.
 //!
 //!     cargo run --release -p wgllama-engine --example bench_attention [-- MODE]
 //!
@@ -16,6 +17,7 @@ use std::time::Instant;
 
 use wgllama_engine::kv_cache::KvDtype;
 use wgllama_engine::ops::attention::{attention, attention_with_splits, auto_splits};
+use wgllama_engine::ops::attention_coop as coop;
 use wgllama_engine::ops::attention_decode::{attention_decode_with, DecodeConfig};
 use wgllama_engine::ops::attention_prefill::{attention_prefill_with, PrefillConfig};
 use wgllama_engine::ops::kvcache::kv_write;
@@ -395,6 +397,29 @@ fn main() -> Result<()> {
                         t,
                         flops: flops(pos),
                     });
+                    let limit = gpu.limits.max_compute_workgroup_storage_size as usize;
+                    for keys in [32, 64] {
+                        if !coop::supports(&gpu, s.head_dim)
+                            || coop::q_stride(s.head_dim, keys, limit).is_none()
+                        {
+                            continue;
+                        }
+                        jobs.push(Job {
+                            label: format!("prefill {tag} T={t} pos={pos} coop keys={keys}"),
+                            ds: vec![coop::attention_coop_with(
+                                &gpu,
+                                &qp,
+                                &kc,
+                                &vc,
+                                &step.buffer,
+                                &op,
+                                keys,
+                            )?],
+                            pos,
+                            t,
+                            flops: flops(pos),
+                        });
+                    }
                 }
                 if sweep && pos == 0 {
                     for cfg in prefill_sweep(s) {

@@ -95,6 +95,17 @@ pub const ATTENTION_PREFILL: Shader = Shader {
     ],
 };
 
+/// Prompt attention on cooperative matrices (tensor cores; needs the device's
+/// EXPERIMENTAL_COOPERATIVE_MATRIX, SHADER_F16 and SUBGROUP). Its `enable`s come first.
+pub const ATTENTION_COOP: Shader = Shader {
+    name: "attention_coop",
+    parts: &[
+        include_str!("../attention_coop.wgsl"),
+        STEP_WGSL,
+        KV_LOAD_WGSL,
+    ],
+};
+
 pub const ELEMENTWISE: Shader = Shader {
     name: "elementwise",
     parts: &[include_str!("../elementwise.wgsl")],
@@ -169,6 +180,7 @@ pub const ALL: &[Shader] = &[
     ATTENTION_DECODE_SG,
     ATTENTION_DECODE_WG,
     ATTENTION_PREFILL,
+    ATTENTION_COOP,
     ELEMENTWISE,
     SOFTMAX,
     SAMPLE,
@@ -307,6 +319,28 @@ mod tests {
                             "DT {dt} tile {i} acc {acc} depth {depth} xh {xh}: {e}"
                         ));
                     }
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    /// attention_coop's variants (head dims, keys per tile, cache types) through naga's
+    /// pipeline-constant pass and SPIR-V backend.
+    #[test]
+    fn attention_coop_variants_translate_to_spirv() {
+        let mut failures = Vec::new();
+        for (hd, bc) in [
+            (64.0, 64.0),
+            (64.0, 32.0),
+            (128.0, 32.0),
+            (80.0, 32.0),
+            (16.0, 64.0),
+        ] {
+            for kv in [0.0, 1.0] {
+                let c = [("HD", hd), ("BC", bc), ("KV_F16", kv)];
+                if let Err(e) = to_spirv(&ATTENTION_COOP, "main", &c) {
+                    failures.push(format!("HD {hd} BC {bc} KV_F16 {kv}: {e}"));
                 }
             }
         }

@@ -25,7 +25,8 @@ use crate::gpu::Gpu;
 use crate::kv_cache::KvCache;
 use crate::llama::weights::LlamaWeights;
 use crate::ops::{
-    attention, elementwise, embedding, matmul, matmul_coop, matvec, rmsnorm, rope_kv, sample,
+    attention, attention_coop, elementwise, embedding, matmul, matmul_coop, matvec, rmsnorm,
+    rope_kv, sample,
 };
 use crate::precision::Precision;
 use crate::tensor::{Elem, Tensor};
@@ -274,9 +275,19 @@ impl Graph {
                 &layer.k,
                 &layer.v,
             )?);
-            body.extend(attention::attention(
-                gpu, &a.q, &layer.k, &layer.v, io.step, &a.att,
-            )?);
+            if t * (c.n_heads / c.n_kv_heads) > attention::DECODE_MAX_ROWS
+                && fast == Precision::Fast
+                && attention_coop::supports(gpu, c.head_dim)
+            {
+                // Prompts on the fast path: flash attention on tensor cores (f16 inputs).
+                body.push(attention_coop::attention_coop(
+                    gpu, &a.q, &layer.k, &layer.v, io.step, &a.att,
+                )?);
+            } else {
+                body.extend(attention::attention(
+                    gpu, &a.q, &layer.k, &layer.v, io.step, &a.att,
+                )?);
+            }
             if t == 1 && int8_group(fast, &[&lw.wo]) && quantize_pays(&lw.wo) {
                 body.push(matvec::quantize_x8(gpu, &att_flat, &a.xq_d)?);
                 body.push(matvec::matvec_int8(gpu, &a.xq_d, &lw.wo, &a.x, true)?);

@@ -2,6 +2,7 @@
 //! params struct mirroring the WGSL one and functions that build `Dispatch`es.
 
 pub mod attention;
+pub mod attention_coop;
 pub mod attention_decode;
 pub mod attention_merge;
 pub mod attention_prefill;
