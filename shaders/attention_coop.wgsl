@@ -58,6 +58,9 @@ override HD: u32 = 64u;       // head_dim: a multiple of 16, <= 128
 override BC: u32 = 64u;       // keys per tile: 32 or 64
 override KV_F16: bool = false;
 override SG: u32 = 32u;       // lanes per subgroup (host-checked: 32)
+// Keep the subgroup's q as HD/16 A tiles in registers for the whole key loop (loaded once)
+// rather than re-loading them from `qs` for every score tile.
+override QREG: bool = true;
 
 const NSG: u32 = 4u;          // subgroups per workgroup
 const BR: u32 = 64u;          // rows per block (16 per subgroup)
@@ -88,9 +91,8 @@ override PS_LEN: u32 = NSG * 16u * LDP / 4u;
 override KPL: u32 = (BC * HD4 + WG - 1u) / WG;  // K (and V) quads each lane stages (<= 8)
 
 var<workgroup> kvs: array<vec4<f16>, KVS_LEN>;
-// The block's q (f16, pre-scaled), staged once. Its A tiles are loaded where they are used,
-// as matmul_coop loads its tiles (A tiles kept in registers across the key loop were only
-// tried while the vote fault below was present; not re-measured).
+// The block's q (f16, pre-scaled), staged once. Its A tiles are loaded once and kept in
+// registers (QREG) or loaded where they are used, as matmul_coop loads its tiles.
 var<workgroup> qs: array<vec4<f16>, QS_LEN>;
 var<workgroup> ss: array<f32, SS_LEN>;
 var<workgroup> ps: array<vec4<f16>, PS_LEN>;
@@ -215,6 +217,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     workgroupBarrier();
     let qrow = 16u * sg * LDQ / 4u;   // this subgroup's q rows in qs
+    if (QREG) {
+        { qa0 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 0u], LDQ / 4u); }
+        if (HD16 > 1u) { qa1 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 4u], LDQ / 4u); }
+        if (HD16 > 2u) { qa2 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 8u], LDQ / 4u); }
+        if (HD16 > 3u) { qa3 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 12u], LDQ / 4u); }
+        if (HD16 > 4u) { qa4 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 16u], LDQ / 4u); }
+        if (HD16 > 5u) { qa5 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 20u], LDQ / 4u); }
+        if (HD16 > 6u) { qa6 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 24u], LDQ / 4u); }
+        if (HD16 > 7u) { qa7 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 28u], LDQ / 4u); }
+    }
     if (lid == 0u) { ss[VOTE] = 0.0; }
     workgroupBarrier();
 
@@ -231,14 +243,38 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             // B = K^T: the tile's K rows (keys 16c ..) are B's columns.
             let kb = 16u * c * LDK / 4u;
             var s = zc;
-            { qa0 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 0u], LDQ / 4u); kb0 = coopLoad<coop_mat16x16<f16, B>>(&kvs[kb + 0u], LDK / 4u); }
-            if (HD16 > 1u) { qa1 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 4u], LDQ / 4u); kb1 = coopLoad<coop_mat16x16<f16, B>>(&kvs[kb + 4u], LDK / 4u); }
-            if (HD16 > 2u) { qa2 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 8u], LDQ / 4u); kb2 = coopLoad<coop_mat16x16<f16, B>>(&kvs[kb + 8u], LDK / 4u); }
-            if (HD16 > 3u) { qa3 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 12u], LDQ / 4u); kb3 = coopLoad<coop_mat16x16<f16, B>>(&kvs[kb + 12u], LDK / 4u); }
-            if (HD16 > 4u) { qa4 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 16u], LDQ / 4u); kb4 = coopLoad<coop_mat16x16<f16, B>>(&kvs[kb + 16u], LDK / 4u); }
-            if (HD16 > 5u) { qa5 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 20u], LDQ / 4u); kb5 = coopLoad<coop_mat16x16<f16, B>>(&kvs[kb + 20u], LDK / 4u); }
-            if (HD16 > 6u) { qa6 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 24u], LDQ / 4u); kb6 = coopLoad<coop_mat16x16<f16, B>>(&kvs[kb + 24u], LDK / 4u); }
-            if (HD16 > 7u) { qa7 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 28u], LDQ / 4u); kb7 = coopLoad<coop_mat16x16<f16, B>>(&kvs[kb + 28u], LDK / 4u); }
+            {
+                if (!QREG) { qa0 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 0u], LDQ / 4u); }
+                kb0 = coopLoad<coop_mat16x16<f16, B>>(&kvs[kb + 0u], LDK / 4u);
+            }
+            if (HD16 > 1u) {
+                if (!QREG) { qa1 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 4u], LDQ / 4u); }
+                kb1 = coopLoad<coop_mat16x16<f16, B>>(&kvs[kb + 4u], LDK / 4u);
+            }
+            if (HD16 > 2u) {
+                if (!QREG) { qa2 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 8u], LDQ / 4u); }
+                kb2 = coopLoad<coop_mat16x16<f16, B>>(&kvs[kb + 8u], LDK / 4u);
+            }
+            if (HD16 > 3u) {
+                if (!QREG) { qa3 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 12u], LDQ / 4u); }
+                kb3 = coopLoad<coop_mat16x16<f16, B>>(&kvs[kb + 12u], LDK / 4u);
+            }
+            if (HD16 > 4u) {
+                if (!QREG) { qa4 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 16u], LDQ / 4u); }
+                kb4 = coopLoad<coop_mat16x16<f16, B>>(&kvs[kb + 16u], LDK / 4u);
+            }
+            if (HD16 > 5u) {
+                if (!QREG) { qa5 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 20u], LDQ / 4u); }
+                kb5 = coopLoad<coop_mat16x16<f16, B>>(&kvs[kb + 20u], LDK / 4u);
+            }
+            if (HD16 > 6u) {
+                if (!QREG) { qa6 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 24u], LDQ / 4u); }
+                kb6 = coopLoad<coop_mat16x16<f16, B>>(&kvs[kb + 24u], LDK / 4u);
+            }
+            if (HD16 > 7u) {
+                if (!QREG) { qa7 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 28u], LDQ / 4u); }
+                kb7 = coopLoad<coop_mat16x16<f16, B>>(&kvs[kb + 28u], LDK / 4u);
+            }
             { s = coopMultiplyAdd(qa0, kb0, s); }
             if (HD16 > 1u) { s = coopMultiplyAdd(qa1, kb1, s); }
             if (HD16 > 2u) { s = coopMultiplyAdd(qa2, kb2, s); }

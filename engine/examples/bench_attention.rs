@@ -398,14 +398,16 @@ fn main() -> Result<()> {
                         flops: flops(pos),
                     });
                     let limit = gpu.limits.max_compute_workgroup_storage_size as usize;
-                    for keys in [32, 64] {
+                    for (keys, q_regs) in [(32, true), (32, false), (64, true)] {
                         if !coop::supports(&gpu, s.head_dim)
                             || coop::q_stride(s.head_dim, keys, limit).is_none()
                         {
                             continue;
                         }
                         jobs.push(Job {
-                            label: format!("prefill {tag} T={t} pos={pos} coop keys={keys}"),
+                            label: format!(
+                                "prefill {tag} T={t} pos={pos} coop keys={keys} q_regs={q_regs}"
+                            ),
                             ds: vec![coop::attention_coop_with(
                                 &gpu,
                                 &qp,
@@ -414,6 +416,7 @@ fn main() -> Result<()> {
                                 &step.buffer,
                                 &op,
                                 keys,
+                                q_regs,
                             )?],
                             pos,
                             t,

@@ -863,7 +863,8 @@ fn attention_coop_kernel_matches_reference() {
         let inp = inputs(gpu, c, 1300 + i as u64, 19);
         if !supports(gpu, c.head_dim) {
             let out = gpu.zeros_f32("out", &[c.t, c.n_heads, c.head_dim]).unwrap();
-            let e = attention_coop_with(gpu, &inp.q, &inp.kc, &inp.vc, &step.buffer, &out, 32);
+            let e =
+                attention_coop_with(gpu, &inp.q, &inp.kc, &inp.vc, &step.buffer, &out, 32, true);
             assert!(
                 matches!(e, Err(EngineError::Unsupported { .. })),
                 "head_dim {} on {}: want Unsupported, got {:?}",
@@ -883,19 +884,28 @@ fn attention_coop_kernel_matches_reference() {
             c.head_dim,
             c.pos,
         );
-        for keys in [32, 64] {
+        for (keys, q_regs) in [(32, true), (32, false), (64, true)] {
             if q_stride(c.head_dim, keys, limit).is_none() {
                 continue;
             }
             let out = gpu
                 .poisoned_f32("out", &[c.t, c.n_heads, c.head_dim])
                 .unwrap();
-            let d = attention_coop_with(gpu, &inp.q, &inp.kc, &inp.vc, &step.buffer, &out, keys)
-                .unwrap();
+            let d = attention_coop_with(
+                gpu,
+                &inp.q,
+                &inp.kc,
+                &inp.vc,
+                &step.buffer,
+                &out,
+                keys,
+                q_regs,
+            )
+            .unwrap();
             gpu.run(&[d]).unwrap();
             let got = gpu.read_f32(&out).unwrap();
             let name = format!(
-                "attention_coop head_dim={} heads={}/{} T={} pos={} ctx={} {:?} keys/tile={keys}",
+                "attention_coop head_dim={} heads={}/{} T={} pos={} ctx={} {:?} keys/tile={keys} q_regs={q_regs}",
                 c.head_dim, c.n_heads, c.n_kv_heads, c.t, c.pos, inp.ctx, c.dtype
             );
             let e = errors(&got, &want);
@@ -933,7 +943,16 @@ fn attention_coop_rejects_unsupported_shapes() {
         };
         let inp = inputs(gpu, &c, 77, 0);
         let out = gpu.zeros_f32("out", &[c.t, c.n_heads, hd]).unwrap();
-        let e = attention_coop_with(gpu, &inp.q, &inp.kc, &inp.vc, &step.buffer, &out, keys);
+        let e = attention_coop_with(
+            gpu,
+            &inp.q,
+            &inp.kc,
+            &inp.vc,
+            &step.buffer,
+            &out,
+            keys,
+            true,
+        );
         let msg = format!("{:?}", e.as_ref().map(|d| d.label));
         assert!(
             matches!(

@@ -337,8 +337,8 @@ mod tests {
             (80.0, 32.0),
             (16.0, 64.0),
         ] {
-            for kv in [0.0, 1.0] {
-                let c = [("HD", hd), ("BC", bc), ("KV_F16", kv)];
+            for (kv, qreg) in [(0.0, 1.0), (1.0, 0.0)] {
+                let c = [("HD", hd), ("BC", bc), ("KV_F16", kv), ("QREG", qreg)];
                 if let Err(e) = to_spirv(&ATTENTION_COOP, "main", &c) {
                     failures.push(format!("HD {hd} BC {bc} KV_F16 {kv}: {e}"));
                 }

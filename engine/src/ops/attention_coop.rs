@@ -97,10 +97,17 @@ pub fn attention_coop(
         step,
         out,
         keys_per_tile(s.head_dim, limit),
+        Q_IN_REGISTERS,
     )
 }
 
-/// `attention_coop` with an explicit number of keys per tile (32 or 64).
+/// Whether the kernel keeps each subgroup's q tiles in registers across the key loop (the
+/// shader's QREG) rather than re-loading them from workgroup memory for every score tile.
+pub const Q_IN_REGISTERS: bool = true;
+
+/// `attention_coop` with an explicit number of keys per tile (32 or 64) and q tiles kept in
+/// registers or re-loaded (`q_regs`).
+#[allow(clippy::too_many_arguments)]
 pub fn attention_coop_with(
     gpu: &Gpu,
     q: &Tensor,
@@ -109,6 +116,7 @@ pub fn attention_coop_with(
     step: &wgpu::Buffer,
     out: &Tensor,
     keys: usize,
+    q_regs: bool,
 ) -> Result<Dispatch> {
     let s = check(q, k_cache, v_cache, out)?;
     if !supports(gpu, s.head_dim) {
@@ -156,6 +164,7 @@ pub fn attention_coop_with(
             ("KV_F16", s.kv_f16 as u32 as f64),
             ("SG", 32.0),
             ("LDQ", ldq as f64),
+            ("QREG", q_regs as u32 as f64),
         ],
     )?;
     let u = gpu.uniform("attention_coop.params", &params);
