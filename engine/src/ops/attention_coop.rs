@@ -32,14 +32,14 @@ const LANES: usize = 128;
 
 /// Workgroup memory of the kernel for head_dim `hd`, `bc` keys per tile and q rows of `ldq`
 /// f16: K and V tiles (f16, rows padded by 8), q (f16), scores (f32, rows padded by 4) and p
-/// (f16) of 64 rows, the vote.
+/// (f16) of 64 rows, and the vote (4 floats after the scores).
 pub fn workgroup_bytes(hd: usize, bc: usize, ldq: usize) -> usize {
-    2 * bc * (hd + 8) * 2 + BR * ldq * 2 + BR * (bc + 4) * 4 + BR * (bc + 8) * 2 + 4
+    2 * bc * (hd + 8) * 2 + BR * ldq * 2 + BR * (bc + 4) * 4 + 16 + BR * (bc + 8) * 2
 }
 
 /// The q row stride (f16) for `bc` keys per tile within `limit` bytes of workgroup memory:
 /// padded by 8 (spreads the rows over the banks) where that fits, else unpadded (head_dim 128
-/// with 32 keys misses 48 KiB by 4 bytes padded); None if neither fits.
+/// with 32 keys misses 48 KiB by 16 bytes padded); None if neither fits.
 pub fn q_stride(hd: usize, bc: usize, limit: usize) -> Option<usize> {
     [hd + 8, hd]
         .into_iter()
@@ -195,4 +195,25 @@ pub fn attention_coop_with(
             flops: (2 * rows * s.t * s.head_dim) as u64,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The layouts the H100 runs (48 KiB of workgroup memory): head_dim 64 with padded q rows,
+    /// 128 only with unpadded ones, and 32 keys per tile for both.
+    #[test]
+    fn layouts_fit_48_kib() {
+        let limit = 48 << 10;
+        assert_eq!(q_stride(64, 32, limit), Some(72));
+        assert_eq!(q_stride(128, 32, limit), Some(128));
+        assert_eq!(q_stride(128, 64, limit), None);
+        assert_eq!(keys_per_tile(128, limit), 32);
+        // The arrays of attention_coop.wgsl for head_dim 64, 32 keys: K+V, q, scores + vote, p.
+        assert_eq!(
+            workgroup_bytes(64, 32, 72),
+            2 * 32 * 72 * 2 + 64 * 72 * 2 + (4 * 16 * 36 + 4) * 4 + 4 * 16 * 40 * 2
+        );
+    }
 }
