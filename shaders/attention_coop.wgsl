@@ -57,15 +57,14 @@ struct Params {
 override HD: u32 = 64u;       // head_dim: a multiple of 16, <= 128
 override BC: u32 = 64u;       // keys per tile: 32 or 64
 override KV_F16: bool = false;
-override SG: u32 = 32u;       // lanes per subgroup (host-checked: 32)
 // Keep the subgroup's q as HD/16 A tiles in registers for the whole key loop (loaded once)
 // rather than re-loading them from `qs` for every score tile.
 override QREG: bool = true;
 
 const NSG: u32 = 4u;          // subgroups per workgroup
 const BR: u32 = 64u;          // rows per block (16 per subgroup)
-const WG: u32 = 128u;         // NSG * SG
-const LPR: u32 = 2u;          // lanes per row in the softmax (SG / 16)
+const WG: u32 = 128u;         // NSG subgroups of 32 lanes (host-checked)
+const LPR: u32 = 2u;          // lanes per row in the softmax (32 / 16)
 const TAU: f32 = 8.0;         // how far a row max may pass the reference max unrescaled (log2)
 const NEG_BIG: f32 = -3.0e38;
 const LOG2E: f32 = 1.4426950408889634;
@@ -148,6 +147,21 @@ fn stage_kv(lid: u32, k0: u32, kend: u32, kvh: u32) {
     if (KPL > 5u) { put_quad(lid + 5u * WG, k5q, false); put_quad(lid + 5u * WG, v5q, true); }
     if (KPL > 6u) { put_quad(lid + 6u * WG, k6q, false); put_quad(lid + 6u * WG, v6q, true); }
     if (KPL > 7u) { put_quad(lid + 7u * WG, k7q, false); put_quad(lid + 7u * WG, v7q, true); }
+}
+
+// Parks round r of the output tiles (tiles j with j / NT == r) in this subgroup's rows of
+// `ss` (columns 16 (j % NT) ..). Called by the whole workgroup with a constant r.
+fn park_round(r: u32, obase_ss: u32, o0: coop_mat16x16<f32, C>, o1: coop_mat16x16<f32, C>,
+              o2: coop_mat16x16<f32, C>, o3: coop_mat16x16<f32, C>, o4: coop_mat16x16<f32, C>,
+              o5: coop_mat16x16<f32, C>, o6: coop_mat16x16<f32, C>, o7: coop_mat16x16<f32, C>) {
+    if (0u / NT == r) { let at = obase_ss + 16u * (0u % NT); coopStoreT(o0, &ss[at], LDS); }
+    if ((HD16 > 1u) & (1u / NT == r)) { let at = obase_ss + 16u * (1u % NT); coopStoreT(o1, &ss[at], LDS); }
+    if ((HD16 > 2u) & (2u / NT == r)) { let at = obase_ss + 16u * (2u % NT); coopStoreT(o2, &ss[at], LDS); }
+    if ((HD16 > 3u) & (3u / NT == r)) { let at = obase_ss + 16u * (3u % NT); coopStoreT(o3, &ss[at], LDS); }
+    if ((HD16 > 4u) & (4u / NT == r)) { let at = obase_ss + 16u * (4u % NT); coopStoreT(o4, &ss[at], LDS); }
+    if ((HD16 > 5u) & (5u / NT == r)) { let at = obase_ss + 16u * (5u % NT); coopStoreT(o5, &ss[at], LDS); }
+    if ((HD16 > 6u) & (6u / NT == r)) { let at = obase_ss + 16u * (6u % NT); coopStoreT(o6, &ss[at], LDS); }
+    if ((HD16 > 7u) & (7u / NT == r)) { let at = obase_ss + 16u * (7u % NT); coopStoreT(o7, &ss[at], LDS); }
 }
 
 // Four consecutive scores (or output values) of `ss` from `at` (a multiple of 4).
@@ -319,18 +333,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         workgroupBarrier();
         if (lid == 0u) { ss[VOTE] = 0.0; }  // every lane has read it (the barrier above)
         if (rescale) {
-            // O *= alpha row by row, NT tiles a round through this subgroup's ss rows (written
-            // out round by round: naga wants cooperative operations under conditions it can
-            // prove uniform, which loop counters are not). On the first tile O is still zero.
+            // O *= alpha row by row, NT tiles a round through this subgroup's ss rows. The rounds
+            // are written out (r a constant, not a loop counter): naga wants cooperative
+            // operations under conditions it can prove uniform. On the first tile O is still zero.
             if (HD16 > 0u * NT) {
-                if ((0u / NT == 0u)) { let v = o0; let at = obase_ss + 16u * (0u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 1u) & (1u / NT == 0u)) { let v = o1; let at = obase_ss + 16u * (1u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 2u) & (2u / NT == 0u)) { let v = o2; let at = obase_ss + 16u * (2u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 3u) & (3u / NT == 0u)) { let v = o3; let at = obase_ss + 16u * (3u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 4u) & (4u / NT == 0u)) { let v = o4; let at = obase_ss + 16u * (4u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 5u) & (5u / NT == 0u)) { let v = o5; let at = obase_ss + 16u * (5u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 6u) & (6u / NT == 0u)) { let v = o6; let at = obase_ss + 16u * (6u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 7u) & (7u / NT == 0u)) { let v = o7; let at = obase_ss + 16u * (7u % NT); coopStoreT(v, &ss[at], LDS); }
+                park_round(0u, obase_ss, o0, o1, o2, o3, o4, o5, o6, o7);
                 workgroupBarrier();
                 for (var i = 0u; i < KPR / 4u; i = i + 1u) {
                     scale_ss4(srow + 4u * i, alpha);
@@ -347,14 +354,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 workgroupBarrier();
             }
             if (HD16 > 1u * NT) {
-                if ((0u / NT == 1u)) { let v = o0; let at = obase_ss + 16u * (0u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 1u) & (1u / NT == 1u)) { let v = o1; let at = obase_ss + 16u * (1u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 2u) & (2u / NT == 1u)) { let v = o2; let at = obase_ss + 16u * (2u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 3u) & (3u / NT == 1u)) { let v = o3; let at = obase_ss + 16u * (3u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 4u) & (4u / NT == 1u)) { let v = o4; let at = obase_ss + 16u * (4u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 5u) & (5u / NT == 1u)) { let v = o5; let at = obase_ss + 16u * (5u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 6u) & (6u / NT == 1u)) { let v = o6; let at = obase_ss + 16u * (6u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 7u) & (7u / NT == 1u)) { let v = o7; let at = obase_ss + 16u * (7u % NT); coopStoreT(v, &ss[at], LDS); }
+                park_round(1u, obase_ss, o0, o1, o2, o3, o4, o5, o6, o7);
                 workgroupBarrier();
                 for (var i = 0u; i < KPR / 4u; i = i + 1u) {
                     scale_ss4(srow + 4u * i, alpha);
@@ -371,14 +371,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 workgroupBarrier();
             }
             if (HD16 > 2u * NT) {
-                if ((0u / NT == 2u)) { let v = o0; let at = obase_ss + 16u * (0u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 1u) & (1u / NT == 2u)) { let v = o1; let at = obase_ss + 16u * (1u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 2u) & (2u / NT == 2u)) { let v = o2; let at = obase_ss + 16u * (2u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 3u) & (3u / NT == 2u)) { let v = o3; let at = obase_ss + 16u * (3u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 4u) & (4u / NT == 2u)) { let v = o4; let at = obase_ss + 16u * (4u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 5u) & (5u / NT == 2u)) { let v = o5; let at = obase_ss + 16u * (5u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 6u) & (6u / NT == 2u)) { let v = o6; let at = obase_ss + 16u * (6u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 7u) & (7u / NT == 2u)) { let v = o7; let at = obase_ss + 16u * (7u % NT); coopStoreT(v, &ss[at], LDS); }
+                park_round(2u, obase_ss, o0, o1, o2, o3, o4, o5, o6, o7);
                 workgroupBarrier();
                 for (var i = 0u; i < KPR / 4u; i = i + 1u) {
                     scale_ss4(srow + 4u * i, alpha);
@@ -395,14 +388,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 workgroupBarrier();
             }
             if (HD16 > 3u * NT) {
-                if ((0u / NT == 3u)) { let v = o0; let at = obase_ss + 16u * (0u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 1u) & (1u / NT == 3u)) { let v = o1; let at = obase_ss + 16u * (1u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 2u) & (2u / NT == 3u)) { let v = o2; let at = obase_ss + 16u * (2u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 3u) & (3u / NT == 3u)) { let v = o3; let at = obase_ss + 16u * (3u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 4u) & (4u / NT == 3u)) { let v = o4; let at = obase_ss + 16u * (4u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 5u) & (5u / NT == 3u)) { let v = o5; let at = obase_ss + 16u * (5u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 6u) & (6u / NT == 3u)) { let v = o6; let at = obase_ss + 16u * (6u % NT); coopStoreT(v, &ss[at], LDS); }
-                if ((HD16 > 7u) & (7u / NT == 3u)) { let v = o7; let at = obase_ss + 16u * (7u % NT); coopStoreT(v, &ss[at], LDS); }
+                park_round(3u, obase_ss, o0, o1, o2, o3, o4, o5, o6, o7);
                 workgroupBarrier();
                 for (var i = 0u; i < KPR / 4u; i = i + 1u) {
                     scale_ss4(srow + 4u * i, alpha);
@@ -450,14 +436,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let h = kvh * group + row % group;
     let obase = ((row / group) * p.n_heads + h) * HD4;
     if (HD16 > 0u * NT) {
-        if ((0u / NT == 0u)) { let v = o0; let at = obase_ss + 16u * (0u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 1u) & (1u / NT == 0u)) { let v = o1; let at = obase_ss + 16u * (1u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 2u) & (2u / NT == 0u)) { let v = o2; let at = obase_ss + 16u * (2u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 3u) & (3u / NT == 0u)) { let v = o3; let at = obase_ss + 16u * (3u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 4u) & (4u / NT == 0u)) { let v = o4; let at = obase_ss + 16u * (4u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 5u) & (5u / NT == 0u)) { let v = o5; let at = obase_ss + 16u * (5u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 6u) & (6u / NT == 0u)) { let v = o6; let at = obase_ss + 16u * (6u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 7u) & (7u / NT == 0u)) { let v = o7; let at = obase_ss + 16u * (7u % NT); coopStoreT(v, &ss[at], LDS); }
+        park_round(0u, obase_ss, o0, o1, o2, o3, o4, o5, o6, o7);
         workgroupBarrier();
         for (var i = 0u; i < KPR / 4u; i = i + 1u) {
             let d4 = (0u * BC + part * KPR) / 4u + i;   // output quad of this row
@@ -468,14 +447,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         workgroupBarrier();
     }
     if (HD16 > 1u * NT) {
-        if ((0u / NT == 1u)) { let v = o0; let at = obase_ss + 16u * (0u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 1u) & (1u / NT == 1u)) { let v = o1; let at = obase_ss + 16u * (1u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 2u) & (2u / NT == 1u)) { let v = o2; let at = obase_ss + 16u * (2u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 3u) & (3u / NT == 1u)) { let v = o3; let at = obase_ss + 16u * (3u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 4u) & (4u / NT == 1u)) { let v = o4; let at = obase_ss + 16u * (4u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 5u) & (5u / NT == 1u)) { let v = o5; let at = obase_ss + 16u * (5u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 6u) & (6u / NT == 1u)) { let v = o6; let at = obase_ss + 16u * (6u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 7u) & (7u / NT == 1u)) { let v = o7; let at = obase_ss + 16u * (7u % NT); coopStoreT(v, &ss[at], LDS); }
+        park_round(1u, obase_ss, o0, o1, o2, o3, o4, o5, o6, o7);
         workgroupBarrier();
         for (var i = 0u; i < KPR / 4u; i = i + 1u) {
             let d4 = (1u * BC + part * KPR) / 4u + i;   // output quad of this row
@@ -486,14 +458,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         workgroupBarrier();
     }
     if (HD16 > 2u * NT) {
-        if ((0u / NT == 2u)) { let v = o0; let at = obase_ss + 16u * (0u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 1u) & (1u / NT == 2u)) { let v = o1; let at = obase_ss + 16u * (1u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 2u) & (2u / NT == 2u)) { let v = o2; let at = obase_ss + 16u * (2u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 3u) & (3u / NT == 2u)) { let v = o3; let at = obase_ss + 16u * (3u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 4u) & (4u / NT == 2u)) { let v = o4; let at = obase_ss + 16u * (4u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 5u) & (5u / NT == 2u)) { let v = o5; let at = obase_ss + 16u * (5u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 6u) & (6u / NT == 2u)) { let v = o6; let at = obase_ss + 16u * (6u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 7u) & (7u / NT == 2u)) { let v = o7; let at = obase_ss + 16u * (7u % NT); coopStoreT(v, &ss[at], LDS); }
+        park_round(2u, obase_ss, o0, o1, o2, o3, o4, o5, o6, o7);
         workgroupBarrier();
         for (var i = 0u; i < KPR / 4u; i = i + 1u) {
             let d4 = (2u * BC + part * KPR) / 4u + i;   // output quad of this row
@@ -504,14 +469,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         workgroupBarrier();
     }
     if (HD16 > 3u * NT) {
-        if ((0u / NT == 3u)) { let v = o0; let at = obase_ss + 16u * (0u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 1u) & (1u / NT == 3u)) { let v = o1; let at = obase_ss + 16u * (1u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 2u) & (2u / NT == 3u)) { let v = o2; let at = obase_ss + 16u * (2u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 3u) & (3u / NT == 3u)) { let v = o3; let at = obase_ss + 16u * (3u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 4u) & (4u / NT == 3u)) { let v = o4; let at = obase_ss + 16u * (4u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 5u) & (5u / NT == 3u)) { let v = o5; let at = obase_ss + 16u * (5u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 6u) & (6u / NT == 3u)) { let v = o6; let at = obase_ss + 16u * (6u % NT); coopStoreT(v, &ss[at], LDS); }
-        if ((HD16 > 7u) & (7u / NT == 3u)) { let v = o7; let at = obase_ss + 16u * (7u % NT); coopStoreT(v, &ss[at], LDS); }
+        park_round(3u, obase_ss, o0, o1, o2, o3, o4, o5, o6, o7);
         workgroupBarrier();
         for (var i = 0u; i < KPR / 4u; i = i + 1u) {
             let d4 = (3u * BC + part * KPR) / 4u + i;   // output quad of this row

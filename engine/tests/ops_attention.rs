@@ -92,6 +92,25 @@ struct Case {
     dtype: KvDtype,
 }
 
+/// A test case (shorthand for the case tables).
+fn case_of(
+    head_dim: usize,
+    n_heads: usize,
+    n_kv_heads: usize,
+    t: usize,
+    pos: usize,
+    dtype: KvDtype,
+) -> Case {
+    Case {
+        head_dim,
+        n_heads,
+        n_kv_heads,
+        t,
+        pos,
+        dtype,
+    }
+}
+
 /// Runs attention for one case with each split count in `splits` (0: auto) and checks it.
 fn check_attention(gpu: &Gpu, step: &StepBuffer, c: &Case, seed: u64, splits: &[usize]) {
     let (d, h, kv, t, pos) = (c.head_dim, c.n_heads, c.n_kv_heads, c.t, c.pos);
@@ -627,26 +646,18 @@ fn decode_configs(gpu: &Gpu, c: &Case, ctx: usize) -> Vec<DecodeConfig> {
 }
 
 fn decode_cases() -> Vec<Case> {
-    let case = |head_dim, n_heads, n_kv_heads, t, pos, dtype| Case {
-        head_dim,
-        n_heads,
-        n_kv_heads,
-        t,
-        pos,
-        dtype,
-    };
     vec![
-        case(64, 8, 1, 1, 700, KvDtype::F16),
-        case(64, 32, 4, 1, 1500, KvDtype::F32),
-        case(128, 8, 8, 1, 600, KvDtype::F32),
-        case(80, 9, 3, 1, 513, KvDtype::F16),
-        case(128, 4, 1, 2, 1000, KvDtype::F32),
-        case(64, 12, 4, 3, 530, KvDtype::F16),
-        case(128, 16, 2, 1, 0, KvDtype::F32),
-        case(96, 8, 2, 4, 2000, KvDtype::F32),
-        case(64, 4, 4, 1, 4095, KvDtype::F16),
-        case(256, 4, 2, 1, 300, KvDtype::F32),
-        case(64, 3, 3, 7, 90, KvDtype::F32),
+        case_of(64, 8, 1, 1, 700, KvDtype::F16),
+        case_of(64, 32, 4, 1, 1500, KvDtype::F32),
+        case_of(128, 8, 8, 1, 600, KvDtype::F32),
+        case_of(80, 9, 3, 1, 513, KvDtype::F16),
+        case_of(128, 4, 1, 2, 1000, KvDtype::F32),
+        case_of(64, 12, 4, 3, 530, KvDtype::F16),
+        case_of(128, 16, 2, 1, 0, KvDtype::F32),
+        case_of(96, 8, 2, 4, 2000, KvDtype::F32),
+        case_of(64, 4, 4, 1, 4095, KvDtype::F16),
+        case_of(256, 4, 2, 1, 300, KvDtype::F32),
+        case_of(64, 3, 3, 7, 90, KvDtype::F32),
     ]
 }
 
@@ -758,24 +769,16 @@ fn attention_decode_replays_across_positions() {
 fn attention_prefill_kernel_matches_reference() {
     let gpu = test_gpu();
     let step = StepBuffer::new(gpu).unwrap();
-    let case = |head_dim, n_heads, n_kv_heads, t, pos, dtype| Case {
-        head_dim,
-        n_heads,
-        n_kv_heads,
-        t,
-        pos,
-        dtype,
-    };
     let cases = [
-        case(64, 8, 8, 37, 0, KvDtype::F32),
-        case(128, 9, 3, 100, 600, KvDtype::F32),
-        case(80, 6, 2, 65, 513, KvDtype::F16),
-        case(64, 32, 4, 128, 0, KvDtype::F16),
-        case(256, 4, 2, 33, 100, KvDtype::F16),
-        case(128, 4, 1, 300, 530, KvDtype::F32),
-        case(96, 8, 2, 17, 1000, KvDtype::F32),
-        case(64, 3, 3, 1, 20, KvDtype::F32),
-        case(64, 8, 1, 70, 3, KvDtype::F16),
+        case_of(64, 8, 8, 37, 0, KvDtype::F32),
+        case_of(128, 9, 3, 100, 600, KvDtype::F32),
+        case_of(80, 6, 2, 65, 513, KvDtype::F16),
+        case_of(64, 32, 4, 128, 0, KvDtype::F16),
+        case_of(256, 4, 2, 33, 100, KvDtype::F16),
+        case_of(128, 4, 1, 300, 530, KvDtype::F32),
+        case_of(96, 8, 2, 17, 1000, KvDtype::F32),
+        case_of(64, 3, 3, 1, 20, KvDtype::F32),
+        case_of(64, 8, 1, 70, 3, KvDtype::F16),
     ];
     for (i, c) in cases.iter().enumerate() {
         let inp = inputs(gpu, c, 900 + i as u64, 19);
@@ -836,25 +839,17 @@ fn attention_prefill_kernel_matches_reference() {
 fn attention_coop_kernel_matches_reference() {
     let gpu = test_gpu();
     let step = StepBuffer::new(gpu).unwrap();
-    let case = |head_dim, n_heads, n_kv_heads, t, pos, dtype| Case {
-        head_dim,
-        n_heads,
-        n_kv_heads,
-        t,
-        pos,
-        dtype,
-    };
     let cases = [
-        case(64, 8, 8, 37, 0, KvDtype::F32),
-        case(128, 9, 3, 100, 600, KvDtype::F32),
-        case(80, 6, 2, 65, 513, KvDtype::F16),
-        case(64, 32, 4, 128, 0, KvDtype::F32),
-        case(64, 32, 4, 70, 130, KvDtype::F16),
-        case(96, 8, 2, 17, 1000, KvDtype::F32),
-        case(128, 4, 1, 300, 530, KvDtype::F32),
-        case(128, 4, 4, 200, 0, KvDtype::F16),
-        case(16, 4, 2, 3, 5, KvDtype::F32),
-        case(64, 8, 1, 70, 3, KvDtype::F16),
+        case_of(64, 8, 8, 37, 0, KvDtype::F32),
+        case_of(128, 9, 3, 100, 600, KvDtype::F32),
+        case_of(80, 6, 2, 65, 513, KvDtype::F16),
+        case_of(64, 32, 4, 128, 0, KvDtype::F32),
+        case_of(64, 32, 4, 70, 130, KvDtype::F16),
+        case_of(96, 8, 2, 17, 1000, KvDtype::F32),
+        case_of(128, 4, 1, 300, 530, KvDtype::F32),
+        case_of(128, 4, 4, 200, 0, KvDtype::F16),
+        case_of(16, 4, 2, 3, 5, KvDtype::F32),
+        case_of(64, 8, 1, 70, 3, KvDtype::F16),
     ];
     let limit = gpu.limits.max_compute_workgroup_storage_size as usize;
     let mut ran = 0;

@@ -92,6 +92,21 @@ pub(crate) struct Shapes {
     pub kv_f16: bool,
 }
 
+impl Shapes {
+    /// Cost of a prompt-attention kernel that takes `n_row_blocks` row blocks per kv head
+    /// (attention_prefill, attention_coop): each block reads K and V once at a full cache;
+    /// causal flops (QK^T and PV) at position 0.
+    pub(crate) fn prompt_cost(&self, n_row_blocks: usize) -> Cost {
+        let kv_bytes = if self.kv_f16 { 2 } else { 4 };
+        let rows = self.t * self.n_heads;
+        Cost {
+            bytes: (n_row_blocks * 2 * self.ctx * self.n_kv_heads * self.head_dim * kv_bytes
+                + 2 * rows * self.head_dim * 4) as u64,
+            flops: (2 * rows * self.t * self.head_dim) as u64,
+        }
+    }
+}
+
 fn shape_error(what: &str, want: &str, t: &Tensor) -> EngineError {
     EngineError::Shape {
         op: "attention",

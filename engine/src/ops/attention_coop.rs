@@ -4,7 +4,7 @@
 //! q (scaled), k, the softmax weights p and v are rounded to f16 before the products (sums stay
 //! f32): an opt-in precision choice like `matmul_coop`, taken on `Precision::Fast` only.
 
-use crate::dispatch::{grid, Cost, Dispatch};
+use crate::dispatch::{grid, Dispatch};
 use crate::error::{EngineError, Result};
 use crate::gpu::Gpu;
 use crate::ops::attention::check;
@@ -162,7 +162,6 @@ pub fn attention_coop_with(
             ("HD", s.head_dim as f64),
             ("BC", keys as f64),
             ("KV_F16", s.kv_f16 as u32 as f64),
-            ("SG", 32.0),
             ("LDQ", ldq as f64),
             ("QREG", q_regs as u32 as f64),
         ],
@@ -180,20 +179,12 @@ pub fn attention_coop_with(
             &out.buffer,
         ],
     );
-    let kv_bytes = if s.kv_f16 { 2 } else { 4 };
-    let rows = s.t * s.n_heads;
     Ok(Dispatch {
         label: OP,
         pipeline,
         bind_group,
         workgroups: grid(gpu, (n_row_blocks * s.n_kv_heads) as u32),
-        // As attention_prefill's: K and V once per row block at a full cache; causal flops
-        // at position 0.
-        cost: Cost {
-            bytes: (n_row_blocks * 2 * s.ctx * s.n_kv_heads * s.head_dim * kv_bytes
-                + 2 * rows * s.head_dim * 4) as u64,
-            flops: (2 * rows * s.t * s.head_dim) as u64,
-        },
+        cost: s.prompt_cost(n_row_blocks),
     })
 }
 

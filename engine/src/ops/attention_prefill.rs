@@ -1,7 +1,7 @@
 //! `attention_prefill.wgsl`: causal GQA attention for prompt chunks, register-tiled f32
 //! (online softmax, no score matrix), one dispatch.
 
-use crate::dispatch::{grid, Cost, Dispatch};
+use crate::dispatch::{grid, Dispatch};
 use crate::error::{EngineError, Result};
 use crate::gpu::Gpu;
 use crate::ops::attention::check;
@@ -151,18 +151,11 @@ pub fn attention_prefill_with(
             &out.buffer,
         ],
     );
-    let kv_bytes = if s.kv_f16 { 2 } else { 4 };
-    let rows = s.t * s.n_heads;
     Ok(Dispatch {
         label: "attention_prefill",
         pipeline,
         bind_group,
         workgroups: grid(gpu, (s.n_kv_heads * n_pairs) as u32),
-        // At a full cache: each row block reads K and V once; causal flops at position 0.
-        cost: Cost {
-            bytes: (n_row_blocks * 2 * s.ctx * s.n_kv_heads * s.head_dim * kv_bytes
-                + 2 * rows * s.head_dim * 4) as u64,
-            flops: (2 * rows * s.t * s.head_dim) as u64,
-        },
+        cost: s.prompt_cost(n_row_blocks),
     })
 }
