@@ -426,48 +426,52 @@ fn q4k8_rows(rs: Rows, lid: u32) -> Acc {
     return acc;
 }
 
+// Q6_K with int8 x takes units of 32 values, 8 lanes per block (the f32 loop's units hold 64):
+// unit m (0..7) is ql vec4 m, h = m / 4, a = (m / 2) % 2, l = m % 2. Its bytes' low nibbles
+// are group t = a (values 128h + 32a + 16l + i), high nibbles group t = a + 2; their top bits
+// are bits 2t, 2t + 1 of byte i of qh vec4 8 + 2h + l (which the unit of the other a also
+// reads), so each group is one mask of ql OR one shifted mask of qh, with lane-constant shifts
+// (the 4-lane unit re-assembled its four groups with per-group variable shifts and selects:
+// ~2x the instructions per value). The -32 offset comes off in integers: 32 * sum(int8 x).
 fn q6k8_rows(rs: Rows, lid: u32) -> Acc {
     var acc: Acc;
     let bpr = p.k / 256u;
-    let units = bpr * 4u;
+    let units = bpr * 8u;
+    let m = lid & 7u;   // WG is a multiple of 8: a lane's unit within its block
+    let h = m >> 2u;
+    let a = (m >> 1u) & 1u;
+    let m4 = vec4<u32>(0x0f0f0f0fu);
+    let m2 = vec4<u32>(0x30303030u);
+    let up = vec4<u32>(4u - 2u * a);  // qh bits 2a, 2a + 1 -> 4, 5 (group a)
+    let dn = vec4<u32>(2u * a);       // qh bits 2a + 4, 2a + 5 -> 4, 5 (group a + 2)
+    let bsh = 8u * (m & 3u);          // scale bytes 8h + (m % 4) and + 4: byte m % 4 of words 2h, 2h + 1
     for (var u0 = lid; u0 < units; u0 = u0 + WG * UNROLL) {
         for (var e = 0u; e < UNROLL; e = e + 1u) {
             let ok = u0 + e * WG < units;
             let u = min(u0 + e * WG, units - 1u);
-            let bi = u >> 2u;
-            let h = (lid >> 1u) & 1u;
-            let l = lid & 1u;
-            // Group t's 16-value run of x: 256 bi + 128 h + 32 t + 16 l.
-            let c0 = bi * 16u + h * 8u + l;
-            var xv: array<vec4<u32>, 4>;
-            var xd: vec4<f32>;
-            var xsum: vec4<f32>;  // 32 * the sum of the int8 values (the -32 offset)
-            for (var t = 0u; t < 4u; t = t + 1u) {
-                let c = c0 + 2u * t;
-                xv[t] = xq[c];
-                xd[t] = select(0.0, xq_d(c >> 1u), ok);
-                xsum[t] = 32.0 * f32(dot16(vec4<u32>(0x01010101u), xv[t]));
-            }
+            let bi = u >> 3u;
+            // 16-value runs of x of groups a and a + 2: 256 bi + 128 h + 32 t + 16 l.
+            let c = bi * 16u + h * 8u + (m & 3u);
+            let xa = xq[c];
+            let xb = xq[c + 4u];
+            // Past the row's end (ok false) the scales are 0, so the unit adds nothing.
+            let dx = select(vec2<f32>(0.0), vec2<f32>(xq_d(c >> 1u), xq_d((c + 4u) >> 1u)), ok);
+            let ones = vec4<u32>(0x01010101u);
+            let xs = 32 * vec2<i32>(dot16(ones, xa), dot16(ones, xb));
             for (var r = 0u; r < RL; r = r + 1u) {
                 let s = slot_of(rs, r);
                 let blk = row_of(rs, r) * bpr + bi;
                 let base = 13u * blk;
-                let qa = wld(s, base + 4u * h + l);
-                let qb = wld(s, base + 4u * h + 2u + l);
-                let qh = wld(s, base + 8u + 2u * h + l);
+                let ql = wld(s, base + m);
+                let qh = wld(s, base + 8u + 2u * h + (m & 1u));
                 let sv = wld(s, base + 12u);
-                let s01 = bitcast<i32>(select(sv.x, sv.z, h == 1u));
-                let s23 = bitcast<i32>(select(sv.y, sv.w, h == 1u));
+                let s0 = extractBits(bitcast<i32>(select(sv.x, sv.z, h == 1u)), bsh, 8u);
+                let s1 = extractBits(bitcast<i32>(select(sv.y, sv.w, h == 1u)), bsh, 8u);
                 let d = wf16(s, 52u * p.nb[s], blk);
-                let sc = d * vec4<f32>(vec4<i32>(extractBits(s01, 8u * l, 8u), extractBits(s01, 8u * l + 16u, 8u),
-                                                 extractBits(s23, 8u * l, 8u), extractBits(s23, 8u * l + 16u, 8u)));
-                var sums: vec4<f32>;
-                for (var t = 0u; t < 4u; t = t + 1u) {
-                    let v = vec4<u32>(q6_join(t, qa.x, qb.x, qh.x), q6_join(t, qa.y, qb.y, qh.y),
-                                      q6_join(t, qa.z, qb.z, qh.z), q6_join(t, qa.w, qb.w, qh.w));
-                    sums[t] = f32(dot16(v, xv[t])) - xsum[t];
-                }
-                acc[r] = acc[r] + sc * xd * sums;
+                let lo = (ql & m4) | ((qh << up) & m2);
+                let hi = ((ql >> vec4<u32>(4u)) & m4) | ((qh >> dn) & m2);
+                let sums = vec2<f32>(vec2<i32>(dot16(lo, xa), dot16(hi, xb)) - xs);
+                acc[r].x = acc[r].x + dot(d * vec2<f32>(f32(s0), f32(s1)), dx * sums);
             }
         }
     }

@@ -45,6 +45,10 @@ pub struct ProfileArgs {
     /// Prompt tokens per prefill pass.
     #[arg(long, default_value_t = 512)]
     chunk: usize,
+    /// After the decode profile, time the plain pass again with each kernel left out in turn
+    /// (decode only): what each kernel really costs a token, free of timestamp overhead.
+    #[arg(long)]
+    ablate: bool,
 }
 
 pub const CSV_HEADER: &str = "phase,kernel,calls,total_ms,mean_us,percent,gbps,gflops";
@@ -149,6 +153,9 @@ pub fn run(gpu_opts: &GpuOptions, a: ProfileArgs) -> Result<(), String> {
         print_floor(&r, per_token_us, bandwidth(&a, &gpu.info.name));
         add_csv(&mut csv, "decode", &r);
         add_trace(&mut trace, 2, "decode", &p.events);
+        if a.ablate {
+            ablate(&mut s, &mut p, first, tg).map_err(err)?;
+        }
     }
 
     if let Some(path) = &a.csv {
@@ -158,6 +165,59 @@ pub fn run(gpu_opts: &GpuOptions, a: ProfileArgs) -> Result<(), String> {
         let doc = json!({ "traceEvents": trace, "displayTimeUnit": "ns" });
         let text = serde_json::to_string(&doc).map_err(|e| e.to_string())?;
         std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The decode pass timed with each kernel label left out in turn (`--ablate`): per token and
+/// per call, the time the pass loses without it. The full pass is timed before and after so
+/// clock drift shows.
+fn ablate(
+    s: &mut Session<'_>,
+    p: &mut Profiler<'_>,
+    first: u32,
+    tg: usize,
+) -> wgllama_engine::Result<()> {
+    let mut labels: Vec<(&'static str, usize)> = Vec::new();
+    for d in s.decode_graph().dispatches() {
+        match labels.iter_mut().find(|(l, _)| *l == d.label) {
+            Some((_, n)) => *n += 1,
+            None => labels.push((d.label, 1)),
+        }
+    }
+    // A label no dispatch has: the whole pass.
+    let mut per_token = |s: &mut Session<'_>, skip: &'static str| {
+        s.reset();
+        s.prefill(&[first])?;
+        let mut ns = 0.0;
+        for _ in 0..tg {
+            ns += p.decode_plain_without(s, skip)?;
+        }
+        Ok::<f64, wgllama_engine::EngineError>(ns / 1e3 / tg as f64)
+    };
+    let full0 = per_token(s, "")?;
+    let mut rows = Vec::new();
+    for &(label, calls) in &labels {
+        rows.push((label, calls, per_token(s, label)?));
+    }
+    let full1 = per_token(s, "")?;
+    let full = (full0 + full1) / 2.0;
+    println!(
+        "\n== decode ablation: the plain pass with each kernel left out ({tg} tokens each; \
+         full pass {full0:.1} us before, {full1:.1} us after)"
+    );
+    println!(
+        "{:<22} {:>6} {:>12} {:>11} {:>11} {:>6}",
+        "kernel left out", "calls", "pass us", "saves us", "us / call", "%"
+    );
+    rows.sort_by(|a, b| a.2.total_cmp(&b.2));
+    for (label, calls, us) in rows {
+        let saved = full - us;
+        println!(
+            "{label:<22} {calls:>6} {us:>12.1} {saved:>11.1} {:>11.2} {:>6.1}",
+            saved / calls as f64,
+            100.0 * saved / full
+        );
     }
     Ok(())
 }

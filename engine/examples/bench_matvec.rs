@@ -243,6 +243,15 @@ fn inputs(gpu: &Gpu, k: usize) -> Result<(Tensor, Tensor)> {
     Ok((x, xq))
 }
 
+/// The types the sweep covers: all four, or those named in TYPES (e.g. `TYPES=q6_K`).
+fn sweep_types() -> Vec<DType> {
+    let only = std::env::var("TYPES").unwrap_or_default();
+    [DType::Q4K, DType::Q6K, DType::Q8_0, DType::F16]
+        .into_iter()
+        .filter(|d| only.is_empty() || only.split(',').any(|t| t == d.name()))
+        .collect()
+}
+
 fn sweep(gpu: &Gpu, pool: &mut Pool, scale: usize, best: &mut Best) -> Result<()> {
     println!("== sweep: GB/s of weight bytes, chain of {REPS}; variants lanes x rows [u2 unrolled] [o Q4_K offset]");
     let mut all: Vec<(usize, usize)> = Vec::new();
@@ -254,7 +263,7 @@ fn sweep(gpu: &Gpu, pool: &mut Pool, scale: usize, best: &mut Best) -> Result<()
         }
     }
     let mut totals: BTreeMap<(&'static str, String), f64> = BTreeMap::new();
-    for dtype in [DType::Q4K, DType::Q6K, DType::Q8_0, DType::F16] {
+    for dtype in sweep_types() {
         for &(n, k) in &all {
             let w = pool.weight(gpu, dtype, n, k)?;
             let (x, xq) = inputs(gpu, k)?;
@@ -292,7 +301,7 @@ fn sweep(gpu: &Gpu, pool: &mut Pool, scale: usize, best: &mut Best) -> Result<()
         }
     }
     println!("== sweep totals (sum of us over all shapes, best 8 per type)");
-    for dtype in [DType::Q4K, DType::Q6K, DType::Q8_0, DType::F16] {
+    for dtype in sweep_types() {
         let mut v: Vec<_> = totals
             .iter()
             .filter(|((t, _), _)| *t == dtype.name())

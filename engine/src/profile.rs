@@ -107,6 +107,8 @@ pub struct Profiler<'g> {
     runs: usize,
     pub events: Vec<KernelEvent>,
     plain_ns: Vec<f64>,
+    /// Plain runs record every dispatch except those with this label (`decode_plain_without`).
+    skip: Option<&'static str>,
 }
 
 impl<'g> Profiler<'g> {
@@ -135,6 +137,7 @@ impl<'g> Profiler<'g> {
             runs: 0,
             events: Vec::new(),
             plain_ns: Vec::new(),
+            skip: None,
         })
     }
 
@@ -160,6 +163,19 @@ impl<'g> Profiler<'g> {
     /// One decode step with only the pass total timed.
     pub fn decode_plain(&mut self, session: &mut Session<'_>) -> Result<u32> {
         self.step(session, false)
+    }
+
+    /// One decode step with only the pass total timed and every dispatch labelled `label`
+    /// left out: the drop in pass time is what those dispatches really cost, with no
+    /// timestamps between kernels to inflate them (the outputs are meaningless, the timing is
+    /// not). Returns the pass time in ns; it is not added to the report's plain total.
+    pub fn decode_plain_without(&mut self, session: &mut Session<'_>, label: &'static str) -> Result<f64> {
+        let before = self.plain_ns.len();
+        self.skip = Some(label);
+        let id = self.step(session, false);
+        self.skip = None;
+        id?;
+        Ok(self.plain_ns.drain(before..).sum())
     }
 
     fn prompt(&mut self, s: &mut Session<'_>, tokens: &[u32], instrumented: bool) -> Result<u32> {
@@ -210,7 +226,7 @@ impl<'g> Profiler<'g> {
         }
         let set = self.query_set(needed);
         let pending = if !instrumented {
-            record_plain(g, enc, &set);
+            record_plain(g, enc, &set, self.skip);
             Pending::Pass
         } else if self.mode == TimestampMode::InsidePass {
             Pending::Kernels(record_inside_pass(g, enc, &set))
@@ -349,19 +365,25 @@ fn pass_desc<'a>(
     }
 }
 
-/// The graph exactly as `Graph::record` lays it out, with query 0 at the start of the first
-/// pass and query 1 at the end of the last.
-fn record_plain(g: &Graph, enc: &mut wgpu::CommandEncoder, set: &wgpu::QuerySet) {
+/// The graph exactly as `Graph::record` lays it out (less the dispatches labelled `skip`),
+/// with query 0 at the start of the first pass and query 1 at the end of the last.
+fn record_plain(
+    g: &Graph,
+    enc: &mut wgpu::CommandEncoder,
+    set: &wgpu::QuerySet,
+    skip: Option<&'static str>,
+) {
+    let kept = |d: &&Dispatch| Some(d.label) != skip;
     if g.needs_last_row_copy() {
         let mut pass = enc.begin_compute_pass(&pass_desc(set, Some(0), None));
-        g.body.iter().for_each(|d| d.record(&mut pass));
+        g.body.iter().filter(kept).for_each(|d| d.record(&mut pass));
         drop(pass);
         g.record_last_row_copy(enc);
         let mut pass = enc.begin_compute_pass(&pass_desc(set, None, Some(1)));
-        g.head.iter().for_each(|d| d.record(&mut pass));
+        g.head.iter().filter(kept).for_each(|d| d.record(&mut pass));
     } else {
         let mut pass = enc.begin_compute_pass(&pass_desc(set, Some(0), Some(1)));
-        g.dispatches().for_each(|d| d.record(&mut pass));
+        g.dispatches().filter(kept).for_each(|d| d.record(&mut pass));
     }
 }
 

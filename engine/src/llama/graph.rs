@@ -11,11 +11,10 @@
 //! is the split pass and its merge; the residual adds ride on the Wo and Wdown mat-muls; for
 //! decode, q/k/v are one mat-vec and gate/up/SiLU another: 9 dispatches per layer.
 //!
-//! Decode on the fast path feeds Q4_K/Q8_0 mat-vecs int8 activations (`int8_group`): the
-//! RMSNorms write int8 directly (`rmsnorm_x8`), the attention output is quantised for a large
-//! Wo (`quantize_x8`, `quantize_pays`), gate and up come from one int8 mat-vec and
-//! `silu_mul_x8` quantises the down projection's input: 10-11 dispatches per layer, the
-//! mat-vecs ~1.6-2.2x faster. (An RMSNorm inside the float mat-vecs ran 2-5x slower than
+//! Decode on the fast path feeds Q4_K/Q6_K/Q8_0 mat-vecs int8 activations (`int8_group`):
+//! the RMSNorms write int8 directly (`rmsnorm_x8`), the attention output is quantised for Wo
+//! (`quantize_x8`), gate and up come from one int8 mat-vec and `silu_mul_x8` quantises the
+//! down projection's input: 11 dispatches per layer, the mat-vecs ~1.6-3.5x faster. (An RMSNorm inside the float mat-vecs ran 2-5x slower than
 //! RMSNorm + `matvec_multi` on the H100 and was removed: benches/results/2026-11-23-h100-s3/
 //! norm.txt and final-norm-fused/.)
 
@@ -140,23 +139,12 @@ fn glu_fused(gate: &Tensor, up: &Tensor) -> bool {
     gate.elem == up.elem && matches!(gate.elem, Elem::Weight(DType::Q4K | DType::Q8_0))
 }
 
-/// Whether a decode mat-vec over `w` takes int8 activations on the fast path: Q4_K and Q8_0,
-/// whose int8 kernels ran 1.6-2.2x faster than their f32 ones on the H100's decode shapes;
-/// Q6_K only up to 1.3x, and slower than the f32 subgroup kernel as a lone mat-vec (LM head,
-/// down projection), so it goes int8 only beside Q4_K/Q8_0 weights sharing its input (q/k/v)
-/// (benches/results/2026-11-23-h100-s3/matvec_int8.txt).
+/// Whether a decode mat-vec over `w` takes int8 activations on the fast path: Q4_K, Q6_K and
+/// Q8_0. (Q6_K joined in the fifth session, when its int8 loop moved to 8 lanes per block;
+/// before, it ran only up to 1.3x faster than f32 and lost as a lone mat-vec.)
 fn int8_pays(w: &Tensor) -> bool {
     use wgllama_loaders::DType;
-    matches!(w.elem, Elem::Weight(DType::Q4K | DType::Q8_0))
-}
-
-/// Whether a weight is large enough for int8 activations to pay for a quantize dispatch of
-/// their own (~4.5 us in a chain on the H100 with the first, one-lane-per-block quantiser;
-/// not re-timed alone since): Llama-2-7B's Wo (9.4 MB of Q4_K) runs 16.8 -> 8.9 us with
-/// int8, TinyLlama's (2.4 MB) only 6.5 -> 4.8 us (matvec_int8.txt), so the small one stays
-/// f32. Inputs that an RMSNorm or SiLU * up quantise in passing need no such test.
-fn quantize_pays(w: &Tensor) -> bool {
-    w.buffer.size() >= 8 << 20
+    matches!(w.elem, Elem::Weight(DType::Q4K | DType::Q6K | DType::Q8_0))
 }
 
 /// Whether weights sharing one input all take int8 activations (and one of them gains).
@@ -288,7 +276,10 @@ impl Graph {
                     gpu, &a.q, &layer.k, &layer.v, io.step, &a.att,
                 )?);
             }
-            if t == 1 && int8_group(fast, &[&lw.wo]) && quantize_pays(&lw.wo) {
+            if t == 1 && int8_group(fast, &[&lw.wo]) {
+                // The attention output quantised for Wo: a dispatch of ~3 us that pays even
+                // for TinyLlama's 2.4 MB Wo (f32 9.3 us a call in the H100's decode chain, int8
+                // 4.5 + 3.0: benches/results/2026-11-24-h100-s5/).
                 body.push(matvec::quantize_x8(gpu, &att_flat, &a.xq_d)?);
                 body.push(matvec::matvec_int8(gpu, &a.xq_d, &lw.wo, &a.x, true)?);
             } else {

@@ -66,10 +66,12 @@ pub struct MatvecKernel {
 pub const MAX_ROWS: u32 = 8;
 const MAX_LANES: u32 = 256;
 
-/// Values one lane handles per step (one 16-byte quant load): the kernel's unit per type.
-fn unit_values(dtype: DType, k: usize) -> usize {
+/// Values one lane handles per step (one 16-byte quant load): the kernel's unit per type
+/// (Q6_K: 64 with f32 x, 32 with int8 x).
+fn unit_values(dtype: DType, k: usize, int8_x: bool) -> usize {
     match dtype {
         DType::Q4K => 32,
+        DType::Q6K if int8_x => 32,
         DType::Q6K => 64,
         DType::Q8_0 => 16,
         DType::F16 | DType::BF16 if k.is_multiple_of(16) => 8,
@@ -117,7 +119,7 @@ impl MatvecKernel {
         (lanes, rows, unroll): (u32, u32, u32),
         int8_x: bool,
     ) -> MatvecKernel {
-        let units = k.div_ceil(unit_values(dtype, k)).max(1) as u32;
+        let units = k.div_ceil(unit_values(dtype, k, int8_x)).max(1) as u32;
         let fit = if units.is_power_of_two() {
             units
         } else {
@@ -141,12 +143,14 @@ impl MatvecKernel {
 /// (lanes, rows, unroll) per type with int8 activations: the best sums over the decode shapes
 /// of TinyLlama-1.1B and Llama-2-7B in the H100 sweep of 2026-11-23 (third session,
 /// benches/results/2026-11-23-h100-s3/matvec_int8.txt): one row per workgroup; 64 lanes for
-/// Q4_K and Q8_0 (128 for rows of 8192+ values: 4096 x 11008 ran 6-18% faster), 32 for Q6_K.
-fn preferred_int8(dtype: DType, k: usize) -> (u32, u32, u32) {
-    match dtype {
-        DType::Q6K => (32, 1, 1),
-        _ if k >= 8192 => (128, 1, 1),
-        _ => (64, 1, 1),
+/// Q4_K and Q8_0 (128 for rows of 8192+ values: 4096 x 11008 ran 6-18% faster). Q6_K, since
+/// its int8 loop took 8 lanes per block, the same (fifth session's sweep,
+/// benches/results/2026-11-24-h100-s5/: 64x1 best summed over the shapes, 128x1 at K = 11008).
+fn preferred_int8(_dtype: DType, k: usize) -> (u32, u32, u32) {
+    if k >= 8192 {
+        (128, 1, 1)
+    } else {
+        (64, 1, 1)
     }
 }
 
@@ -403,19 +407,7 @@ pub fn rmsnorm_x8(gpu: &Gpu, x: &Tensor, w: &Tensor, xq: &Tensor, eps: f32) -> R
     let op = "rmsnorm_x8";
     let k = one_row_k(op, "x", x)?;
     expect(op, "w", w, Elem::F32, k)?;
-    // One workgroup, a lane per 4 values up to 1024 lanes and the adapter's limit.
-    let limit = gpu
-        .limits
-        .max_compute_invocations_per_workgroup
-        .min(gpu.limits.max_compute_workgroup_size_x)
-        .min(1024) as usize;
-    let limit = if limit.is_power_of_two() {
-        limit
-    } else {
-        limit.next_power_of_two() / 2
-    };
-    let lanes = (k / 4).next_power_of_two().clamp(32, limit.max(32));
-    quantizer(gpu, op, &[x, w], xq, eps, lanes, 1)
+    quantizer(gpu, op, &[x, w], xq, eps, QX_WG, (k / 4).div_ceil(QX_WG))
 }
 
 /// xq = int8 blocks of silu(gate) * up (SwiGLU feeding an int8 down projection, in the one
