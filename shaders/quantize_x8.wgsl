@@ -3,7 +3,7 @@
 // Three entry points produce the values v to quantise, so the int8 path costs no extra
 // dispatch where an f32 one already ran:
 //   quantize_x8   v = x
-//   rmsnorm_x8    v = rmsnorm(x) * w  (decode's RMSNorm)
+//   rmsnorm_x8    v = rmsnorm(x) * w  (decode's RMSNorm; one workgroup: the whole row)
 //   silu_mul_x8   v = silu(x) * up    (SwiGLU, x = gate)
 // Output layout (u32 words, `xq` [11 k / 32]):
 //   words [0, k/4)               the int8 values, four per word, value i in byte i % 4 of word i / 4
@@ -88,13 +88,10 @@ fn silu_mul_x8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     put_unit(u, lid, select(vec4<f32>(0.0), v, live), live);
 }
 
-// Several workgroups of WG lanes, each quantising its own WG units: every workgroup sums the
-// squares of the whole row itself (8-16 KB, read from L2 by each) so none waits for another.
-// (One workgroup for the whole row, quantising it pass by pass, cost ~5.3 us a call in the
-// H100's decode chain against ~3 us for the other small kernels: one SM did all the work.)
+// One workgroup for the row: every lane sums the squares of its units, wg_sum gives the mean,
+// then the lanes scale and quantise the units pass by pass (re-read: they are in cache).
 @compute @workgroup_size(WG)
-fn rmsnorm_x8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-              @builtin(local_invocation_index) lid: u32) {
+fn rmsnorm_x8(@builtin(local_invocation_index) lid: u32) {
     let units = p.k / 4u;
     var ss = 0.0;
     for (var u = lid; u < units; u = u + WG) {
@@ -102,8 +99,11 @@ fn rmsnorm_x8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
         ss = ss + dot(t, t);
     }
     let scale = inverseSqrt(wg_sum(ss, lid, WG) / f32(p.k) + p.eps);
-    let u = unit_base(wid, nwg) + lid;
-    let live = u < units;
-    let i = min(u, units - 1u);
-    put_unit(u, lid, select(vec4<f32>(0.0), x[i] * scale * w[i], live), live);
+    // Uniform trip count: every lane takes every pass (the barriers in put_unit).
+    for (var u0 = 0u; u0 < units; u0 = u0 + WG) {
+        let u = u0 + lid;
+        let live = u < units;
+        let i = min(u, units - 1u);
+        put_unit(u, lid, select(vec4<f32>(0.0), x[i] * scale * w[i], live), live);
+    }
 }

@@ -407,7 +407,19 @@ pub fn rmsnorm_x8(gpu: &Gpu, x: &Tensor, w: &Tensor, xq: &Tensor, eps: f32) -> R
     let op = "rmsnorm_x8";
     let k = one_row_k(op, "x", x)?;
     expect(op, "w", w, Elem::F32, k)?;
-    quantizer(gpu, op, &[x, w], xq, eps, QX_WG, (k / 4).div_ceil(QX_WG))
+    // One workgroup, a lane per 4 values up to 1024 lanes and the adapter's limit.
+    let limit = gpu
+        .limits
+        .max_compute_invocations_per_workgroup
+        .min(gpu.limits.max_compute_workgroup_size_x)
+        .min(1024) as usize;
+    let limit = if limit.is_power_of_two() {
+        limit
+    } else {
+        limit.next_power_of_two() / 2
+    };
+    let lanes = (k / 4).next_power_of_two().clamp(32, limit.max(32));
+    quantizer(gpu, op, &[x, w], xq, eps, lanes, 1)
 }
 
 /// xq = int8 blocks of silu(gate) * up (SwiGLU feeding an int8 down projection, in the one
