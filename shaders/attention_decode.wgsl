@@ -33,7 +33,7 @@ struct Params {
     n_row_blocks: u32,  // ceil(T * group / R)
     scale: f32,         // 1 / sqrt(head_dim)
     ml_base: u32,       // index of the (m, l) records in `part` (after all accumulators)
-    _pad: u32,
+    xq_k: u32,          // QX: values in the quantised row (n_heads * HD; T = 1)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -45,6 +45,8 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>; // [T, n_heads, HD/4]
 // Partials: accumulators [row blocks, S_MAX, R, HD/4] then (m, l, -, -) [row blocks, S_MAX, R].
 @group(0) @binding(6) var<storage, read_write> part: array<vec4<f32>>;
+// QX (merge only): `out` again in quantize_x8.wgsl's int8 layout, [11 xq_k / 32] words.
+@group(0) @binding(7) var<storage, read_write> xq: array<u32>;
 
 override WG: u32 = 128u;     // invocations
 override HD: u32 = 64u;      // head_dim, a multiple of 4, <= 256
@@ -55,6 +57,10 @@ override B: u32 = 4u;        // keys per key group per batch: 1, 2 or 4
 override S_MAX: u32 = 32u;   // splits per row block (grid), a multiple of 8
 override CH_MIN: u32 = 32u;  // fewest keys per split, a multiple of KB
 override KV_F16: bool = false;
+// The merge pass also writes the output as int8 blocks of 32 (quantize_x8.wgsl's layout and
+// rounding) for an int8 Wo mat-vec, which then needs no quantise dispatch of its own (~3 us in
+// the H100's decode chain). T = 1, HD % 32 == 0 (blocks stay inside a head), R * HD4 <= 512.
+override QX: bool = false;
 // Host-checked: KG * R * HD4 <= 1024, KG * R <= 256, S_MAX * R <= 1024, WG <= 1024 / 8 (the
 // workgroup path's reduce_scores keeps B * RG <= 8 quads per invocation in sm4), R < WG.
 
@@ -392,7 +398,19 @@ fn merge_block(vlid: u32, g: u32) {
     let n_keys = min(step.pos + t_last + 1u, p.ctx);
     let chunk = max(CH_MIN, ((n_keys + S_MAX - 1u) / S_MAX + KB - 1u) / KB * KB);
     let live = (n_keys + chunk - 1u) / chunk;
-    if (live == 1u) { return; }
+    if (live == 1u) {
+        // The split wrote the output; with QX it still needs quantising.
+        if (QX) {
+            for (var e = vlid; e < R * HD4; e = e + WG) {
+                let rr = e / HD4;
+                if (rr < rows_here) {
+                    sm4[QX_STAGE + e] = out[out_row(row0, rr, kvh, group) * HD4 + e % HD4];
+                }
+            }
+            quantize_rows(vlid, row0, rows_here, kvh, group);
+        }
+        return;
+    }
 
     // Row maxima and sums over the live splits: invocation (s0, r) = (vlid / R, vlid % R) takes
     // splits s0, s0 + WG / R, ...; tree_rows finishes across invocations.
@@ -441,7 +459,7 @@ fn merge_block(vlid: u32, g: u32) {
                 a0 = a0 + smw[s * R + rr] * part[base + s * stride];
             }
             if (rr < rows_here) {
-                out[out_row(row0, rr, kvh, group) * HD4 + u] = ((a0 + a1) + (a2 + a3)) / sm_m[rr];
+                emit(row0, rr, kvh, group, u, ((a0 + a1) + (a2 + a3)) / sm_m[rr]);
             }
         }
     } else {
@@ -460,7 +478,60 @@ fn merge_block(vlid: u32, g: u32) {
         if (vlid < n_units && rr < rows_here) {
             var tot = vec4<f32>(0.0);
             for (var k = 0u; k < sgn; k = k + 1u) { tot = tot + sm4[k * n_units + e]; }
-            out[out_row(row0, rr, kvh, group) * HD4 + u] = tot / sm_m[rr];
+            emit(row0, rr, kvh, group, u, tot / sm_m[rr]);
+        }
+    }
+    if (QX) {
+        quantize_rows(vlid, row0, rows_here, kvh, group);
+    }
+}
+
+// Where QX stages the merged outputs in sm4 ([R, HD4] quads): past the sgn > 1 path's partial
+// sums (at most WG <= 128 quads).
+const QX_STAGE: u32 = 512u;
+
+// Output quad u of block row r: to `out`, and with QX staged for quantize_rows.
+fn emit(row0: u32, r: u32, kvh: u32, group: u32, u: u32, v: vec4<f32>) {
+    out[out_row(row0, r, kvh, group) * HD4 + u] = v;
+    if (QX) {
+        sm4[QX_STAGE + r * HD4 + u] = v;
+    }
+}
+
+// The block's staged output rows as int8 blocks of 32 values into xq, as quantize_x8.wgsl's
+// put_unit: q = round(v / d), d = max|v| / 127 per block, and the exact sum per 16 values.
+// Quad e of the block is quad out_row * HD4 + e % HD4 of the row [xq_k]. Every invocation
+// calls (the barriers); smw (the merge weights, read by now) holds per-quad max and sum.
+fn quantize_rows(vlid: u32, row0: u32, rows_here: u32, kvh: u32, group: u32) {
+    let n_units = R * HD4;
+    workgroupBarrier();
+    for (var e = vlid; e < n_units; e = e + WG) {
+        let v = sm4[QX_STAGE + e];
+        let a = abs(v);
+        smw[e] = max(max(a.x, a.y), max(a.z, a.w));
+        smw[512u + e] = (v.x + v.y) + (v.z + v.w);
+    }
+    workgroupBarrier();
+    let k = p.xq_k;
+    for (var e = vlid; e < n_units; e = e + WG) {
+        let rr = e / HD4;
+        if (rr < rows_here) {
+            let first = e & ~7u;
+            var m = 0.0;
+            for (var i = 0u; i < 8u; i = i + 1u) {
+                m = max(m, smw[first + i]);
+            }
+            let d = m / 127.0;
+            let inv = select(0.0, 1.0 / d, d > 0.0);
+            let gq = out_row(row0, rr, kvh, group) * HD4 + e % HD4;
+            xq[gq] = pack4xI8(clamp(vec4<i32>(round(sm4[QX_STAGE + e] * inv)), vec4<i32>(-127), vec4<i32>(127)));
+            if ((e & 7u) == 0u) {
+                xq[k / 4u + gq / 8u] = bitcast<u32>(d);
+            }
+            if ((e & 3u) == 0u) {
+                let s16 = (smw[512u + e] + smw[512u + e + 1u]) + (smw[512u + e + 2u] + smw[512u + e + 3u]);
+                xq[k / 4u + k / 32u + gq / 4u] = bitcast<u32>(s16);
+            }
         }
     }
 }

@@ -169,7 +169,11 @@ impl<'g> Profiler<'g> {
     /// left out: the drop in pass time is what those dispatches really cost, with no
     /// timestamps between kernels to inflate them (the outputs are meaningless, the timing is
     /// not). Returns the pass time in ns; it is not added to the report's plain total.
-    pub fn decode_plain_without(&mut self, session: &mut Session<'_>, label: &'static str) -> Result<f64> {
+    pub fn decode_plain_without(
+        &mut self,
+        session: &mut Session<'_>,
+        label: &'static str,
+    ) -> Result<f64> {
         let before = self.plain_ns.len();
         self.skip = Some(label);
         let id = self.step(session, false);
@@ -383,7 +387,9 @@ fn record_plain(
         g.head.iter().filter(kept).for_each(|d| d.record(&mut pass));
     } else {
         let mut pass = enc.begin_compute_pass(&pass_desc(set, Some(0), Some(1)));
-        g.dispatches().filter(kept).for_each(|d| d.record(&mut pass));
+        g.dispatches()
+            .filter(kept)
+            .for_each(|d| d.record(&mut pass));
     }
 }
 

@@ -139,3 +139,38 @@ pub fn test_gpu() -> &'static Gpu {
         gpu
     })
 }
+
+/// GPU int8 words (quantize_x8.wgsl's layout) against the reference quantisation of `want`
+/// (the f32 values the kernel should have quantised). The GPU computes `want` in f32 with
+/// other rounding, so a value on a rounding boundary may land one step away: each dequantised
+/// value must be within 0.5 d (+ 1e-4 relative slack) of `want`, d within 1e-5 relative of
+/// max|want| / 127, and the 16-value sums within 1e-5 of sum |want| (f32 against f64).
+pub fn assert_int8_words(case: &str, words: &[u32], want: &[f32]) {
+    let k = want.len();
+    let (_, d_ref, sums_ref) = crate::reference::quantize::quantize_x8(want);
+    let q = |i: usize| (words[i / 4] >> (8 * (i % 4))) as u8 as i8;
+    let d = |b: usize| f32::from_bits(words[k / 4 + b]);
+    for (b, &dr) in d_ref.iter().enumerate() {
+        assert!(
+            (d(b) - dr).abs() <= 1e-5 * dr,
+            "{case}: block {b}: d {} want {dr}",
+            d(b)
+        );
+    }
+    for (i, &v) in want.iter().enumerate() {
+        let got = q(i) as f32 * d(i / 32);
+        let step = d_ref[i / 32];
+        assert!(
+            (got - v).abs() <= 0.5 * step + 1e-4 * step * 127.0,
+            "{case}: value {i}: dequantised {got} want {v} (d {step})"
+        );
+    }
+    for (c, &s) in sums_ref.iter().enumerate() {
+        let got = f32::from_bits(words[k / 4 + k / 32 + c]);
+        let scale: f32 = want[16 * c..16 * c + 16].iter().map(|v| v.abs()).sum();
+        assert!(
+            (got - s).abs() <= 1e-5 * scale + 1e-30,
+            "{case}: sum {c}: {got} want {s}"
+        );
+    }
+}

@@ -4,16 +4,19 @@
 
 use half::f16;
 use wgllama_engine::kv_cache::{KvCache, KvDtype};
-use wgllama_engine::ops::attention::{attention, attention_with_splits, auto_splits};
+use wgllama_engine::ops::attention::{attention, attention_with_splits, attention_x8, auto_splits};
 use wgllama_engine::ops::attention_coop::{attention_coop_with, q_stride, supports};
-use wgllama_engine::ops::attention_decode::{attention_decode_with, DecodeConfig};
+use wgllama_engine::ops::attention_decode::{
+    attention_decode_with, attention_decode_x8, DecodeConfig,
+};
 use wgllama_engine::ops::attention_prefill::{attention_prefill_with, PrefillConfig};
 use wgllama_engine::ops::kvcache::kv_write;
+use wgllama_engine::ops::matvec::int8_words;
 use wgllama_engine::ops::rope::{rope, RopeStyle};
 use wgllama_engine::ops::rope_kv::rope_kv;
 use wgllama_engine::reference;
 use wgllama_engine::step::{Step, StepBuffer};
-use wgllama_engine::testing::{assert_close, errors, test_gpu, Rng, Tol};
+use wgllama_engine::testing::{assert_close, assert_int8_words, errors, test_gpu, Rng, Tol};
 use wgllama_engine::{Elem, EngineError, Gpu, Tensor};
 use wgllama_loaders::config::{rope_inv_freqs, RopeScaling};
 
@@ -694,6 +697,79 @@ fn attention_decode_kernel_matches_reference() {
             eprintln!("{case}: {:?}", errors(&got, &want));
             assert_close(&case, &got, &want, TOL_ATTN);
         }
+    }
+}
+
+/// attention_x8 (decode attention whose merge pass also writes the output as int8 blocks for
+/// Wo): the output against the f64 reference, and the int8 words against the reference
+/// quantisation of that output. One split (pos 0) and several, GQA 8 and 1, head_dim 64, 96
+/// and 128, f32 and f16 caches; head_dim 80 (not a multiple of 32) takes attention +
+/// quantize_x8 instead. attention_decode_x8 itself refuses what it cannot quantise.
+#[test]
+fn attention_x8_quantises_its_output() {
+    let gpu = test_gpu();
+    let step = StepBuffer::new(gpu).unwrap();
+    let cases = [
+        case_of(64, 32, 4, 1, 0, KvDtype::F32),
+        case_of(64, 32, 4, 1, 40, KvDtype::F32),
+        case_of(64, 32, 4, 1, 700, KvDtype::F16),
+        case_of(128, 8, 8, 1, 600, KvDtype::F16),
+        case_of(96, 8, 2, 1, 300, KvDtype::F32),
+        case_of(80, 8, 2, 1, 513, KvDtype::F16),
+    ];
+    for (i, c) in cases.iter().enumerate() {
+        let inp = inputs(gpu, c, 900 + i as u64, 5);
+        write_step(gpu, &step, c.pos, c.t);
+        let want = reference::attention::attention(
+            &inp.q_host,
+            &inp.k_seen,
+            &inp.v_seen,
+            c.n_heads,
+            c.n_kv_heads,
+            c.head_dim,
+            c.pos,
+        );
+        let k = c.n_heads * c.head_dim;
+        let out = gpu
+            .poisoned_f32("out", &[1, c.n_heads, c.head_dim])
+            .unwrap();
+        let xq = gpu
+            .upload_u32("xq", &vec![0xffff_ffff; int8_words(k)], &[int8_words(k)])
+            .unwrap();
+        let ds = attention_x8(gpu, &inp.q, &inp.kc, &inp.vc, &step.buffer, &out, &xq).unwrap();
+        gpu.run(&ds).unwrap();
+        let got = gpu.read_f32(&out).unwrap();
+        let case = format!(
+            "attention_x8 head_dim={} heads={}/{} pos={} {:?} ({} dispatches)",
+            c.head_dim,
+            c.n_heads,
+            c.n_kv_heads,
+            c.pos,
+            c.dtype,
+            ds.len()
+        );
+        assert_close(&case, &got, &want, TOL_ATTN);
+        let words = gpu.read_u32(&xq).unwrap();
+        assert_int8_words(&case, &words, &got);
+        // Quantised in the merge pass (two dispatches) wherever head_dim allows.
+        assert_eq!(ds.len(), if c.head_dim % 32 == 0 { 2 } else { 3 }, "{case}");
+    }
+    // What the merge pass cannot quantise is refused, naming the op.
+    for c in [
+        case_of(80, 9, 3, 1, 5, KvDtype::F32),
+        case_of(64, 8, 2, 2, 5, KvDtype::F32),
+    ] {
+        let inp = inputs(gpu, &c, 1, 1);
+        let out = gpu.zeros_f32("out", &[c.t, c.n_heads, c.head_dim]).unwrap();
+        let k = c.n_heads * c.head_dim;
+        let xq = gpu
+            .upload_u32("xq", &vec![0; int8_words(k)], &[int8_words(k)])
+            .unwrap();
+        let err = attention_decode_x8(gpu, &inp.q, &inp.kc, &inp.vc, &step.buffer, &out, &xq)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("attention_decode_x8"), "{err:?}");
     }
 }
 

@@ -9,10 +9,9 @@ use wgllama_engine::ops::matvec::{
 };
 use wgllama_engine::reference::elementwise::silu_mul;
 use wgllama_engine::reference::matmul::matmul as ref_matmul;
-use wgllama_engine::reference::quantize::quantize_x8;
 use wgllama_engine::reference::rmsnorm::rmsnorm as ref_rmsnorm;
 use wgllama_engine::testing::weights::upload_random_weight;
-use wgllama_engine::testing::{assert_close_scaled, test_gpu, Rng, Tol};
+use wgllama_engine::testing::{assert_close_scaled, assert_int8_words, test_gpu, Rng, Tol};
 use wgllama_engine::{EngineError, Tensor};
 use wgllama_loaders::DType;
 
@@ -663,41 +662,6 @@ fn int8_rejects_other_types_and_f32_x() {
 
 // ---- the int8 quantisers: quantize_x8, rmsnorm_x8, silu_mul_x8 ------------------------------
 
-/// GPU int8 words (quantize_x8.wgsl's layout) against the reference quantisation of `want`
-/// (the f32 values the kernel should have quantised). The GPU computes `want` in f32 with
-/// other rounding, so a value on a rounding boundary may land one step away: each dequantised
-/// value must be within 0.5 d (+ 1e-4 relative slack) of `want`, d within 1e-5 relative of
-/// max|want| / 127, and the 16-value sums within 1e-5 of sum |want| (f32 against f64).
-fn check_int8_words(case: &str, words: &[u32], want: &[f32]) {
-    let k = want.len();
-    let (_, d_ref, sums_ref) = quantize_x8(want);
-    let q = |i: usize| (words[i / 4] >> (8 * (i % 4))) as u8 as i8;
-    let d = |b: usize| f32::from_bits(words[k / 4 + b]);
-    for (b, &dr) in d_ref.iter().enumerate() {
-        assert!(
-            (d(b) - dr).abs() <= 1e-5 * dr,
-            "{case}: block {b}: d {} want {dr}",
-            d(b)
-        );
-    }
-    for (i, &v) in want.iter().enumerate() {
-        let got = q(i) as f32 * d(i / 32);
-        let step = d_ref[i / 32];
-        assert!(
-            (got - v).abs() <= 0.5 * step + 1e-4 * step * 127.0,
-            "{case}: value {i}: dequantised {got} want {v} (d {step})"
-        );
-    }
-    for (c, &s) in sums_ref.iter().enumerate() {
-        let got = f32::from_bits(words[k / 4 + k / 32 + c]);
-        let scale: f32 = want[16 * c..16 * c + 16].iter().map(|v| v.abs()).sum();
-        assert!(
-            (got - s).abs() <= 1e-5 * scale + 1e-30,
-            "{case}: sum {c}: {got} want {s}"
-        );
-    }
-}
-
 /// The three quantiser entries on rows of 1, 64 (TinyLlama's D / 32), 130 and 300 blocks (more
 /// blocks than rmsnorm_x8's 256 lanes, so its lanes loop), a block of zeros included.
 #[test]
@@ -730,7 +694,7 @@ fn int8_quantisers() {
         for (name, d, want) in cases {
             gpu.run(&[d.unwrap()]).unwrap();
             let words = gpu.read_u32(&xq).unwrap();
-            check_int8_words(&format!("{name} K={k}"), &words, &want);
+            assert_int8_words(&format!("{name} K={k}"), &words, &want);
         }
     }
 }

@@ -12,9 +12,10 @@
 //! decode, q/k/v are one mat-vec and gate/up/SiLU another: 9 dispatches per layer.
 //!
 //! Decode on the fast path feeds Q4_K/Q6_K/Q8_0 mat-vecs int8 activations (`int8_group`):
-//! the RMSNorms write int8 directly (`rmsnorm_x8`), the attention output is quantised for Wo
-//! (`quantize_x8`), gate and up come from one int8 mat-vec and `silu_mul_x8` quantises the
-//! down projection's input: 11 dispatches per layer, the mat-vecs ~1.6-3.5x faster. (An RMSNorm inside the float mat-vecs ran 2-5x slower than
+//! the RMSNorms write int8 directly (`rmsnorm_x8`), the attention merge pass quantises the
+//! attention output for Wo (`attention_x8`), gate and up come from one int8 mat-vec and
+//! `silu_mul_x8` quantises the down projection's input: 10 dispatches per layer, the mat-vecs
+//! ~1.6-3.5x faster than with f32 activations. (An RMSNorm inside the float mat-vecs ran 2-5x slower than
 //! RMSNorm + `matvec_multi` on the H100 and was removed: benches/results/2026-11-23-h100-s3/
 //! norm.txt and final-norm-fused/.)
 
@@ -263,26 +264,27 @@ impl Graph {
                 &layer.k,
                 &layer.v,
             )?);
-            if t * (c.n_heads / c.n_kv_heads) > attention::DECODE_MAX_ROWS
-                && fast == Precision::Fast
-                && attention_coop::supports(gpu, c.head_dim)
-            {
-                // Prompts on the fast path: flash attention on tensor cores (f16 inputs).
-                body.push(attention_coop::attention_coop(
-                    gpu, &a.q, &layer.k, &layer.v, io.step, &a.att,
-                )?);
-            } else {
-                body.extend(attention::attention(
-                    gpu, &a.q, &layer.k, &layer.v, io.step, &a.att,
-                )?);
-            }
             if t == 1 && int8_group(fast, &[&lw.wo]) {
-                // The attention output quantised for Wo: a dispatch of ~3 us that pays even
-                // for TinyLlama's 2.4 MB Wo (f32 9.3 us a call in the H100's decode chain, int8
-                // 4.5 + 3.0: benches/results/2026-11-24-h100-s5/).
-                body.push(matvec::quantize_x8(gpu, &att_flat, &a.xq_d)?);
+                // Decode, fast: attention's output also as int8 for Wo, quantised in the
+                // attention merge pass (or by quantize_x8 where that cannot).
+                body.extend(attention::attention_x8(
+                    gpu, &a.q, &layer.k, &layer.v, io.step, &a.att, &a.xq_d,
+                )?);
                 body.push(matvec::matvec_int8(gpu, &a.xq_d, &lw.wo, &a.x, true)?);
             } else {
+                if t * (c.n_heads / c.n_kv_heads) > attention::DECODE_MAX_ROWS
+                    && fast == Precision::Fast
+                    && attention_coop::supports(gpu, c.head_dim)
+                {
+                    // Prompts on the fast path: flash attention on tensor cores (f16 inputs).
+                    body.push(attention_coop::attention_coop(
+                        gpu, &a.q, &layer.k, &layer.v, io.step, &a.att,
+                    )?);
+                } else {
+                    body.extend(attention::attention(
+                        gpu, &a.q, &layer.k, &layer.v, io.step, &a.att,
+                    )?);
+                }
                 let att = half_of(gpu, &mut body, &att_flat, a.half.as_ref().map(|hf| &hf.att))?;
                 body.push(linear(gpu, att, &lw.wo, &a.x, true, fast)?);
             }

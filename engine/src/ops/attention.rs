@@ -7,7 +7,7 @@
 use crate::dispatch::{grid, Cost, Dispatch};
 use crate::error::{EngineError, Result};
 use crate::gpu::Gpu;
-use crate::ops::attention_decode::attention_decode;
+use crate::ops::attention_decode::{attention_decode, attention_decode_x8, supports_x8};
 use crate::ops::attention_merge::attention_merge;
 use crate::ops::attention_prefill::attention_prefill;
 use crate::ops::expect;
@@ -211,6 +211,35 @@ pub fn attention(
     }
     let splits = auto_splits(s.t, s.n_heads, s.n_kv_heads, s.head_dim, s.ctx);
     attention_with_splits(gpu, q, k_cache, v_cache, step, out, splits)
+}
+
+/// `attention` for one token, then its output in int8 blocks (`matvec::quantize_x8`'s layout;
+/// xq: u32 [`int8_words`(n_heads * head_dim)]) for an int8 Wo mat-vec: quantised by
+/// `attention_decode`'s merge pass where it can (`supports_x8`), else by a `quantize_x8`
+/// dispatch after `attention`.
+///
+/// [`int8_words`]: crate::ops::matvec::int8_words
+pub fn attention_x8(
+    gpu: &Gpu,
+    q: &Tensor,
+    k_cache: &Tensor,
+    v_cache: &Tensor,
+    step: &wgpu::Buffer,
+    out: &Tensor,
+    xq: &Tensor,
+) -> Result<Vec<Dispatch>> {
+    let s = check(q, k_cache, v_cache, out)?;
+    let rows = s.t * (s.n_heads / s.n_kv_heads);
+    if s.head_dim.is_multiple_of(4)
+        && rows <= DECODE_MAX_ROWS
+        && supports_x8(gpu, s.t, s.n_heads, s.n_kv_heads, s.head_dim, s.ctx)
+    {
+        return attention_decode_x8(gpu, q, k_cache, v_cache, step, out, xq);
+    }
+    let mut ds = attention(gpu, q, k_cache, v_cache, step, out)?;
+    let flat = out.reshaped(&[s.t * s.n_heads * s.head_dim]);
+    ds.push(crate::ops::matvec::quantize_x8(gpu, &flat, xq)?);
+    Ok(ds)
 }
 
 /// `attention` with an explicit number of key-range splits (1: one kernel, no merge pass).

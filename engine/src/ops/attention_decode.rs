@@ -24,7 +24,8 @@ pub struct AttentionDecodeParams {
     pub n_row_blocks: u32,
     pub scale: f32,
     pub ml_base: u32,
-    pub _pad: u32,
+    /// With an int8 copy of the output (`attention_decode_x8`): its length, n_heads * head_dim.
+    pub xq_k: u32,
 }
 
 /// Sizes of the kernel's workgroup arrays (see the WGSL).
@@ -194,6 +195,85 @@ pub fn attention_decode_with(
     out: &Tensor,
     cfg: DecodeConfig,
 ) -> Result<Vec<Dispatch>> {
+    decode_dispatches(gpu, q, k_cache, v_cache, step, out, None, cfg)
+}
+
+/// Whether `attention_decode_x8` can quantise in its merge pass: one token, head_dim a
+/// multiple of 32 (int8 blocks stay inside a head), and the picked block of rows staged in
+/// the merge's workgroup memory (R * head_dim / 4 <= 512 quads).
+pub fn supports_x8(
+    gpu: &Gpu,
+    t: usize,
+    n_heads: usize,
+    n_kv_heads: usize,
+    head_dim: usize,
+    ctx: usize,
+) -> bool {
+    let group = n_heads / n_kv_heads.max(1);
+    let cfg = DecodeConfig::pick(gpu, t * group, head_dim, n_kv_heads, ctx);
+    t == 1 && head_dim.is_multiple_of(32) && cfg.rows() * head_dim / 4 <= QX_QUADS
+}
+
+/// Quads quantize_rows stages (attention_decode.wgsl: sm4 from QX_STAGE, smw twice).
+const QX_QUADS: usize = 512;
+
+/// `attention_decode` for one token whose merge pass also writes the output as int8 blocks
+/// (`ops::matvec::quantize_x8`'s layout and rounding) into xq: u32 [`int8_words`(n_heads *
+/// head_dim)], for an int8 Wo mat-vec with no quantise dispatch of its own. See `supports_x8`.
+///
+/// [`int8_words`]: crate::ops::matvec::int8_words
+pub fn attention_decode_x8(
+    gpu: &Gpu,
+    q: &Tensor,
+    k_cache: &Tensor,
+    v_cache: &Tensor,
+    step: &wgpu::Buffer,
+    out: &Tensor,
+    xq: &Tensor,
+) -> Result<Vec<Dispatch>> {
+    let s = check(q, k_cache, v_cache, out)?;
+    let cfg = DecodeConfig::pick(
+        gpu,
+        s.t * (s.n_heads / s.n_kv_heads),
+        s.head_dim,
+        s.n_kv_heads,
+        s.ctx,
+    );
+    if !supports_x8(gpu, s.t, s.n_heads, s.n_kv_heads, s.head_dim, s.ctx) {
+        return Err(EngineError::Shape {
+            op: "attention_decode_x8",
+            detail: format!(
+                "T = {}, head_dim {}: needs one token and head_dim a multiple of 32, at most {} \
+                 with {} rows per block",
+                s.t,
+                s.head_dim,
+                QX_QUADS * 4 / cfg.rows(),
+                cfg.rows()
+            ),
+        });
+    }
+    let words = crate::ops::matvec::int8_words(s.n_heads * s.head_dim);
+    crate::ops::expect(
+        "attention_decode_x8",
+        "xq",
+        xq,
+        crate::tensor::Elem::U32,
+        words,
+    )?;
+    decode_dispatches(gpu, q, k_cache, v_cache, step, out, Some(xq), cfg)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decode_dispatches(
+    gpu: &Gpu,
+    q: &Tensor,
+    k_cache: &Tensor,
+    v_cache: &Tensor,
+    step: &wgpu::Buffer,
+    out: &Tensor,
+    xq: Option<&Tensor>,
+    cfg: DecodeConfig,
+) -> Result<Vec<Dispatch>> {
     let s = check(q, k_cache, v_cache, out)?;
     cfg.validate(gpu, s.head_dim)?;
     let group = s.n_heads / s.n_kv_heads;
@@ -212,7 +292,7 @@ pub fn attention_decode_with(
         n_row_blocks: n_row_blocks as u32,
         scale: 1.0 / (s.head_dim as f32).sqrt(),
         ml_base: acc_quads as u32,
-        _pad: 0,
+        xq_k: (s.n_heads * s.head_dim) as u32,
     };
     let shader = if cfg.subgroups {
         &wgllama_shaders::ATTENTION_DECODE_SG
@@ -229,6 +309,7 @@ pub fn attention_decode_with(
         ("S_MAX", cfg.max_splits as f64),
         ("CH_MIN", cfg.min_chunk as f64),
         ("KV_F16", s.kv_f16 as u32 as f64),
+        ("QX", xq.is_some() as u32 as f64),
     ];
     let pipeline = gpu.pipeline(shader, "main", &constants)?;
     let merge_pipeline = gpu.pipeline(shader, "merge", &constants)?;
@@ -250,7 +331,8 @@ pub fn attention_decode_with(
             &part,
         ],
     );
-    // The merge reads only params, step, the partials and writes out: bindings 0, 1, 5, 6.
+    // The merge reads only params, step, the partials and writes out and xq: bindings 0, 1,
+    // 5, 6, 7 (xq's binding stays in the layout with QX off: the partials stand in, unused).
     fn entry(binding: u32, b: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
         wgpu::BindGroupEntry {
             binding,
@@ -265,6 +347,7 @@ pub fn attention_decode_with(
             entry(1, step),
             entry(5, &out.buffer),
             entry(6, &part),
+            entry(7, xq.map_or(&part, |t| &t.buffer)),
         ],
     });
     let kv_bytes = if s.kv_f16 { 2 } else { 4 };
@@ -288,7 +371,8 @@ pub fn attention_decode_with(
         workgroups: grid(gpu, blocks as u32),
         // At most every split's partials, read once.
         cost: Cost {
-            bytes: ((acc_quads + ml_quads) * 16 + rows * s.head_dim * 4) as u64,
+            bytes: ((acc_quads + ml_quads) * 16 + rows * s.head_dim * 4) as u64
+                + xq.map_or(0, |t| t.buffer.size()),
             flops: (2 * rows * cfg.max_splits * s.head_dim) as u64,
         },
     };
