@@ -57,7 +57,7 @@ measure() { # name path big
     step "bench-$name-kvf16" $((big ? 60 : 40)) \
         $B bench -m "$path" --pp 0 --tg 128 -r 5 --kv-f16 "${PREC[@]}" --csv "$OUT/bench-$name-kvf16.csv"
     [ "${PROFILE:-1}" = 1 ] && step "profile-$name" $((big ? 90 : 60)) \
-        $B profile -m "$path" --pp 512 --tg 128 "${PREC[@]}" --csv "$OUT/profile-$name.csv"
+        $B profile -m "$path" --pp 512 --tg 128 --ablate "${PREC[@]}" --csv "$OUT/profile-$name.csv"
     [ "${SCEN:-1}" = 1 ] && [ "$big" = 0 ] && step "scenarios-$name" 60 \
         $B bench -m "$path" --scenarios --tg 128 -r 3 "${PREC[@]}" --csv "$OUT/scenarios-$name.csv"
     return 0
