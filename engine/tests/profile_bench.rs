@@ -86,6 +86,43 @@ fn profiler_times_every_kernel_family_and_keeps_tokens() {
         .all(|e| e.dur_ns >= 0.0 && e.start_ns >= 0.0));
 }
 
+/// `decode_plain_without` (profile --ablate): a timed step with one kernel label left out
+/// returns its pass time without adding to the report and still advances the session; with a
+/// label no kernel has, the step is a whole decode step (the next token is the session's own).
+#[test]
+fn ablated_steps_time_the_pass_apart_from_the_report() {
+    let gpu = test_gpu();
+    if !gpu.caps.timestamps {
+        eprintln!("skipped: {} has no timestamp queries", gpu.info.name);
+        return;
+    }
+    let w = tiny_gqa();
+    let mut s = session(&w, 64);
+    let prompt = random_tokens(9, w.config.vocab_size, 3);
+    s.prefill(&prompt).unwrap();
+    let want: Vec<u32> = (0..2).map(|_| s.decode().unwrap()).collect();
+
+    let mut p = Profiler::new(gpu).unwrap();
+    s.reset();
+    s.prefill(&prompt).unwrap();
+    let full = p.decode_plain_without(&mut s, "no such kernel").unwrap();
+    assert!(full > 0.0, "{full}");
+    assert_eq!(
+        s.decode().unwrap(),
+        want[1],
+        "a step with nothing left out is a decode step"
+    );
+    let ns = p.decode_plain_without(&mut s, "sample").unwrap();
+    assert!(ns > 0.0, "{ns}");
+    assert_eq!(s.position(), prompt.len() + 3);
+    let r = p.report();
+    assert_eq!(
+        (r.runs, r.plain_runs),
+        (0, 0),
+        "ablated steps stay out of the report"
+    );
+}
+
 #[test]
 fn bench_timers_measure_positive_times() {
     let w = tiny_gqa();
