@@ -498,8 +498,8 @@ fn emit(row0: u32, r: u32, kvh: u32, group: u32, u: u32, v: vec4<f32>) {
     }
 }
 
-// The block's staged output rows as int8 blocks of 32 values into xq, as quantize_x8.wgsl's
-// put_unit: q = round(v / d), d = max|v| / 127 per block, and the exact sum per 16 values.
+// The block's staged output rows as int8 blocks of 32 values into xq (int8_block.wgsl's
+// rounding, quantize_x8.wgsl's layout), and the exact sum per 16 values.
 // Quad e of the block is quad out_row * HD4 + e % HD4 of the row [xq_k]. Every invocation
 // calls (the barriers); smw (the merge weights, read by now) holds per-quad max and sum.
 fn quantize_rows(vlid: u32, row0: u32, rows_here: u32, kvh: u32, group: u32) {
@@ -507,8 +507,7 @@ fn quantize_rows(vlid: u32, row0: u32, rows_here: u32, kvh: u32, group: u32) {
     workgroupBarrier();
     for (var e = vlid; e < n_units; e = e + WG) {
         let v = sm4[QX_STAGE + e];
-        let a = abs(v);
-        smw[e] = max(max(a.x, a.y), max(a.z, a.w));
+        smw[e] = abs_max4(v);
         smw[512u + e] = (v.x + v.y) + (v.z + v.w);
     }
     workgroupBarrier();
@@ -521,10 +520,9 @@ fn quantize_rows(vlid: u32, row0: u32, rows_here: u32, kvh: u32, group: u32) {
             for (var i = 0u; i < 8u; i = i + 1u) {
                 m = max(m, smw[first + i]);
             }
-            let d = m / 127.0;
-            let inv = select(0.0, 1.0 / d, d > 0.0);
+            let d = int8_scale(m);
             let gq = out_row(row0, rr, kvh, group) * HD4 + e % HD4;
-            xq[gq] = pack4xI8(clamp(vec4<i32>(round(sm4[QX_STAGE + e] * inv)), vec4<i32>(-127), vec4<i32>(127)));
+            xq[gq] = int8_pack(sm4[QX_STAGE + e], d);
             if ((e & 7u) == 0u) {
                 xq[k / 4u + gq / 8u] = bitcast<u32>(d);
             }

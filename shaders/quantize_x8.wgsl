@@ -9,7 +9,7 @@
 //   words [0, k/4)               the int8 values, four per word, value i in byte i % 4 of word i / 4
 //   words [k/4, k/4 + k/32)      d of each 32-value block (f32 bits)
 //   words [k/4 + k/32, 11k/32)   the exact f32 sum of v over each 16 values (the K-quant min term)
-// reduce.wgsl comes before this file (wg_sum for rmsnorm_x8).
+// reduce.wgsl (wg_sum for rmsnorm_x8) and int8_block.wgsl (the rounding) come before this file.
 
 struct Params {
     k: u32,
@@ -36,8 +36,7 @@ var<workgroup> unit_sum: array<f32, 1024>;
 // calls with units u0 + lid, u0 a multiple of WG (so a block's 8 units are 8 neighbouring
 // lanes). `live`: whether u < k / 4 (past the row's end a lane only joins the barriers).
 fn put_unit(u: u32, lid: u32, v: vec4<f32>, live: bool) {
-    let a = abs(v);
-    unit_max[lid] = max(max(a.x, a.y), max(a.z, a.w));
+    unit_max[lid] = abs_max4(v);
     unit_sum[lid] = (v.x + v.y) + (v.z + v.w);
     workgroupBarrier();
     if (live) {
@@ -46,9 +45,8 @@ fn put_unit(u: u32, lid: u32, v: vec4<f32>, live: bool) {
         for (var i = 0u; i < 8u; i = i + 1u) {
             m = max(m, unit_max[first + i]);
         }
-        let d = m / 127.0;
-        let inv = select(0.0, 1.0 / d, d > 0.0);
-        xq[u] = pack4xI8(clamp(vec4<i32>(round(v * inv)), vec4<i32>(-127), vec4<i32>(127)));
+        let d = int8_scale(m);
+        xq[u] = int8_pack(v, d);
         let b = u / 8u;
         if ((lid & 7u) == 0u) {
             xq[p.k / 4u + b] = bitcast<u32>(d);

@@ -65,6 +65,8 @@ pub const ATTENTION_MERGE: Shader = Shader {
 };
 /// The body of decode attention, shared by its subgroup and workgroup-memory variants.
 pub const ATTENTION_DECODE_WGSL: &str = include_str!("../attention_decode.wgsl");
+/// int8 block helpers shared by the quantisers and the decode attention merge.
+pub const INT8_BLOCK_WGSL: &str = include_str!("../int8_block.wgsl");
 /// Decode attention (flash-decoding, one dispatch) with subgroup shuffles (needs SUBGROUP).
 pub const ATTENTION_DECODE_SG: Shader = Shader {
     name: "attention_decode_sg",
@@ -72,6 +74,7 @@ pub const ATTENTION_DECODE_SG: Shader = Shader {
         STEP_WGSL,
         include_str!("../attention_decode_sg.wgsl"),
         KV_LOAD_WGSL,
+        INT8_BLOCK_WGSL,
         ATTENTION_DECODE_WGSL,
     ],
 };
@@ -82,6 +85,7 @@ pub const ATTENTION_DECODE_WG: Shader = Shader {
         STEP_WGSL,
         include_str!("../attention_decode_wg.wgsl"),
         KV_LOAD_WGSL,
+        INT8_BLOCK_WGSL,
         ATTENTION_DECODE_WGSL,
     ],
 };
@@ -157,7 +161,11 @@ pub const MATVEC_WG: Shader = Shader {
 /// Activations to int8 blocks for the int8 mat-vec path (matvec.wgsl with XQ).
 pub const QUANTIZE_X8: Shader = Shader {
     name: "quantize_x8",
-    parts: &[REDUCE_WGSL, include_str!("../quantize_x8.wgsl")],
+    parts: &[
+        REDUCE_WGSL,
+        INT8_BLOCK_WGSL,
+        include_str!("../quantize_x8.wgsl"),
+    ],
 };
 pub const DEQUANT: Shader = Shader {
     name: "dequant",

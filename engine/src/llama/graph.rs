@@ -148,14 +148,9 @@ fn int8_pays(w: &Tensor) -> bool {
     matches!(w.elem, Elem::Weight(DType::Q4K | DType::Q6K | DType::Q8_0))
 }
 
-/// Whether weights sharing one input all take int8 activations (and one of them gains).
+/// Whether weights sharing one input all take int8 activations (one int8 copy serves them all).
 fn int8_group(precision: Precision, ws: &[&Tensor]) -> bool {
-    use wgllama_loaders::DType;
-    precision == Precision::Fast
-        && ws.iter().any(|w| int8_pays(w))
-        && ws
-            .iter()
-            .all(|w| matches!(w.elem, Elem::Weight(DType::Q4K | DType::Q6K | DType::Q8_0)))
+    precision == Precision::Fast && ws.iter().all(|w| int8_pays(w))
 }
 
 /// The mat-mul input for `x`: its f16 copy `half` (after a `to_f16` dispatch pushed onto

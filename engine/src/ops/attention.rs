@@ -230,9 +230,8 @@ pub fn attention_x8(
 ) -> Result<Vec<Dispatch>> {
     let s = check(q, k_cache, v_cache, out)?;
     let rows = s.t * (s.n_heads / s.n_kv_heads);
-    if s.head_dim.is_multiple_of(4)
-        && rows <= DECODE_MAX_ROWS
-        && supports_x8(gpu, s.t, s.n_heads, s.n_kv_heads, s.head_dim, s.ctx)
+    // supports_x8 implies head_dim % 4 == 0, so `attention` would take attention_decode too.
+    if rows <= DECODE_MAX_ROWS && supports_x8(gpu, s.t, s.n_heads, s.n_kv_heads, s.head_dim, s.ctx)
     {
         return attention_decode_x8(gpu, q, k_cache, v_cache, step, out, xq);
     }

@@ -109,7 +109,7 @@ impl MatvecKernel {
 
     /// The default variant for int8 activations: `pick`'s rules with `preferred_int8`.
     pub fn pick_int8(gpu: &Gpu, dtype: DType, k: usize) -> MatvecKernel {
-        MatvecKernel::with_preferred(gpu, dtype, k, preferred_int8(dtype, k), true)
+        MatvecKernel::with_preferred(gpu, dtype, k, preferred_int8(k), true)
     }
 
     fn with_preferred(
@@ -140,13 +140,13 @@ impl MatvecKernel {
     }
 }
 
-/// (lanes, rows, unroll) per type with int8 activations: the best sums over the decode shapes
+/// (lanes, rows, unroll) with int8 activations, the same for every type: the best sums over the decode shapes
 /// of TinyLlama-1.1B and Llama-2-7B in the H100 sweep of 2026-11-23 (third session,
 /// benches/results/2026-11-23-h100-s3/matvec_int8.txt): one row per workgroup; 64 lanes for
 /// Q4_K and Q8_0 (128 for rows of 8192+ values: 4096 x 11008 ran 6-18% faster). Q6_K, since
 /// its int8 loop took 8 lanes per block, the same (fifth session's sweep,
 /// benches/results/2026-11-24-h100-s5/: 64x1 best summed over the shapes, 128x1 at K = 11008).
-fn preferred_int8(_dtype: DType, k: usize) -> (u32, u32, u32) {
+fn preferred_int8(k: usize) -> (u32, u32, u32) {
     if k >= 8192 {
         (128, 1, 1)
     } else {
