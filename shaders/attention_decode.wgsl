@@ -11,7 +11,10 @@
 // live keys 0 .. n_keys into `live` chunks of
 //   chunk = max(CH_MIN, ceil(n_keys / S_MAX) rounded up to KB)
 // keys, so workgroups past the live range return at once: a short context costs a few
-// workgroups, a long one S_MAX per row block.
+// workgroups, a long one S_MAX per row block. With one live split (n_keys <= CH_MIN) the merge
+// pass only returns: the split writes the output and with QX quantises it. (One split for
+// every context up to 64-256 keys, sparing the merge, measured 0.5-2.5% slower a token on the
+// H100: the split's serial key loop cost more than the merge saved.)
 //
 // Inside a workgroup, L consecutive lanes share a key, each lane NV (1 or 2) quads of 4 dims
 // (quad lane + L * v); the KG = WG / L key groups take keys kb + b * KG + kg (b < B) of each
@@ -40,13 +43,19 @@ struct Params {
 @group(0) @binding(1) var<storage, read> step: Step;
 @group(0) @binding(2) var<storage, read> q: array<vec4<f32>>;         // [T, n_heads, HD/4]
 // Caches [ctx, n_kv_heads, HD]: f32 (4 dims = 2 vec2) or, with KV_F16, f16 (4 dims = 1 vec2).
-@group(0) @binding(3) var<storage, read> k_cache: array<vec2<u32>>;
-@group(0) @binding(4) var<storage, read> v_cache: array<vec2<u32>>;
+// read_write: with ROPE the split holding the new key writes its slot (rope_kv's job).
+@group(0) @binding(3) var<storage, read_write> k_cache: array<vec2<u32>>;
+@group(0) @binding(4) var<storage, read_write> v_cache: array<vec2<u32>>;
 @group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>; // [T, n_heads, HD/4]
 // Partials: accumulators [row blocks, S_MAX, R, HD/4] then (m, l, -, -) [row blocks, S_MAX, R].
 @group(0) @binding(6) var<storage, read_write> part: array<vec4<f32>>;
-// QX (merge only): `out` again in quantize_x8.wgsl's int8 layout, [11 xq_k / 32] words.
+// QX (the merge, or the split when it is the only one): `out` again in quantize_x8.wgsl's int8 layout, [11 xq_k / 32] words.
 @group(0) @binding(7) var<storage, read_write> xq: array<u32>;
+// ROPE only (else q again, unused): inv_freq [HD / 2], and this step's k and v [n_kv_heads, HD]
+// before rotation.
+@group(0) @binding(8) var<storage, read> inv_freq: array<f32>;
+@group(0) @binding(9) var<storage, read> k_new: array<vec4<f32>>;
+@group(0) @binding(10) var<storage, read> v_new: array<vec4<f32>>;
 
 override WG: u32 = 128u;     // invocations
 override HD: u32 = 64u;      // head_dim, a multiple of 4, <= 256
@@ -61,6 +70,14 @@ override KV_F16: bool = false;
 // rounding) for an int8 Wo mat-vec, which then needs no quantise dispatch of its own (~3 us in
 // the H100's decode chain). T = 1, HD % 32 == 0 (blocks stay inside a head), R * HD4 <= 512.
 override QX: bool = false;
+// RoPE fused in (T = 1 only; rope_kv then does not run): 0 off (q and the cache are ready),
+// 1 rotate-half pairs (f, f + HD/2; HD % 8 == 0), 2 interleaved pairs (2f, 2f + 1). q is
+// rotated as it is loaded, and the split that holds the new key (slot step.pos) of its kv
+// head rotates k as rope_kv.wgsl does, uses it and v from registers and writes both to the
+// caches for later steps. (Row blocks of one kv head write the same values to the same slot;
+// a first version wrote the slot, then read it back after a storageBarrier: 2.8 us more a
+// layer on the H100, as much as rope_kv's dispatch.)
+override ROPE: u32 = 0u;
 // Host-checked: KG * R * HD4 <= 1024, KG * R <= 256, S_MAX * R <= 1024, WG <= 1024 / 8 (the
 // workgroup path's reduce_scores keeps B * RG <= 8 quads per invocation in sm4), R < WG.
 
@@ -97,6 +114,12 @@ var<private> m_lo: vec4<f32>;    // running max, rows 0-3
 var<private> m_hi: vec4<f32>;    // rows 4-7
 var<private> l_lo: vec4<f32>;    // running sum
 var<private> l_hi: vec4<f32>;
+// ROPE: the new key's rotated k and its v, this lane's quads u0 / u1 (rounded to f16 with
+// KV_F16, as the cache holds them).
+var<private> new_k0: vec4<f32>;
+var<private> new_k1: vec4<f32>;
+var<private> new_v0: vec4<f32>;
+var<private> new_v1: vec4<f32>;
 var<private> vis_lo: vec4<u32>;  // keys a row sees: 0 .. vis - 1 (0: padding row)
 var<private> vis_hi: vec4<u32>;
 // Partial scores of the batch, sc<b><g>: key b, row group g (vec4 over its 4 rows).
@@ -115,19 +138,120 @@ var<private> sc31: vec4<f32>;
 // chunk or the row (never-written slots may hold NaN).
 fn kq(j: u32, u: u32, k_end: u32, kv_q: u32, from_v: bool) -> vec4<f32> {
     var x = vec4<f32>(0.0);
-    if (j < k_end && u < HD4) {
+    if (ROPE != 0u && j == step.pos && j < k_end && u < HD4) {
+        // The new key, rotated in registers (its cache slot is written in this dispatch).
+        let first = u < L;
+        if (from_v) { x = select(new_v1, new_v0, first); } else { x = select(new_k1, new_k0, first); }
+    } else if (j < k_end && u < HD4) {
         let qi = j * (p.n_kv_heads * HD4) + kv_q + u;
         if (from_v) { x = load_v(qi); } else { x = load_k(qi); }
     }
     return x;
 }
 
-// Scaled q quad u of block row r (zero for padding rows and quads past the row).
-fn q_quad(row0: u32, r: u32, rows_here: u32, kvh: u32, group: u32, u: u32) -> vec4<f32> {
+// Scaled q quad u of block row r (zero for padding rows and quads past the row); with ROPE
+// rotated first by the angles `a` of quad u.
+fn q_quad(row0: u32, r: u32, rows_here: u32, kvh: u32, group: u32, u: u32, a: Angles) -> vec4<f32> {
     if (r >= rows_here || u >= HD4) { return vec4<f32>(0.0); }
     let gr = row0 + r;
     let qrow = (gr / group) * p.n_heads + kvh * group + gr % group;
-    return q[qrow * HD4 + u] * p.scale;
+    var x = q[qrow * HD4 + u];
+    if (ROPE != 0u) {
+        x = rotate_quad(x, q[qrow * HD4 + partner_quad(u)], u, a);
+    }
+    return x * p.scale;
+}
+
+// ---- fused RoPE (ROPE != 0) ----
+// sin and cos of the angles of quad u's four dims at position step.pos (T = 1).
+struct Angles {
+    s: vec4<f32>,
+    c: vec4<f32>,
+}
+
+// The pair index (frequency) of dim e.
+fn freq_of(e: u32) -> u32 {
+    if (ROPE == 2u) {
+        return e / 2u;
+    }
+    return e % (HD / 2u);
+}
+
+fn angles(u: u32) -> Angles {
+    var a: Angles;
+    if (ROPE == 0u || u >= HD4) {
+        return a;
+    }
+    // As rope_kv.wgsl: sincos of the rounded f32 product.
+    let pos = f32(step.pos);
+    let e = 4u * u;
+    let s0 = sincos(max(pos * inv_freq[freq_of(e)], 0.0));
+    let s1 = sincos(max(pos * inv_freq[freq_of(e + 1u)], 0.0));
+    let s2 = sincos(max(pos * inv_freq[freq_of(e + 2u)], 0.0));
+    let s3 = sincos(max(pos * inv_freq[freq_of(e + 3u)], 0.0));
+    a.s = vec4<f32>(s0.x, s1.x, s2.x, s3.x);
+    a.c = vec4<f32>(s0.y, s1.y, s2.y, s3.y);
+    return a;
+}
+
+// The quad holding the rotate-half partners of quad u's dims (quad u itself when interleaved).
+fn partner_quad(u: u32) -> u32 {
+    if (ROPE == 2u) {
+        return u;
+    }
+    return select(u + HD4 / 2u, u - HD4 / 2u, u >= HD4 / 2u);
+}
+
+// Quad u of a row rotated, `y` the partner quad: rope_kv.wgsl's products, term for term
+// (x0 c - x1 s and x0 s + x1 c, x0 the pair's first element).
+fn rotate_quad(x: vec4<f32>, y: vec4<f32>, u: u32, a: Angles) -> vec4<f32> {
+    if (ROPE == 2u) {
+        return vec4<f32>(x.x * a.c.x - x.y * a.s.x, x.x * a.s.y + x.y * a.c.y,
+                         x.z * a.c.z - x.w * a.s.z, x.z * a.s.w + x.w * a.c.w);
+    }
+    if (u < HD4 / 2u) {
+        return x * a.c - y * a.s;
+    }
+    return y * a.s + x * a.c;
+}
+
+// Quad u of the new key's rotated k (or of its v) of kv head kvh, as the cache will hold it.
+fn new_quad(kvh: u32, u: u32, a: Angles, from_v: bool) -> vec4<f32> {
+    if (u >= HD4) {
+        return vec4<f32>(0.0);
+    }
+    let src = kvh * HD4;
+    var x = v_new[src + u];
+    if (!from_v) {
+        x = rotate_quad(k_new[src + u], k_new[src + partner_quad(u)], u, a);
+    }
+    if (KV_F16) {
+        x = vec4<f32>(unpack2x16float(pack2x16float(x.xy)), unpack2x16float(pack2x16float(x.zw)));
+    }
+    return x;
+}
+
+// The new key's slot: k rotated and v of kv head kvh into the caches at step.pos, one quad
+// per invocation (f32: two words per dim pair; f16: one packed pair per word, as rope_kv).
+fn write_new_kv(vlid: u32, kvh: u32) {
+    for (var u = vlid; u < HD4; u = u + WG) {
+        let a = angles(u);
+        let src = kvh * HD4;
+        let kx = rotate_quad(k_new[src + u], k_new[src + partner_quad(u)], u, a);
+        let vx = v_new[src + u];
+        let qi = (step.pos * p.n_kv_heads + kvh) * HD4 + u;
+        if (KV_F16) {
+            k_cache[qi] = vec2<u32>(pack2x16float(kx.xy), pack2x16float(kx.zw));
+            v_cache[qi] = vec2<u32>(pack2x16float(vx.xy), pack2x16float(vx.zw));
+        } else {
+            let kb = bitcast<vec4<u32>>(kx);
+            let vb = bitcast<vec4<u32>>(vx);
+            k_cache[2u * qi] = kb.xy;
+            k_cache[2u * qi + 1u] = kb.zw;
+            v_cache[2u * qi] = vb.xy;
+            v_cache[2u * qi + 1u] = vb.zw;
+        }
+    }
 }
 
 fn vis_of(row0: u32, r: u32, rows_here: u32, group: u32) -> u32 {
@@ -211,9 +335,9 @@ fn decode(vlid: u32, wg_index: u32) {
     let rows_here = min(R, p.n_tokens * group - row0);
     let t_last = (row0 + rows_here - 1u) / group;
     let n_keys = min(step.pos + t_last + 1u, p.ctx);
-    let chunk = max(CH_MIN, ((n_keys + S_MAX - 1u) / S_MAX + KB - 1u) / KB * KB);
-    let live = (n_keys + chunk - 1u) / chunk;
+    let live = (n_keys + chunk_of(n_keys) - 1u) / chunk_of(n_keys);
     if (split >= live) { return; }
+    let chunk = chunk_of(n_keys);
     let k_begin = split * chunk;
     let k_end = min(k_begin + chunk, n_keys);
 
@@ -221,37 +345,51 @@ fn decode(vlid: u32, wg_index: u32) {
     let kg = vlid / L;
     let u0 = lane;
     let u1 = lane + L;
-    qa = mat4x4<f32>(q_quad(row0, 0u, rows_here, kvh, group, u0),
-                     q_quad(row0, 1u, rows_here, kvh, group, u0),
-                     q_quad(row0, 2u, rows_here, kvh, group, u0),
-                     q_quad(row0, 3u, rows_here, kvh, group, u0));
+    let a0 = angles(u0);
+    var a1: Angles;
+    if (NV > 1u) { a1 = angles(u1); }
+    if (ROPE != 0u && split == live - 1u && step.pos < p.ctx && n_keys == step.pos + 1u) {
+        // This split holds the new key: it takes it from registers (kq) and writes its slot
+        // for later steps, which no workgroup of this dispatch reads.
+        new_k0 = new_quad(kvh, u0, a0, false);
+        new_v0 = new_quad(kvh, u0, a0, true);
+        if (NV > 1u) {
+            new_k1 = new_quad(kvh, u1, a1, false);
+            new_v1 = new_quad(kvh, u1, a1, true);
+        }
+        write_new_kv(vlid, kvh);
+    }
+    qa = mat4x4<f32>(q_quad(row0, 0u, rows_here, kvh, group, u0, a0),
+                     q_quad(row0, 1u, rows_here, kvh, group, u0, a0),
+                     q_quad(row0, 2u, rows_here, kvh, group, u0, a0),
+                     q_quad(row0, 3u, rows_here, kvh, group, u0, a0));
     vis_lo = vec4<u32>(vis_of(row0, 0u, rows_here, group), vis_of(row0, 1u, rows_here, group),
                        vis_of(row0, 2u, rows_here, group), vis_of(row0, 3u, rows_here, group));
     m_lo = vec4<f32>(NEG_BIG);
     l_lo = vec4<f32>(0.0);
     oa = mat4x4<f32>();
     if (NV > 1u) {
-        qb = mat4x4<f32>(q_quad(row0, 0u, rows_here, kvh, group, u1),
-                         q_quad(row0, 1u, rows_here, kvh, group, u1),
-                         q_quad(row0, 2u, rows_here, kvh, group, u1),
-                         q_quad(row0, 3u, rows_here, kvh, group, u1));
+        qb = mat4x4<f32>(q_quad(row0, 0u, rows_here, kvh, group, u1, a1),
+                         q_quad(row0, 1u, rows_here, kvh, group, u1, a1),
+                         q_quad(row0, 2u, rows_here, kvh, group, u1, a1),
+                         q_quad(row0, 3u, rows_here, kvh, group, u1, a1));
         ob = mat4x4<f32>();
     }
     if (RG > 1u) {
-        qc = mat4x4<f32>(q_quad(row0, 4u, rows_here, kvh, group, u0),
-                         q_quad(row0, 5u, rows_here, kvh, group, u0),
-                         q_quad(row0, 6u, rows_here, kvh, group, u0),
-                         q_quad(row0, 7u, rows_here, kvh, group, u0));
+        qc = mat4x4<f32>(q_quad(row0, 4u, rows_here, kvh, group, u0, a0),
+                         q_quad(row0, 5u, rows_here, kvh, group, u0, a0),
+                         q_quad(row0, 6u, rows_here, kvh, group, u0, a0),
+                         q_quad(row0, 7u, rows_here, kvh, group, u0, a0));
         vis_hi = vec4<u32>(vis_of(row0, 4u, rows_here, group), vis_of(row0, 5u, rows_here, group),
                            vis_of(row0, 6u, rows_here, group), vis_of(row0, 7u, rows_here, group));
         m_hi = vec4<f32>(NEG_BIG);
         l_hi = vec4<f32>(0.0);
         oc = mat4x4<f32>();
         if (NV > 1u) {
-            qd = mat4x4<f32>(q_quad(row0, 4u, rows_here, kvh, group, u1),
-                             q_quad(row0, 5u, rows_here, kvh, group, u1),
-                             q_quad(row0, 6u, rows_here, kvh, group, u1),
-                             q_quad(row0, 7u, rows_here, kvh, group, u1));
+            qd = mat4x4<f32>(q_quad(row0, 4u, rows_here, kvh, group, u1, a1),
+                             q_quad(row0, 5u, rows_here, kvh, group, u1, a1),
+                             q_quad(row0, 6u, rows_here, kvh, group, u1, a1),
+                             q_quad(row0, 7u, rows_here, kvh, group, u1, a1));
             od = mat4x4<f32>();
         }
     }
@@ -379,6 +517,24 @@ fn decode(vlid: u32, wg_index: u32) {
             }
         }
     }
+    if (QX && live == 1u) {
+        // The only split quantises its output: back from `out` once every invocation has
+        // written it and stopped reading the key groups' records in sm4 (QX_STAGE overlaps them).
+        workgroupBarrier();
+        storageBarrier();
+        for (var e = vlid; e < R * HD4; e = e + WG) {
+            let rr = e / HD4;
+            if (rr < rows_here) {
+                sm4[QX_STAGE + e] = out[out_row(row0, rr, kvh, group) * HD4 + e % HD4];
+            }
+        }
+        quantize_rows(vlid, row0, rows_here, kvh, group);
+    }
+}
+
+// Keys per split for a context of n_keys (the header's formula).
+fn chunk_of(n_keys: u32) -> u32 {
+    return max(CH_MIN, ((n_keys + S_MAX - 1u) / S_MAX + KB - 1u) / KB * KB);
 }
 
 // The merge pass (entry `merge`, a second dispatch, one workgroup per row block): with several
@@ -396,19 +552,10 @@ fn merge_block(vlid: u32, g: u32) {
     let rows_here = min(R, p.n_tokens * group - row0);
     let t_last = (row0 + rows_here - 1u) / group;
     let n_keys = min(step.pos + t_last + 1u, p.ctx);
-    let chunk = max(CH_MIN, ((n_keys + S_MAX - 1u) / S_MAX + KB - 1u) / KB * KB);
+    let chunk = chunk_of(n_keys);
     let live = (n_keys + chunk - 1u) / chunk;
     if (live == 1u) {
-        // The split wrote the output; with QX it still needs quantising.
-        if (QX) {
-            for (var e = vlid; e < R * HD4; e = e + WG) {
-                let rr = e / HD4;
-                if (rr < rows_here) {
-                    sm4[QX_STAGE + e] = out[out_row(row0, rr, kvh, group) * HD4 + e % HD4];
-                }
-            }
-            quantize_rows(vlid, row0, rows_here, kvh, group);
-        }
+        // The split wrote the output (and with QX its int8 form).
         return;
     }
 

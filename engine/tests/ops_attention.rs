@@ -7,7 +7,7 @@ use wgllama_engine::kv_cache::{KvCache, KvDtype};
 use wgllama_engine::ops::attention::{attention, attention_with_splits, attention_x8, auto_splits};
 use wgllama_engine::ops::attention_coop::{attention_coop_with, q_stride, supports};
 use wgllama_engine::ops::attention_decode::{
-    attention_decode_with, attention_decode_x8, DecodeConfig,
+    attention_decode_rope_with, attention_decode_with, attention_decode_x8, DecodeConfig, FusedRope,
 };
 use wgllama_engine::ops::attention_prefill::{attention_prefill_with, PrefillConfig};
 use wgllama_engine::ops::kvcache::kv_write;
@@ -598,8 +598,8 @@ fn write_step(gpu: &Gpu, step: &StepBuffer, pos: usize, t: usize) {
 }
 
 /// Decode configurations to try for a case: the picked one, its workgroup-memory variant,
-/// and forced many-split variants (small chunks, so the in-kernel merge runs at short
-/// contexts too), each only where it fits.
+/// forced many-split variants (small chunks, so the merge pass runs at short contexts too),
+/// one split up to 1024 keys, each only where it fits.
 fn decode_configs(gpu: &Gpu, c: &Case, ctx: usize) -> Vec<DecodeConfig> {
     let group = c.n_heads / c.n_kv_heads;
     let auto = DecodeConfig::pick(gpu, c.t * group, c.head_dim, c.n_kv_heads, ctx);
@@ -610,7 +610,7 @@ fn decode_configs(gpu: &Gpu, c: &Case, ctx: usize) -> Vec<DecodeConfig> {
             subgroups: false,
             ..auto
         },
-        // Many small splits: the in-kernel merge runs at short contexts too.
+        // Many small splits: the merge pass runs at short contexts too.
         DecodeConfig {
             min_chunk: kb,
             max_splits: 8,
@@ -620,6 +620,12 @@ fn decode_configs(gpu: &Gpu, c: &Case, ctx: usize) -> Vec<DecodeConfig> {
             min_chunk: kb,
             max_splits: 64,
             subgroups: false,
+            ..auto
+        },
+        // One split up to 1024 keys (most cases): the split writes the output, the merge
+        // pass only returns.
+        DecodeConfig {
+            min_chunk: 1024usize.div_ceil(kb) * kb,
             ..auto
         },
         // Two quads per lane on half the lanes, one key per batch.
@@ -702,7 +708,8 @@ fn attention_decode_kernel_matches_reference() {
 
 /// attention_x8 (decode attention whose merge pass also writes the output as int8 blocks for
 /// Wo): the output against the f64 reference, and the int8 words against the reference
-/// quantisation of that output. One split (pos 0) and several, GQA 8 and 1, head_dim 64, 96
+/// quantisation of that output. One split (quantising its own output: pos 0 and 31, within the
+/// picked 32-key minimum chunk) and several (quantised by the merge pass), GQA 8 and 1, head_dim 64, 96
 /// and 128, f32 and f16 caches; head_dim 80 (not a multiple of 32) takes attention +
 /// quantize_x8 instead. attention_decode_x8 itself refuses what it cannot quantise.
 #[test]
@@ -712,6 +719,8 @@ fn attention_x8_quantises_its_output() {
     let cases = [
         case_of(64, 32, 4, 1, 0, KvDtype::F32),
         case_of(64, 32, 4, 1, 40, KvDtype::F32),
+        case_of(64, 32, 4, 1, 31, KvDtype::F32),
+        case_of(64, 32, 4, 1, 32, KvDtype::F16),
         case_of(64, 32, 4, 1, 700, KvDtype::F16),
         case_of(128, 8, 8, 1, 600, KvDtype::F16),
         case_of(96, 8, 2, 1, 300, KvDtype::F32),
@@ -1167,4 +1176,145 @@ fn rope_kv_rejects_bad_operands() {
         );
     }
     assert!(rope_kv(gpu, &q, &k, &k, &f, &step.buffer, s, kc, vc).is_ok());
+}
+
+/// attention_decode_rope (RoPE and the new key's cache write inside decode attention) against
+/// rope_kv followed by attention_decode (and its x8 form) on copies of the same inputs: the
+/// same output, the same cache contents, the same int8 words, q left unrotated. Both pair
+/// styles, f32 and f16 caches, GQA 8 / 1 / 12 (two row blocks writing the same slot), head_dim
+/// 64 / 128 / 96, one split (pos 0, 20) and several (pos 200, 700), forced configurations too.
+#[test]
+fn attention_decode_rope_matches_rope_kv_then_attention() {
+    let gpu = test_gpu();
+    let step = StepBuffer::new(gpu).unwrap();
+    let cases = [
+        case_of(64, 32, 4, 1, 0, KvDtype::F32),
+        case_of(64, 32, 4, 1, 20, KvDtype::F16),
+        case_of(64, 32, 4, 1, 700, KvDtype::F32),
+        case_of(128, 8, 8, 1, 200, KvDtype::F16),
+        case_of(64, 12, 1, 1, 300, KvDtype::F32),
+        case_of(96, 8, 2, 1, 45, KvDtype::F16),
+    ];
+    for (ci, c) in cases.iter().enumerate() {
+        let (h, kv, d, pos) = (c.n_heads, c.n_kv_heads, c.head_dim, c.pos);
+        let ctx = pos + 1 + 7;
+        let inv_freq = rope_inv_freqs(d, 10000.0, &RopeScaling::None);
+        let tf = gpu.upload_f32("inv_freq", &inv_freq, &[d / 2]).unwrap();
+        let mut rng = Rng::new(3000 + ci as u64);
+        let xq = rng.normal_vec(h * d, 1.5);
+        let xk = rng.normal_vec(kv * d, 1.5);
+        let xv = rng.normal_vec(kv * d, 1.0);
+        // Slots 0 .. pos hold earlier keys; slot pos holds garbage until this step writes it.
+        let old_k = rng.normal_vec((pos + 1) * kv * d, 1.5);
+        let old_v = rng.normal_vec((pos + 1) * kv * d, 1.0);
+        write_step(gpu, &step, pos, 1);
+        let group = h / kv;
+        let auto = DecodeConfig::pick(gpu, group, d, kv, ctx);
+        // Every case: both styles, with and without int8, the picked configuration; one case
+        // also the workgroup-memory variant and many small splits (lavapipe compiles each
+        // variant: keep the list short).
+        let kb = auto.keys_per_batch();
+        let mut runs = Vec::new();
+        for style in [RopeStyle::Interleaved, RopeStyle::RotateHalf] {
+            for int8 in [false, true] {
+                if !int8 || d % 32 == 0 {
+                    runs.push((style, int8, auto));
+                }
+            }
+        }
+        if ci == 2 {
+            for cfg in [
+                DecodeConfig {
+                    subgroups: false,
+                    ..auto
+                },
+                DecodeConfig {
+                    min_chunk: kb,
+                    max_splits: 8,
+                    ..auto
+                },
+            ] {
+                if cfg.validate(gpu, d).is_ok() && cfg != auto {
+                    runs.push((RopeStyle::RotateHalf, false, cfg));
+                }
+            }
+        }
+        for (style, int8, cfg) in runs {
+            let run = |fused: bool| {
+                let q = gpu.upload_f32("q", &xq, &[1, h, d]).unwrap();
+                let k = gpu.upload_f32("k", &xk, &[1, kv, d]).unwrap();
+                let v = gpu.upload_f32("v", &xv, &[1, kv, d]).unwrap();
+                let kc = upload_cache(gpu, &old_k, [ctx, kv, d], c.dtype);
+                let vc = upload_cache(gpu, &old_v, [ctx, kv, d], c.dtype);
+                let out = gpu.poisoned_f32("out", &[1, h, d]).unwrap();
+                let words = int8_words(h * d);
+                let xqt = gpu
+                    .upload_u32("xq", &vec![0xffff_ffff; words], &[words])
+                    .unwrap();
+                let x8 = int8.then_some(&xqt);
+                let ds = if fused {
+                    let rope = FusedRope {
+                        k: &k,
+                        v: &v,
+                        inv_freq: &tf,
+                        style,
+                    };
+                    attention_decode_rope_with(
+                        gpu,
+                        &q,
+                        &kc,
+                        &vc,
+                        &step.buffer,
+                        &out,
+                        x8,
+                        &rope,
+                        cfg,
+                    )
+                    .unwrap()
+                } else {
+                    let mut ds =
+                        vec![rope_kv(gpu, &q, &k, &v, &tf, &step.buffer, style, &kc, &vc).unwrap()];
+                    if int8 {
+                        ds.extend(
+                            attention_decode_x8(gpu, &q, &kc, &vc, &step.buffer, &out, &xqt)
+                                .unwrap(),
+                        );
+                    } else {
+                        ds.extend(
+                            attention_decode_with(gpu, &q, &kc, &vc, &step.buffer, &out, cfg)
+                                .unwrap(),
+                        );
+                    }
+                    ds
+                };
+                gpu.run(&ds).unwrap();
+                (
+                    gpu.read_f32(&q).unwrap(),
+                    gpu.read_f32(&out).unwrap(),
+                    read_cache(gpu, &kc),
+                    read_cache(gpu, &vc),
+                    gpu.read_u32(&xqt).unwrap(),
+                )
+            };
+            let (fq, fout, fkc, fvc, fxq) = run(true);
+            let (_, uout, ukc, uvc, _) = run(false);
+            let case = format!(
+                "attention_decode_rope {style:?} int8={int8} head_dim={d} heads={h}/{kv} \
+                         pos={pos} {:?} {cfg:?}",
+                c.dtype
+            );
+            assert_eq!(fq, xq, "{case}: q changed");
+            // The unfused x8 path picks its own configuration: compare to within the
+            // attention tolerance there, and bit for bit against the same configuration.
+            let tol = if int8 { TOL_ATTN } else { TOL_ROPE };
+            assert_close(&format!("{case} out"), &fout, &uout, tol);
+            // Slots past pos were never written (NaN in both).
+            let n = (pos + 1) * kv * d;
+            assert_close(&format!("{case} k cache"), &fkc[..n], &ukc[..n], TOL_ROPE);
+            assert_eq!(fvc[..n], uvc[..n], "{case}: v cache");
+            if int8 {
+                assert_int8_words(&case, &fxq, &fout);
+            }
+        }
+    }
 }

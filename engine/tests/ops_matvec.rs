@@ -5,7 +5,7 @@
 use wgllama_engine::ops::matvec::{
     int8_words, matvec, matvec_glu, matvec_glu_int8, matvec_glu_with, matvec_int8, matvec_multi,
     matvec_multi_int8, matvec_multi_with, quantize_x8 as quantize_x8_gpu, rmsnorm_x8, silu_mul_x8,
-    MatvecKernel, Reduction,
+    to_int8_with, x8_reduction, MatvecKernel, Reduction, X8Input,
 };
 use wgllama_engine::reference::elementwise::silu_mul;
 use wgllama_engine::reference::matmul::matmul as ref_matmul;
@@ -663,10 +663,15 @@ fn int8_rejects_other_types_and_f32_x() {
 // ---- the int8 quantisers: quantize_x8, rmsnorm_x8, silu_mul_x8 ------------------------------
 
 /// The three quantiser entries on rows of 1, 64 (TinyLlama's D / 32), 130 and 300 blocks (more
-/// blocks than rmsnorm_x8's 256 lanes, so its lanes loop), a block of zeros included.
+/// blocks than rmsnorm_x8's 256 lanes, so its lanes loop), a block of zeros included, through
+/// workgroup memory and (where the adapter's subgroups allow) subgroup shuffles.
 #[test]
 fn int8_quantisers() {
     let gpu = test_gpu();
+    let mut reductions = vec![Reduction::Workgroup];
+    if x8_reduction(gpu) == Reduction::Subgroup {
+        reductions.push(Reduction::Subgroup);
+    }
     for k in [32, 2048, 4160, 9600] {
         let mut rng = Rng::new(k as u64);
         let mut x = rng.normal_vec(k, 1.0);
@@ -674,27 +679,34 @@ fn int8_quantisers() {
         let other = rng.normal_vec(k, 1.0);
         let tx = gpu.upload_f32("x", &x, &[1, k]).unwrap();
         let to = gpu.upload_f32("other", &other, &[k]).unwrap();
-        let xq = gpu
-            .upload_u32("xq", &vec![0xffff_ffff; int8_words(k)], &[int8_words(k)])
-            .unwrap();
         let eps = 1e-5;
-        let cases: [(&str, _, Vec<f32>); 3] = [
-            ("quantize_x8", quantize_x8_gpu(gpu, &tx, &xq), x.clone()),
+        let cases: [(&str, X8Input, Vec<f32>); 3] = [
+            ("quantize_x8", X8Input::Plain(&tx), x.clone()),
             (
                 "rmsnorm_x8",
-                rmsnorm_x8(gpu, &tx, &to, &xq, eps),
+                X8Input::RmsNorm {
+                    x: &tx,
+                    w: &to,
+                    eps,
+                },
                 ref_rmsnorm(&x, &other, eps),
             ),
             (
                 "silu_mul_x8",
-                silu_mul_x8(gpu, &tx, &to, &xq),
+                X8Input::SiluMul { gate: &tx, up: &to },
                 silu_mul(&x, &other),
             ),
         ];
-        for (name, d, want) in cases {
-            gpu.run(&[d.unwrap()]).unwrap();
-            let words = gpu.read_u32(&xq).unwrap();
-            assert_int8_words(&format!("{name} K={k}"), &words, &want);
+        for (name, input, want) in cases {
+            for &reduction in &reductions {
+                let xq = gpu
+                    .upload_u32("xq", &vec![0xffff_ffff; int8_words(k)], &[int8_words(k)])
+                    .unwrap();
+                gpu.run(&[to_int8_with(gpu, input, &xq, reduction).unwrap()])
+                    .unwrap();
+                let words = gpu.read_u32(&xq).unwrap();
+                assert_int8_words(&format!("{name} K={k} {reduction:?}"), &words, &want);
+            }
         }
     }
 }

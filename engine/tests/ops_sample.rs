@@ -1,7 +1,9 @@
 //! Op tests for sample.wgsl: greedy argmax (ties, row choice) and temperature + top-k + top-p
 //! sampling, token for token against reference/sample.rs, plus a histogram check.
 
-use wgllama_engine::ops::sample::{sample, SampleRng, Sampling};
+use wgllama_engine::ops::sample::{
+    greedy_kernels, greedy_with, sample, Greedy, SampleRng, Sampling,
+};
 use wgllama_engine::reference::sample as reference;
 use wgllama_engine::step::Step;
 use wgllama_engine::testing::{test_gpu, Rng};
@@ -40,6 +42,21 @@ fn draw(gpu: &Gpu, logits: &Tensor, s: &Sampling, n_tokens: u32, rands: &[u32]) 
         gpu.run(chunk).unwrap();
     }
     gpu.read_u32(&tokens).unwrap()
+}
+
+/// The token one greedy dispatch through `kernel` picks from the one row of `logits`.
+fn greedy_via(gpu: &Gpu, logits: &Tensor, kernel: Greedy) -> u32 {
+    let tokens = gpu.upload_u32("tokens", &[u32::MAX], &[1]).unwrap();
+    let step = Step {
+        pos: 0,
+        n_tokens: 1,
+        rand: 0,
+        _pad: 0,
+    };
+    let step = gpu.upload_bytes("step", bytemuck::bytes_of(&step)).unwrap();
+    let d = greedy_with(gpu, logits, &step, &tokens, 0, kernel).unwrap();
+    gpu.run(&[d]).unwrap();
+    gpu.read_u32(&tokens).unwrap()[0]
 }
 
 /// LM-like logits: noise plus a couple of dozen strongly preferred tokens, so the mass is
@@ -99,6 +116,7 @@ fn greedy_picks_the_first_maximum() {
         tied.push((tied[0] + 1) % v); // the neighbouring invocation
         tied.push((tied[0] + 1024) % v); // greedy_wide: the same lane's next element
         tied.push((tied[0] + 8192) % v); // greedy_wide: the same lane's next round
+        tied.push((tied[0] + 32768) % v); // greedy_wide: a later round
         for &t in &tied {
             x[t] = top;
         }
@@ -117,12 +135,27 @@ fn greedy_picks_the_first_maximum() {
                 "argmax vocab={v} ties at {tied:?} sampling {s:?}"
             );
         }
+        for kernel in greedy_kernels(gpu) {
+            assert_eq!(
+                greedy_via(gpu, &tx, kernel),
+                want,
+                "argmax vocab={v} ties at {tied:?} kernel {kernel:?}"
+            );
+        }
     }
     // All equal: index 0. +0 ranks above -0 (total order), as in the reference.
     for x in [vec![0.5f32; 300], vec![-0.0, 0.0, -0.0, 0.0]] {
         let tx = gpu.upload_f32("logits", &x, &[x.len()]).unwrap();
         let got = draw(gpu, &tx, &greedy, 1, &[0])[0];
         assert_eq!(got, reference::argmax(&x), "argmax of {:?}", &x[..4]);
+        for kernel in greedy_kernels(gpu) {
+            assert_eq!(
+                greedy_via(gpu, &tx, kernel),
+                got,
+                "{kernel:?} on {:?}",
+                &x[..4]
+            );
+        }
     }
 }
 

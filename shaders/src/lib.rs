@@ -72,6 +72,7 @@ pub const ATTENTION_DECODE_SG: Shader = Shader {
     name: "attention_decode_sg",
     parts: &[
         STEP_WGSL,
+        SINCOS_WGSL,
         include_str!("../attention_decode_sg.wgsl"),
         KV_LOAD_WGSL,
         INT8_BLOCK_WGSL,
@@ -83,6 +84,7 @@ pub const ATTENTION_DECODE_WG: Shader = Shader {
     name: "attention_decode_wg",
     parts: &[
         STEP_WGSL,
+        SINCOS_WGSL,
         include_str!("../attention_decode_wg.wgsl"),
         KV_LOAD_WGSL,
         INT8_BLOCK_WGSL,
@@ -122,6 +124,14 @@ pub const SAMPLE: Shader = Shader {
     name: "sample",
     parts: &[include_str!("../sample.wgsl")],
 };
+/// sample.wgsl plus greedy argmax with subgroup operations (needs SUBGROUP).
+pub const SAMPLE_SG: Shader = Shader {
+    name: "sample_sg",
+    parts: &[
+        include_str!("../sample.wgsl"),
+        include_str!("../sample_sg.wgsl"),
+    ],
+};
 
 pub const MATMUL: Shader = Shader {
     name: "matmul",
@@ -158,13 +168,24 @@ pub const MATVEC_WG: Shader = Shader {
         include_str!("../matvec_reduce_wg.wgsl"),
     ],
 };
-/// Activations to int8 blocks for the int8 mat-vec path (matvec.wgsl with XQ).
-pub const QUANTIZE_X8: Shader = Shader {
-    name: "quantize_x8",
+/// Activations to int8 blocks for the int8 mat-vec path (matvec.wgsl with XQ), with subgroup
+/// shuffles (needs SUBGROUP, subgroups of at least 8 lanes, WG a multiple of their size).
+pub const QUANTIZE_X8_SG: Shader = Shader {
+    name: "quantize_x8_sg",
+    parts: &[
+        INT8_BLOCK_WGSL,
+        include_str!("../quantize_x8.wgsl"),
+        include_str!("../quantize_x8_sg.wgsl"),
+    ],
+};
+/// The same kernels through workgroup memory, for every adapter.
+pub const QUANTIZE_X8_WG: Shader = Shader {
+    name: "quantize_x8_wg",
     parts: &[
         REDUCE_WGSL,
         INT8_BLOCK_WGSL,
         include_str!("../quantize_x8.wgsl"),
+        include_str!("../quantize_x8_wg.wgsl"),
     ],
 };
 pub const DEQUANT: Shader = Shader {
@@ -192,12 +213,14 @@ pub const ALL: &[Shader] = &[
     ELEMENTWISE,
     SOFTMAX,
     SAMPLE,
+    SAMPLE_SG,
     MATMUL,
     MATVEC_SUBGROUP,
     MATMUL_COOP,
     MATVEC,
     MATVEC_WG,
-    QUANTIZE_X8,
+    QUANTIZE_X8_SG,
+    QUANTIZE_X8_WG,
     DEQUANT,
     EMBEDDING,
 ];

@@ -7,14 +7,16 @@
 //! then logits = rmsnorm(x) · out_norm · Wout^T, and (decode) the sampled token id.
 //! Positions come from the step buffer, so a graph serves every position.
 //!
-//! Fused dispatches: rope(q), rope(k) and the cache write are one `rope_kv`; decode attention
-//! is the split pass and its merge; the residual adds ride on the Wo and Wdown mat-muls; for
-//! decode, q/k/v are one mat-vec and gate/up/SiLU another: 9 dispatches per layer.
+//! Fused dispatches: rope(q), rope(k) and the cache write are one `rope_kv` for prompts, and
+//! part of decode attention (`attention_decode_rope`: q rotated as it is loaded, the new key's
+//! slot written by the split that holds it) for one token; decode attention is the split pass
+//! and its merge; the residual adds ride on the Wo and Wdown mat-muls; for decode, q/k/v are
+//! one mat-vec and gate/up/SiLU another: 8 dispatches per layer.
 //!
 //! Decode on the fast path feeds Q4_K/Q6_K/Q8_0 mat-vecs int8 activations (`int8_group`):
 //! the RMSNorms write int8 directly (`rmsnorm_x8`), the attention merge pass quantises the
 //! attention output for Wo (`attention_x8`), gate and up come from one int8 mat-vec and
-//! `silu_mul_x8` quantises the down projection's input: 10 dispatches per layer, the mat-vecs
+//! `silu_mul_x8` quantises the down projection's input: 9 dispatches per layer, the mat-vecs
 //! ~1.6-3.5x faster than with f32 activations. (An RMSNorm inside the float mat-vecs ran 2-5x slower than
 //! RMSNorm + `matvec_multi` on the H100 and was removed: benches/results/2026-11-23-h100-s3/
 //! norm.txt and final-norm-fused/.)
@@ -24,6 +26,7 @@ use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kv_cache::KvCache;
 use crate::llama::weights::LlamaWeights;
+use crate::ops::attention_decode::{self, FusedRope};
 use crate::ops::{
     attention, attention_coop, elementwise, embedding, matmul, matmul_coop, matvec, rmsnorm,
     rope_kv, sample,
@@ -247,19 +250,29 @@ impl Graph {
                 body.push(linear(gpu, h, &lw.wv, &v_flat, false, fast)?);
             }
             let layer = &io.kv.layers[l];
-            // RoPE on q and k and the cache write of k, v: one dispatch.
-            body.push(rope_kv::rope_kv(
-                gpu,
-                &a.q,
-                &a.k,
-                &a.v,
-                &w.inv_freq,
-                io.step,
-                w.rope_style,
-                &layer.k,
-                &layer.v,
-            )?);
-            if t == 1 && int8_group(fast, &[&lw.wo]) {
+            let wo_int8 = t == 1 && int8_group(fast, &[&lw.wo]);
+            let ctx = layer.k.shape[0];
+            if attention::rope_fused(gpu, t, c.n_heads, c.n_kv_heads, c.head_dim, ctx, wo_int8) {
+                // Decode: attention rotates q as it loads it and writes the new key's cache
+                // slot itself (rope_kv's work, without its dispatch); with an int8 Wo its merge
+                // pass also quantises the output.
+                let rope = FusedRope {
+                    k: &k_flat,
+                    v: &v_flat,
+                    inv_freq: &w.inv_freq,
+                    style: w.rope_style,
+                };
+                let xq = wo_int8.then_some(&a.xq_d);
+                body.extend(attention_decode::attention_decode_rope(
+                    gpu, &a.q, &layer.k, &layer.v, io.step, &a.att, xq, &rope,
+                )?);
+                body.push(if wo_int8 {
+                    matvec::matvec_int8(gpu, &a.xq_d, &lw.wo, &a.x, true)?
+                } else {
+                    linear(gpu, &att_flat, &lw.wo, &a.x, true, fast)?
+                });
+            } else if wo_int8 {
+                body.push(rope_kv_of(gpu, &a, w, io, layer)?);
                 // Decode, fast: attention's output also as int8 for Wo, quantised in the
                 // attention merge pass (or by quantize_x8 where that cannot).
                 body.extend(attention::attention_x8(
@@ -267,6 +280,8 @@ impl Graph {
                 )?);
                 body.push(matvec::matvec_int8(gpu, &a.xq_d, &lw.wo, &a.x, true)?);
             } else {
+                // RoPE on q and k and the cache write of k, v: one dispatch.
+                body.push(rope_kv_of(gpu, &a, w, io, layer)?);
                 if t * (c.n_heads / c.n_kv_heads) > attention::DECODE_MAX_ROWS
                     && fast == Precision::Fast
                     && attention_coop::supports(gpu, c.head_dim)
@@ -416,6 +431,27 @@ impl Graph {
     pub fn dispatches(&self) -> impl Iterator<Item = &Dispatch> {
         self.body.iter().chain(&self.head)
     }
+}
+
+/// rope_kv over the pass's q, k, v into `layer`'s cache slots.
+fn rope_kv_of(
+    gpu: &Gpu,
+    a: &Activations,
+    w: &LlamaWeights,
+    io: &GraphIo<'_>,
+    layer: &crate::kv_cache::LayerCache,
+) -> Result<Dispatch> {
+    rope_kv::rope_kv(
+        gpu,
+        &a.q,
+        &a.k,
+        &a.v,
+        &w.inv_freq,
+        io.step,
+        w.rope_style,
+        &layer.k,
+        &layer.v,
+    )
 }
 
 /// Body dispatches per submission in `Graph::record_in_parts` (the session's default): ~48

@@ -241,6 +241,23 @@ pub fn attention_x8(
     Ok(ds)
 }
 
+/// Whether decode attention over these shapes takes rope_kv's work (`attention_decode_rope`):
+/// one token on the `attention_decode` path, head_dim a multiple of 8, and with an int8 output
+/// (`int8`) only where its merge pass quantises (`supports_x8`).
+pub fn rope_fused(
+    gpu: &Gpu,
+    t: usize,
+    n_heads: usize,
+    n_kv_heads: usize,
+    head_dim: usize,
+    ctx: usize,
+    int8: bool,
+) -> bool {
+    crate::ops::attention_decode::rope_fusable(t, head_dim)
+        && t * (n_heads / n_kv_heads.max(1)) <= DECODE_MAX_ROWS
+        && (!int8 || supports_x8(gpu, t, n_heads, n_kv_heads, head_dim, ctx))
+}
+
 /// `attention` with an explicit number of key-range splits (1: one kernel, no merge pass).
 pub fn attention_with_splits(
     gpu: &Gpu,

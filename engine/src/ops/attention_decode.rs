@@ -11,6 +11,7 @@ use crate::dispatch::{grid, Cost, Dispatch};
 use crate::error::{EngineError, Result};
 use crate::gpu::Gpu;
 use crate::ops::attention::check;
+use crate::ops::rope::RopeStyle;
 use crate::tensor::Tensor;
 
 /// Mirrors `Params` in attention_decode.wgsl.
@@ -195,7 +196,7 @@ pub fn attention_decode_with(
     out: &Tensor,
     cfg: DecodeConfig,
 ) -> Result<Vec<Dispatch>> {
-    decode_dispatches(gpu, q, k_cache, v_cache, step, out, None, cfg)
+    decode_dispatches(gpu, q, k_cache, v_cache, step, out, None, None, cfg)
 }
 
 /// Whether `attention_decode_x8` can quantise in its merge pass: one token, head_dim a
@@ -260,7 +261,115 @@ pub fn attention_decode_x8(
         crate::tensor::Elem::U32,
         words,
     )?;
-    decode_dispatches(gpu, q, k_cache, v_cache, step, out, Some(xq), cfg)
+    decode_dispatches(gpu, q, k_cache, v_cache, step, out, Some(xq), None, cfg)
+}
+
+/// rope_kv's work done by decode attention itself (one token): q [1, n_heads, head_dim] is
+/// rotated as it is loaded (q's buffer is left as it was), and the split that holds the new key
+/// rotates `k` and writes it, and `v` (both [1, n_kv_heads, head_dim] f32, before rotation), to
+/// cache slot step.pos, as `rope_kv::rope_kv` would. Saves rope_kv's dispatch per layer.
+#[derive(Clone, Copy, Debug)]
+pub struct FusedRope<'a> {
+    pub k: &'a Tensor,
+    pub v: &'a Tensor,
+    /// [head_dim / 2] f32, `wgllama_loaders::config::rope_inv_freqs`.
+    pub inv_freq: &'a Tensor,
+    pub style: RopeStyle,
+}
+
+impl FusedRope<'_> {
+    /// attention_decode.wgsl's ROPE constant.
+    fn mode(&self) -> u32 {
+        match self.style {
+            RopeStyle::RotateHalf => 1,
+            RopeStyle::Interleaved => 2,
+        }
+    }
+
+    fn check(&self, s: &crate::ops::attention::Shapes) -> Result<()> {
+        let op = "attention_decode (fused rope)";
+        if !rope_fusable(s.t, s.head_dim) {
+            return Err(EngineError::Shape {
+                op,
+                detail: format!(
+                    "T = {}, head_dim {}: needs one token and head_dim a multiple of 8",
+                    s.t, s.head_dim
+                ),
+            });
+        }
+        let kv = s.n_kv_heads * s.head_dim;
+        crate::ops::expect(op, "k", self.k, crate::tensor::Elem::F32, kv)?;
+        crate::ops::expect(op, "v", self.v, crate::tensor::Elem::F32, kv)?;
+        crate::ops::expect(
+            op,
+            "inv_freq",
+            self.inv_freq,
+            crate::tensor::Elem::F32,
+            s.head_dim / 2,
+        )
+    }
+}
+
+/// Whether decode attention can take rope_kv's work (`FusedRope`): one token, and head_dim a
+/// multiple of 8 (a rotate-half partner quad is then a whole quad).
+pub fn rope_fusable(t: usize, head_dim: usize) -> bool {
+    t == 1 && head_dim.is_multiple_of(8)
+}
+
+/// `attention_decode` (with `xq`: `attention_decode_x8`) doing rope_kv's work too (`FusedRope`).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_decode_rope(
+    gpu: &Gpu,
+    q: &Tensor,
+    k_cache: &Tensor,
+    v_cache: &Tensor,
+    step: &wgpu::Buffer,
+    out: &Tensor,
+    xq: Option<&Tensor>,
+    rope: &FusedRope<'_>,
+) -> Result<Vec<Dispatch>> {
+    let s = check(q, k_cache, v_cache, out)?;
+    let cfg = DecodeConfig::pick(
+        gpu,
+        s.t * (s.n_heads / s.n_kv_heads),
+        s.head_dim,
+        s.n_kv_heads,
+        s.ctx,
+    );
+    attention_decode_rope_with(gpu, q, k_cache, v_cache, step, out, xq, rope, cfg)
+}
+
+/// `attention_decode_rope` with an explicit configuration (op tests).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_decode_rope_with(
+    gpu: &Gpu,
+    q: &Tensor,
+    k_cache: &Tensor,
+    v_cache: &Tensor,
+    step: &wgpu::Buffer,
+    out: &Tensor,
+    xq: Option<&Tensor>,
+    rope: &FusedRope<'_>,
+    cfg: DecodeConfig,
+) -> Result<Vec<Dispatch>> {
+    let s = check(q, k_cache, v_cache, out)?;
+    if let Some(xq) = xq {
+        if !supports_x8(gpu, s.t, s.n_heads, s.n_kv_heads, s.head_dim, s.ctx) {
+            return Err(EngineError::Shape {
+                op: "attention_decode_x8",
+                detail: format!("head_dim {} cannot be quantised in the merge", s.head_dim),
+            });
+        }
+        let words = crate::ops::matvec::int8_words(s.n_heads * s.head_dim);
+        crate::ops::expect(
+            "attention_decode_x8",
+            "xq",
+            xq,
+            crate::tensor::Elem::U32,
+            words,
+        )?;
+    }
+    decode_dispatches(gpu, q, k_cache, v_cache, step, out, xq, Some(rope), cfg)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -272,10 +381,14 @@ fn decode_dispatches(
     step: &wgpu::Buffer,
     out: &Tensor,
     xq: Option<&Tensor>,
+    rope: Option<&FusedRope<'_>>,
     cfg: DecodeConfig,
 ) -> Result<Vec<Dispatch>> {
     let s = check(q, k_cache, v_cache, out)?;
     cfg.validate(gpu, s.head_dim)?;
+    if let Some(r) = rope {
+        r.check(&s)?;
+    }
     let group = s.n_heads / s.n_kv_heads;
     let rows_per_block = cfg.rows();
     let n_row_blocks = (s.t * group).div_ceil(rows_per_block);
@@ -310,6 +423,7 @@ fn decode_dispatches(
         ("CH_MIN", cfg.min_chunk as f64),
         ("KV_F16", s.kv_f16 as u32 as f64),
         ("QX", xq.is_some() as u32 as f64),
+        ("ROPE", rope.map_or(0, |r| r.mode()) as f64),
     ];
     let pipeline = gpu.pipeline(shader, "main", &constants)?;
     let merge_pipeline = gpu.pipeline(shader, "merge", &constants)?;
@@ -329,10 +443,14 @@ fn decode_dispatches(
             &v_cache.buffer,
             &out.buffer,
             &part,
+            xq.map_or(&part, |t| &t.buffer),
+            rope.map_or(&q.buffer, |r| &r.inv_freq.buffer),
+            rope.map_or(&q.buffer, |r| &r.k.buffer),
+            rope.map_or(&q.buffer, |r| &r.v.buffer),
         ],
     );
     // The merge reads only params, step, the partials and writes out and xq: bindings 0, 1,
-    // 5, 6, 7 (xq's binding stays in the layout with QX off: the partials stand in, unused).
+    // 5, 6, 7. (xq's binding stays in both layouts with QX off: the partials stand in, unused.)
     fn entry(binding: u32, b: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
         wgpu::BindGroupEntry {
             binding,

@@ -348,20 +348,77 @@ fn one_row_k(op: &'static str, name: &str, x: &Tensor) -> Result<usize> {
     Ok(k)
 }
 
-/// One quantize_x8.wgsl dispatch: entry `entry` reading `inputs` (bindings 1 and, if two, 3)
-/// into xq (binding 2).
-fn quantizer(
+/// What an int8 quantiser dispatch quantises (quantize_x8.wgsl's entry points). Every input
+/// is one f32 row of K values, K a multiple of 32.
+#[derive(Clone, Copy, Debug)]
+pub enum X8Input<'a> {
+    /// x itself (`quantize_x8`).
+    Plain(&'a Tensor),
+    /// rmsnorm(x) * w (`rmsnorm_x8`).
+    RmsNorm {
+        x: &'a Tensor,
+        w: &'a Tensor,
+        eps: f32,
+    },
+    /// silu(gate) * up (`silu_mul_x8`).
+    SiluMul { gate: &'a Tensor, up: &'a Tensor },
+}
+
+/// How the quantisers combine a block's 8 lanes on this adapter: subgroup shuffles where its
+/// subgroups allow them (at least 8 lanes, so a block's lanes share one; power-of-two sizes,
+/// so the kernels' lane counts are whole subgroups), else workgroup memory.
+pub fn x8_reduction(gpu: &Gpu) -> Reduction {
+    let (min, max) = gpu.caps.subgroup_size;
+    if gpu.caps.subgroups && min >= 8 && max.is_power_of_two() && max <= QX_WG as u32 {
+        Reduction::Subgroup
+    } else {
+        Reduction::Workgroup
+    }
+}
+
+/// The int8 form of `input` into xq (u32 [`int8_words`(K)]) through `reduction`'s variant.
+pub fn to_int8_with(
     gpu: &Gpu,
-    op: &'static str,
-    inputs: &[&Tensor],
+    input: X8Input<'_>,
     xq: &Tensor,
-    eps: f32,
-    lanes: usize,
-    workgroups: usize,
+    reduction: Reduction,
 ) -> Result<Dispatch> {
-    let k = inputs[0].numel();
+    let (op, inputs, eps) = match input {
+        X8Input::Plain(x) => ("quantize_x8", vec![x], 0.0),
+        X8Input::RmsNorm { x, w, eps } => ("rmsnorm_x8", vec![x, w], eps),
+        X8Input::SiluMul { gate, up } => ("silu_mul_x8", vec![gate, up], 0.0),
+    };
+    let k = one_row_k(
+        op,
+        if op == "silu_mul_x8" { "gate" } else { "x" },
+        inputs[0],
+    )?;
+    if let Some(second) = inputs.get(1) {
+        expect(
+            op,
+            if op == "silu_mul_x8" { "up" } else { "w" },
+            second,
+            Elem::F32,
+            k,
+        )?;
+    }
     expect(op, "xq", xq, Elem::U32, int8_words(k))?;
-    let pipeline = gpu.pipeline(&wgllama_shaders::QUANTIZE_X8, op, &[("WG", lanes as f64)])?;
+    if reduction == Reduction::Subgroup && x8_reduction(gpu) != Reduction::Subgroup {
+        return Err(bad(
+            op,
+            "subgroup variant: the device's subgroups do not fit".into(),
+        ));
+    }
+    let (lanes, workgroups) = if op == "rmsnorm_x8" {
+        (rmsnorm_lanes(gpu, k), 1)
+    } else {
+        (QX_WG, (k / 4).div_ceil(QX_WG))
+    };
+    let shader = match reduction {
+        Reduction::Subgroup => &wgllama_shaders::QUANTIZE_X8_SG,
+        Reduction::Workgroup => &wgllama_shaders::QUANTIZE_X8_WG,
+    };
+    let pipeline = gpu.pipeline(shader, op, &[("WG", lanes as f64)])?;
     let params = QuantizeParams {
         k: k as u32,
         eps,
@@ -385,29 +442,9 @@ fn quantizer(
     })
 }
 
-/// xq = x in int8 blocks of 32 values (q = round(x / d), d = max|x| / 127 per block) for the
-/// int8 mat-vec path. x: f32 [K] (any shape of K values), K a multiple of 32; xq: u32
-/// [`int8_words`(K)].
-pub fn quantize_x8(gpu: &Gpu, x: &Tensor, xq: &Tensor) -> Result<Dispatch> {
-    let k = one_row_k("quantize_x8", "x", x)?;
-    quantizer(
-        gpu,
-        "quantize_x8",
-        &[x],
-        xq,
-        0.0,
-        QX_WG,
-        (k / 4).div_ceil(QX_WG),
-    )
-}
-
-/// xq = int8 blocks of rmsnorm(x) * w (decode's RMSNorm feeding int8 mat-vecs, in the one
-/// dispatch the f32 RMSNorm would take). x, w: f32 [K] (one row), K a multiple of 32.
-pub fn rmsnorm_x8(gpu: &Gpu, x: &Tensor, w: &Tensor, xq: &Tensor, eps: f32) -> Result<Dispatch> {
-    let op = "rmsnorm_x8";
-    let k = one_row_k(op, "x", x)?;
-    expect(op, "w", w, Elem::F32, k)?;
-    // One workgroup, a lane per 4 values up to 1024 lanes and the adapter's limit.
+/// rmsnorm_x8's lanes: one workgroup, a lane per 4 values up to 1024 lanes and the adapter's
+/// limit (at least 32, so with shuffles whole subgroups of up to 32 lanes).
+fn rmsnorm_lanes(gpu: &Gpu, k: usize) -> usize {
     let limit = gpu
         .limits
         .max_compute_invocations_per_workgroup
@@ -418,25 +455,26 @@ pub fn rmsnorm_x8(gpu: &Gpu, x: &Tensor, w: &Tensor, xq: &Tensor, eps: f32) -> R
     } else {
         limit.next_power_of_two() / 2
     };
-    let lanes = (k / 4).next_power_of_two().clamp(32, limit.max(32));
-    quantizer(gpu, op, &[x, w], xq, eps, lanes, 1)
+    (k / 4).next_power_of_two().clamp(QX_WG, limit.max(QX_WG))
+}
+
+/// xq = x in int8 blocks of 32 values (q = round(x / d), d = max|x| / 127 per block) for the
+/// int8 mat-vec path. x: f32 [K] (any shape of K values), K a multiple of 32; xq: u32
+/// [`int8_words`(K)].
+pub fn quantize_x8(gpu: &Gpu, x: &Tensor, xq: &Tensor) -> Result<Dispatch> {
+    to_int8_with(gpu, X8Input::Plain(x), xq, x8_reduction(gpu))
+}
+
+/// xq = int8 blocks of rmsnorm(x) * w (decode's RMSNorm feeding int8 mat-vecs, in the one
+/// dispatch the f32 RMSNorm would take). x, w: f32 [K] (one row), K a multiple of 32.
+pub fn rmsnorm_x8(gpu: &Gpu, x: &Tensor, w: &Tensor, xq: &Tensor, eps: f32) -> Result<Dispatch> {
+    to_int8_with(gpu, X8Input::RmsNorm { x, w, eps }, xq, x8_reduction(gpu))
 }
 
 /// xq = int8 blocks of silu(gate) * up (SwiGLU feeding an int8 down projection, in the one
 /// dispatch the f32 silu_mul would take). gate, up: f32 [K] (one row), K a multiple of 32.
 pub fn silu_mul_x8(gpu: &Gpu, gate: &Tensor, up: &Tensor, xq: &Tensor) -> Result<Dispatch> {
-    let op = "silu_mul_x8";
-    let k = one_row_k(op, "gate", gate)?;
-    expect(op, "up", up, Elem::F32, k)?;
-    quantizer(
-        gpu,
-        op,
-        &[gate, up],
-        xq,
-        0.0,
-        QX_WG,
-        (k / 4).div_ceil(QX_WG),
-    )
+    to_int8_with(gpu, X8Input::SiluMul { gate, up }, xq, x8_reduction(gpu))
 }
 
 /// Checks x: f32 with K values, or its int8 form for `int8_x`.

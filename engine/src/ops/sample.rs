@@ -74,6 +74,60 @@ fn idx_digits(vocab: usize) -> u32 {
     bits.div_ceil(4).max(1)
 }
 
+/// The greedy argmax kernels (sample.wgsl, sample_sg.wgsl), slowest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Greedy {
+    /// 128 lanes, the argmax `sample` also runs.
+    Narrow,
+    /// 1024 lanes, a workgroup-memory tree.
+    Wide,
+    /// 1024 lanes, subgroupMin and one barrier.
+    Subgroup,
+}
+
+/// The greedy kernels this adapter can run, slowest first (`sample` takes the last).
+pub fn greedy_kernels(gpu: &Gpu) -> Vec<Greedy> {
+    let mut ks = vec![Greedy::Narrow];
+    let wide = gpu.limits.max_compute_invocations_per_workgroup >= 1024
+        && gpu.limits.max_compute_workgroup_size_x >= 1024;
+    if wide {
+        ks.push(Greedy::Wide);
+        // sample_sg.wgsl keeps a pair per subgroup for at most 256 subgroups.
+        if gpu.caps.subgroups && gpu.caps.subgroup_size.0 >= 4 {
+            ks.push(Greedy::Subgroup);
+        }
+    }
+    ks
+}
+
+fn greedy_entry(kernel: Greedy) -> (&'static wgllama_shaders::Shader, &'static str) {
+    match kernel {
+        Greedy::Narrow => (&wgllama_shaders::SAMPLE, "greedy"),
+        Greedy::Wide => (&wgllama_shaders::SAMPLE, "greedy_wide"),
+        Greedy::Subgroup => (&wgllama_shaders::SAMPLE_SG, "greedy_sg"),
+    }
+}
+
+/// `sample` with greedy decoding through `kernel` (one of `greedy_kernels`), for op tests.
+pub fn greedy_with(
+    gpu: &Gpu,
+    logits: &Tensor,
+    step: &wgpu::Buffer,
+    tokens: &Tensor,
+    out_index: usize,
+    kernel: Greedy,
+) -> Result<Dispatch> {
+    sample_via(
+        gpu,
+        logits,
+        step,
+        tokens,
+        out_index,
+        &Sampling::greedy(),
+        kernel,
+    )
+}
+
 /// Chooses a token from the last row of `logits[rows, vocab]` (f32) and writes it, as u32, to
 /// `tokens[out_index]`. `step` is the step buffer (`crate::step::Step`, 16 bytes): its
 /// `n_tokens` picks the row and its `rand` drives sampling.
@@ -84,6 +138,19 @@ pub fn sample(
     tokens: &Tensor,
     out_index: usize,
     sampling: &Sampling,
+) -> Result<Dispatch> {
+    let best = *greedy_kernels(gpu).last().unwrap_or(&Greedy::Narrow);
+    sample_via(gpu, logits, step, tokens, out_index, sampling, best)
+}
+
+fn sample_via(
+    gpu: &Gpu,
+    logits: &Tensor,
+    step: &wgpu::Buffer,
+    tokens: &Tensor,
+    out_index: usize,
+    sampling: &Sampling,
+    greedy: Greedy,
 ) -> Result<Dispatch> {
     let op = "sample";
     let vocab = *logits.shape.last().unwrap_or(&0);
@@ -134,19 +201,12 @@ pub fn sample(
         idx_digits: idx_digits(vocab),
         _pad: 0,
     };
-    let entry = if sampling.is_greedy() {
-        // 1024 lanes where the adapter allows them (lavapipe and the H100 do).
-        if gpu.limits.max_compute_invocations_per_workgroup >= 1024
-            && gpu.limits.max_compute_workgroup_size_x >= 1024
-        {
-            "greedy_wide"
-        } else {
-            "greedy"
-        }
+    let (shader, entry) = if sampling.is_greedy() {
+        greedy_entry(greedy)
     } else {
-        "sample"
+        (&wgllama_shaders::SAMPLE, "sample")
     };
-    let pipeline = gpu.pipeline(&wgllama_shaders::SAMPLE, entry, &[])?;
+    let pipeline = gpu.pipeline(shader, entry, &[])?;
     let u = gpu.uniform("sample.params", &params);
     let bind_group = gpu.bind(op, &pipeline, &[&u, step, &logits.buffer, &tokens.buffer]);
     // A lower bound: the argmax pass plus one pass per search that runs.
