@@ -15,7 +15,7 @@ MODELS=${MODELS:-"tinyllama-q4_k_m llama2-7b-q4_k_m"}
 synth() { # name
     local preset=${1%-*} dtype=${1##*-}
     case $preset in tinyllama) preset=tinyllama-1.1b ;; llama2-7b) preset=llama-2-7b ;; esac
-    timeout 300 $B synth --threads 8 --preset $preset --dtype $dtype -o $M/$1.gguf > $OUT/synth-$1.txt 2>&1
+    timeout 420 $B synth --threads 8 --preset $preset --dtype $dtype -o $M/$1.gguf > $OUT/synth-$1.txt 2>&1
 }
 for m in $MODELS; do synth $m & done
 $B adapters | head -2 > $OUT/adapters.txt

@@ -3,7 +3,7 @@
 // of a block are 8 aligned lanes of one subgroup (lanes are numbered subgroup by subgroup,
 // subgroup_id * subgroup_size + lane), so an xor butterfly over 1, 2, 4 gives every lane the
 // block's max |v| and over 1, 2 the 16-value sums, with no barrier. The row sum of rmsnorm_x8
-// is one subgroupAdd per subgroup and one barrier (the tree took log2(WG) barriers).
+// is reduce_sg.wgsl's (one barrier; the tree took log2(WG)).
 
 struct Lanes {
     sg: u32,       // subgroup_id
@@ -16,7 +16,6 @@ fn lane_index(l: Lanes) -> u32 {
     return l.sg * l.sg_size + l.sg_lane;
 }
 
-var<workgroup> sg_part: array<f32, 128>;
 
 fn put_unit(l: Lanes, u: u32, v: vec4<f32>, live: bool) {
     var m = abs_max4(v);
@@ -33,16 +32,7 @@ fn put_unit(l: Lanes, u: u32, v: vec4<f32>, live: bool) {
 }
 
 fn row_sum(l: Lanes, v: f32) -> f32 {
-    let s = subgroupAdd(v);
-    if (l.sg_lane == 0u) {
-        sg_part[l.sg] = s;
-    }
-    workgroupBarrier();
-    var t = 0.0;
-    for (var i = 0u; i < l.nsg; i = i + 1u) {
-        t = t + sg_part[i];
-    }
-    return t;
+    return sg_wg_sum(v, l.sg, l.nsg, l.sg_lane, l.sg_size);
 }
 
 @compute @workgroup_size(WG)

@@ -1,7 +1,9 @@
 // RMSNorm with weight: y[t, :] = x[t, :] / sqrt(mean(x[t, :]^2) + eps) * w[:].
 // One workgroup per row (token). Decode has a single row, so the host sizes the workgroup to
 // the row (up to 1024 lanes, one or two vec4 loads each): the kernel's time is a couple of
-// dependent L2 round trips and one reduction, not a long loop on 256 lanes.
+// dependent L2 round trips and one reduction, not a long loop on 256 lanes. The entry point
+// and the workgroup sum come after this file: rmsnorm_sg.wgsl (reduce_sg.wgsl's subgroup sum)
+// or rmsnorm_wg.wgsl (reduce.wgsl's tree).
 
 struct Params {
     dim: u32,     // row length
@@ -22,15 +24,22 @@ fn x_at(g: u32) -> f32 {
     return x[g >> 2u][g & 3u];
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let row = wid.x + wid.y * nwg.x;
-    // Whole workgroups leave together, so the barriers below stay uniform.
-    if (row >= p.rows) { return; }
+// Row `row`'s norm by this invocation (lane `lid` of WG); `row_total` (rmsnorm_sg.wgsl /
+// rmsnorm_wg.wgsl) sums over the workgroup. Where the row is one vec4 per lane (decode), x and
+// w are loaded once, before the sum (w after it put a second memory round trip on the path).
+fn rmsnorm_main(row: u32, lid: u32, l: Lanes) {
     let base = row * p.dim;
     var ss = 0.0;
-    if (VEC4) {
+    let one_pass = VEC4 && p.dim / 4u <= WG;
+    var x0 = vec4<f32>(0.0);
+    var w0 = vec4<f32>(0.0);
+    if (one_pass) {
+        if (lid < p.dim / 4u) {
+            x0 = x[base / 4u + lid];
+            w0 = w[lid];
+        }
+        ss = dot(x0, x0);
+    } else if (VEC4) {
         for (var i = lid; i < p.dim / 4u; i = i + WG) {
             let v = x[base / 4u + i];
             ss = ss + dot(v, v);
@@ -41,9 +50,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             ss = ss + v * v;
         }
     }
-    let total = wg_sum(ss, lid, WG);
+    let total = row_total(ss, l);
     let scale = inverseSqrt(total / f32(p.dim) + p.eps);
-    if (VEC4) {
+    if (one_pass) {
+        if (lid < p.dim / 4u) {
+            y[base / 4u + lid] = x0 * scale * w0;
+        }
+    } else if (VEC4) {
         for (var i = lid; i < p.dim / 4u; i = i + WG) {
             y[base / 4u + i] = x[base / 4u + i] * scale * w[i];
         }

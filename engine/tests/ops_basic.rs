@@ -1,6 +1,7 @@
 //! Op tests for the small kernels: smoke round trip and RMSNorm.
 
-use wgllama_engine::ops::{rmsnorm::rmsnorm, smoke::smoke};
+use wgllama_engine::ops::matvec::Reduction;
+use wgllama_engine::ops::{rmsnorm::rmsnorm_with, sg_reduction, smoke::smoke};
 use wgllama_engine::reference;
 use wgllama_engine::testing::{assert_close, test_gpu, Rng, Tol};
 
@@ -53,16 +54,22 @@ fn rmsnorm_matches_reference() {
         let eps = 1e-5;
         let tx = gpu.upload_f32("x", &x, &[rows, dim]).unwrap();
         let tw = gpu.upload_f32("w", &w, &[dim]).unwrap();
-        let ty = gpu.poisoned_f32("y", &[rows, dim]).unwrap();
-        gpu.run(&[rmsnorm(gpu, &tx, &tw, &ty, eps).unwrap()])
-            .unwrap();
         let want = reference::rmsnorm::rmsnorm(&x, &w, eps);
-        assert_close(
-            &format!("rmsnorm rows={rows} dim={dim} eps={eps}"),
-            &gpu.read_f32(&ty).unwrap(),
-            &want,
-            tol,
-        );
+        let mut reductions = vec![Reduction::Workgroup];
+        if sg_reduction(gpu) == Reduction::Subgroup {
+            reductions.push(Reduction::Subgroup);
+        }
+        for reduction in reductions {
+            let ty = gpu.poisoned_f32("y", &[rows, dim]).unwrap();
+            gpu.run(&[rmsnorm_with(gpu, &tx, &tw, &ty, eps, reduction).unwrap()])
+                .unwrap();
+            assert_close(
+                &format!("rmsnorm rows={rows} dim={dim} eps={eps} {reduction:?}"),
+                &gpu.read_f32(&ty).unwrap(),
+                &want,
+                tol,
+            );
+        }
     }
 }
 

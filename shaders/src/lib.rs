@@ -29,9 +29,23 @@ pub const SMOKE: Shader = Shader {
 };
 pub const RMSNORM: Shader = Shader {
     name: "rmsnorm",
-    parts: &[REDUCE_WGSL, include_str!("../rmsnorm.wgsl")],
+    parts: &[
+        REDUCE_WGSL,
+        include_str!("../rmsnorm.wgsl"),
+        include_str!("../rmsnorm_wg.wgsl"),
+    ],
 };
-
+/// Subgroup sums shared by the `_sg` variants of the one-workgroup reductions.
+pub const REDUCE_SG_WGSL: &str = include_str!("../reduce_sg.wgsl");
+/// RMSNorm with a subgroup workgroup sum (needs SUBGROUP).
+pub const RMSNORM_SG: Shader = Shader {
+    name: "rmsnorm_sg",
+    parts: &[
+        REDUCE_SG_WGSL,
+        include_str!("../rmsnorm.wgsl"),
+        include_str!("../rmsnorm_sg.wgsl"),
+    ],
+};
 /// The per-step values (`struct Step`) that position-dependent kernels bind.
 pub const STEP_WGSL: &str = include_str!("../step.wgsl");
 
@@ -173,6 +187,7 @@ pub const MATVEC_WG: Shader = Shader {
 pub const QUANTIZE_X8_SG: Shader = Shader {
     name: "quantize_x8_sg",
     parts: &[
+        REDUCE_SG_WGSL,
         INT8_BLOCK_WGSL,
         include_str!("../quantize_x8.wgsl"),
         include_str!("../quantize_x8_sg.wgsl"),
@@ -201,6 +216,7 @@ pub const EMBEDDING: Shader = Shader {
 pub const ALL: &[Shader] = &[
     SMOKE,
     RMSNORM,
+    RMSNORM_SG,
     ROPE,
     ROPE_KV,
     KVCACHE,

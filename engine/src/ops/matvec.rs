@@ -364,16 +364,11 @@ pub enum X8Input<'a> {
     SiluMul { gate: &'a Tensor, up: &'a Tensor },
 }
 
-/// How the quantisers combine a block's 8 lanes on this adapter: subgroup shuffles where its
-/// subgroups allow them (at least 8 lanes, so a block's lanes share one; power-of-two sizes,
-/// so the kernels' lane counts are whole subgroups), else workgroup memory.
+/// How the quantisers combine a block's 8 lanes on this adapter (`ops::sg_reduction`):
+/// subgroup shuffles where its subgroups allow them (at least 8 lanes, so a block's lanes
+/// share one), else workgroup memory.
 pub fn x8_reduction(gpu: &Gpu) -> Reduction {
-    let (min, max) = gpu.caps.subgroup_size;
-    if gpu.caps.subgroups && min >= 8 && max.is_power_of_two() && max <= QX_WG as u32 {
-        Reduction::Subgroup
-    } else {
-        Reduction::Workgroup
-    }
+    crate::ops::sg_reduction(gpu)
 }
 
 /// The int8 form of `input` into xq (u32 [`int8_words`(K)]) through `reduction`'s variant.

@@ -21,7 +21,20 @@ pub mod smoke;
 pub mod softmax;
 
 use crate::error::{EngineError, Result};
+use crate::gpu::Gpu;
 use crate::tensor::{Elem, Tensor};
+
+/// How the one-workgroup reductions (rmsnorm, the int8 quantisers) sum on this adapter:
+/// subgroup operations where its subgroups have 8 to 64 lanes, a power of two (reduce_sg.wgsl
+/// keeps 128 partials; the kernels' 64+ lanes are whole subgroups), else workgroup memory.
+pub fn sg_reduction(gpu: &Gpu) -> matvec::Reduction {
+    let (min, max) = gpu.caps.subgroup_size;
+    if gpu.caps.subgroups && min >= 8 && max.is_power_of_two() && max <= 64 {
+        matvec::Reduction::Subgroup
+    } else {
+        matvec::Reduction::Workgroup
+    }
+}
 
 /// Checks a tensor's element type and size before binding it, naming the op and operand.
 pub(crate) fn expect(

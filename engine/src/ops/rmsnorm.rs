@@ -4,6 +4,7 @@ use crate::dispatch::{grid, Cost, Dispatch};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::ops::expect;
+use crate::ops::matvec::Reduction;
 use crate::tensor::{Elem, Tensor};
 
 /// Mirrors `Params` in rmsnorm.wgsl.
@@ -33,6 +34,25 @@ fn lanes(gpu: &Gpu, rows: usize, dim: usize) -> u32 {
 
 /// y[rows, dim] = rmsnorm(x[rows, dim]) * w[dim].
 pub fn rmsnorm(gpu: &Gpu, x: &Tensor, w: &Tensor, y: &Tensor, eps: f32) -> Result<Dispatch> {
+    rmsnorm_with(gpu, x, w, y, eps, crate::ops::sg_reduction(gpu))
+}
+
+/// `rmsnorm` summing through `reduction`: subgroups (rmsnorm_sg.wgsl, where
+/// `ops::sg_reduction` allows) or workgroup memory (rmsnorm_wg.wgsl, any adapter).
+pub fn rmsnorm_with(
+    gpu: &Gpu,
+    x: &Tensor,
+    w: &Tensor,
+    y: &Tensor,
+    eps: f32,
+    reduction: Reduction,
+) -> Result<Dispatch> {
+    if reduction == Reduction::Subgroup && crate::ops::sg_reduction(gpu) != Reduction::Subgroup {
+        return Err(crate::error::EngineError::Shape {
+            op: "rmsnorm",
+            detail: "subgroup variant: the device's subgroups do not fit".into(),
+        });
+    }
     let dim = *x.shape.last().unwrap_or(&0);
     let rows = x.numel() / dim.max(1);
     expect("rmsnorm", "w", w, Elem::F32, dim)?;
@@ -45,8 +65,12 @@ pub fn rmsnorm(gpu: &Gpu, x: &Tensor, w: &Tensor, y: &Tensor, eps: f32) -> Resul
     };
     let wg = lanes(gpu, rows, dim);
     let vec4 = dim.is_multiple_of(4);
+    let shader = match reduction {
+        Reduction::Subgroup => &wgllama_shaders::RMSNORM_SG,
+        Reduction::Workgroup => &wgllama_shaders::RMSNORM,
+    };
     let pipeline = gpu.pipeline(
-        &wgllama_shaders::RMSNORM,
+        shader,
         "main",
         &[("WG", wg as f64), ("VEC4", vec4 as u32 as f64)],
     )?;
