@@ -305,18 +305,28 @@ fn put_o(kg: u32, r: u32, u: u32, x: vec4<f32>) {
     if (u < HD4) { sm4[(kg * R + r) * HD4 + u] = x; }
 }
 
-// Reduces sm_m[vlid] (max, or sum with !is_max) over the WG / R invocations of each row
-// (vlid % R); the result for row r lands in sm_m[r]. Uniform control flow.
-fn tree_rows(vlid: u32, is_max: bool) {
+// Reduces the (max, sum) pairs (m, l) of the invocations of each row (vlid % R) over the
+// WG / R invocations of the row, as online softmax combines them; row r's pair lands in
+// sm_m[r], sm_l[r]. Uniform control flow.
+fn tree_rows_ml(vlid: u32, m: f32, l: f32) {
+    sm_m[vlid] = m;
+    sm_l[vlid] = l;
     workgroupBarrier();
     for (var stride = WG / 2u; stride >= R; stride = stride / 2u) {
         if (vlid < stride) {
-            let a = sm_m[vlid];
-            let b = sm_m[vlid + stride];
-            sm_m[vlid] = select(a + b, max(a, b), is_max);
+            let ma = sm_m[vlid];
+            let mb = sm_m[vlid + stride];
+            let mn = max(ma, mb);
+            sm_l[vlid] = sm_l[vlid] * exp(ma - mn) + sm_l[vlid + stride] * exp(mb - mn);
+            sm_m[vlid] = mn;
         }
         workgroupBarrier();
     }
+}
+
+// The merge weight of split s for block row rr: exp(m_s - the row's max).
+fn split_w(ml0: u32, s: u32, rr: u32, mrow: f32) -> f32 {
+    return exp(part[ml0 + s * MLS + rr].x - mrow);
 }
 
 fn out_row(row0: u32, r: u32, kvh: u32, group: u32) -> u32 {
@@ -559,35 +569,60 @@ fn merge_block(vlid: u32, g: u32) {
         return;
     }
 
-    // Row maxima and sums over the live splits: invocation (s0, r) = (vlid / R, vlid % R) takes
-    // splits s0, s0 + WG / R, ...; tree_rows finishes across invocations.
-    let r = vlid % R;
-    let s0 = vlid / R;
-    let ml0 = p.ml_base + g * S_MAX * MLS;
-    var pm = NEG_BIG;
-    for (var s = s0; s < live; s = s + WG / R) { pm = max(pm, part[ml0 + s * MLS + r].x); }
-    sm_m[vlid] = pm;
-    tree_rows(vlid, true);
-    let mrow = sm_m[r];
-    workgroupBarrier();
-    var pl = 0.0;
-    for (var s = s0; s < live; s = s + WG / R) {
-        let ml = part[ml0 + s * MLS + r];
-        let w = exp(ml.x - mrow);
-        smw[s * R + r] = w;
-        pl = pl + w * ml.y;
-    }
-    sm_m[vlid] = pl;
-    tree_rows(vlid, false);  // its barriers also publish the weights in smw
     // Outputs: U = R * HD4 quads; with U < WG, SGN = WG / U invocations share a quad, each
     // taking every SGN-th split, and add up through sm4.
     let n_units = R * HD4;
     let sgn = max(1u, WG / n_units);
     let acc0 = g * S_MAX * RS;
+    let ml0 = p.ml_base + g * S_MAX * MLS;
+    // With one invocation per quad, its first quad's first four splits (accumulator and m) are
+    // loaded before the row reduction, so their latency overlaps its barriers.
+    let pre_rr = min(vlid, n_units - 1u) / HD4;
+    let pre_base = acc0 + pre_rr * HD4 + min(vlid, n_units - 1u) % HD4;
+    let n_pre = min(live, 4u);
+    var p0 = vec4<f32>(0.0);
+    var p1 = vec4<f32>(0.0);
+    var p2 = vec4<f32>(0.0);
+    var p3 = vec4<f32>(0.0);
+    var m0 = NEG_BIG;
+    var m1 = NEG_BIG;
+    var m2 = NEG_BIG;
+    var m3 = NEG_BIG;
+    if (sgn == 1u) {
+        p0 = part[pre_base];
+        m0 = part[ml0 + pre_rr].x;
+        p1 = part[pre_base + RS];
+        m1 = part[ml0 + MLS + pre_rr].x;
+        if (n_pre > 2u) {
+            p2 = part[pre_base + 2u * RS];
+            m2 = part[ml0 + 2u * MLS + pre_rr].x;
+        }
+        if (n_pre > 3u) {
+            p3 = part[pre_base + 3u * RS];
+            m3 = part[ml0 + 3u * MLS + pre_rr].x;
+        }
+    }
+
+    // Row maximum and sum over the live splits in one pass: invocation (s0, r) = (vlid / R,
+    // vlid % R) combines splits s0, s0 + WG / R, ... online, tree_rows_ml finishes across
+    // invocations (one tree of barriers; a split's weight is exp(m_s - max), recomputed where
+    // it is used).
+    let r = vlid % R;
+    let s0 = vlid / R;
+    var pm = NEG_BIG;
+    var pl = 0.0;
+    for (var s = s0; s < live; s = s + WG / R) {
+        let ml = part[ml0 + s * MLS + r];
+        let mn = max(pm, ml.x);
+        pl = pl * exp(pm - mn) + ml.y * exp(ml.x - mn);
+        pm = mn;
+    }
+    tree_rows_ml(vlid, pm, pl);
     if (sgn == 1u) {
         for (var e = vlid; e < n_units; e = e + WG) {
             let rr = e / HD4;
             let u = e % HD4;
+            let mrow = sm_m[rr];
             // Four independent sums, so four loads are in flight.
             var a0 = vec4<f32>(0.0);
             var a1 = vec4<f32>(0.0);
@@ -596,17 +631,25 @@ fn merge_block(vlid: u32, g: u32) {
             let stride = RS;
             let base = acc0 + rr * HD4 + u;
             var s = 0u;
+            if (e == vlid) {
+                // The prefetched splits (those past `live` weigh 0).
+                a0 = exp(m0 - mrow) * p0;
+                a1 = exp(m1 - mrow) * p1;
+                a2 = select(vec4<f32>(0.0), exp(m2 - mrow) * p2, n_pre > 2u);
+                a3 = select(vec4<f32>(0.0), exp(m3 - mrow) * p3, n_pre > 3u);
+                s = n_pre;
+            }
             for (; s + 4u <= live; s = s + 4u) {
-                a0 = a0 + smw[s * R + rr] * part[base + s * stride];
-                a1 = a1 + smw[(s + 1u) * R + rr] * part[base + (s + 1u) * stride];
-                a2 = a2 + smw[(s + 2u) * R + rr] * part[base + (s + 2u) * stride];
-                a3 = a3 + smw[(s + 3u) * R + rr] * part[base + (s + 3u) * stride];
+                a0 = a0 + split_w(ml0, s, rr, mrow) * part[base + s * stride];
+                a1 = a1 + split_w(ml0, s + 1u, rr, mrow) * part[base + (s + 1u) * stride];
+                a2 = a2 + split_w(ml0, s + 2u, rr, mrow) * part[base + (s + 2u) * stride];
+                a3 = a3 + split_w(ml0, s + 3u, rr, mrow) * part[base + (s + 3u) * stride];
             }
             for (; s < live; s = s + 1u) {
-                a0 = a0 + smw[s * R + rr] * part[base + s * stride];
+                a0 = a0 + split_w(ml0, s, rr, mrow) * part[base + s * stride];
             }
             if (rr < rows_here) {
-                emit(row0, rr, kvh, group, u, ((a0 + a1) + (a2 + a3)) / sm_m[rr]);
+                emit(row0, rr, kvh, group, u, ((a0 + a1) + (a2 + a3)) / sm_l[rr]);
             }
         }
     } else {
@@ -617,7 +660,7 @@ fn merge_block(vlid: u32, g: u32) {
         var acc = vec4<f32>(0.0);
         if (sg < sgn) {
             for (var s = sg; s < live; s = s + sgn) {
-                acc = acc + smw[s * R + rr] * part[acc0 + s * RS + rr * HD4 + u];
+                acc = acc + split_w(ml0, s, rr, sm_m[rr]) * part[acc0 + s * RS + rr * HD4 + u];
             }
             sm4[sg * n_units + e] = acc;
         }
@@ -625,7 +668,7 @@ fn merge_block(vlid: u32, g: u32) {
         if (vlid < n_units && rr < rows_here) {
             var tot = vec4<f32>(0.0);
             for (var k = 0u; k < sgn; k = k + 1u) { tot = tot + sm4[k * n_units + e]; }
-            emit(row0, rr, kvh, group, u, tot / sm_m[rr]);
+            emit(row0, rr, kvh, group, u, tot / sm_l[rr]);
         }
     }
     if (QX) {
