@@ -66,9 +66,10 @@ override B: u32 = 4u;        // keys per key group per batch: 1, 2 or 4
 override S_MAX: u32 = 32u;   // splits per row block (grid), a multiple of 8
 override CH_MIN: u32 = 32u;  // fewest keys per split, a multiple of KB
 override KV_F16: bool = false;
-// The merge pass also writes the output as int8 blocks of 32 (quantize_x8.wgsl's layout and
-// rounding) for an int8 Wo mat-vec, which then needs no quantise dispatch of its own (~3 us in
-// the H100's decode chain). T = 1, HD % 32 == 0 (blocks stay inside a head), R * HD4 <= 512.
+// The merge pass (or a lone live split) also writes the output as int8 blocks of 32
+// (quantize_x8.wgsl's layout and rounding) for an int8 Wo mat-vec, which then needs no quantise
+// dispatch of its own (~3 us in the H100's decode chain). T = 1, HD % 32 == 0 (blocks stay
+// inside a head), R * HD4 <= 512.
 override QX: bool = false;
 // RoPE fused in (T = 1 only; rope_kv then does not run): 0 off (q and the cache are ready),
 // 1 rotate-half pairs (f, f + HD/2; HD % 8 == 0), 2 interleaved pairs (2f, 2f + 1). q is
@@ -96,7 +97,7 @@ const NEG_BIG: f32 = -3.0e38;  // "no score yet": finite, so exp(NEG_BIG - NEG_B
 // End-of-chunk key-group partials [KG, R, HD4]; reduce_scores' scratch (workgroup path);
 // the merge's per-quad partial sums.
 var<workgroup> sm4: array<vec4<f32>, 1024>;
-var<workgroup> smw: array<f32, 1024>;   // merge: weight of split s for row r, [S_MAX, R]
+var<workgroup> smw: array<f32, 1024>;   // QX: per-quad max |v| and sums (quantize_rows)
 var<workgroup> sm_m: array<f32, 256>;   // [KG, R] running max per key group; merge: reductions
 var<workgroup> sm_l: array<f32, 256>;   // [KG, R] running sum per key group
 
@@ -345,9 +346,9 @@ fn decode(vlid: u32, wg_index: u32) {
     let rows_here = min(R, p.n_tokens * group - row0);
     let t_last = (row0 + rows_here - 1u) / group;
     let n_keys = min(step.pos + t_last + 1u, p.ctx);
-    let live = (n_keys + chunk_of(n_keys) - 1u) / chunk_of(n_keys);
-    if (split >= live) { return; }
     let chunk = chunk_of(n_keys);
+    let live = (n_keys + chunk - 1u) / chunk;
+    if (split >= live) { return; }
     let k_begin = split * chunk;
     let k_end = min(k_begin + chunk, n_keys);
 
@@ -528,10 +529,10 @@ fn decode(vlid: u32, wg_index: u32) {
         }
     }
     if (QX && live == 1u) {
-        // The only split quantises its output: back from `out` once every invocation has
-        // written it and stopped reading the key groups' records in sm4 (QX_STAGE overlaps them).
+        // The only split quantises its output: each invocation reads back the quads it wrote
+        // to `out` (same loop), once every invocation has stopped reading the key groups'
+        // records in sm4 (QX_STAGE overlaps them).
         workgroupBarrier();
-        storageBarrier();
         for (var e = vlid; e < R * HD4; e = e + WG) {
             let rr = e / HD4;
             if (rr < rows_here) {
@@ -691,7 +692,7 @@ fn emit(row0: u32, r: u32, kvh: u32, group: u32, u: u32, v: vec4<f32>) {
 // The block's staged output rows as int8 blocks of 32 values into xq (int8_block.wgsl's
 // rounding, quantize_x8.wgsl's layout), and the exact sum per 16 values.
 // Quad e of the block is quad out_row * HD4 + e % HD4 of the row [xq_k]. Every invocation
-// calls (the barriers); smw (the merge weights, read by now) holds per-quad max and sum.
+// calls (the barriers); smw holds per-quad max and sum.
 fn quantize_rows(vlid: u32, row0: u32, rows_here: u32, kvh: u32, group: u32) {
     let n_units = R * HD4;
     workgroupBarrier();

@@ -1,6 +1,6 @@
 // KV-cache reads shared by the attention kernels (attention_decode, attention_prefill).
 // The including file declares the caches and the cache type:
-//     var<storage, read> k_cache: array<vec2<u32>>;   // [ctx, n_kv_heads, HD]
+//     var<storage, read> k_cache: array<vec2<u32>>;   // [ctx, n_kv_heads, HD] (or read_write)
 //     var<storage, read> v_cache: array<vec2<u32>>;
 //     override KV_F16: bool;   // f16 cache (4 dims = 1 vec2) or f32 (4 dims = 2 vec2)
 

@@ -708,8 +708,9 @@ fn attention_decode_kernel_matches_reference() {
 
 /// attention_x8 (decode attention whose merge pass also writes the output as int8 blocks for
 /// Wo): the output against the f64 reference, and the int8 words against the reference
-/// quantisation of that output. One split (quantising its own output: pos 0 and 31, within the
-/// picked 32-key minimum chunk) and several (quantised by the merge pass), GQA 8 and 1, head_dim 64, 96
+/// quantisation of that output. One split (quantising its own output: pos 0, and 31 within a
+/// 32-key minimum chunk where the picked batch covers at most 32 keys) and several (quantised
+/// by the merge pass), GQA 8 and 1, head_dim 64, 96
 /// and 128, f32 and f16 caches; head_dim 80 (not a multiple of 32) takes attention +
 /// quantize_x8 instead. attention_decode_x8 itself refuses what it cannot quantise.
 #[test]
@@ -1224,6 +1225,14 @@ fn attention_decode_rope_matches_rope_kv_then_attention() {
             }
         }
         if ci == 2 {
+            // Two quads per lane (the new key's second quad), as decode_configs forces it.
+            let two_quads = DecodeConfig {
+                lanes: (auto.lanes / 2).max(1),
+                quads: 2,
+                batch: 1,
+                min_chunk: 2 * auto.wg / (auto.lanes / 2).max(1),
+                ..auto
+            };
             for cfg in [
                 DecodeConfig {
                     subgroups: false,
@@ -1234,6 +1243,7 @@ fn attention_decode_rope_matches_rope_kv_then_attention() {
                     max_splits: 8,
                     ..auto
                 },
+                two_quads,
             ] {
                 if cfg.validate(gpu, d).is_ok() && cfg != auto {
                     runs.push((RopeStyle::RotateHalf, false, cfg));

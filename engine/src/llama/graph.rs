@@ -14,7 +14,7 @@
 //! one mat-vec and gate/up/SiLU another: 8 dispatches per layer.
 //!
 //! Decode on the fast path feeds Q4_K/Q6_K/Q8_0 mat-vecs int8 activations (`int8_group`):
-//! the RMSNorms write int8 directly (`rmsnorm_x8`), the attention merge pass quantises the
+//! the RMSNorms write int8 directly (`rmsnorm_x8`), decode attention (its merge pass, or a lone split) quantises the
 //! attention output for Wo (`attention_x8`), gate and up come from one int8 mat-vec and
 //! `silu_mul_x8` quantises the down projection's input: 9 dispatches per layer, the mat-vecs
 //! ~1.6-3.5x faster than with f32 activations. (An RMSNorm inside the float mat-vecs ran 2-5x slower than

@@ -215,7 +215,7 @@ pub fn attention(
 
 /// `attention` for one token, then its output in int8 blocks (`matvec::quantize_x8`'s layout;
 /// xq: u32 [`int8_words`(n_heads * head_dim)]) for an int8 Wo mat-vec: quantised by
-/// `attention_decode`'s merge pass where it can (`supports_x8`), else by a `quantize_x8`
+/// `attention_decode` (its merge pass, or a lone split) where it can (`supports_x8`), else by a `quantize_x8`
 /// dispatch after `attention`.
 ///
 /// [`int8_words`]: crate::ops::matvec::int8_words
@@ -243,7 +243,7 @@ pub fn attention_x8(
 
 /// Whether decode attention over these shapes takes rope_kv's work (`attention_decode_rope`):
 /// one token on the `attention_decode` path, head_dim a multiple of 8, and with an int8 output
-/// (`int8`) only where its merge pass quantises (`supports_x8`).
+/// (`int8`) only where it quantises its own output (`supports_x8`).
 pub fn rope_fused(
     gpu: &Gpu,
     t: usize,

@@ -199,9 +199,9 @@ pub fn attention_decode_with(
     decode_dispatches(gpu, q, k_cache, v_cache, step, out, None, None, cfg)
 }
 
-/// Whether `attention_decode_x8` can quantise in its merge pass: one token, head_dim a
-/// multiple of 32 (int8 blocks stay inside a head), and the picked block of rows staged in
-/// the merge's workgroup memory (R * head_dim / 4 <= 512 quads).
+/// Whether `attention_decode_x8` can quantise its output (in the merge pass, or in a lone live
+/// split): one token, head_dim a multiple of 32 (int8 blocks stay inside a head), and the
+/// picked block of rows staged in workgroup memory (R * head_dim / 4 <= 512 quads).
 pub fn supports_x8(
     gpu: &Gpu,
     t: usize,
@@ -214,6 +214,10 @@ pub fn supports_x8(
     let cfg = DecodeConfig::pick(gpu, t * group, head_dim, n_kv_heads, ctx);
     t == 1 && head_dim.is_multiple_of(32) && cfg.rows() * head_dim / 4 <= QX_QUADS
 }
+
+/// Storage buffers attention_decode.wgsl's split pass binds (step, q, caches, out, partials,
+/// xq, inv_freq, new k and v).
+const STORAGE_BUFFERS: u32 = 10;
 
 /// Quads quantize_rows stages (attention_decode.wgsl: sm4 from QX_STAGE, smw twice).
 const QX_QUADS: usize = 512;
@@ -353,11 +357,12 @@ pub fn attention_decode_rope_with(
     cfg: DecodeConfig,
 ) -> Result<Vec<Dispatch>> {
     let s = check(q, k_cache, v_cache, out)?;
+    rope.check(&s)?;
     if let Some(xq) = xq {
         if !supports_x8(gpu, s.t, s.n_heads, s.n_kv_heads, s.head_dim, s.ctx) {
             return Err(EngineError::Shape {
                 op: "attention_decode_x8",
-                detail: format!("head_dim {} cannot be quantised in the merge", s.head_dim),
+                detail: format!("head_dim {}: its output cannot be quantised", s.head_dim),
             });
         }
         let words = crate::ops::matvec::int8_words(s.n_heads * s.head_dim);
@@ -388,6 +393,17 @@ fn decode_dispatches(
     cfg.validate(gpu, s.head_dim)?;
     if let Some(r) = rope {
         r.check(&s)?;
+    }
+    // The split pass binds 10 storage buffers whatever its constants (bindings behind a
+    // constant-false branch stay in the layout): more than WebGPU's guaranteed 8.
+    let storage = gpu.limits.max_storage_buffers_per_shader_stage;
+    if storage < STORAGE_BUFFERS {
+        return Err(EngineError::Shape {
+            op: "attention_decode",
+            detail: format!(
+                "needs {STORAGE_BUFFERS} storage buffers per shader stage, the adapter allows {storage}"
+            ),
+        });
     }
     let group = s.n_heads / s.n_kv_heads;
     let rows_per_block = cfg.rows();

@@ -438,7 +438,7 @@ pub fn to_int8_with(
 }
 
 /// rmsnorm_x8's lanes: one workgroup, a lane per 4 values up to 1024 lanes and the adapter's
-/// limit (at least 32, so with shuffles whole subgroups of up to 32 lanes).
+/// limit (at least QX_WG = 64, so with shuffles whole subgroups of up to 64 lanes).
 fn rmsnorm_lanes(gpu: &Gpu, k: usize) -> usize {
     let limit = gpu
         .limits

@@ -117,6 +117,12 @@ pub fn greedy_with(
     out_index: usize,
     kernel: Greedy,
 ) -> Result<Dispatch> {
+    if !greedy_kernels(gpu).contains(&kernel) {
+        return Err(EngineError::Shape {
+            op: "sample",
+            detail: format!("greedy kernel {kernel:?}: not available on this adapter"),
+        });
+    }
     sample_via(
         gpu,
         logits,
