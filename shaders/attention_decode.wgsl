@@ -232,26 +232,24 @@ fn new_quad(kvh: u32, u: u32, a: Angles, from_v: bool) -> vec4<f32> {
     return x;
 }
 
-// The new key's slot: k rotated and v of kv head kvh into the caches at step.pos, one quad
-// per invocation (f32: two words per dim pair; f16: one packed pair per word, as rope_kv).
-fn write_new_kv(vlid: u32, kvh: u32) {
-    for (var u = vlid; u < HD4; u = u + WG) {
-        let a = angles(u);
-        let src = kvh * HD4;
-        let kx = rotate_quad(k_new[src + u], k_new[src + partner_quad(u)], u, a);
-        let vx = v_new[src + u];
-        let qi = (step.pos * p.n_kv_heads + kvh) * HD4 + u;
-        if (KV_F16) {
-            k_cache[qi] = vec2<u32>(pack2x16float(kx.xy), pack2x16float(kx.zw));
-            v_cache[qi] = vec2<u32>(pack2x16float(vx.xy), pack2x16float(vx.zw));
-        } else {
-            let kb = bitcast<vec4<u32>>(kx);
-            let vb = bitcast<vec4<u32>>(vx);
-            k_cache[2u * qi] = kb.xy;
-            k_cache[2u * qi + 1u] = kb.zw;
-            v_cache[2u * qi] = vb.xy;
-            v_cache[2u * qi + 1u] = vb.zw;
-        }
+// Quad u of the new key's slot (kv head kvh, step.pos) in the caches: k and v as new_quad
+// made them (f32: two words per dim pair; f16: one packed pair per word, as rope_kv; re-packing
+// an f16-rounded value gives its bits back).
+fn write_new_quad(kvh: u32, u: u32, k: vec4<f32>, v: vec4<f32>) {
+    if (u >= HD4) {
+        return;
+    }
+    let qi = (step.pos * p.n_kv_heads + kvh) * HD4 + u;
+    if (KV_F16) {
+        k_cache[qi] = vec2<u32>(pack2x16float(k.xy), pack2x16float(k.zw));
+        v_cache[qi] = vec2<u32>(pack2x16float(v.xy), pack2x16float(v.zw));
+    } else {
+        let kb = bitcast<vec4<u32>>(k);
+        let vb = bitcast<vec4<u32>>(v);
+        k_cache[2u * qi] = kb.xy;
+        k_cache[2u * qi + 1u] = kb.zw;
+        v_cache[2u * qi] = vb.xy;
+        v_cache[2u * qi + 1u] = vb.zw;
     }
 }
 
@@ -368,7 +366,11 @@ fn decode(vlid: u32, wg_index: u32) {
             new_k1 = new_quad(kvh, u1, a1, false);
             new_v1 = new_quad(kvh, u1, a1, true);
         }
-        write_new_kv(vlid, kvh);
+        // Key group 0's lanes hold every quad (L * NV >= HD4): they write the slot.
+        if (kg == 0u) {
+            write_new_quad(kvh, u0, new_k0, new_v0);
+            if (NV > 1u) { write_new_quad(kvh, u1, new_k1, new_v1); }
+        }
     }
     qa = mat4x4<f32>(q_quad(row0, 0u, rows_here, kvh, group, u0, a0),
                      q_quad(row0, 1u, rows_here, kvh, group, u0, a0),

@@ -586,6 +586,19 @@ fn inputs(gpu: &Gpu, c: &Case, seed: u64, extra: usize) -> Inputs {
     }
 }
 
+/// The f64 reference attention of a case's inputs (on the K/V the cache holds).
+fn reference_of(inp: &Inputs, c: &Case) -> Vec<f32> {
+    reference::attention::attention(
+        &inp.q_host,
+        &inp.k_seen,
+        &inp.v_seen,
+        c.n_heads,
+        c.n_kv_heads,
+        c.head_dim,
+        c.pos,
+    )
+}
+
 fn write_step(gpu: &Gpu, step: &StepBuffer, pos: usize, t: usize) {
     step.write(
         gpu,
@@ -679,15 +692,7 @@ fn attention_decode_kernel_matches_reference() {
     for (i, c) in decode_cases().iter().enumerate() {
         let inp = inputs(gpu, c, 700 + i as u64, 21);
         write_step(gpu, &step, c.pos, c.t);
-        let want = reference::attention::attention(
-            &inp.q_host,
-            &inp.k_seen,
-            &inp.v_seen,
-            c.n_heads,
-            c.n_kv_heads,
-            c.head_dim,
-            c.pos,
-        );
+        let want = reference_of(&inp, c);
         for cfg in decode_configs(gpu, c, inp.ctx) {
             let out = gpu
                 .poisoned_f32("out", &[c.t, c.n_heads, c.head_dim])
@@ -730,15 +735,7 @@ fn attention_x8_quantises_its_output() {
     for (i, c) in cases.iter().enumerate() {
         let inp = inputs(gpu, c, 900 + i as u64, 5);
         write_step(gpu, &step, c.pos, c.t);
-        let want = reference::attention::attention(
-            &inp.q_host,
-            &inp.k_seen,
-            &inp.v_seen,
-            c.n_heads,
-            c.n_kv_heads,
-            c.head_dim,
-            c.pos,
-        );
+        let want = reference_of(&inp, c);
         let k = c.n_heads * c.head_dim;
         let out = gpu
             .poisoned_f32("out", &[1, c.n_heads, c.head_dim])
@@ -869,15 +866,7 @@ fn attention_prefill_kernel_matches_reference() {
     for (i, c) in cases.iter().enumerate() {
         let inp = inputs(gpu, c, 900 + i as u64, 19);
         write_step(gpu, &step, c.pos, c.t);
-        let want = reference::attention::attention(
-            &inp.q_host,
-            &inp.k_seen,
-            &inp.v_seen,
-            c.n_heads,
-            c.n_kv_heads,
-            c.head_dim,
-            c.pos,
-        );
+        let want = reference_of(&inp, c);
         let group = c.n_heads / c.n_kv_heads;
         let auto = PrefillConfig::pick(c.t * group, c.n_kv_heads, c.head_dim);
         let mut cfgs = vec![Some(auto), None];
@@ -956,15 +945,7 @@ fn attention_coop_kernel_matches_reference() {
             continue;
         }
         write_step(gpu, &step, c.pos, c.t);
-        let want = reference::attention::attention(
-            &inp.q_host,
-            &inp.k_seen,
-            &inp.v_seen,
-            c.n_heads,
-            c.n_kv_heads,
-            c.head_dim,
-            c.pos,
-        );
+        let want = reference_of(&inp, c);
         for (keys, q_regs) in [(32, true), (32, false), (64, true)] {
             if q_stride(c.head_dim, keys, limit).is_none() {
                 continue;

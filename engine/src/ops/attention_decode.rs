@@ -10,7 +10,7 @@
 use crate::dispatch::{grid, Cost, Dispatch};
 use crate::error::{EngineError, Result};
 use crate::gpu::Gpu;
-use crate::ops::attention::check;
+use crate::ops::attention::{check, Shapes};
 use crate::ops::rope::RopeStyle;
 use crate::tensor::Tensor;
 
@@ -178,9 +178,13 @@ pub fn attention_decode(
     out: &Tensor,
 ) -> Result<Vec<Dispatch>> {
     let s = check(q, k_cache, v_cache, out)?;
-    let group = s.n_heads / s.n_kv_heads;
-    let cfg = DecodeConfig::pick(gpu, s.t * group, s.head_dim, s.n_kv_heads, s.ctx);
-    attention_decode_with(gpu, q, k_cache, v_cache, step, out, cfg)
+    attention_decode_with(gpu, q, k_cache, v_cache, step, out, picked(gpu, &s))
+}
+
+/// `DecodeConfig::pick` for these shapes (T * group query rows per kv head).
+fn picked(gpu: &Gpu, s: &Shapes) -> DecodeConfig {
+    let group = s.n_heads / s.n_kv_heads.max(1);
+    DecodeConfig::pick(gpu, s.t * group, s.head_dim, s.n_kv_heads, s.ctx)
 }
 
 /// out[T, n_heads, head_dim] = causal attention of q (f32, after RoPE) against cache slots
@@ -211,8 +215,35 @@ pub fn supports_x8(
     ctx: usize,
 ) -> bool {
     let group = n_heads / n_kv_heads.max(1);
-    let cfg = DecodeConfig::pick(gpu, t * group, head_dim, n_kv_heads, ctx);
+    x8_fits(
+        &DecodeConfig::pick(gpu, t * group, head_dim, n_kv_heads, ctx),
+        t,
+        head_dim,
+    )
+}
+
+fn x8_fits(cfg: &DecodeConfig, t: usize, head_dim: usize) -> bool {
     t == 1 && head_dim.is_multiple_of(32) && cfg.rows() * head_dim / 4 <= QX_QUADS
+}
+
+/// Checks an int8 output for `cfg`: it can quantise (`x8_fits`) and xq has the length.
+fn check_x8(s: &Shapes, cfg: &DecodeConfig, xq: &Tensor) -> Result<()> {
+    let op = "attention_decode_x8";
+    if !x8_fits(cfg, s.t, s.head_dim) {
+        return Err(EngineError::Shape {
+            op,
+            detail: format!(
+                "T = {}, head_dim {}: needs one token and head_dim a multiple of 32, at most {} \
+                 with {} rows per block",
+                s.t,
+                s.head_dim,
+                QX_QUADS * 4 / cfg.rows(),
+                cfg.rows()
+            ),
+        });
+    }
+    let words = crate::ops::matvec::int8_words(s.n_heads * s.head_dim);
+    crate::ops::expect(op, "xq", xq, crate::tensor::Elem::U32, words)
 }
 
 /// Storage buffers attention_decode.wgsl's split pass binds (step, q, caches, out, partials,
@@ -237,34 +268,8 @@ pub fn attention_decode_x8(
     xq: &Tensor,
 ) -> Result<Vec<Dispatch>> {
     let s = check(q, k_cache, v_cache, out)?;
-    let cfg = DecodeConfig::pick(
-        gpu,
-        s.t * (s.n_heads / s.n_kv_heads),
-        s.head_dim,
-        s.n_kv_heads,
-        s.ctx,
-    );
-    if !supports_x8(gpu, s.t, s.n_heads, s.n_kv_heads, s.head_dim, s.ctx) {
-        return Err(EngineError::Shape {
-            op: "attention_decode_x8",
-            detail: format!(
-                "T = {}, head_dim {}: needs one token and head_dim a multiple of 32, at most {} \
-                 with {} rows per block",
-                s.t,
-                s.head_dim,
-                QX_QUADS * 4 / cfg.rows(),
-                cfg.rows()
-            ),
-        });
-    }
-    let words = crate::ops::matvec::int8_words(s.n_heads * s.head_dim);
-    crate::ops::expect(
-        "attention_decode_x8",
-        "xq",
-        xq,
-        crate::tensor::Elem::U32,
-        words,
-    )?;
+    let cfg = picked(gpu, &s);
+    check_x8(&s, &cfg, xq)?;
     decode_dispatches(gpu, q, k_cache, v_cache, step, out, Some(xq), None, cfg)
 }
 
@@ -290,7 +295,7 @@ impl FusedRope<'_> {
         }
     }
 
-    fn check(&self, s: &crate::ops::attention::Shapes) -> Result<()> {
+    fn check(&self, s: &Shapes) -> Result<()> {
         let op = "attention_decode (fused rope)";
         if !rope_fusable(s.t, s.head_dim) {
             return Err(EngineError::Shape {
@@ -333,14 +338,17 @@ pub fn attention_decode_rope(
     rope: &FusedRope<'_>,
 ) -> Result<Vec<Dispatch>> {
     let s = check(q, k_cache, v_cache, out)?;
-    let cfg = DecodeConfig::pick(
+    attention_decode_rope_with(
         gpu,
-        s.t * (s.n_heads / s.n_kv_heads),
-        s.head_dim,
-        s.n_kv_heads,
-        s.ctx,
-    );
-    attention_decode_rope_with(gpu, q, k_cache, v_cache, step, out, xq, rope, cfg)
+        q,
+        k_cache,
+        v_cache,
+        step,
+        out,
+        xq,
+        rope,
+        picked(gpu, &s),
+    )
 }
 
 /// `attention_decode_rope` with an explicit configuration (op tests).
@@ -359,20 +367,7 @@ pub fn attention_decode_rope_with(
     let s = check(q, k_cache, v_cache, out)?;
     rope.check(&s)?;
     if let Some(xq) = xq {
-        if !supports_x8(gpu, s.t, s.n_heads, s.n_kv_heads, s.head_dim, s.ctx) {
-            return Err(EngineError::Shape {
-                op: "attention_decode_x8",
-                detail: format!("head_dim {}: its output cannot be quantised", s.head_dim),
-            });
-        }
-        let words = crate::ops::matvec::int8_words(s.n_heads * s.head_dim);
-        crate::ops::expect(
-            "attention_decode_x8",
-            "xq",
-            xq,
-            crate::tensor::Elem::U32,
-            words,
-        )?;
+        check_x8(&s, &cfg, xq)?;
     }
     decode_dispatches(gpu, q, k_cache, v_cache, step, out, xq, Some(rope), cfg)
 }

@@ -378,24 +378,15 @@ pub fn to_int8_with(
     xq: &Tensor,
     reduction: Reduction,
 ) -> Result<Dispatch> {
+    // (op, the inputs with their names, eps): one row of K values each.
     let (op, inputs, eps) = match input {
-        X8Input::Plain(x) => ("quantize_x8", vec![x], 0.0),
-        X8Input::RmsNorm { x, w, eps } => ("rmsnorm_x8", vec![x, w], eps),
-        X8Input::SiluMul { gate, up } => ("silu_mul_x8", vec![gate, up], 0.0),
+        X8Input::Plain(x) => ("quantize_x8", vec![("x", x)], 0.0),
+        X8Input::RmsNorm { x, w, eps } => ("rmsnorm_x8", vec![("x", x), ("w", w)], eps),
+        X8Input::SiluMul { gate, up } => ("silu_mul_x8", vec![("gate", gate), ("up", up)], 0.0),
     };
-    let k = one_row_k(
-        op,
-        if op == "silu_mul_x8" { "gate" } else { "x" },
-        inputs[0],
-    )?;
-    if let Some(second) = inputs.get(1) {
-        expect(
-            op,
-            if op == "silu_mul_x8" { "up" } else { "w" },
-            second,
-            Elem::F32,
-            k,
-        )?;
+    let k = one_row_k(op, inputs[0].0, inputs[0].1)?;
+    for &(name, t) in &inputs[1..] {
+        expect(op, name, t, Elem::F32, k)?;
     }
     expect(op, "xq", xq, Elem::U32, int8_words(k))?;
     if reduction == Reduction::Subgroup && x8_reduction(gpu) != Reduction::Subgroup {
@@ -404,10 +395,9 @@ pub fn to_int8_with(
             "subgroup variant: the device's subgroups do not fit".into(),
         ));
     }
-    let (lanes, workgroups) = if op == "rmsnorm_x8" {
-        (rmsnorm_lanes(gpu, k), 1)
-    } else {
-        (QX_WG, (k / 4).div_ceil(QX_WG))
+    let (lanes, workgroups) = match input {
+        X8Input::RmsNorm { .. } => (rmsnorm_lanes(gpu, k), 1),
+        _ => (QX_WG, (k / 4).div_ceil(QX_WG)),
     };
     let shader = match reduction {
         Reduction::Subgroup => &wgllama_shaders::QUANTIZE_X8_SG,
@@ -420,8 +410,8 @@ pub fn to_int8_with(
         _pad: [0; 2],
     };
     let u = gpu.uniform("quantize_x8.params", &params);
-    let mut buffers = vec![&u, &inputs[0].buffer, &xq.buffer];
-    if let Some(second) = inputs.get(1) {
+    let mut buffers = vec![&u, &inputs[0].1.buffer, &xq.buffer];
+    if let Some((_, second)) = inputs.get(1) {
         buffers.push(&second.buffer);
     }
     let bind_group = gpu.bind(op, &pipeline, &buffers);
