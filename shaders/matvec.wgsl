@@ -11,7 +11,9 @@
 // gate and the same rows of up). Its lanes stride over a row's *units* (a fixed run of
 // values per weight type, one 16-byte quant load), consecutive lanes on consecutive units so
 // each load instruction reads contiguous bytes; a lane loads the x values of its unit once
-// and uses them for all the workgroup's rows. Every weight type has its own inner loop (no
+// and uses them for all the workgroup's rows. (The *_sgr entry points instead give each
+// subgroup its own R rows: its LPR lanes stride over them and subgroupAdd alone sums them, no
+// workgroup memory and no barrier; a workgroup then owns R * WG / LPR rows.) Every weight type has its own inner loop (no
 // generic 16-value decoder) except Q4_0, Q5_0, Q5_K and float rows that are not whole
 // 16-value chunks, which take `gen_rows` over quant.wgsl's chunk decoders.
 //
@@ -46,6 +48,9 @@ struct Params {
 @group(0) @binding(8) var<storage, read> xq: array<vec4<u32>>;
 
 override WG: u32 = 64u;          // lanes per workgroup, a power of two <= MAX_WG
+// Lanes that share a row (`lid` of the row loops counts them): WG, or the subgroup size where
+// each subgroup owns its own rows (matvec_reduce_sg.wgsl's *_sgr entry points).
+override LPR: u32 = 64u;
 override DT0: u32 = 12u;         // ggml type of weight 0 (DT_* in quant.wgsl)
 override DT1: u32 = 12u;
 override DT2: u32 = 12u;
@@ -146,12 +151,12 @@ fn q4k_rows(rs: Rows, lid: u32) -> Acc {
     var acc: Acc;
     let bpr = p.k / 256u;
     let units = bpr * 8u;
-    for (var u0 = lid; u0 < units; u0 = u0 + WG * UNROLL) {
+    for (var u0 = lid; u0 < units; u0 = u0 + LPR * UNROLL) {
         for (var e = 0u; e < UNROLL; e = e + 1u) {
-            // Unit u0 + e WG; past the row's end a lane re-reads the last unit with x taken as 0.
-            let ok = u0 + e * WG < units;
-            let u = min(u0 + e * WG, units - 1u);
-            // WG is a multiple of 8, so a lane's unit within its block is lid % 8 (also for a
+            // Unit u0 + e LPR; past the row's end a lane re-reads the last unit with x taken as 0.
+            let ok = u0 + e * LPR < units;
+            let u = min(u0 + e * LPR, units - 1u);
+            // LPR is a multiple of 8, so a lane's unit within its block is lid % 8 (also for a
             // clamped tail unit, which stays inside the last block).
             let bi = u >> 3u;
             let j = lid & 7u;
@@ -221,11 +226,11 @@ fn q6k_rows(rs: Rows, lid: u32) -> Acc {
     var acc: Acc;
     let bpr = p.k / 256u;
     let units = bpr * 4u;
-    for (var u0 = lid; u0 < units; u0 = u0 + WG * UNROLL) {
+    for (var u0 = lid; u0 < units; u0 = u0 + LPR * UNROLL) {
         for (var e = 0u; e < UNROLL; e = e + 1u) {
-            // Unit u0 + e WG; past the row's end a lane re-reads the last unit with x taken as 0.
-            let ok = u0 + e * WG < units;
-            let u = min(u0 + e * WG, units - 1u);
+            // Unit u0 + e LPR; past the row's end a lane re-reads the last unit with x taken as 0.
+            let ok = u0 + e * LPR < units;
+            let u = min(u0 + e * LPR, units - 1u);
             let bi = u >> 2u;
             let h = (lid >> 1u) & 1u;
             let l = lid & 1u;
@@ -280,11 +285,11 @@ fn q8_0_rows(rs: Rows, lid: u32) -> Acc {
     var acc: Acc;
     let bpr = p.k / 32u;
     let units = bpr * 2u;
-    for (var u0 = lid; u0 < units; u0 = u0 + WG * UNROLL) {
+    for (var u0 = lid; u0 < units; u0 = u0 + LPR * UNROLL) {
         for (var e = 0u; e < UNROLL; e = e + 1u) {
-            // Unit u0 + e WG; past the row's end a lane re-reads the last unit with x taken as 0.
-            let ok = u0 + e * WG < units;
-            let u = min(u0 + e * WG, units - 1u);
+            // Unit u0 + e LPR; past the row's end a lane re-reads the last unit with x taken as 0.
+            let ok = u0 + e * LPR < units;
+            let u = min(u0 + e * LPR, units - 1u);
             let xi = u * 4u;
             let x0 = xl(xi, ok);
             let x1 = xl(xi + 1u, ok);
@@ -308,10 +313,10 @@ fn q8_0_rows(rs: Rows, lid: u32) -> Acc {
 fn f32_rows(rs: Rows, lid: u32) -> Acc {
     var acc: Acc;
     let units = p.k / 4u;
-    for (var u0 = lid; u0 < units; u0 = u0 + WG * UNROLL) {
+    for (var u0 = lid; u0 < units; u0 = u0 + LPR * UNROLL) {
         for (var e = 0u; e < UNROLL; e = e + 1u) {
-            let u = min(u0 + e * WG, units - 1u);
-            let xv = xl(u, u0 + e * WG < units);
+            let u = min(u0 + e * LPR, units - 1u);
+            let xv = xl(u, u0 + e * LPR < units);
             for (var r = 0u; r < RL; r = r + 1u) {
                 let v = wld(slot_of(rs, r), row_of(rs, r) * units + u);
                 acc[r] = acc[r] + xv * bitcast<vec4<f32>>(v);
@@ -324,10 +329,10 @@ fn f32_rows(rs: Rows, lid: u32) -> Acc {
 fn f16_rows(rs: Rows, lid: u32) -> Acc {
     var acc: Acc;
     let units = p.k / 8u;
-    for (var u0 = lid; u0 < units; u0 = u0 + WG * UNROLL) {
+    for (var u0 = lid; u0 < units; u0 = u0 + LPR * UNROLL) {
         for (var e = 0u; e < UNROLL; e = e + 1u) {
-            let ok = u0 + e * WG < units;
-            let u = min(u0 + e * WG, units - 1u);
+            let ok = u0 + e * LPR < units;
+            let u = min(u0 + e * LPR, units - 1u);
             let x0 = xl(2u * u, ok);
             let x1 = xl(2u * u + 1u, ok);
             for (var r = 0u; r < RL; r = r + 1u) {
@@ -343,10 +348,10 @@ fn f16_rows(rs: Rows, lid: u32) -> Acc {
 fn bf16_rows(rs: Rows, lid: u32) -> Acc {
     var acc: Acc;
     let units = p.k / 8u;
-    for (var u0 = lid; u0 < units; u0 = u0 + WG * UNROLL) {
+    for (var u0 = lid; u0 < units; u0 = u0 + LPR * UNROLL) {
         for (var e = 0u; e < UNROLL; e = e + 1u) {
-            let ok = u0 + e * WG < units;
-            let u = min(u0 + e * WG, units - 1u);
+            let ok = u0 + e * LPR < units;
+            let u = min(u0 + e * LPR, units - 1u);
             let x0 = xl(2u * u, ok);
             let x1 = xl(2u * u + 1u, ok);
             for (var r = 0u; r < RL; r = r + 1u) {
@@ -389,10 +394,10 @@ fn q4k8_rows(rs: Rows, lid: u32) -> Acc {
     let bpr = p.k / 256u;
     let units = bpr * 8u;
     let m4 = vec4<u32>(0x0f0f0f0fu);
-    for (var u0 = lid; u0 < units; u0 = u0 + WG * UNROLL) {
+    for (var u0 = lid; u0 < units; u0 = u0 + LPR * UNROLL) {
         for (var e = 0u; e < UNROLL; e = e + 1u) {
-            let ok = u0 + e * WG < units;
-            let u = min(u0 + e * WG, units - 1u);
+            let ok = u0 + e * LPR < units;
+            let u = min(u0 + e * LPR, units - 1u);
             let bi = u >> 3u;
             let j = lid & 7u;
             let g = j >> 1u;
@@ -437,7 +442,7 @@ fn q6k8_rows(rs: Rows, lid: u32) -> Acc {
     var acc: Acc;
     let bpr = p.k / 256u;
     let units = bpr * 8u;
-    let m = lid & 7u;   // WG is a multiple of 8: a lane's unit within its block
+    let m = lid & 7u;   // LPR is a multiple of 8: a lane's unit within its block
     let h = m >> 2u;
     let a = (m >> 1u) & 1u;
     let m4 = vec4<u32>(0x0f0f0f0fu);
@@ -445,10 +450,10 @@ fn q6k8_rows(rs: Rows, lid: u32) -> Acc {
     let up = vec4<u32>(4u - 2u * a);  // qh bits 2a, 2a + 1 -> 4, 5 (group a)
     let dn = vec4<u32>(2u * a);       // qh bits 2a + 4, 2a + 5 -> 4, 5 (group a + 2)
     let bsh = 8u * (m & 3u);          // scale bytes 8h + (m % 4) and + 4: byte m % 4 of words 2h, 2h + 1
-    for (var u0 = lid; u0 < units; u0 = u0 + WG * UNROLL) {
+    for (var u0 = lid; u0 < units; u0 = u0 + LPR * UNROLL) {
         for (var e = 0u; e < UNROLL; e = e + 1u) {
-            let ok = u0 + e * WG < units;
-            let u = min(u0 + e * WG, units - 1u);
+            let ok = u0 + e * LPR < units;
+            let u = min(u0 + e * LPR, units - 1u);
             let bi = u >> 3u;
             // 16-value runs of x of groups a and a + 2: 256 bi + 128 h + 32 t + 16 l.
             let c = bi * 16u + h * 8u + (m & 3u);
@@ -482,10 +487,10 @@ fn q8_08_rows(rs: Rows, lid: u32) -> Acc {
     var acc: Acc;
     let bpr = p.k / 32u;
     let units = bpr * 2u;
-    for (var u0 = lid; u0 < units; u0 = u0 + WG * UNROLL) {
+    for (var u0 = lid; u0 < units; u0 = u0 + LPR * UNROLL) {
         for (var e = 0u; e < UNROLL; e = e + 1u) {
-            let ok = u0 + e * WG < units;
-            let u = min(u0 + e * WG, units - 1u);
+            let ok = u0 + e * LPR < units;
+            let u = min(u0 + e * LPR, units - 1u);
             let xv = xq[u];
             let dx = select(0.0, xq_d(u >> 1u), ok);
             for (var r = 0u; r < RL; r = r + 1u) {
@@ -572,7 +577,7 @@ fn x_chunk(c: u32) -> Chunk {
 fn gen_rows(dt: u32, rs: Rows, lid: u32) -> Acc {
     var acc: Acc;
     let chunks = (p.k + 15u) / 16u;
-    for (var c = lid; c < chunks; c = c + WG) {
+    for (var c = lid; c < chunks; c = c + LPR) {
         let xv = x_chunk(c);
         for (var r = 0u; r < RL; r = r + 1u) {
             let v = gen_chunk(slot_of(rs, r), dt, row_of(rs, r), c);
@@ -618,12 +623,273 @@ fn rows_dot(dt: u32, rs: Rows, lid: u32) -> Acc {
     }
 }
 
+// ---- flat single-row loops (the subgroup-rows entries with R = 1) ----------------------------
+// The loops above keep R rows' partial sums in arrays indexed by the row loop, which the H100's
+// compiler leaves slow (R = 2 ran at half the bandwidth of R = 1, and R = 1 itself gained
+// 14-19% when flat). These hold one row in plain variables, and the UNROLL units of a step are
+// all loaded before any is used. A unit past the row's end reads the last unit with x's scale
+// (or x) taken as 0. One load helper and one unit helper per type; units as above.
+
+struct Q4K8Unit {
+    hdr: vec4<u32>,  // the block's d, dmin, scales
+    q: vec4<u32>,    // the unit's quant word (low nibbles: x run xa, high: xb)
+    xa: vec4<u32>,
+    xb: vec4<u32>,
+    dx: vec2<f32>,   // x's scales of the two runs
+    xs: vec2<f32>,   // x's exact sums over the two runs
+}
+
+fn q4k8_load(s: u32, row: u32, u0: u32, j: u32) -> Q4K8Unit {
+    let bpr = p.k / 256u;
+    let ok = u0 < bpr * 8u;
+    let bi = min(u0, bpr * 8u - 1u) >> 3u;
+    let c = bi * 16u + (j >> 1u) * 4u + (j & 1u);
+    let blk = row * bpr + bi;
+    return Q4K8Unit(wld(s, 9u * blk), wld(s, 9u * blk + 1u + j), xq[c], xq[c + 2u],
+                    select(vec2<f32>(0.0), vec2<f32>(xq_d(c >> 1u), xq_d((c + 2u) >> 1u)), ok),
+                    select(vec2<f32>(0.0), vec2<f32>(xq_sum(c), xq_sum(c + 2u)), ok));
+}
+
+fn q4k8_unit(t: Q4K8Unit, j: u32) -> f32 {
+    let m4 = vec4<u32>(0x0f0f0f0fu);
+    let g = j >> 1u;
+    let hi_g = g >= 2u;
+    let sh = (g & 1u) * 16u;
+    let scw = select(t.hdr.y & 0x3f3f3f3fu, (t.hdr.w & 0x0f0f0f0fu) | ((t.hdr.y >> 2u) & 0x30303030u), hi_g);
+    let mw = select(t.hdr.z & 0x3f3f3f3fu, ((t.hdr.w >> 4u) & 0x0f0f0f0fu) | ((t.hdr.z >> 2u) & 0x30303030u), hi_g);
+    let dm = unpack2x16float(t.hdr.x);
+    let sc = vec2<f32>(vec2<u32>(scw >> sh, scw >> (sh + 8u)) & vec2<u32>(255u)) * dm.x;
+    let mn = vec2<f32>(vec2<u32>(mw >> sh, mw >> (sh + 8u)) & vec2<u32>(255u)) * dm.y;
+    let sums = vec2<f32>(f32(dot16(t.q & m4, t.xa)), f32(dot16((t.q >> vec4<u32>(4u)) & m4, t.xb)));
+    return dot(sc * t.dx, sums) - dot(mn, t.xs);
+}
+
+fn q4k8_flat(s: u32, row: u32, lid: u32) -> f32 {
+    let units = (p.k / 256u) * 8u;
+    let j = lid & 7u;
+    var acc = vec4<f32>(0.0);
+    for (var u0 = lid; u0 < units; u0 = u0 + LPR * UNROLL) {
+        let t0 = q4k8_load(s, row, u0, j);
+        var t1 = t0;
+        var t2 = t0;
+        var t3 = t0;
+        if (UNROLL > 1u) {
+            t1 = q4k8_load(s, row, u0 + LPR, j);
+        }
+        if (UNROLL > 2u) {
+            t2 = q4k8_load(s, row, u0 + 2u * LPR, j);
+            t3 = q4k8_load(s, row, u0 + 3u * LPR, j);
+        }
+        acc.x = acc.x + q4k8_unit(t0, j);
+        if (UNROLL > 1u) {
+            acc.y = acc.y + q4k8_unit(t1, j);
+        }
+        if (UNROLL > 2u) {
+            acc.z = acc.z + q4k8_unit(t2, j);
+            acc.w = acc.w + q4k8_unit(t3, j);
+        }
+    }
+    return hsum(acc);
+}
+
+struct Q6K8Unit {
+    ql: vec4<u32>,
+    qh: vec4<u32>,
+    sv: vec4<u32>,   // the block's 16 scale bytes
+    d: f32,
+    xa: vec4<u32>,
+    xb: vec4<u32>,
+    dx: vec2<f32>,
+}
+
+fn q6k8_load(s: u32, row: u32, u0: u32, m: u32) -> Q6K8Unit {
+    let bpr = p.k / 256u;
+    let ok = u0 < bpr * 8u;
+    let bi = min(u0, bpr * 8u - 1u) >> 3u;
+    let h = m >> 2u;
+    let c = bi * 16u + h * 8u + (m & 3u);
+    let blk = row * bpr + bi;
+    let base = 13u * blk;
+    return Q6K8Unit(wld(s, base + m), wld(s, base + 8u + 2u * h + (m & 1u)), wld(s, base + 12u),
+                    wf16(s, 52u * p.nb[s], blk), xq[c], xq[c + 4u],
+                    select(vec2<f32>(0.0), vec2<f32>(xq_d(c >> 1u), xq_d((c + 4u) >> 1u)), ok));
+}
+
+fn q6k8_unit(t: Q6K8Unit, m: u32) -> f32 {
+    let h = m >> 2u;
+    let a = (m >> 1u) & 1u;
+    let m4 = vec4<u32>(0x0f0f0f0fu);
+    let m2 = vec4<u32>(0x30303030u);
+    let bsh = 8u * (m & 3u);
+    let ones = vec4<u32>(0x01010101u);
+    let xs = 32 * vec2<i32>(dot16(ones, t.xa), dot16(ones, t.xb));
+    let s0 = extractBits(bitcast<i32>(select(t.sv.x, t.sv.z, h == 1u)), bsh, 8u);
+    let s1 = extractBits(bitcast<i32>(select(t.sv.y, t.sv.w, h == 1u)), bsh, 8u);
+    let lo = (t.ql & m4) | ((t.qh << vec4<u32>(4u - 2u * a)) & m2);
+    let hi = ((t.ql >> vec4<u32>(4u)) & m4) | ((t.qh >> vec4<u32>(2u * a)) & m2);
+    let sums = vec2<f32>(vec2<i32>(dot16(lo, t.xa), dot16(hi, t.xb)) - xs);
+    return dot(t.d * vec2<f32>(f32(s0), f32(s1)), t.dx * sums);
+}
+
+fn q6k8_flat(s: u32, row: u32, lid: u32) -> f32 {
+    let units = (p.k / 256u) * 8u;
+    let m = lid & 7u;
+    var acc = vec4<f32>(0.0);
+    for (var u0 = lid; u0 < units; u0 = u0 + LPR * UNROLL) {
+        let t0 = q6k8_load(s, row, u0, m);
+        var t1 = t0;
+        var t2 = t0;
+        var t3 = t0;
+        if (UNROLL > 1u) {
+            t1 = q6k8_load(s, row, u0 + LPR, m);
+        }
+        if (UNROLL > 2u) {
+            t2 = q6k8_load(s, row, u0 + 2u * LPR, m);
+            t3 = q6k8_load(s, row, u0 + 3u * LPR, m);
+        }
+        acc.x = acc.x + q6k8_unit(t0, m);
+        if (UNROLL > 1u) {
+            acc.y = acc.y + q6k8_unit(t1, m);
+        }
+        if (UNROLL > 2u) {
+            acc.z = acc.z + q6k8_unit(t2, m);
+            acc.w = acc.w + q6k8_unit(t3, m);
+        }
+    }
+    return hsum(acc);
+}
+
+struct Q808Unit {
+    q: vec4<u32>,
+    d: f32,
+    xv: vec4<u32>,
+    dx: f32,
+}
+
+fn q808_load(s: u32, row: u32, u0: u32, lid: u32) -> Q808Unit {
+    let bpr = p.k / 32u;
+    let u = min(u0, bpr * 2u - 1u);
+    let blk = row * bpr + (u >> 1u);
+    return Q808Unit(wld(s, 2u * blk + (lid & 1u)), wf16(s, 8u * p.nb[s], blk), xq[u],
+                    select(0.0, xq_d(u >> 1u), u0 < bpr * 2u));
+}
+
+fn q808_unit(t: Q808Unit) -> f32 {
+    return t.d * t.dx * f32(dot16(t.q, t.xv));
+}
+
+fn q808_flat(s: u32, row: u32, lid: u32) -> f32 {
+    let units = (p.k / 32u) * 2u;
+    var acc = vec4<f32>(0.0);
+    for (var u0 = lid; u0 < units; u0 = u0 + LPR * UNROLL) {
+        let t0 = q808_load(s, row, u0, lid);
+        var t1 = t0;
+        var t2 = t0;
+        var t3 = t0;
+        if (UNROLL > 1u) {
+            t1 = q808_load(s, row, u0 + LPR, lid);
+        }
+        if (UNROLL > 2u) {
+            t2 = q808_load(s, row, u0 + 2u * LPR, lid);
+            t3 = q808_load(s, row, u0 + 3u * LPR, lid);
+        }
+        acc.x = acc.x + q808_unit(t0);
+        if (UNROLL > 1u) {
+            acc.y = acc.y + q808_unit(t1);
+        }
+        if (UNROLL > 2u) {
+            acc.z = acc.z + q808_unit(t2);
+            acc.w = acc.w + q808_unit(t3);
+        }
+    }
+    return hsum(acc);
+}
+
+// F16 and BF16 rows of whole 16-value chunks: a unit is one vec4 of 8 weights.
+struct HalfUnit {
+    w: vec4<u32>,
+    x0: vec4<f32>,
+    x1: vec4<f32>,
+}
+
+fn half_load(s: u32, row: u32, u0: u32) -> HalfUnit {
+    let units = p.k / 8u;
+    let ok = u0 < units;
+    let u = min(u0, units - 1u);
+    return HalfUnit(wld(s, row * units + u), xl(2u * u, ok), xl(2u * u + 1u, ok));
+}
+
+fn half_unit(t: HalfUnit, bf: bool) -> vec4<f32> {
+    if (bf) {
+        return t.x0 * vec4<f32>(bf16x2(t.w.x), bf16x2(t.w.y)) + t.x1 * vec4<f32>(bf16x2(t.w.z), bf16x2(t.w.w));
+    }
+    return t.x0 * vec4<f32>(unpack2x16float(t.w.x), unpack2x16float(t.w.y))
+         + t.x1 * vec4<f32>(unpack2x16float(t.w.z), unpack2x16float(t.w.w));
+}
+
+fn half_flat(s: u32, row: u32, lid: u32, bf: bool) -> f32 {
+    let units = p.k / 8u;
+    var acc = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    for (var u0 = lid; u0 < units; u0 = u0 + LPR * UNROLL) {
+        let t0 = half_load(s, row, u0);
+        var t1 = t0;
+        var t2 = t0;
+        var t3 = t0;
+        if (UNROLL > 1u) {
+            t1 = half_load(s, row, u0 + LPR);
+        }
+        if (UNROLL > 2u) {
+            t2 = half_load(s, row, u0 + 2u * LPR);
+            t3 = half_load(s, row, u0 + 3u * LPR);
+        }
+        acc = acc + half_unit(t0, bf);
+        if (UNROLL > 1u) {
+            acc1 = acc1 + half_unit(t1, bf);
+        }
+        if (UNROLL > 2u) {
+            acc = acc + half_unit(t2, bf);
+            acc1 = acc1 + half_unit(t3, bf);
+        }
+    }
+    return hsum(acc + acc1);
+}
+
+// Whether `row_flat` has a loop for weights of type dt (else the row loops above serve).
+fn has_flat(dt: u32) -> bool {
+    if (XQ) {
+        return true;  // Q4_K, Q6_K, Q8_0: the host allows no other type with int8 x
+    }
+    return VEC_K && (dt == DT_F16 || dt == DT_BF16);
+}
+
+// The dot product of row `row` of weight s (type dt, has_flat) with x over this lane's units.
+fn row_flat(s: u32, dt: u32, row: u32, lid: u32) -> f32 {
+    if (XQ) {
+        switch (dt) {
+            case DT_Q4_K: { return q4k8_flat(s, row, lid); }
+            case DT_Q6_K: { return q6k8_flat(s, row, lid); }
+            default: { return q808_flat(s, row, lid); }
+        }
+    }
+    return half_flat(s, row, lid, dt == DT_BF16);
+}
+
 fn store(s: u32, i: u32, v: f32) {
     switch (s) {
         case 0u: { if (ACC) { y0[i] = y0[i] + v; } else { y0[i] = v; } }
         case 1u: { if (ACC) { y1[i] = y1[i] + v; } else { y1[i] = v; } }
         default: { if (ACC) { y2[i] = y2[i] + v; } else { y2[i] = v; } }
     }
+}
+
+// The weight slot workgroup `wg` works on, and its index among that weight's workgroups.
+fn slot_and_index(wg: u32) -> vec2<u32> {
+    var s = select(select(0u, 1u, wg >= p.wg1), 2u, wg >= p.wg2);
+    if (NW == 1u) {
+        s = 0u;
+    }
+    return vec2<u32>(s, wg - select(select(0u, p.wg1, s == 1u), p.wg2, s == 2u));
 }
 
 fn matvec_main(wg: u32, lanes: Lanes) {
@@ -633,11 +899,9 @@ fn matvec_main(wg: u32, lanes: Lanes) {
     }
     // One call site for every weight: the weight's type and binding are workgroup-uniform
     // runtime choices (a uniform branch), the row counts constants.
-    var s = select(select(0u, 1u, wg >= p.wg1), 2u, wg >= p.wg2);
-    if (NW == 1u) {
-        s = 0u;
-    }
-    let row0 = (wg - select(select(0u, p.wg1, s == 1u), p.wg2, s == 2u)) * R;
+    let si = slot_and_index(wg);
+    let s = si.x;
+    let row0 = si.y * R;
     let acc = rows_dot(dt_of(s), Rows(s, s, row0, row0), lanes.lid);
     let total = reduce_rows(acc, lanes);
     if (lanes.lid < R && row0 + lanes.lid < p.n[s]) {

@@ -191,8 +191,34 @@ fn reduction(gpu: &Gpu) -> Reduction {
 }
 
 /// Sweep variants: lanes x rows x unroll (x Q4_K offset, x int8 activations for the types
-/// that have them).
-fn sweep_variants(gpu: &Gpu, dtype: DType, rows: &[u32]) -> Vec<MatvecKernel> {
+/// that have them). With SGR=1 (env): the default pick, then subgroup-rows variants only
+/// (int8 activations for the quantised types).
+fn sweep_variants(gpu: &Gpu, dtype: DType, rows: &[u32], k: usize) -> Vec<MatvecKernel> {
+    let quant = matches!(dtype, DType::Q4K | DType::Q6K | DType::Q8_0);
+    if std::env::var("SGR").is_ok_and(|v| v == "1") {
+        let base = if quant {
+            MatvecKernel::pick_int8(gpu, dtype, k)
+        } else {
+            MatvecKernel::pick(gpu, dtype, k)
+        };
+        let mut v = vec![base];
+        if MatvecKernel::subgroup_rows_size(gpu).is_some() {
+            for unroll in [1, 2, 4] {
+                for lanes in [32, 64, 128, 256] {
+                    for r in [1, 2] {
+                        v.push(MatvecKernel {
+                            lanes,
+                            rows: r,
+                            unroll,
+                            subgroup_rows: true,
+                            ..base
+                        });
+                    }
+                }
+            }
+        }
+        return v;
+    }
     // (q4k_offset, int8_x)
     let modes: &[(bool, bool)] = match dtype {
         DType::Q4K => &[(false, false), (true, false), (false, true)],
@@ -211,6 +237,7 @@ fn sweep_variants(gpu: &Gpu, dtype: DType, rows: &[u32]) -> Vec<MatvecKernel> {
                         unroll,
                         q4k_offset,
                         int8_x,
+                        subgroup_rows: false,
                     });
                 }
             }
@@ -222,7 +249,7 @@ fn sweep_variants(gpu: &Gpu, dtype: DType, rows: &[u32]) -> Vec<MatvecKernel> {
 /// "lanes x rows", "u2" if unrolled, "o" for the Q4_K offset variant, "i8" for int8 x.
 fn tag(kn: &MatvecKernel) -> String {
     format!(
-        "{}x{}{}{}{}",
+        "{}x{}{}{}{}{}",
         kn.lanes,
         kn.rows,
         if kn.unroll > 1 {
@@ -231,7 +258,8 @@ fn tag(kn: &MatvecKernel) -> String {
             String::new()
         },
         if kn.q4k_offset { "o" } else { "" },
-        if kn.int8_x { "i8" } else { "" }
+        if kn.int8_x { "i8" } else { "" },
+        if kn.subgroup_rows { "s" } else { "" }
     )
 }
 
@@ -269,7 +297,7 @@ fn sweep(gpu: &Gpu, pool: &mut Pool, scale: usize, best: &mut Best) -> Result<()
             let (x, xq) = inputs(gpu, k)?;
             let y = gpu.zeros_f32("y", &[1, n])?;
             let mut variants = Vec::new();
-            for kn in sweep_variants(gpu, dtype, &[1, 2, 4]) {
+            for kn in sweep_variants(gpu, dtype, &[1, 2, 4], k) {
                 let xin = if kn.int8_x { &xq } else { &x };
                 variants.push((kn, matvec_multi_with(gpu, xin, &[&w], &[&y], false, kn)?));
             }
@@ -297,7 +325,9 @@ fn sweep(gpu: &Gpu, pool: &mut Pool, scale: usize, best: &mut Best) -> Result<()
                     );
                 }
             }
-            best.insert((dtype.name(), n, k), variants[top[0].1].0);
+            if let Some((kn, _)) = variants.get(top[0].1) {
+                best.insert((dtype.name(), n, k), *kn);
+            }
         }
     }
     println!("== sweep totals (sum of us over all shapes, best 8 per type)");
@@ -490,7 +520,7 @@ fn layer(gpu: &Gpu, pool: &mut Pool, m: &Model, dtype: DType, scale: usize) -> R
     };
     let mut multis = Vec::new();
     let mut glus = Vec::new();
-    for kn in sweep_variants(gpu, DType::F16, &[1, 2, 4]) {
+    for kn in sweep_variants(gpu, DType::F16, &[1, 2, 4], d) {
         multis.push((
             kn,
             matvec_multi_with(gpu, &h, &[&wq, &wk, &wv], &[&q, &k, &v], false, kn)?,

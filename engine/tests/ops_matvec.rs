@@ -32,22 +32,46 @@ fn check(case: &str, got: &[f32], want: &[f32]) {
     assert_close_scaled(case, got, want, TOL);
 }
 
-fn kernel(reduction: Reduction, lanes: u32, rows: u32, unroll: u32) -> MatvecKernel {
+/// How a kernel variant sums a row: the workgroup-memory tree, subgroupAdd over the workgroup,
+/// or each subgroup on rows of its own.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    Workgroup,
+    Subgroup,
+    SubgroupRows,
+}
+
+/// A variant of `mode`; with subgroup rows, at least one whole subgroup of lanes.
+fn kernel(mode: Mode, lanes: u32, rows: u32, unroll: u32) -> MatvecKernel {
+    let sg = MatvecKernel::subgroup_rows_size(test_gpu()).unwrap_or(8);
     MatvecKernel {
-        lanes,
+        lanes: if mode == Mode::SubgroupRows {
+            lanes.max(sg)
+        } else {
+            lanes
+        },
         rows,
-        reduction,
+        reduction: if mode == Mode::Workgroup {
+            Reduction::Workgroup
+        } else {
+            Reduction::Subgroup
+        },
         unroll,
         q4k_offset: false,
         int8_x: false,
+        subgroup_rows: mode == Mode::SubgroupRows,
     }
 }
 
-/// The reductions to test: the workgroup-memory tree always, subgroups where the device has them.
-fn reductions() -> Vec<Reduction> {
-    let mut r = vec![Reduction::Workgroup];
+/// The modes to test: the workgroup-memory tree always, subgroups where the device has them,
+/// subgroup rows where its subgroup size is fixed.
+fn reductions() -> Vec<Mode> {
+    let mut r = vec![Mode::Workgroup];
     if test_gpu().caps.subgroups {
-        r.push(Reduction::Subgroup);
+        r.push(Mode::Subgroup);
+    }
+    if MatvecKernel::subgroup_rows_size(test_gpu()).is_some() {
+        r.push(Mode::SubgroupRows);
     }
     r
 }
@@ -213,6 +237,23 @@ fn matvec_q5_k() {
     all_paths(DType::Q5K);
 }
 
+/// Subgroup rows with one row per subgroup take the flat loops (F16, BF16; Q4_K, Q6_K, Q8_0
+/// with int8 x in `matvec_int8_types`): every row length, unrolled by 1, 2 and 4, N not a
+/// multiple of the workgroup's rows.
+#[test]
+fn matvec_flat_rows() {
+    if !reductions().contains(&Mode::SubgroupRows) {
+        return;
+    }
+    for dtype in [DType::F16, DType::BF16] {
+        for (i, &k) in row_lengths(dtype).iter().enumerate() {
+            let unroll = [1, 2, 4][i % 3];
+            let kn = kernel(Mode::SubgroupRows, 64, 1, unroll);
+            check_multi(&[dtype], &[67], k, i == 1, Some(kn));
+        }
+    }
+}
+
 /// The Q4_K offset variant (16 + q, sum(x) removed per sub-block) within the same tolerance.
 #[test]
 fn matvec_q4_k_offset() {
@@ -368,7 +409,7 @@ fn matvec_rejects_bad_operands() {
     );
     shape_error(matvec_multi(gpu, &x, &[], &[]), &["1 to 3"]);
     // Variants: lanes, rows, unroll.
-    let wgk = |lanes, rows, unroll| kernel(Reduction::Workgroup, lanes, rows, unroll);
+    let wgk = |lanes, rows, unroll| kernel(Mode::Workgroup, lanes, rows, unroll);
     shape_error(
         matvec_multi_with(gpu, &x, &[&w], &[&y], false, wgk(48, 2, 1)),
         &["lanes"],
@@ -395,9 +436,28 @@ fn matvec_rejects_bad_operands() {
                 &[&w],
                 &[&y],
                 false,
-                kernel(Reduction::Subgroup, 32, 2, 1),
+                kernel(Mode::Subgroup, 32, 2, 1),
             ),
             &["subgroups"],
+        );
+    }
+    // Subgroup rows: not with the workgroup tree, and only whole subgroups of lanes.
+    let sgr = MatvecKernel {
+        subgroup_rows: true,
+        ..wgk(32, 1, 1)
+    };
+    shape_error(
+        matvec_multi_with(gpu, &x, &[&w], &[&y], false, sgr),
+        &["subgroup rows"],
+    );
+    if let Some(sg) = MatvecKernel::subgroup_rows_size(gpu).filter(|&sg| sg > 8) {
+        let few = MatvecKernel {
+            lanes: sg / 2,
+            ..kernel(Mode::SubgroupRows, sg, 1, 1)
+        };
+        shape_error(
+            matvec_glu_with(gpu, &x, &w, &w, &y, few),
+            &["subgroup rows"],
         );
     }
     let pick = MatvecKernel::pick(gpu, DType::Q4K, 4096);
@@ -490,7 +550,7 @@ fn check_int8(
     }
 }
 
-fn int8_kernel(reduction: Reduction, lanes: u32, rows: u32, unroll: u32) -> MatvecKernel {
+fn int8_kernel(reduction: Mode, lanes: u32, rows: u32, unroll: u32) -> MatvecKernel {
     MatvecKernel {
         int8_x: true,
         ..kernel(reduction, lanes, rows, unroll)
@@ -533,6 +593,14 @@ fn matvec_int8_types() {
                 false,
                 false,
                 Some(int8_kernel(reduction, 32, 8, 1)),
+            );
+            check_int8(
+                &[dtype],
+                &[77],
+                k0,
+                true,
+                false,
+                Some(int8_kernel(reduction, 128, 1, 2)),
             );
         }
     }

@@ -60,6 +60,10 @@ pub struct MatvecKernel {
     pub q4k_offset: bool,
     /// x is int8 blocks from `quantize_x8` (Q4_K, Q6_K and Q8_0 weights only).
     pub int8_x: bool,
+    /// Each subgroup owns `rows` rows of its own (summed by `subgroupAdd` alone, no barrier),
+    /// so a workgroup owns `rows * lanes / subgroup size`; else all lanes share the workgroup's
+    /// `rows`. Needs `Reduction::Subgroup` and a fixed subgroup size of at least 8 dividing `lanes`.
+    pub subgroup_rows: bool,
 }
 
 /// Most rows per workgroup (matvec.wgsl's MAX_R); `matvec_glu` computes twice its rows.
@@ -107,9 +111,20 @@ impl MatvecKernel {
         MatvecKernel::with_preferred(gpu, dtype, k, preferred(dtype), false)
     }
 
-    /// The default variant for int8 activations: `pick`'s rules with `preferred_int8`.
+    /// The default variant for int8 activations: a row per subgroup where the device's
+    /// subgroup size is fixed (`subgroup_rows_int8`), else `pick`'s rules with `preferred_int8`.
     pub fn pick_int8(gpu: &Gpu, dtype: DType, k: usize) -> MatvecKernel {
-        MatvecKernel::with_preferred(gpu, dtype, k, preferred_int8(k), true)
+        let shared = MatvecKernel::with_preferred(gpu, dtype, k, preferred_int8(k), true);
+        match (MatvecKernel::subgroup_rows_size(gpu), subgroup_rows_int8(dtype, k)) {
+            (Some(sg), Some((lanes, unroll))) => MatvecKernel {
+                lanes: lanes.max(sg),
+                rows: 1,
+                unroll,
+                subgroup_rows: true,
+                ..shared
+            },
+            _ => shared,
+        }
     }
 
     fn with_preferred(
@@ -136,7 +151,27 @@ impl MatvecKernel {
             unroll,
             q4k_offset: false,
             int8_x,
+            subgroup_rows: false,
         }
+    }
+
+    /// The fixed subgroup size, where subgroup rows are possible on `gpu` at all.
+    pub fn subgroup_rows_size(gpu: &Gpu) -> Option<u32> {
+        let (lo, hi) = gpu.caps.subgroup_size;
+        (gpu.caps.subgroups && lo == hi && lo >= 8 && lo <= MAX_LANES).then_some(lo)
+    }
+
+    /// Lanes that share one row: the subgroup size with `subgroup_rows`, else all of them.
+    fn row_lanes(&self, gpu: &Gpu) -> u32 {
+        match (self.subgroup_rows, MatvecKernel::subgroup_rows_size(gpu)) {
+            (true, Some(sg)) => sg,
+            _ => self.lanes,
+        }
+    }
+
+    /// Rows of each weight one workgroup computes.
+    fn rows_per_workgroup(&self, gpu: &Gpu) -> u32 {
+        self.rows * (self.lanes / self.row_lanes(gpu))
     }
 }
 
@@ -151,6 +186,21 @@ fn preferred_int8(k: usize) -> (u32, u32, u32) {
         (128, 1, 1)
     } else {
         (64, 1, 1)
+    }
+}
+
+/// (lanes, unroll) of the subgroup-rows variant with int8 activations (one row per
+/// subgroup), where it beats `preferred_int8`. H100 sweep of the seventh session
+/// (benches/results/2026-11-24-h100-s7/matvec-sgr/): Q4_K and Q6_K 128 lanes (4 subgroups)
+/// gained 5-30% on every decode shape of TinyLlama-1.1B and Llama-2-7B but K/V alone (N = 256)
+/// and Q6_K at K = 5632 (-4%); Q6_K likes two units per step. Q8_0 gained 0-10% at K <= 4096
+/// and lost 14-15% on longer rows.
+fn subgroup_rows_int8(dtype: DType, k: usize) -> Option<(u32, u32)> {
+    match dtype {
+        DType::Q4K => Some((128, 1)),
+        DType::Q6K => Some((128, 2)),
+        DType::Q8_0 if k <= 4096 => Some((128, 1)),
+        _ => None,
     }
 }
 
@@ -275,6 +325,7 @@ fn kernel_constants(
         unroll,
         q4k_offset,
         int8_x,
+        subgroup_rows,
     } = kernel;
     if !lanes.is_power_of_two()
         || !(8..=MAX_LANES).contains(&lanes)
@@ -298,8 +349,22 @@ fn kernel_constants(
             "subgroup reduction: the device has no subgroups".into(),
         ));
     }
+    if subgroup_rows {
+        let sg = MatvecKernel::subgroup_rows_size(gpu);
+        if reduction != Reduction::Subgroup || !sg.is_some_and(|sg| lanes % sg == 0) {
+            return Err(bad(
+                op,
+                format!(
+                    "kernel {kernel:?}: subgroup rows need the subgroup reduction and a fixed \
+                     subgroup size of at least 8 dividing the lanes (device: {:?})",
+                    gpu.caps.subgroup_size
+                ),
+            ));
+        }
+    }
     Ok(vec![
         ("WG", lanes as f64),
+        ("LPR", kernel.row_lanes(gpu) as f64),
         ("UNROLL", unroll as f64),
         ("Q4K_OFFSET", q4k_offset as u32 as f64),
         ("XQ", int8_x as u32 as f64),
@@ -542,7 +607,7 @@ pub fn matvec_multi_with(
         }
         params.n[i] = n as u32;
         params.nb[i] = (n * kw / dtype.block_size()) as u32;
-        starts[i + 1] = starts[i] + (n as u32).div_ceil(r);
+        starts[i + 1] = starts[i] + (n as u32).div_ceil(kernel.rows_per_workgroup(gpu));
         constants.push((["DT0", "DT1", "DT2"][i], dtype.ggml_id() as f64));
         weight_bytes += crate::weights::gpu_bytes(dtype, (n * kw) as u64);
         out_rows += n as u64;
@@ -565,7 +630,8 @@ pub fn matvec_multi_with(
         ("NW", m as f64),
         ("ACC", accumulate as u32 as f64),
     ]);
-    let pipeline = gpu.pipeline(shader(kernel.reduction), "matvec", &constants)?;
+    let entry = if kernel.subgroup_rows { "matvec_sgr" } else { "matvec" };
+    let pipeline = gpu.pipeline(shader(kernel.reduction), entry, &constants)?;
     let u = gpu.uniform("matvec.params", &params);
     let wb = |i: usize| &ws[i.min(m - 1)].buffer;
     let yb = |i: usize| if i < m { &ys[i].buffer } else { &ys[0].buffer };
@@ -649,8 +715,13 @@ pub fn matvec_glu_with(
         ("RT", (2 * rows) as f64),
     ];
     constants.extend(kernel_constants(gpu, op, kernel, k)?);
-    let pipeline = gpu.pipeline(shader(kernel.reduction), "matvec_glu", &constants)?;
-    let workgroups = (n as u32).div_ceil(rows);
+    let entry = if kernel.subgroup_rows {
+        "matvec_glu_sgr"
+    } else {
+        "matvec_glu"
+    };
+    let pipeline = gpu.pipeline(shader(kernel.reduction), entry, &constants)?;
+    let workgroups = (n as u32).div_ceil(kernel.rows_per_workgroup(gpu));
     let params = MatvecParams {
         k: k as u32,
         wg1: workgroups,
