@@ -130,6 +130,19 @@ impl Pool {
     }
 }
 
+fn weight_bytes_of(dtype: DType, n: usize, k: usize) -> usize {
+    n * k / dtype.block_size() * dtype.block_bytes()
+}
+
+/// Bytes of weights a sweep chain cycles through: L2_BUST (env, MB), default 160 (0: one copy).
+fn l2_bust() -> usize {
+    let mb = std::env::var("L2_BUST")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(160);
+    (mb * 1_000_000).max(1)
+}
+
 fn gbs(d: &Dispatch, s: f64) -> f64 {
     d.cost.bytes as f64 / s * 1e-9
 }
@@ -205,7 +218,7 @@ fn sweep_variants(gpu: &Gpu, dtype: DType, rows: &[u32], k: usize) -> Vec<Matvec
         if MatvecKernel::subgroup_rows_size(gpu).is_some() {
             for unroll in [1, 2, 4] {
                 for lanes in [32, 64, 128, 256] {
-                    for r in [1, 2] {
+                    for r in [1] {
                         v.push(MatvecKernel {
                             lanes,
                             rows: r,
@@ -293,20 +306,31 @@ fn sweep(gpu: &Gpu, pool: &mut Pool, scale: usize, best: &mut Best) -> Result<()
     let mut totals: BTreeMap<(&'static str, String), f64> = BTreeMap::new();
     for dtype in sweep_types() {
         for &(n, k) in &all {
-            let w = pool.weight(gpu, dtype, n, k)?;
+            // Copies of the weight, taken in turn, so the chain streams from memory rather
+            // than the L2 cache (50 MB on the H100): at least L2_BUST bytes in all.
+            let bytes = weight_bytes_of(dtype, n, k);
+            let copies = l2_bust().div_ceil(bytes).clamp(1, 16);
+            let ws = (0..copies)
+                .map(|_| pool.weight(gpu, dtype, n, k))
+                .collect::<Result<Vec<_>>>()?;
             let (x, xq) = inputs(gpu, k)?;
             let y = gpu.zeros_f32("y", &[1, n])?;
             let mut variants = Vec::new();
             for kn in sweep_variants(gpu, dtype, &[1, 2, 4], k) {
                 let xin = if kn.int8_x { &xq } else { &x };
-                variants.push((kn, matvec_multi_with(gpu, xin, &[&w], &[&y], false, kn)?));
+                let ds = ws
+                    .iter()
+                    .map(|w| matvec_multi_with(gpu, xin, &[w], &[&y], false, kn))
+                    .collect::<Result<Vec<_>>>()?;
+                variants.push((kn, ds));
             }
-            warm(gpu, &variants[0].1, 200)?;
+            warm(gpu, &variants[0].1[0], 200)?;
             let mut line = format!("{:5} N={n:6} K={k:6}:", dtype.name());
             // Best f32-activation variant (index 0) and best int8 one (index 1).
             let mut top = [(f64::MAX, usize::MAX); 2];
-            for (i, (kn, d)) in variants.iter().enumerate() {
-                let s = time(gpu, &[d])?;
+            for (i, (kn, ds)) in variants.iter().enumerate() {
+                let d = &ds[0];
+                let s = time(gpu, &ds.iter().collect::<Vec<_>>())? / ds.len() as f64;
                 line += &format!(" {} {:.0}", tag(kn), gbs(d, s));
                 *totals.entry((dtype.name(), tag(kn))).or_default() += s;
                 let t = &mut top[kn.int8_x as usize];
@@ -316,12 +340,13 @@ fn sweep(gpu: &Gpu, pool: &mut Pool, scale: usize, best: &mut Best) -> Result<()
             }
             println!("{line}");
             for (what, (s, i)) in ["best", "best int8"].iter().zip(top) {
-                if let Some((kn, d)) = variants.get(i) {
+                if let Some((kn, ds)) = variants.get(i) {
                     println!(
-                        "      {what} {} {:.2} us {:.0} GB/s",
+                        "      {what} {} {:.2} us {:.0} GB/s ({} copies)",
                         tag(kn),
                         s * 1e6,
-                        gbs(d, s)
+                        gbs(&ds[0], s),
+                        ds.len()
                     );
                 }
             }

@@ -104,26 +104,34 @@ fn preferred(dtype: DType) -> (u32, u32, u32) {
 }
 
 impl MatvecKernel {
-    /// The default variant for rows of `k` values of `dtype` (`preferred`): subgroup reductions
-    /// where the device has them, and no more lanes than a row has units (short rows leave no
-    /// lane idle), at least 8.
+    /// The default variant for rows of `k` values of `dtype`: a row per subgroup where the
+    /// device's subgroup size is fixed and `subgroup_rows_pick` has one, else `preferred`'s
+    /// shared rows with subgroup reductions where the device has them, and no more lanes than a
+    /// row has units (short rows leave no lane idle), at least 8.
     pub fn pick(gpu: &Gpu, dtype: DType, k: usize) -> MatvecKernel {
-        MatvecKernel::with_preferred(gpu, dtype, k, preferred(dtype), false)
+        let shared = MatvecKernel::with_preferred(gpu, dtype, k, preferred(dtype), false);
+        shared.or_subgroup_rows(gpu, dtype, k)
     }
 
-    /// The default variant for int8 activations: a row per subgroup where the device's
-    /// subgroup size is fixed (`subgroup_rows_int8`), else `pick`'s rules with `preferred_int8`.
+    /// The default variant for int8 activations: `pick`'s rules with `preferred_int8`.
     pub fn pick_int8(gpu: &Gpu, dtype: DType, k: usize) -> MatvecKernel {
         let shared = MatvecKernel::with_preferred(gpu, dtype, k, preferred_int8(k), true);
-        match (MatvecKernel::subgroup_rows_size(gpu), subgroup_rows_int8(dtype, k)) {
+        shared.or_subgroup_rows(gpu, dtype, k)
+    }
+
+    fn or_subgroup_rows(self, gpu: &Gpu, dtype: DType, k: usize) -> MatvecKernel {
+        match (
+            MatvecKernel::subgroup_rows_size(gpu),
+            subgroup_rows_pick(dtype, k, self.int8_x),
+        ) {
             (Some(sg), Some((lanes, unroll))) => MatvecKernel {
                 lanes: lanes.max(sg),
                 rows: 1,
                 unroll,
                 subgroup_rows: true,
-                ..shared
+                ..self
             },
-            _ => shared,
+            _ => self,
         }
     }
 
@@ -189,17 +197,20 @@ fn preferred_int8(k: usize) -> (u32, u32, u32) {
     }
 }
 
-/// (lanes, unroll) of the subgroup-rows variant with int8 activations (one row per
-/// subgroup), where it beats `preferred_int8`. H100 sweep of the seventh session
-/// (benches/results/2026-11-24-h100-s7/matvec-sgr/): Q4_K and Q6_K 128 lanes (4 subgroups)
-/// gained 5-30% on every decode shape of TinyLlama-1.1B and Llama-2-7B but K/V alone (N = 256)
-/// and Q6_K at K = 5632 (-4%); Q6_K likes two units per step. Q8_0 gained 0-10% at K <= 4096
-/// and lost 14-15% on longer rows.
-fn subgroup_rows_int8(dtype: DType, k: usize) -> Option<(u32, u32)> {
-    match dtype {
-        DType::Q4K => Some((128, 1)),
-        DType::Q6K => Some((128, 2)),
-        DType::Q8_0 if k <= 4096 => Some((128, 1)),
+/// (lanes, unroll) of the subgroup-rows variant (one row per subgroup, the flat loops of
+/// matvec.wgsl) where it beats the shared-row pick, from the H100 sweeps of the seventh session
+/// (benches/results/2026-11-24-h100-s7/matvec-flat/, us summed over the decode shapes of
+/// TinyLlama-1.1B and Llama-2-7B). Int8 x: Q4_K and Q6_K 128 lanes (4 subgroups), 8-30% faster
+/// on every shape but K/V alone (N = 256); Q8_0 likes two units per step and loses on rows
+/// longer than 4096 (-15% at K = 11008). F16/BF16 rows: 128 lanes for K <= 2048 (+30% at
+/// 5632 x 2048), one subgroup per workgroup with four units per step up to K = 8192 (+5% at
+/// 11008 x 4096), the shared row beyond (K = 11008: -4%).
+fn subgroup_rows_pick(dtype: DType, k: usize, int8_x: bool) -> Option<(u32, u32)> {
+    match (dtype, int8_x) {
+        (DType::Q4K | DType::Q6K, true) => Some((128, 1)),
+        (DType::Q8_0, true) if k <= 4096 => Some((128, 2)),
+        (DType::F16 | DType::BF16, false) if k % 16 == 0 && k <= 2048 => Some((128, 4)),
+        (DType::F16 | DType::BF16, false) if k % 16 == 0 && k <= 8192 => Some((32, 4)),
         _ => None,
     }
 }
