@@ -198,18 +198,23 @@ fn preferred_int8(k: usize) -> (u32, u32, u32) {
 }
 
 /// (lanes, unroll) of the subgroup-rows variant (one row per subgroup, the flat loops of
-/// matvec.wgsl) where it beats the shared-row pick, from the H100 sweeps of the seventh session
-/// (benches/results/2026-11-24-h100-s7/matvec-flat/, us summed over the decode shapes of
-/// TinyLlama-1.1B and Llama-2-7B). Int8 x: Q4_K and Q6_K 128 lanes (4 subgroups), 8-30% faster
-/// on every shape but K/V alone (N = 256); Q8_0 likes two units per step and loses on rows
-/// longer than 4096 (-15% at K = 11008). F16/BF16 rows: 128 lanes for K <= 2048 (+30% at
-/// 5632 x 2048), one subgroup per workgroup with four units per step up to K = 8192 (+5% at
-/// 11008 x 4096), the shared row beyond (K = 11008: -4%).
+/// matvec.wgsl) where it beats the shared-row pick. From the H100 sweeps of the seventh session
+/// on the decode shapes of TinyLlama-1.1B and Llama-2-7B, each chain cycling through >= 160 MB
+/// of weight copies so it streams from memory, not the 50 MB L2
+/// (benches/results/2026-11-24-h100-s7/matvec-l2bust/; matvec-flat/ for Q8_0, L2-resident):
+/// - Q4_K x int8: 128 lanes (4 subgroups) for K = 2048 (+5-15%); one subgroup per workgroup
+///   with two units a step from K = 4096 (11008 x 4096: 2077 GB/s, the shared row 1790).
+/// - Q6_K x int8: 128 lanes up to K = 4096; 32 beyond (4096 x 11008: 1952 GB/s against 1642).
+/// - Q8_0 x int8: 128 lanes, two units a step, up to K = 4096; the shared row beyond (-15%).
+/// - F16/BF16: one subgroup per workgroup with four units a step up to K = 8192 (2048 x 5632:
+///   2083 GB/s against 1533; 11008 x 4096: 2812 against 2553); the shared row at K = 11008.
 fn subgroup_rows_pick(dtype: DType, k: usize, int8_x: bool) -> Option<(u32, u32)> {
     match (dtype, int8_x) {
-        (DType::Q4K | DType::Q6K, true) => Some((128, 1)),
+        (DType::Q4K, true) if k >= 4096 => Some((32, 2)),
+        (DType::Q4K, true) => Some((128, 1)),
+        (DType::Q6K, true) if k > 4096 => Some((32, 1)),
+        (DType::Q6K, true) => Some((128, 1)),
         (DType::Q8_0, true) if k <= 4096 => Some((128, 2)),
-        (DType::F16 | DType::BF16, false) if k % 16 == 0 && k <= 2048 => Some((128, 4)),
         (DType::F16 | DType::BF16, false) if k % 16 == 0 && k <= 8192 => Some((32, 4)),
         _ => None,
     }
