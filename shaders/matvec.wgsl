@@ -33,10 +33,6 @@ struct Params {
     wg_end: u32,    // workgroups in all
     n: vec4<u32>,   // rows of weights 0..2 (.w unused)
     nb: vec4<u32>,  // blocks in weights 0..2 (the repacked types' section offsets)
-    eps: f32,       // NORM_IN: the RMSNorm epsilon
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -45,9 +41,8 @@ struct Params {
 @group(0) @binding(3) var<storage, read> w1: array<vec4<u32>>;  // weight 1 [n1, k] of DT1 (weight 0 again if unused)
 @group(0) @binding(4) var<storage, read> w2: array<vec4<u32>>;  // weight 2 [n2, k] of DT2 (weight 0 again if unused)
 @group(0) @binding(5) var<storage, read_write> y0: array<f32>;  // [n0]; matvec_glu: [n0] = silu(gate) * up
-// Outputs 1 and 2 hold f32 bits (u32, so NORM_OUT can write packed int8 words through y1).
-@group(0) @binding(6) var<storage, read_write> y1: array<u32>;  // [n1] (matvec only; y0 again if unused)
-@group(0) @binding(7) var<storage, read_write> y2: array<u32>;  // [n2] (matvec only; y0 again if unused)
+@group(0) @binding(6) var<storage, read_write> y1: array<f32>;  // [n1] (matvec only; y0 again if unused)
+@group(0) @binding(7) var<storage, read_write> y2: array<f32>;  // [n2] (matvec only; y0 again if unused)
 // With XQ: x quantised to int8 by quantize_x8.wgsl ([11 k / 32] words, layout there; x is
 // then bound to the same buffer and unused). Without XQ: x's buffer again, unused.
 @group(0) @binding(8) var<storage, read> xq: array<vec4<u32>>;
@@ -70,13 +65,6 @@ override Q4K_OFFSET: bool = false;
 override VEC_K: bool = true;     // k % 16 == 0: float weights take their vector loops
 override UNROLL: u32 = 1u;       // units per lane per loop step (independent loads in flight)
 override XQ: bool = false;       // int8 activations (Q4_K, Q6_K, Q8_0 weights only): dot4I8Packed
-// RMSNorm folded into the mat-vecs around it (decode, int8 x, subgroup rows; entry points in
-// matvec_reduce_sg.wgsl). A norm scales a whole row by 1 / rms(x), and an int8 block's values
-// do not change when the block is scaled, so the producer of x (a residual mat-vec, NORM_OUT)
-// writes int8 blocks of w_norm * x without the scale plus each block's sum of x^2, and every
-// consumer (NORM_IN) multiplies its dot products by 1 / sqrt(sum / k + eps): no RMSNorm
-// dispatch. xq's layout (quantize_x8.wgsl) then has the k / 32 block sums of x^2 appended.
-override NORM_IN: bool = false;
 
 const MAX_R: u32 = 8u;
 const MAX_WG: u32 = 256u;
@@ -890,8 +878,8 @@ fn row_flat(s: u32, dt: u32, row: u32, lid: u32) -> f32 {
 fn store(s: u32, i: u32, v: f32) {
     switch (s) {
         case 0u: { if (ACC) { y0[i] = y0[i] + v; } else { y0[i] = v; } }
-        case 1u: { if (ACC) { y1[i] = bitcast<u32>(bitcast<f32>(y1[i]) + v); } else { y1[i] = bitcast<u32>(v); } }
-        default: { if (ACC) { y2[i] = bitcast<u32>(bitcast<f32>(y2[i]) + v); } else { y2[i] = bitcast<u32>(v); } }
+        case 1u: { if (ACC) { y1[i] = y1[i] + v; } else { y1[i] = v; } }
+        default: { if (ACC) { y2[i] = y2[i] + v; } else { y2[i] = v; } }
     }
 }
 

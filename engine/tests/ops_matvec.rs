@@ -4,8 +4,7 @@
 
 use wgllama_engine::ops::matvec::{
     int8_words, matvec, matvec_glu, matvec_glu_int8, matvec_glu_with, matvec_int8, matvec_multi,
-    matvec_int8_norm_out, matvec_multi_int8, matvec_multi_int8_normed, matvec_multi_with,
-    norm_fold_fits, normed_words, quantize_x8 as quantize_x8_gpu, rmsnorm_x8, silu_mul_x8,
+    matvec_multi_int8, matvec_multi_with, quantize_x8 as quantize_x8_gpu, rmsnorm_x8, silu_mul_x8,
     to_int8_with, x8_reduction, MatvecKernel, Reduction, X8Input,
 };
 use wgllama_engine::reference::elementwise::silu_mul;
@@ -548,76 +547,6 @@ fn check_int8(
     for (i, (y, want)) in ys.iter().zip(&wants).enumerate() {
         let got = gpu.read_f32(y).unwrap();
         check_int8_case(&format!("{case} output {i}"), &got, want, exact_x);
-    }
-}
-
-/// The RMSNorm fold: a residual int8 mat-vec writing the next norm's int8 input
-/// (`matvec_int8_norm_out`), then 1-3 mat-vecs scaling by 1 / rms (`matvec_multi_int8_normed`),
-/// against x + W_o a, then rmsnorm and the mat-vecs in f64: the new x tightly, the int8 blocks
-/// of w_norm * x exactly as quantize_x8 would make them, the block sums of x^2, and the outputs
-/// within the int8 tolerance. Producer types Q4_K, Q6_K, Q8_0; D = 512 (16 blocks, 16
-/// workgroups) and 256 (one Q4_K block per row), consumer N not a multiple of anything.
-#[test]
-fn norm_fold_matches_rmsnorm_then_matvec() {
-    let gpu = test_gpu();
-    if !norm_fold_fits(gpu, 512) {
-        eprintln!("norm fold: no fixed subgroup size here, skipped");
-        return;
-    }
-    let cases: [(DType, usize, usize, &[DType], &[usize]); 3] = [
-        (DType::Q4K, 512, 768, &[DType::Q4K, DType::Q4K, DType::Q6K], &[77, 13, 13]),
-        (DType::Q6K, 256, 512, &[DType::Q4K, DType::Q4K], &[300, 300]),
-        (DType::Q8_0, 512, 96, &[DType::Q6K], &[1000]),
-    ];
-    let eps = 1e-5;
-    for (dt_o, d, k_in, consumers, ns) in cases {
-        let case = format!("norm fold: W_o {} [{d}, {k_in}], consumers {consumers:?} N={ns:?}", dt_o.name());
-        let mut rng = Rng::new(d as u64 * 31 + k_in as u64);
-        let a = exact_int8_x(&mut rng, k_in);
-        let x0 = rng.normal_vec(d, 1.0);
-        let g = rng.vec(d, 0.5, 1.5);
-        let (wo, wo_v) = upload_random(&mut rng, dt_o, d, k_in);
-        let ta = gpu.upload_f32("a", &a, &[1, k_in]).unwrap();
-        let aq = gpu.upload_u32("aq", &vec![0; int8_words(k_in)], &[int8_words(k_in)]).unwrap();
-        let tx = gpu.upload_f32("x", &x0, &[1, d]).unwrap();
-        let tg = gpu.upload_f32("g", &g, &[d]).unwrap();
-        let xn = gpu.upload_u32("xn", &vec![0xffff_ffff; normed_words(d)], &[normed_words(d)]).unwrap();
-        let mut ws = Vec::new();
-        let mut wvs = Vec::new();
-        let mut ys = Vec::new();
-        for (&dt, &n) in consumers.iter().zip(ns) {
-            let (w, wv) = upload_random(&mut rng, dt, n, d);
-            ws.push(w);
-            wvs.push(wv);
-            ys.push(gpu.poisoned_f32("y", &[1, n]).unwrap());
-        }
-        let wr: Vec<&Tensor> = ws.iter().collect();
-        let yr: Vec<&Tensor> = ys.iter().collect();
-        gpu.run(&[
-            quantize_x8_gpu(gpu, &ta, &aq).unwrap(),
-            matvec_int8_norm_out(gpu, &aq, &wo, &tx, &tg, &xn).unwrap(),
-            matvec_multi_int8_normed(gpu, &xn, &wr, &yr, eps).unwrap(),
-        ])
-        .unwrap();
-        // x + W_o a, a quantising exactly: f32-accumulation tight.
-        let x_want = ref_matmul(&a, &wo_v, k_in, Some(&x0[..]));
-        let x_got = gpu.read_f32(&tx).unwrap();
-        check(&format!("{case}: x"), &x_got, &x_want);
-        // The next norm's input from the GPU's own new x: int8 blocks of g * x, sums of x^2.
-        let words = gpu.read_u32(&xn).unwrap();
-        let gx: Vec<f32> = x_got.iter().zip(&g).map(|(x, g)| x * g).collect();
-        assert_int8_words(&format!("{case}: xn"), &words[..int8_words(d)], &gx);
-        for b in 0..d / 32 {
-            let got = f32::from_bits(words[int8_words(d) + b]);
-            let want: f32 = x_got[32 * b..32 * b + 32].iter().map(|v| v * v).sum();
-            assert!((got - want).abs() <= 1e-5 * want, "{case}: block {b}: sum of x^2 {got} want {want}");
-        }
-        // The consumers: W rmsnorm(x) within the int8 tolerance.
-        let normed = ref_rmsnorm(&x_got, &g, eps);
-        for (i, (y, wv)) in ys.iter().zip(&wvs).enumerate() {
-            let want = ref_matmul(&normed, wv, d, None);
-            check_int8_case(&format!("{case}: output {i}"), &gpu.read_f32(y).unwrap(), &want, false);
-        }
     }
 }
 

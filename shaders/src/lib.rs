@@ -168,7 +168,6 @@ pub const MATMUL_COOP: Shader = Shader {
 pub const MATVEC: Shader = Shader {
     name: "matvec",
     parts: &[
-        INT8_BLOCK_WGSL,
         QUANT_WGSL,
         include_str!("../matvec.wgsl"),
         include_str!("../matvec_reduce_sg.wgsl"),

@@ -57,7 +57,6 @@ pub struct Activations {
     pub logits: Tensor, // [R, vocab]
     pub xq_d: Tensor,   // int8 form of a D-vector (decode, fast path): [int8_words(D)]
     pub xq_f: Tensor,   // int8 form of an F-vector (the down projection's input): [int8_words(F)]
-    pub xq_n: Tensor,   // the next RMSNorm's input, folded (decode, `norm_fold`): [normed_words(D)]
     /// f16 copies of the tensor-core mat-muls' inputs (prompts on the fast path): h, att, act.
     pub half: Option<HalfInputs>,
 }
@@ -99,7 +98,6 @@ impl Activations {
             // Prompts never use them: one word keeps their graphs' memory as before.
             xq_d: u("xq_d", if t == 1 { matvec::int8_words(d) } else { 1 })?,
             xq_f: u("xq_f", if t == 1 { matvec::int8_words(f) } else { 1 })?,
-            xq_n: u("xq_n", if t == 1 { matvec::normed_words(d) } else { 1 })?,
             half: if half {
                 Some(HalfInputs {
                     h: gpu.zeros_f16("h16", &[t, d])?,
@@ -156,23 +154,6 @@ fn int8_pays(w: &Tensor) -> bool {
 /// Whether weights sharing one input all take int8 activations (one int8 copy serves them all).
 fn int8_group(precision: Precision, ws: &[&Tensor]) -> bool {
     precision == Precision::Fast && ws.iter().all(|w| int8_pays(w))
-}
-
-/// Whether a decode pass folds its RMSNorms into the mat-vecs around them (`matvec.wgsl`'s
-/// NORM_IN / NORM_OUT): the fast path with int8 activations for every mat-vec of every layer
-/// and the output, and subgroup rows with 32 subgroups in a workgroup. The Wo and Wdown
-/// mat-vecs then write the next norm's int8 input and the q/k/v, gate/up and output mat-vecs
-/// scale by 1 / rms: no RMSNorm dispatch but the first layer's (7 dispatches a layer).
-fn norm_fold(gpu: &Gpu, w: &LlamaWeights, t: usize, precision: Precision) -> bool {
-    t == 1
-        && matvec::norm_fold_fits(gpu, w.config.hidden_size)
-        && int8_group(precision, &[&w.output])
-        && w.layers.iter().all(|l| {
-            int8_group(
-                precision,
-                &[&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down],
-            )
-        })
 }
 
 /// The mat-mul input for `x`: its f16 copy `half` (after a `to_f16` dispatch pushed onto
@@ -241,22 +222,9 @@ impl Graph {
         let att_flat = a.att.reshaped(&[t, c.n_heads * c.head_dim]);
         let mut body = vec![embedding::embedding(gpu, &w.embed, io.tokens, &a.x)?];
         let fast = io.precision;
-        let fold = norm_fold(gpu, w, t, fast);
         for (l, lw) in w.layers.iter().enumerate() {
             let qkv = [&lw.wq, &lw.wk, &lw.wv];
-            // The norm after this layer's Wo, and after its Wdown (the next layer's, or the output's).
-            let ffn_norm = &lw.ffn_norm;
-            let next_norm = w.layers.get(l + 1).map_or(&w.out_norm, |n| &n.attn_norm);
-            if fold && l > 0 {
-                // Decode, folded: the previous Wdown wrote this norm's int8 input.
-                body.push(matvec::matvec_multi_int8_normed(
-                    gpu,
-                    &a.xq_n,
-                    &qkv,
-                    &[&q_flat, &k_flat, &v_flat],
-                    eps,
-                )?);
-            } else if t == 1 && int8_group(fast, &qkv) {
+            if t == 1 && int8_group(fast, &qkv) {
                 // Decode, fast: RMSNorm straight to int8, then q, k, v in one int8 mat-vec.
                 body.push(matvec::rmsnorm_x8(gpu, &a.x, &lw.attn_norm, &a.xq_d, eps)?);
                 body.push(matvec::matvec_multi_int8(
@@ -298,9 +266,7 @@ impl Graph {
                 body.extend(attention_decode::attention_decode_rope(
                     gpu, &a.q, &layer.k, &layer.v, io.step, &a.att, xq, &rope,
                 )?);
-                body.push(if fold {
-                    matvec::matvec_int8_norm_out(gpu, &a.xq_d, &lw.wo, &a.x, ffn_norm, &a.xq_n)?
-                } else if wo_int8 {
+                body.push(if wo_int8 {
                     matvec::matvec_int8(gpu, &a.xq_d, &lw.wo, &a.x, true)?
                 } else {
                     linear(gpu, &att_flat, &lw.wo, &a.x, true, fast)?
@@ -312,11 +278,7 @@ impl Graph {
                 body.extend(attention::attention_x8(
                     gpu, &a.q, &layer.k, &layer.v, io.step, &a.att, &a.xq_d,
                 )?);
-                body.push(if fold {
-                    matvec::matvec_int8_norm_out(gpu, &a.xq_d, &lw.wo, &a.x, ffn_norm, &a.xq_n)?
-                } else {
-                    matvec::matvec_int8(gpu, &a.xq_d, &lw.wo, &a.x, true)?
-                });
+                body.push(matvec::matvec_int8(gpu, &a.xq_d, &lw.wo, &a.x, true)?);
             } else {
                 // RoPE on q and k and the cache write of k, v: one dispatch.
                 body.push(rope_kv_of(gpu, &a, w, io, layer)?);
@@ -337,21 +299,6 @@ impl Graph {
                 body.push(linear(gpu, att, &lw.wo, &a.x, true, fast)?);
             }
             let gate_up = [&lw.w_gate, &lw.w_up];
-            if fold {
-                // Decode, folded: Wo wrote this norm's input; Wdown writes the next one's.
-                body.push(matvec::matvec_multi_int8_normed(
-                    gpu,
-                    &a.xq_n,
-                    &gate_up,
-                    &[&a.gate, &a.up],
-                    eps,
-                )?);
-                body.push(matvec::silu_mul_x8(gpu, &a.gate, &a.up, &a.xq_f)?);
-                body.push(matvec::matvec_int8_norm_out(
-                    gpu, &a.xq_f, &lw.w_down, &a.x, next_norm, &a.xq_n,
-                )?);
-                continue;
-            }
             if t == 1 && int8_group(fast, &gate_up) {
                 // Decode, fast: gate and up from int8 x; SiLU * up quantised for an int8 down
                 // projection in the same dispatch, or kept f32 for the others.
@@ -402,15 +349,7 @@ impl Graph {
         } else {
             &a.x_last
         };
-        let mut head = if fold {
-            vec![matvec::matvec_multi_int8_normed(
-                gpu,
-                &a.xq_n,
-                &[&w.output],
-                &[&a.logits],
-                eps,
-            )?]
-        } else if t == 1 && int8_group(fast, &[&w.output]) {
+        let mut head = if t == 1 && int8_group(fast, &[&w.output]) {
             vec![
                 matvec::rmsnorm_x8(gpu, head_in, &w.out_norm, &a.xq_d, eps)?,
                 matvec::matvec_int8(gpu, &a.xq_d, &w.output, &a.logits, false)?,

@@ -266,9 +266,6 @@ pub(crate) fn variant_label(kernel: &str, dtype: DType) -> &'static str {
         "matvec_i8" => by_dtype!("matvec_i8"),
         "matvec_multi_i8" => by_dtype!("matvec_multi_i8"),
         "matvec_glu_i8" => by_dtype!("matvec_glu_i8"),
-        "matvec_i8_normed" => by_dtype!("matvec_i8_normed"),
-        "matvec_multi_i8_normed" => by_dtype!("matvec_multi_i8_normed"),
-        "matvec_i8_norm_out" => by_dtype!("matvec_i8_norm_out"),
         _ => {
             debug_assert_eq!(kernel, "matmul", "no label for kernel {kernel}");
             by_dtype!("matmul")

@@ -33,8 +33,6 @@ pub struct MatvecParams {
     pub wg_end: u32,
     pub n: [u32; 4],
     pub nb: [u32; 4],
-    pub eps: f32,
-    pub _pad: [u32; 3],
 }
 
 /// How a workgroup sums its lanes' partial sums.
@@ -345,18 +343,14 @@ fn kernel_constants(
         int8_x,
         subgroup_rows,
     } = kernel;
-    // Shared rows size workgroup arrays by MAX_LANES; subgroup rows use none.
-    let max = if subgroup_rows { 1024 } else { MAX_LANES };
     if !lanes.is_power_of_two()
-        || !(8..=max).contains(&lanes)
+        || !(8..=MAX_LANES).contains(&lanes)
         || lanes > gpu.limits.max_compute_invocations_per_workgroup
         || lanes > gpu.limits.max_compute_workgroup_size_x
     {
         return Err(bad(
             op,
-            format!(
-                "kernel {kernel:?}: lanes must be a power of two in 8..={max} and fit the device"
-            ),
+            format!("kernel {kernel:?}: lanes must be a power of two in 8..={MAX_LANES}"),
         ));
     }
     if ![1, 2, 4].contains(&unroll) {
@@ -570,164 +564,6 @@ fn check_x(op: &'static str, x: &Tensor, k: usize, int8_x: bool) -> Result<()> {
     Ok(())
 }
 
-// ---- RMSNorm folded into the decode mat-vecs (int8 x, subgroup rows) ------------------------
-
-/// u32 words of a normed int8 vector of K values (`matvec_int8_norm_out`'s output, the
-/// `*_normed` mat-vecs' input): `int8_words(K)` of int8 blocks of w_norm * x, then K / 32 sums
-/// of x^2, one per block.
-pub fn normed_words(k: usize) -> usize {
-    int8_words(k) + k / 32
-}
-
-/// Whether the RMSNorm fold runs on `gpu` for vectors of `k` values: subgroup rows (a fixed
-/// subgroup size) with 32 subgroups in one workgroup, and whole blocks of 32.
-pub fn norm_fold_fits(gpu: &Gpu, k: usize) -> bool {
-    MatvecKernel::subgroup_rows_size(gpu).is_some_and(|sg| {
-        32 * sg <= gpu.limits.max_compute_invocations_per_workgroup
-            && 32 * sg <= gpu.limits.max_compute_workgroup_size_x
-    }) && k > 0
-        && k.is_multiple_of(32)
-}
-
-fn check_normed_x(op: &'static str, x: &Tensor, k: usize, kernel: MatvecKernel) -> Result<()> {
-    if !kernel.int8_x || !kernel.subgroup_rows {
-        return Err(bad(
-            op,
-            format!("kernel {kernel:?}: a normed x needs int8 x and subgroup rows"),
-        ));
-    }
-    expect(op, "x (normed int8)", x, Elem::U32, normed_words(k))
-}
-
-/// The kernel for a `*_normed` mat-vec over rows of `k` values of `dtype`: `pick_int8`'s,
-/// with subgroup rows even where that prefers shared rows.
-fn normed_kernel(gpu: &Gpu, dtype: DType, k: usize) -> MatvecKernel {
-    let kn = MatvecKernel::pick_int8(gpu, dtype, k);
-    if kn.subgroup_rows {
-        return kn;
-    }
-    let sg = MatvecKernel::subgroup_rows_size(gpu).unwrap_or(kn.lanes);
-    MatvecKernel {
-        lanes: 128.max(sg),
-        rows: 1,
-        unroll: 1,
-        subgroup_rows: true,
-        ..kn
-    }
-}
-
-/// ys[i] = ws[i] · rmsnorm(x) for 1-3 weights, from x's normed int8 form `xn`
-/// ([normed_words(K)], from `matvec_int8_norm_out`): each dot product is scaled by
-/// 1 / sqrt(mean(x^2) + eps), the block sums of x^2 giving the mean. The norm weight is already
-/// in `xn`'s blocks.
-pub fn matvec_multi_int8_normed(
-    gpu: &Gpu,
-    xn: &Tensor,
-    ws: &[&Tensor],
-    ys: &[&Tensor],
-    eps: f32,
-) -> Result<Dispatch> {
-    let (dtype, k) = first_weight(ws)?;
-    multi_dispatch(gpu, xn, ws, ys, false, normed_kernel(gpu, dtype, k), Some(eps))
-}
-
-/// x += w · xq for int8 `xq` (a residual mat-vec, like `matvec_int8` with accumulate), and the
-/// next RMSNorm's input from the new x: `xn` [normed_words(N)] gets the int8 blocks of
-/// w_norm * x and each block's sum of x^2, for the `*_normed` mat-vecs. One workgroup per 32
-/// rows (32 subgroups, one row each). Needs `norm_fold_fits(gpu, N)`.
-pub fn matvec_int8_norm_out(
-    gpu: &Gpu,
-    xq: &Tensor,
-    w: &Tensor,
-    x: &Tensor,
-    w_norm: &Tensor,
-    xn: &Tensor,
-) -> Result<Dispatch> {
-    let op = "matvec_norm";
-    let (dtype, n, k) = check_weight(op, "w", w)?;
-    if !norm_fold_fits(gpu, n) {
-        return Err(bad(
-            op,
-            format!(
-                "N = {n}: the norm fold needs N a multiple of 32 and 32 subgroups of a fixed \
-                 size in one workgroup (device subgroups {:?})",
-                gpu.caps.subgroup_size
-            ),
-        ));
-    }
-    let sg = MatvecKernel::subgroup_rows_size(gpu).unwrap_or(32);
-    let kernel = MatvecKernel {
-        lanes: 32 * sg,
-        rows: 1,
-        subgroup_rows: true,
-        ..MatvecKernel::pick_int8(gpu, dtype, k)
-    };
-    check_x(op, xq, k, true)?;
-    check_int8_types(op, kernel, &[dtype])?;
-    expect(op, "x", x, Elem::F32, n)?;
-    expect(op, "w_norm", w_norm, Elem::F32, n)?;
-    expect(op, "xn", xn, Elem::U32, normed_words(n))?;
-    if xn.buffer == xq.buffer || x.buffer == xq.buffer || xn.buffer == x.buffer {
-        return Err(bad(op, "xq, x and xn must be three buffers".into()));
-    }
-    let mut constants = vec![
-        ("DT0", dtype.ggml_id() as f64),
-        ("DT1", dtype.ggml_id() as f64),
-        ("DT2", dtype.ggml_id() as f64),
-        ("R", 1.0),
-        ("RL", 1.0),
-        ("RT", 1.0),
-        ("NW", 1.0),
-        ("ACC", 1.0),
-    ];
-    constants.extend(kernel_constants(gpu, op, kernel, k)?);
-    let pipeline = gpu.pipeline(&wgllama_shaders::MATVEC, "matvec_norm", &constants)?;
-    let groups = (n / 32) as u32;
-    let params = MatvecParams {
-        k: k as u32,
-        wg1: groups,
-        wg2: groups,
-        wg_end: groups,
-        n: [n as u32, 0, 0, 0],
-        nb: [(n * k / dtype.block_size()) as u32, 0, 0, 0],
-        eps: 0.0,
-        _pad: [0; 3],
-    };
-    let u = gpu.uniform("matvec_norm.params", &params);
-    let label = label("matvec_i8_norm_out", dtype);
-    // Slots: w1 = w_norm (f32 bits), y1 = xn; unused: x (xq again), w2 (w). No y2 (binding 7).
-    let entries = [
-        (0, &u),
-        (1, &xq.buffer),
-        (2, &w.buffer),
-        (3, &w_norm.buffer),
-        (4, &w.buffer),
-        (5, &x.buffer),
-        (6, &xn.buffer),
-        (8, &xq.buffer),
-    ]
-    .map(|(binding, b)| wgpu::BindGroupEntry {
-        binding,
-        resource: b.as_entire_binding(),
-    });
-    let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(label),
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &entries,
-    });
-    let weight_bytes = crate::weights::gpu_bytes(dtype, (n * k) as u64);
-    Ok(Dispatch {
-        label,
-        pipeline,
-        bind_group,
-        workgroups: grid(gpu, groups),
-        cost: Cost {
-            bytes: weight_bytes + 4 * int8_words(k) as u64 + 12 * n as u64,
-            flops: 2 * (n * k) as u64,
-        },
-    })
-}
-
 /// `matvec_multi` (or `matvec` for one weight) with an explicit kernel variant and
 /// `accumulate` (ys[i] += ws[i] · x).
 pub fn matvec_multi_with(
@@ -737,18 +573,6 @@ pub fn matvec_multi_with(
     ys: &[&Tensor],
     accumulate: bool,
     kernel: MatvecKernel,
-) -> Result<Dispatch> {
-    multi_dispatch(gpu, x, ws, ys, accumulate, kernel, None)
-}
-
-fn multi_dispatch(
-    gpu: &Gpu,
-    x: &Tensor,
-    ws: &[&Tensor],
-    ys: &[&Tensor],
-    accumulate: bool,
-    kernel: MatvecKernel,
-    norm_eps: Option<f32>,
 ) -> Result<Dispatch> {
     let op = "matvec";
     if ws.is_empty() || ws.len() > 3 || ys.len() != ws.len() {
@@ -776,8 +600,6 @@ fn multi_dispatch(
         wg_end: 0,
         n: [0; 4],
         nb: [0; 4],
-        eps: 0.0,
-        _pad: [0; 3],
     };
     let mut constants = Vec::new();
     let mut weight_bytes = 0u64;
@@ -808,12 +630,7 @@ fn multi_dispatch(
         dtypes.push(dtype);
     }
     let k = k.unwrap();
-    if let Some(eps) = norm_eps {
-        check_normed_x(op, x, k, kernel)?;
-        params.eps = eps;
-    } else {
-        check_x(op, x, k, kernel.int8_x)?;
-    }
+    check_x(op, x, k, kernel.int8_x)?;
     check_int8_types(op, kernel, &dtypes)?;
     params.k = k as u32;
     // Missing weights own no workgroups.
@@ -828,7 +645,6 @@ fn multi_dispatch(
         ("RT", r as f64),
         ("NW", m as f64),
         ("ACC", accumulate as u32 as f64),
-        ("NORM_IN", norm_eps.is_some() as u32 as f64),
     ]);
     let entry = if kernel.subgroup_rows { "matvec_sgr" } else { "matvec" };
     let pipeline = gpu.pipeline(shader(kernel.reduction), entry, &constants)?;
@@ -842,8 +658,6 @@ fn multi_dispatch(
         match (m, kernel.int8_x) {
             (1, false) => "matvec",
             (_, false) => "matvec_multi",
-            (1, true) if norm_eps.is_some() => "matvec_i8_normed",
-            (_, true) if norm_eps.is_some() => "matvec_multi_i8_normed",
             (1, true) => "matvec_i8",
             (_, true) => "matvec_multi_i8",
         },
@@ -936,8 +750,6 @@ pub fn matvec_glu_with(
             0,
             0,
         ],
-        eps: 0.0,
-        _pad: [0; 3],
     };
     let u = gpu.uniform("matvec_glu.params", &params);
     let label = label(
