@@ -217,16 +217,15 @@ fn sweep_variants(gpu: &Gpu, dtype: DType, rows: &[u32], k: usize) -> Vec<Matvec
         let mut v = vec![base];
         if MatvecKernel::subgroup_rows_size(gpu).is_some() {
             for unroll in [1, 2, 4] {
+                // One row per subgroup: two ran at half the bandwidth (matvec-sgr/).
                 for lanes in [32, 64, 128, 256] {
-                    for r in [1] {
-                        v.push(MatvecKernel {
-                            lanes,
-                            rows: r,
-                            unroll,
-                            subgroup_rows: true,
-                            ..base
-                        });
-                    }
+                    v.push(MatvecKernel {
+                        lanes,
+                        rows: 1,
+                        unroll,
+                        subgroup_rows: true,
+                        ..base
+                    });
                 }
             }
         }

@@ -166,7 +166,7 @@ impl MatvecKernel {
     /// The fixed subgroup size, where subgroup rows are possible on `gpu` at all.
     pub fn subgroup_rows_size(gpu: &Gpu) -> Option<u32> {
         let (lo, hi) = gpu.caps.subgroup_size;
-        (gpu.caps.subgroups && lo == hi && lo >= 8 && lo <= MAX_LANES).then_some(lo)
+        (gpu.caps.subgroups && lo == hi && (8..=MAX_LANES).contains(&lo)).then_some(lo)
     }
 
     /// Lanes that share one row: the subgroup size with `subgroup_rows`, else all of them.
@@ -215,7 +215,7 @@ fn subgroup_rows_pick(dtype: DType, k: usize, int8_x: bool) -> Option<(u32, u32)
         (DType::Q6K, true) if k > 4096 => Some((32, 1)),
         (DType::Q6K, true) => Some((128, 1)),
         (DType::Q8_0, true) if k <= 4096 => Some((128, 2)),
-        (DType::F16 | DType::BF16, false) if k % 16 == 0 && k <= 8192 => Some((32, 4)),
+        (DType::F16 | DType::BF16, false) if k.is_multiple_of(16) && k <= 8192 => Some((32, 4)),
         _ => None,
     }
 }
@@ -367,7 +367,7 @@ fn kernel_constants(
     }
     if subgroup_rows {
         let sg = MatvecKernel::subgroup_rows_size(gpu);
-        if reduction != Reduction::Subgroup || !sg.is_some_and(|sg| lanes % sg == 0) {
+        if reduction != Reduction::Subgroup || sg.is_none_or(|sg| !lanes.is_multiple_of(sg)) {
             return Err(bad(
                 op,
                 format!(
@@ -646,7 +646,11 @@ pub fn matvec_multi_with(
         ("NW", m as f64),
         ("ACC", accumulate as u32 as f64),
     ]);
-    let entry = if kernel.subgroup_rows { "matvec_sgr" } else { "matvec" };
+    let entry = if kernel.subgroup_rows {
+        "matvec_sgr"
+    } else {
+        "matvec"
+    };
     let pipeline = gpu.pipeline(shader(kernel.reduction), entry, &constants)?;
     let u = gpu.uniform("matvec.params", &params);
     let wb = |i: usize| &ws[i.min(m - 1)].buffer;
