@@ -6,7 +6,10 @@
 //!
 //! MODE: "sweep" (every lanes x rows variant of matvec.wgsl per type and shape, then the best),
 //! "compare" (old kernels vs new, per call, fused variants, a whole layer), "all" (default:
-//! both). SCALE divides every dimension (a quick run on lavapipe: 8).
+//! both). SCALE divides every dimension (a quick run on lavapipe: 8). Environment: SGR=1
+//! sweeps the default pick against subgroup-rows variants only; TYPES limits the types (e.g.
+//! q4_K,f16); L2_BUST (MB, default 160) is how many bytes of weight copies a sweep chain cycles
+//! through, so it streams from memory rather than the L2 cache.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -5,6 +5,10 @@
 //!   separate outputs, in one dispatch.
 //! - [`matvec_glu`]: y = silu(W_gate x) * (W_up x) in one dispatch.
 //!
+//! A kernel variant ([`MatvecKernel`]) either shares each row among all lanes of a workgroup
+//! or gives each subgroup rows of its own (`subgroup_rows`: one subgroupAdd per row, no
+//! barrier, and flat one-row loops; the default on adapters with a fixed subgroup size).
+//!
 //! Weights are in the GPU layout of `weights.rs`; x is f32 [K] (any shape of K values), the
 //! outputs f32 [N]. Q4_K, Q6_K, Q8_0, F16, BF16 and F32 have their own inner loops; Q4_0,
 //! Q5_0, Q5_K and float rows that are not whole 16-value chunks share a generic one.
