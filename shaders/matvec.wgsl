@@ -916,23 +916,28 @@ fn silu(g: f32) -> f32 {
     return g / (1.0 + exp(-g));
 }
 
-// Rows wg * R .. + R - 1 of gate (weight 0) and up (weight 1): RL = 2R where both have one
-// type (one loop over both weights: each x load serves 2R rows), else RL = R and two loops.
+// This lane's partial sums of gate rows row0 .. + R - 1 (acc[r]) and the same up rows
+// (acc[R + r]): RL = 2R where both have one type (one loop over both weights: each x load
+// serves 2R rows), else RL = R and two loops.
+fn glu_rows_dot(row0: u32, lid: u32) -> Acc {
+    if (DT0 == DT1) {
+        return rows_dot(DT0, Rows(0u, 1u, row0, row0), lid);
+    }
+    var acc = rows_dot(DT0, Rows(0u, 0u, row0, row0), lid);
+    let up = rows_dot(DT1, Rows(1u, 1u, row0, row0), lid);
+    for (var r = 0u; r < R; r = r + 1u) {
+        acc[R + r] = up[r];
+    }
+    return acc;
+}
+
+// Rows wg * R .. + R - 1 of gate (weight 0) and up (weight 1).
 fn glu_main(wg: u32, lanes: Lanes) {
     if (wg >= p.wg_end) {
         return;
     }
     let row0 = wg * R;
-    var acc: Acc;
-    if (DT0 == DT1) {
-        acc = rows_dot(DT0, Rows(0u, 1u, row0, row0), lanes.lid);
-    } else {
-        acc = rows_dot(DT0, Rows(0u, 0u, row0, row0), lanes.lid);
-        let up = rows_dot(DT1, Rows(1u, 1u, row0, row0), lanes.lid);
-        for (var r = 0u; r < R; r = r + 1u) {
-            acc[R + r] = up[r];
-        }
-    }
+    let acc = glu_rows_dot(row0, lanes.lid);
     let total = reduce_rows(acc, lanes);
     if (lanes.lid < RT) {
         glu_tot[lanes.lid] = total;

@@ -106,16 +106,7 @@ fn matvec_glu_sgr(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
         }
         return;
     }
-    var acc: Acc;
-    if (DT0 == DT1) {
-        acc = rows_dot(DT0, Rows(0u, 1u, row0, row0), sg_lane);
-    } else {
-        acc = rows_dot(DT0, Rows(0u, 0u, row0, row0), sg_lane);
-        let up = rows_dot(DT1, Rows(1u, 1u, row0, row0), sg_lane);
-        for (var r = 0u; r < R; r = r + 1u) {
-            acc[R + r] = up[r];
-        }
-    }
+    let acc = glu_rows_dot(row0, sg_lane);
     for (var r = 0u; r < R; r = r + 1u) {
         let gate = subgroupAdd(hsum(acc[r]));
         let up = subgroupAdd(hsum(acc[R + r]));
