@@ -52,7 +52,10 @@ struct Params {
 // Caches [ctx, n_kv_heads, HD]: f32 (4 dims = 2 vec2) or, with KV_F16, f16 (4 dims = 1 vec2).
 @group(0) @binding(3) var<storage, read> k_cache: array<vec2<u32>>;
 @group(0) @binding(4) var<storage, read> v_cache: array<vec2<u32>>;
-@group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>; // [T, n_heads, HD/4]
+@group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>; // [T, n_heads, HD/4] (O16: unused)
+// O16: the output in f16, [T, n_heads, HD/4] quads of four (the input of a tensor-core Wo,
+// which then needs no to_f16 pass); else `out` again, unused.
+@group(0) @binding(6) var<storage, read_write> out16: array<vec2<u32>>;
 
 override HD: u32 = 64u;       // head_dim: a multiple of 16, <= 128
 override BC: u32 = 64u;       // keys per tile: 32 or 64
@@ -60,6 +63,7 @@ override KV_F16: bool = false;
 // Keep the subgroup's q as HD/16 A tiles in registers for the whole key loop (loaded once)
 // rather than re-loading them from `qs` for every score tile.
 override QREG: bool = true;
+override O16: bool = false;   // write out16 (rounded, saturating at +-65504), not out
 
 const NSG: u32 = 4u;          // subgroups per workgroup
 const BR: u32 = 64u;          // rows per block (16 per subgroup)
@@ -174,6 +178,16 @@ fn scale_ss4(at: u32, f: f32) {
     ss[at + 1u] = ss[at + 1u] * f;
     ss[at + 2u] = ss[at + 2u] * f;
     ss[at + 3u] = ss[at + 3u] * f;
+}
+
+// Output quad i, as f32 or (O16) f16.
+fn put_out(i: u32, v: vec4<f32>) {
+    if (O16) {
+        let c = clamp(v, vec4<f32>(-65504.0), vec4<f32>(65504.0));
+        out16[i] = vec2<u32>(pack2x16float(c.xy), pack2x16float(c.zw));
+    } else {
+        out[i] = v;
+    }
 }
 
 // The accumulators are separate variables, every use spelled out under conditions on the
@@ -441,7 +455,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         for (var i = 0u; i < KPR / 4u; i = i + 1u) {
             let d4 = (0u * BC + part * KPR) / 4u + i;   // output quad of this row
             if ((row < n_rows) & (d4 < HD4)) {
-                out[obase + d4] = ss4(srow + 4u * i) * inv_l;
+                put_out(obase + d4, ss4(srow + 4u * i) * inv_l);
             }
         }
         workgroupBarrier();
@@ -452,7 +466,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         for (var i = 0u; i < KPR / 4u; i = i + 1u) {
             let d4 = (1u * BC + part * KPR) / 4u + i;   // output quad of this row
             if ((row < n_rows) & (d4 < HD4)) {
-                out[obase + d4] = ss4(srow + 4u * i) * inv_l;
+                put_out(obase + d4, ss4(srow + 4u * i) * inv_l);
             }
         }
         workgroupBarrier();
@@ -463,7 +477,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         for (var i = 0u; i < KPR / 4u; i = i + 1u) {
             let d4 = (2u * BC + part * KPR) / 4u + i;   // output quad of this row
             if ((row < n_rows) & (d4 < HD4)) {
-                out[obase + d4] = ss4(srow + 4u * i) * inv_l;
+                put_out(obase + d4, ss4(srow + 4u * i) * inv_l);
             }
         }
         workgroupBarrier();
@@ -474,7 +488,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         for (var i = 0u; i < KPR / 4u; i = i + 1u) {
             let d4 = (3u * BC + part * KPR) / 4u + i;   // output quad of this row
             if ((row < n_rows) & (d4 < HD4)) {
-                out[obase + d4] = ss4(srow + 4u * i) * inv_l;
+                put_out(obase + d4, ss4(srow + 4u * i) * inv_l);
             }
         }
         workgroupBarrier();

@@ -64,6 +64,22 @@ fn silu_mul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     sm_y[i] = silu(sm_gate[i]) * sm_up[i];
 }
 
+// ---- silu_mul_f16: y = silu(gate) * up rounded to f16 (saturating), for the tensor-core down
+// projection of a prompt (no to_f16 pass after it). One invocation per pair of values.
+@group(0) @binding(1) var<storage, read> sh_gate: array<vec2<f32>>;  // [T, F]
+@group(0) @binding(2) var<storage, read> sh_up: array<vec2<f32>>;    // [T, F]
+@group(0) @binding(3) var<storage, read_write> sh_y: array<u32>;     // [T, F] f16, two per word
+
+@compute @workgroup_size(WG)
+fn silu_mul_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let g = sh_gate[i];
+    let v = vec2<f32>(silu(g.x), silu(g.y)) * sh_up[i];
+    sh_y[i] = pack2x16float(clamp(v, vec2<f32>(-65504.0), vec2<f32>(65504.0)));
+}
+
 // ---- silu_mul_fused: y = silu(gate) * up from one fused gate/up mat-mul output ------------
 @group(0) @binding(1) var<storage, read> fu_gate_up: array<f32>;  // [T, 2F]: gate row half, then up
 @group(0) @binding(2) var<storage, read_write> fu_y: array<f32>;  // [T, F]

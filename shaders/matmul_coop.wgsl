@@ -28,18 +28,42 @@ enable wgpu_cooperative_matrix;
 // Output: tiles wholly inside y are stored straight from the accumulators; a workgroup whose
 // tile crosses T or N passes each 16 x 16 tile through workgroup memory (PARK subgroups at a
 // time) and stores only the elements inside.
+//
+// With NW > 1 one dispatch does up to three GEMMs sharing x (q, k, v or gate, up: weights of
+// one type and K): the grid's tile columns are weight 0's, then weight 1's, then weight 2's,
+// each workgroup's in one weight, and it writes that weight's own output.
 
 struct Params {
-    n: u32,   // weight rows = output features
-    k: u32,   // row length = input features, a multiple of 16
-    t: u32,   // tokens
-    nb: u32,  // blocks in the whole weight (n * k / block size), for the repacked layouts
+    n: u32,    // rows of weight 0 = output features of y
+    k: u32,    // row length = input features, a multiple of 16 (every weight)
+    t: u32,    // tokens
+    nb: u32,   // blocks in the whole of weight 0 (n * k / block size), for the repacked layouts
+    n1: u32,   // NW > 1: rows of weights 1 and 2 (outputs y1, y2)
+    n2: u32,
+    nb1: u32,  // their blocks
+    nb2: u32,
+    c1: u32,   // first tile column of weight 1, and of weight 2 (ceil(n / BN), + ceil(n1 / BN))
+    c2: u32,
+    cols: u32, // tile columns of the whole dispatch
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;   // [n, k] weight, GPU layout of DT
 @group(0) @binding(2) var<storage, read> x: array<vec4<u32>>;   // [t, k]: f32, or f16 pairs with XH
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;   // [t, n]
+// NW > 1 (q/k/v or gate/up in one dispatch): weights 1 and 2, [n1, k] and [n2, k] of the same
+// type, and their outputs [t, n1], [t, n2]; bound to w and y again where unused.
+@group(0) @binding(4) var<storage, read> w1: array<vec4<u32>>;
+@group(0) @binding(5) var<storage, read> w2: array<vec4<u32>>;
+@group(0) @binding(6) var<storage, read_write> y1: array<f32>;
+@group(0) @binding(7) var<storage, read_write> y2: array<f32>;
+
+// Weights (and outputs) in this dispatch, 1..=3. Each workgroup's tile columns lie in one
+// weight (its *region*; each weight's columns start a new tile), so the region is uniform per
+// workgroup: one dispatch runs several GEMMs sharing x, filling the GPU where each alone
+// would leave SMs idle (TinyLlama's k and v: 32 workgroups) or end in a part-filled wave.
+override NW: u32 = 1u;
 
 override ACC: bool = false;
 // x holds f16 values (two per word, as `Elem::F16`) rather than f32: staging x is then a
@@ -82,6 +106,35 @@ override CS_LEN: u32 = PARK * 256u;
 var<workgroup> xs: array<vec4<f16>, XS_LEN>;    // 2 x [BT][LDS] tokens, f16
 var<workgroup> ws: array<vec4<f16>, WS_LEN>;    // 2 x [BN][LDS] weight rows, f16
 var<workgroup> cs: array<f32, CS_LEN>;   // PARK output tiles of 16 x 16
+
+// This workgroup's region: which weight, its rows and blocks (set once at the entry).
+var<private> reg: u32;
+var<private> rn: u32;
+var<private> rnb: u32;
+
+// Word group i of this region's weight (the branch is uniform per workgroup; with NW = 1 it
+// folds away).
+fn wv(i: u32) -> vec4<u32> {
+    if (NW > 1u && reg == 1u) { return w1[i]; }
+    if (NW > 2u && reg == 2u) { return w2[i]; }
+    return w[i];
+}
+fn wword(i: u32) -> u32 {
+    return wv(i >> 2u)[i & 3u];
+}
+
+// Element `at` of this region's output (row stride rn), set or (ACC, NW = 1) added to.
+fn y_put(at: u32, v: f32) {
+    if (NW > 1u && reg == 1u) {
+        y1[at] = v;
+    } else if (NW > 2u && reg == 2u) {
+        y2[at] = v;
+    } else if (ACC) {
+        y[at] = y[at] + v;
+    } else {
+        y[at] = v;
+    }
+}
 
 // A lane's share of a step: W_PER weight chunks (16 values of a row) and X_PER x units (one
 // 16-byte load: 4 values of f32 x, 8 of f16 x).
@@ -133,7 +186,7 @@ fn h16(v: Chunk) -> H16 {
 // row n - 1 (outputs never stored) and chunks past the row its last chunk (finite values
 // that meet x's zeros there).
 fn w_row(i: u32, n0: u32) -> u32 {
-    return min(n0 + i / (BK / 16u), p.n - 1u);
+    return min(n0 + i / (BK / 16u), rn - 1u);
 }
 fn w_col(i: u32, k0: u32) -> u32 {
     return min(k0 / 16u + i % (BK / 16u), p.k / 16u - 1u);
@@ -145,21 +198,21 @@ fn w_raw(r: u32, c: u32) -> WRaw {
     switch (DT) {
         case DT_F16, DT_BF16: {
             let g = (r * p.k + 16u * c) >> 3u;
-            o.a = w[g];
-            o.b = w[g + 1u];
+            o.a = wv(g);
+            o.b = wv(g + 1u);
         }
         case DT_Q8_0, DT_Q4_0, DT_Q5_0: {
             let b = r * (p.k / 32u) + c / 2u;
             if (DT == DT_Q8_0) {
-                o.a = w[2u * b + c % 2u];
-                o.c.x = w_word(8u * p.nb + (b >> 1u));
+                o.a = wv(2u * b + c % 2u);
+                o.c.x = wword(8u * rnb + (b >> 1u));
             } else if (DT == DT_Q4_0) {
-                o.a = w[b];
-                o.c.x = w_word(4u * p.nb + (b >> 1u));
+                o.a = wv(b);
+                o.c.x = wword(4u * rnb + (b >> 1u));
             } else {
-                o.a = w[b];
-                o.c.x = w_word(5u * p.nb + (b >> 1u));
-                o.c.y = w_word(4u * p.nb + b);
+                o.a = wv(b);
+                o.c.x = wword(5u * rnb + (b >> 1u));
+                o.c.y = wword(4u * rnb + b);
             }
         }
         case DT_Q4_K, DT_Q5_K, DT_Q6_K: {
@@ -167,30 +220,30 @@ fn w_raw(r: u32, c: u32) -> WRaw {
             let j = c % 16u;
             if (DT == DT_Q4_K) {
                 let base = 9u * b;
-                o.a = w[base];
-                o.b = w[base + 1u + 2u * (j / 4u) + j % 2u];
+                o.a = wv(base);
+                o.b = wv(base + 1u + 2u * (j / 4u) + j % 2u);
             } else if (DT == DT_Q5_K) {
                 let base = 11u * b;
-                o.a = w[base];
-                o.b = w[base + 3u + 2u * (j / 4u) + j % 2u];
-                o.c = w[base + 1u + j % 2u];
+                o.a = wv(base);
+                o.b = wv(base + 3u + 2u * (j / 4u) + j % 2u);
+                o.c = wv(base + 1u + j % 2u);
             } else {
                 let base = 13u * b;
                 let h = j / 8u;
                 let rr = (j % 8u) / 2u;
                 let l16 = j % 2u;
-                o.a = w[base + 4u * h + 2u * (rr % 2u) + l16];
-                o.b = w[base + 8u + 2u * h + l16];
-                o.c.x = w[base + 12u][(8u * h + l16 + 2u * rr) / 4u];
-                o.c.y = w_word(52u * p.nb + (b >> 1u));
+                o.a = wv(base + 4u * h + 2u * (rr % 2u) + l16);
+                o.b = wv(base + 8u + 2u * h + l16);
+                o.c.x = wv(base + 12u)[(8u * h + l16 + 2u * rr) / 4u];
+                o.c.y = wword(52u * rnb + (b >> 1u));
             }
         }
         default: {  // F32
             let g = (r * p.k + 16u * c) >> 2u;
-            o.a = w[g];
-            o.b = w[g + 1u];
-            o.c = w[g + 2u];
-            o.d = w[g + 3u];
+            o.a = wv(g);
+            o.b = wv(g + 1u);
+            o.c = wv(g + 2u);
+            o.d = wv(g + 3u);
         }
     }
     return o;
@@ -342,8 +395,8 @@ fn put(buf: u32, s: Staged, lid: u32) {
 
 // One output tile of a subgroup, wholly inside y, at token t and row n.
 fn out_full(c: coop_mat16x16<f32, C>, t: u32, n: u32) {
-    let at = t * p.n + n;
-    let stride = p.n;
+    let at = t * rn + n;
+    let stride = rn;
     var v = c;
     if (ACC) {
         v = v + coopLoadT<coop_mat16x16<f32, C>>(&y[at], stride);
@@ -352,7 +405,13 @@ fn out_full(c: coop_mat16x16<f32, C>, t: u32, n: u32) {
     // the expressions of its arguments, so unnamed argument expressions fail in its SPIR-V
     // backend ("Expression is not cached").
     let vv = v;
-    coopStoreT(vv, &y[at], stride);
+    if (NW > 1u && reg == 1u) {
+        coopStoreT(vv, &y1[at], stride);
+    } else if (NW > 2u && reg == 2u) {
+        coopStoreT(vv, &y2[at], stride);
+    } else {
+        coopStoreT(vv, &y[at], stride);
+    }
 }
 
 // Tile (i, j) of every subgroup of a workgroup whose tile crosses t or n, PARK subgroups at
@@ -369,13 +428,8 @@ fn out_edge(c: coop_mat16x16<f32, C>, i: u32, j: u32, t0: u32, n0: u32, sg: u32,
             let g = r + e / 256u;
             let t = t0 + 16u * ((g / SG_N) * TM + i) + (e % 256u) / 16u;
             let n = n0 + 16u * ((g % SG_N) * TN + j) + e % 16u;
-            if ((g < SUBGROUPS) & (t < p.t) & (n < p.n)) {
-                let at = t * p.n + n;
-                if (ACC) {
-                    y[at] = y[at] + cs[e];
-                } else {
-                    y[at] = cs[e];
-                }
+            if ((g < SUBGROUPS) & (t < p.t) & (n < rn)) {
+                y_put(t * rn + n, cs[e]);
             }
         }
         workgroupBarrier();
@@ -391,10 +445,25 @@ fn matmul_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
                @builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sg: u32) {
     let tiles_t = (p.t + BT - 1u) / BT;
     let tile = wid.x + wid.y * nwg.x;
-    if (tile >= tiles_t * ((p.n + BN - 1u) / BN)) { return; }
+    if (tile >= tiles_t * p.cols) { return; }
     // Token tiles vary fastest, so neighbouring workgroups share a weight tile in cache.
     let t0 = (tile % tiles_t) * BT;
-    let n0 = (tile / tiles_t) * BN;
+    var col = tile / tiles_t;
+    reg = 0u;
+    rn = p.n;
+    rnb = p.nb;
+    if (NW > 2u && col >= p.c2) {
+        reg = 2u;
+        rn = p.n2;
+        rnb = p.nb2;
+        col = col - p.c2;
+    } else if (NW > 1u && col >= p.c1) {
+        reg = 1u;
+        rn = p.n1;
+        rnb = p.nb1;
+        col = col - p.c1;
+    }
+    let n0 = col * BN;   // first row of the tile in its region's weight
     // This subgroup's tiles: tokens 16 (st TM + i), rows 16 (sn TN + j) of the workgroup tile.
     let st = sg / SG_N;
     let sn = sg % SG_N;
@@ -467,7 +536,7 @@ fn matmul_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         if (DEPTH == 1u) { ra = fetch(k1 + BK, t0, n0, lid); }
     }
 
-    if ((t0 + BT <= p.t) & (n0 + BN <= p.n)) {
+    if ((t0 + BT <= p.t) & (n0 + BN <= rn)) {
         let ts = t0 + 16u * st * TM;   // this subgroup's first token and row
         let ns = n0 + 16u * sn * TN;
         { out_full(c00, ts + 0u, ns + 0u); }

@@ -15,10 +15,24 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;        // [rows, dim]
 @group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;        // [dim]
-@group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;  // [rows, dim]
+@group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;  // [rows, dim] (Y16: unused)
+// Y16: [rows, dim] in f16, four per vec2 (the input of the tensor-core prompt mat-muls, which
+// then need no to_f16 pass); else y again, unused.
+@group(0) @binding(4) var<storage, read_write> y16: array<vec2<u32>>;
 
 override WG: u32 = 256;      // a power of two <= 1024
 override VEC4: bool = true;  // dim % 4 == 0: rows are whole vec4s
+override Y16: bool = false;  // write y16 (VEC4 only), saturating at f16's +-65504, not y
+
+// Output vec4 i of the row-major output.
+fn put(i: u32, v: vec4<f32>) {
+    if (Y16) {
+        let c = clamp(v, vec4<f32>(-65504.0), vec4<f32>(65504.0));
+        y16[i] = vec2<u32>(pack2x16float(c.xy), pack2x16float(c.zw));
+    } else {
+        y[i] = v;
+    }
+}
 
 fn x_at(g: u32) -> f32 {
     return x[g >> 2u][g & 3u];
@@ -54,11 +68,11 @@ fn rmsnorm_main(row: u32, lid: u32, l: Lanes) {
     let scale = inverseSqrt(total / f32(p.dim) + p.eps);
     if (one_pass) {
         if (lid < p.dim / 4u) {
-            y[base / 4u + lid] = x0 * scale * w0;
+            put(base / 4u + lid, x0 * scale * w0);
         }
     } else if (VEC4) {
         for (var i = lid; i < p.dim / 4u; i = i + WG) {
-            y[base / 4u + i] = x[base / 4u + i] * scale * w[i];
+            put(base / 4u + i, x[base / 4u + i] * scale * w[i]);
         }
     } else {
         for (var i = lid; i < p.dim; i = i + WG) {

@@ -174,3 +174,30 @@ pub fn assert_int8_words(case: &str, words: &[u32], want: &[f32]) {
         );
     }
 }
+
+/// The values of an f16 tensor (as `Elem::F16` stores them: little-endian halves).
+pub fn read_f16(gpu: &Gpu, t: &crate::tensor::Tensor) -> Vec<f32> {
+    let bytes = gpu
+        .read_bytes(&t.buffer, 2 * t.numel() as u64)
+        .expect("read f16 tensor");
+    bytes
+        .chunks(2)
+        .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+        .collect()
+}
+
+/// Asserts that f16 outputs `got` are the f32 outputs `want` (of the same kernel's f32
+/// variant, checked against the reference elsewhere) rounded to f16: within one f16 ulp (the
+/// rounding of pack2x16float is left to the implementation), saturated at +-65504.
+pub fn assert_f16_rounding(case: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{case}: lengths");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let w = w.clamp(-65504.0, 65504.0);
+        // One ulp of f16 at w: 2^(exponent - 10), at least the subnormal step 2^-24.
+        let ulp = (w.abs().max(6.1e-5)).log2().floor().exp2() / 1024.0;
+        assert!(
+            g.is_finite() && (g - w).abs() <= ulp.max(2f32.powi(-24)),
+            "{case}: value {i}: f16 {g}, f32 {w}"
+        );
+    }
+}

@@ -16,7 +16,9 @@ use wgllama_engine::ops::rope::{rope, RopeStyle};
 use wgllama_engine::ops::rope_kv::rope_kv;
 use wgllama_engine::reference;
 use wgllama_engine::step::{Step, StepBuffer};
-use wgllama_engine::testing::{assert_close, assert_int8_words, errors, test_gpu, Rng, Tol};
+use wgllama_engine::testing::{
+    assert_close, assert_f16_rounding, assert_int8_words, errors, read_f16, test_gpu, Rng, Tol,
+};
 use wgllama_engine::{Elem, EngineError, Gpu, Tensor};
 use wgllama_loaders::config::{rope_inv_freqs, RopeScaling};
 
@@ -986,6 +988,51 @@ fn attention_coop_kernel_matches_reference() {
         failed.len(),
         failed.join("\n")
     );
+}
+
+/// attention_coop with an f16 output (Wo's tensor-core input): the f32 output rounded to f16,
+/// on GQA and non-GQA cases, both cache types.
+#[test]
+fn attention_coop_f16_out_is_f32_out_rounded() {
+    let gpu = test_gpu();
+    let step = StepBuffer::new(gpu).unwrap();
+    let limit = gpu.limits.max_compute_workgroup_storage_size as usize;
+    for (i, c) in [
+        case_of(64, 32, 4, 128, 0, KvDtype::F32),
+        case_of(128, 4, 4, 70, 33, KvDtype::F16),
+    ]
+    .iter()
+    .enumerate()
+    {
+        if !supports(gpu, c.head_dim) {
+            eprintln!(
+                "attention_coop f16 out: skipped, unsupported on {}",
+                gpu.info.name
+            );
+            return;
+        }
+        let inp = inputs(gpu, c, 1400 + i as u64, 19);
+        write_step(gpu, &step, c.pos, c.t);
+        let keys = if q_stride(c.head_dim, 64, limit).is_some() {
+            64
+        } else {
+            32
+        };
+        let shape = [c.t, c.n_heads, c.head_dim];
+        let o32 = gpu.poisoned_f32("out", &shape).unwrap();
+        let o16 = gpu.zeros_f16("out16", &shape).unwrap();
+        let run = |out| {
+            attention_coop_with(gpu, &inp.q, &inp.kc, &inp.vc, &step.buffer, out, keys, true)
+                .unwrap()
+        };
+        gpu.run(&[run(&o32), run(&o16)]).unwrap();
+        let case = format!(
+            "attention_coop f16 out head_dim={} heads={}/{} T={} pos={} {:?}",
+            c.head_dim, c.n_heads, c.n_kv_heads, c.t, c.pos, c.dtype
+        );
+        assert_f16_rounding(&case, &read_f16(gpu, &o16), &gpu.read_f32(&o32).unwrap());
+        eprintln!("{case}: ok");
+    }
 }
 
 /// attention_coop refuses what it cannot run, naming itself: head dims that are not a

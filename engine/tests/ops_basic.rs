@@ -3,7 +3,7 @@
 use wgllama_engine::ops::matvec::Reduction;
 use wgllama_engine::ops::{rmsnorm::rmsnorm_with, sg_reduction, smoke::smoke};
 use wgllama_engine::reference;
-use wgllama_engine::testing::{assert_close, test_gpu, Rng, Tol};
+use wgllama_engine::testing::{assert_close, assert_f16_rounding, read_f16, test_gpu, Rng, Tol};
 
 #[test]
 fn smoke_round_trip() {
@@ -102,4 +102,59 @@ fn pipeline_cache_round_trips_through_its_file() {
         .unwrap();
     assert_eq!(again.read_f32(&y).unwrap(), [2.0, -4.0, 6.0]);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// rmsnorm with an f16 output (the tensor-core prompt mat-muls' input): the f32 kernel's
+/// values rounded to f16, both reductions, with rows whose outputs pass f16's range (saturated).
+#[test]
+fn rmsnorm_f16_is_rmsnorm_rounded() {
+    let gpu = test_gpu();
+    for (i, &(rows, dim)) in [(1, 64), (3, 1000), (130, 96), (5, 2048), (2, 4100)]
+        .iter()
+        .enumerate()
+    {
+        let mut rng = Rng::new(200 + i as u64);
+        let x = rng.normal_vec(rows * dim, 1.5);
+        // Large weights on every 7th value push those outputs past 65504.
+        let w: Vec<f32> = (0..dim)
+            .map(|j| {
+                if j % 7 == 3 {
+                    3e4
+                } else {
+                    rng.uniform(0.5, 1.5)
+                }
+            })
+            .collect();
+        let tx = gpu.upload_f32("x", &x, &[rows, dim]).unwrap();
+        let tw = gpu.upload_f32("w", &w, &[dim]).unwrap();
+        let mut reductions = vec![Reduction::Workgroup];
+        if sg_reduction(gpu) == Reduction::Subgroup {
+            reductions.push(Reduction::Subgroup);
+        }
+        for reduction in reductions {
+            let y32 = gpu.poisoned_f32("y", &[rows, dim]).unwrap();
+            let y16 = gpu.zeros_f16("y16", &[rows, dim]).unwrap();
+            gpu.run(&[
+                rmsnorm_with(gpu, &tx, &tw, &y32, 1e-5, reduction).unwrap(),
+                rmsnorm_with(gpu, &tx, &tw, &y16, 1e-5, reduction).unwrap(),
+            ])
+            .unwrap();
+            let case = format!("rmsnorm f16 rows={rows} dim={dim} {reduction:?}");
+            let want = gpu.read_f32(&y32).unwrap();
+            assert!(
+                want.iter().any(|v| v.abs() > 65504.0),
+                "{case}: no value saturates"
+            );
+            assert_f16_rounding(&case, &read_f16(gpu, &y16), &want);
+        }
+    }
+    // f16 output needs whole vec4 rows.
+    let x = gpu.upload_f32("x", &[1.0; 6], &[1, 6]).unwrap();
+    let w = gpu.upload_f32("w", &[1.0; 6], &[6]).unwrap();
+    let y = gpu.zeros_f16("y", &[1, 6]).unwrap();
+    let e = rmsnorm_with(gpu, &x, &w, &y, 1e-5, Reduction::Workgroup).unwrap_err();
+    assert!(
+        matches!(e, wgllama_engine::EngineError::Shape { .. }),
+        "{e}"
+    );
 }

@@ -1,10 +1,14 @@
 //! Op tests for elementwise.wgsl (add, add_in_place, silu_mul, silu_mul_fused, copy, to_f16)
 //! and softmax.wgsl, against the CPU references.
 
-use wgllama_engine::ops::elementwise::{add, add_in_place, copy, silu_mul, silu_mul_fused, to_f16};
+use wgllama_engine::ops::elementwise::{
+    add, add_in_place, copy, silu_mul, silu_mul_f16, silu_mul_fused, to_f16,
+};
 use wgllama_engine::ops::softmax::softmax;
 use wgllama_engine::reference;
-use wgllama_engine::testing::{assert_close, errors, test_gpu, Rng, Tol};
+use wgllama_engine::testing::{
+    assert_close, assert_f16_rounding, errors, read_f16, test_gpu, Rng, Tol,
+};
 use wgllama_engine::EngineError;
 
 /// f32 a + b on the GPU rounds exactly like the CPU: the results must be identical.
@@ -211,6 +215,38 @@ fn to_f16_rounds_and_saturates() {
     let y3 = gpu.zeros_f16("y3", &[3]).unwrap();
     assert!(matches!(
         to_f16(gpu, &odd, &y3),
+        Err(EngineError::Shape { .. })
+    ));
+}
+
+/// silu_mul_f16 (the down projection's f16 input): silu_mul's values rounded to f16,
+/// saturated where they pass 65504, on shapes with an odd number of pairs.
+#[test]
+fn silu_mul_f16_is_silu_mul_rounded() {
+    let gpu = test_gpu();
+    for (i, &(rows, cols)) in [(1, 2), (3, 1000), (5, 334), (2, 4098)].iter().enumerate() {
+        let mut rng = Rng::new(60 + i as u64);
+        let g = gate_values(&mut rng, rows * cols);
+        let mut u = rng.normal_vec(rows * cols, 1.0);
+        for v in u.iter_mut().step_by(5) {
+            *v *= 1e5;
+        }
+        let tg = gpu.upload_f32("gate", &g, &[rows, cols]).unwrap();
+        let tu = gpu.upload_f32("up", &u, &[rows, cols]).unwrap();
+        let y32 = gpu.poisoned_f32("y", &[rows, cols]).unwrap();
+        let y16 = gpu.zeros_f16("y16", &[rows, cols]).unwrap();
+        gpu.run(&[
+            silu_mul(gpu, &tg, &tu, &y32).unwrap(),
+            silu_mul_f16(gpu, &tg, &tu, &y16).unwrap(),
+        ])
+        .unwrap();
+        let case = format!("silu_mul_f16 rows={rows} cols={cols}");
+        assert_f16_rounding(&case, &read_f16(gpu, &y16), &gpu.read_f32(&y32).unwrap());
+    }
+    let odd = gpu.zeros_f32("odd", &[3]).unwrap();
+    let y3 = gpu.zeros_f16("y3", &[3]).unwrap();
+    assert!(matches!(
+        silu_mul_f16(gpu, &odd, &odd, &y3),
         Err(EngineError::Shape { .. })
     ));
 }

@@ -11,7 +11,10 @@
 //! the test allows 1.1x that, plus f32 rounding of the output. Typical errors are random
 //! walks far inside it: nmse ~ (2u^2/3) ~ 2e-7 for two rounded factors; allowed 1e-6.
 
-use wgllama_engine::ops::matmul_coop::{coop_available, matmul_coop, matmul_coop_with, CoopTile};
+use wgllama_engine::ops::matmul_coop::{
+    coop_available, matmul_coop, matmul_coop_multi, matmul_coop_multi_with, matmul_coop_with,
+    CoopTile,
+};
 use wgllama_engine::reference::matmul::matmul as ref_matmul;
 use wgllama_engine::testing::weights::upload_random_weight;
 use wgllama_engine::testing::{errors, test_gpu, Rng};
@@ -335,5 +338,114 @@ fn coop_saturates_x_beyond_f16() {
             (g - w).abs() <= 1e-2 * w.abs().max(1.0),
             "output {i}: {g} want {w}"
         );
+    }
+}
+
+/// `matmul_coop_multi` (2 and 3 weights in one dispatch) against one `matmul_coop_with` per
+/// weight on the same tile: every output bit for bit (the same products in the same order),
+/// with row counts that put edge tiles inside each weight, f32 and f16 x. The single GEMMs are
+/// checked against the CPU reference above, so this ties the fused path to it too.
+#[test]
+fn coop_multi_matches_single() {
+    let gpu = test_gpu();
+    if skip(gpu, "coop_multi_matches_single") {
+        return;
+    }
+    let cases: [(usize, &[usize], CoopTile); 4] = [
+        (17, &[100, 37, 64], CoopTile::SMALL),
+        (300, &[256, 40], CoopTile::LARGE),
+        (64, &[128, 128, 128], CoopTile::LARGE),
+        (33, &[16, 200], CoopTile::MEDIUM),
+    ];
+    for dtype in [DType::Q4K, DType::Q6K, DType::Q8_0, DType::F16] {
+        for &(t, ns, tile) in &cases {
+            for x_f16 in [false, true] {
+                let k = row_lengths(dtype)[1];
+                let case = format!(
+                    "{} T={t} N={ns:?} K={k} {tile:?} x_f16={x_f16}",
+                    dtype.name()
+                );
+                let mut rng = Rng::new(dtype.ggml_id() as u64 * 7919 + (t * 31 + ns[0]) as u64);
+                let x = rng.normal_vec(t * k, 1.0);
+                let tx = if x_f16 {
+                    gpu.upload_f16("x", &x, &[t, k]).unwrap()
+                } else {
+                    gpu.upload_f32("x", &x, &[t, k]).unwrap()
+                };
+                let ws: Vec<_> = ns
+                    .iter()
+                    .map(|&n| upload_random_weight(gpu, &mut rng, dtype, n, k).0)
+                    .collect();
+                let singles: Vec<_> = ns
+                    .iter()
+                    .map(|&n| gpu.poisoned_f32("y", &[t, n]).unwrap())
+                    .collect();
+                let fused: Vec<_> = ns
+                    .iter()
+                    .map(|&n| gpu.poisoned_f32("y", &[t, n]).unwrap())
+                    .collect();
+                let mut ds: Vec<_> = ws
+                    .iter()
+                    .zip(&singles)
+                    .map(|(w, y)| matmul_coop_with(gpu, &tx, w, y, false, tile).unwrap())
+                    .collect();
+                let w_refs: Vec<_> = ws.iter().collect();
+                let y_refs: Vec<_> = fused.iter().collect();
+                let multi = matmul_coop_multi_with(gpu, &tx, &w_refs, &y_refs, tile).unwrap();
+                let n_all: usize = ns.iter().sum();
+                assert_eq!(multi.cost.flops, 2 * (t * n_all * k) as u64, "{case}");
+                ds.push(multi);
+                gpu.run(&ds).unwrap();
+                for (i, (a, b)) in singles.iter().zip(&fused).enumerate() {
+                    let (a, b) = (gpu.read_f32(a).unwrap(), gpu.read_f32(b).unwrap());
+                    let bad = a
+                        .iter()
+                        .zip(&b)
+                        .position(|(u, v)| u.to_bits() != v.to_bits());
+                    if let Some(j) = bad {
+                        panic!(
+                            "{case}: weight {i} output {j} (token {}, row {}): fused {} single {}",
+                            j / ns[i],
+                            j % ns[i],
+                            b[j],
+                            a[j]
+                        );
+                    }
+                }
+                eprintln!("{case}: fused outputs identical to the single GEMMs");
+            }
+        }
+    }
+}
+
+/// `matmul_coop_multi` refuses weights of different types or row lengths, and more than three.
+#[test]
+fn coop_multi_refuses_mixed_weights() {
+    let gpu = test_gpu();
+    if skip(gpu, "coop_multi_refuses_mixed_weights") {
+        return;
+    }
+    let mut rng = Rng::new(5);
+    let x = gpu
+        .upload_f32("x", &rng.normal_vec(4 * 256, 1.0), &[4, 256])
+        .unwrap();
+    let a = upload_random_weight(gpu, &mut rng, DType::Q4K, 32, 256).0;
+    let b = upload_random_weight(gpu, &mut rng, DType::Q6K, 32, 256).0;
+    let c = upload_random_weight(gpu, &mut rng, DType::Q4K, 32, 512).0;
+    let y = gpu.zeros_f32("y", &[4, 32]).unwrap();
+    let y2 = gpu.zeros_f32("y2", &[4, 32]).unwrap();
+    for (ws, what) in [
+        (vec![&a, &b], "types"),
+        (vec![&a, &c], "row lengths"),
+        (vec![&a, &a, &a, &a], "four weights"),
+    ] {
+        let ys: Vec<_> = ws
+            .iter()
+            .enumerate()
+            .map(|(i, _)| if i == 0 { &y } else { &y2 })
+            .collect();
+        let e = matmul_coop_multi(gpu, &x, &ws, &ys).unwrap_err();
+        assert!(matches!(e, EngineError::Shape { .. }), "{what}: {e}");
+        eprintln!("mixed {what}: refused: {e}");
     }
 }

@@ -353,17 +353,24 @@ mod tests {
         let mut failures = Vec::new();
         for dt in [0.0, 1.0, 2.0, 6.0, 8.0, 12.0, 13.0, 14.0, 30.0] {
             for (i, tile) in tiles.iter().enumerate() {
-                for (acc, depth, xh) in [
-                    (0.0, 0.0, 0.0),
-                    (1.0, 1.0, 1.0),
-                    (0.0, 1.0, 0.0),
-                    (1.0, 0.0, 1.0),
+                for (acc, depth, xh, nw) in [
+                    (0.0, 0.0, 0.0, 1.0),
+                    (1.0, 1.0, 1.0, 1.0),
+                    (0.0, 1.0, 0.0, 2.0),
+                    (1.0, 0.0, 1.0, 1.0),
+                    (0.0, 1.0, 1.0, 3.0),
                 ] {
-                    let mut c = vec![("DT", dt), ("ACC", acc), ("DEPTH", depth), ("XH", xh)];
+                    let mut c = vec![
+                        ("DT", dt),
+                        ("ACC", acc),
+                        ("DEPTH", depth),
+                        ("XH", xh),
+                        ("NW", nw),
+                    ];
                     c.extend_from_slice(tile);
                     if let Err(e) = to_spirv(&MATMUL_COOP, "matmul_coop", &c) {
                         failures.push(format!(
-                            "DT {dt} tile {i} acc {acc} depth {depth} xh {xh}: {e}"
+                            "DT {dt} tile {i} acc {acc} depth {depth} xh {xh} nw {nw}: {e}"
                         ));
                     }
                 }
@@ -384,10 +391,16 @@ mod tests {
             (80.0, 32.0),
             (16.0, 64.0),
         ] {
-            for (kv, qreg) in [(0.0, 1.0), (1.0, 0.0)] {
-                let c = [("HD", hd), ("BC", bc), ("KV_F16", kv), ("QREG", qreg)];
+            for (kv, qreg, o16) in [(0.0, 1.0, 0.0), (1.0, 0.0, 1.0), (0.0, 1.0, 1.0)] {
+                let c = [
+                    ("HD", hd),
+                    ("BC", bc),
+                    ("KV_F16", kv),
+                    ("QREG", qreg),
+                    ("O16", o16),
+                ];
                 if let Err(e) = to_spirv(&ATTENTION_COOP, "main", &c) {
-                    failures.push(format!("HD {hd} BC {bc} KV_F16 {kv}: {e}"));
+                    failures.push(format!("HD {hd} BC {bc} KV_F16 {kv} O16 {o16}: {e}"));
                 }
             }
         }

@@ -196,6 +196,57 @@ fn linear(
     matmul::matmul(gpu, x, w, y, accumulate)
 }
 
+/// Largest group of prompt GEMMs (2 T sum(N) K flops) that `linears` runs as one dispatch.
+/// Measured on the H100 at T = 512 (benches/results/2026-11-24-h100-s8/multi/): fused, TinyLlama's
+/// q/k/v (5.4 GFLOP) and gate/up (23.6) cut the prompt pass 6% (Q4_K_M) and 11% (F16), but
+/// Llama-2-7B's (51.5 and 185) ran 12% slower a GEMM (the fused kernel picks its weight by a
+/// branch per load) with nothing to gain: each of its GEMMs already fills the GPU.
+const FUSE_MAX_FLOPS: usize = 32_000_000_000;
+
+/// Linear layers sharing x (q, k, v; gate, up): `linear` each, except that on the tensor-core
+/// path small groups (`FUSE_MAX_FLOPS`) run each run of weights of one type as one
+/// `matmul_coop_multi` dispatch (TinyLlama's k and v alone make 32 workgroups each; gate and
+/// up alone each end in a part-filled wave).
+fn linears(
+    gpu: &Gpu,
+    x: &Tensor,
+    ws: &[&Tensor],
+    ys: &[&Tensor],
+    precision: Precision,
+) -> Result<Vec<Dispatch>> {
+    let t = x.numel() / x.shape.last().copied().unwrap_or(1).max(1);
+    let k = x.shape.last().copied().unwrap_or(0);
+    let coop = x.elem == Elem::F16
+        || (precision == Precision::Fast
+            && t > 1
+            && k.is_multiple_of(16)
+            && matmul_coop::coop_available(gpu));
+    let rows: usize = ws
+        .iter()
+        .map(|w| w.shape.first().copied().unwrap_or(0))
+        .sum();
+    if !coop || 2 * t * rows * k > FUSE_MAX_FLOPS {
+        return ws
+            .iter()
+            .zip(ys)
+            .map(|(w, y)| linear(gpu, x, w, y, false, precision))
+            .collect();
+    }
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < ws.len() {
+        let run = ws[i..].iter().take_while(|w| w.elem == ws[i].elem).count();
+        out.push(matmul_coop::matmul_coop_multi(
+            gpu,
+            x,
+            &ws[i..i + run],
+            &ys[i..i + run],
+        )?);
+        i += run;
+    }
+    Ok(out)
+}
+
 impl Graph {
     pub fn build(
         gpu: &Gpu,
@@ -222,6 +273,8 @@ impl Graph {
         let att_flat = a.att.reshaped(&[t, c.n_heads * c.head_dim]);
         let mut body = vec![embedding::embedding(gpu, &w.embed, io.tokens, &a.x)?];
         let fast = io.precision;
+        // The RMSNorms' output: f16 where the prompt's mat-muls take f16 inputs.
+        let normed = a.half.as_ref().map_or(&a.h, |hf| &hf.h);
         for (l, lw) in w.layers.iter().enumerate() {
             let qkv = [&lw.wq, &lw.wk, &lw.wv];
             if t == 1 && int8_group(fast, &qkv) {
@@ -243,11 +296,10 @@ impl Graph {
                     &[&q_flat, &k_flat, &v_flat],
                 )?);
             } else {
-                body.push(rmsnorm::rmsnorm(gpu, &a.x, &lw.attn_norm, &a.h, eps)?);
-                let h = half_of(gpu, &mut body, &a.h, a.half.as_ref().map(|hf| &hf.h))?;
-                body.push(linear(gpu, h, &lw.wq, &q_flat, false, fast)?);
-                body.push(linear(gpu, h, &lw.wk, &k_flat, false, fast)?);
-                body.push(linear(gpu, h, &lw.wv, &v_flat, false, fast)?);
+                // Prompts: with f16 mat-mul inputs (`half`) the RMSNorm writes them itself.
+                let h = normed;
+                body.push(rmsnorm::rmsnorm(gpu, &a.x, &lw.attn_norm, h, eps)?);
+                body.extend(linears(gpu, h, &qkv, &[&q_flat, &k_flat, &v_flat], fast)?);
             }
             let layer = &io.kv.layers[l];
             let wo_int8 = t == 1 && int8_group(fast, &[&lw.wo]);
@@ -282,20 +334,23 @@ impl Graph {
             } else {
                 // RoPE on q and k and the cache write of k, v: one dispatch.
                 body.push(rope_kv_of(gpu, &a, w, io, layer)?);
-                if t * (c.n_heads / c.n_kv_heads) > attention::DECODE_MAX_ROWS
+                let att = if t * (c.n_heads / c.n_kv_heads) > attention::DECODE_MAX_ROWS
                     && fast == Precision::Fast
                     && attention_coop::supports(gpu, c.head_dim)
                 {
-                    // Prompts on the fast path: flash attention on tensor cores (f16 inputs).
+                    // Prompts on the fast path: flash attention on tensor cores (f16 inputs),
+                    // writing Wo's f16 input itself where the pass has one.
+                    let out = a.half.as_ref().map_or(&a.att, |hf| &hf.att);
                     body.push(attention_coop::attention_coop(
-                        gpu, &a.q, &layer.k, &layer.v, io.step, &a.att,
+                        gpu, &a.q, &layer.k, &layer.v, io.step, out,
                     )?);
+                    a.half.as_ref().map_or(&att_flat, |hf| &hf.att)
                 } else {
                     body.extend(attention::attention(
                         gpu, &a.q, &layer.k, &layer.v, io.step, &a.att,
                     )?);
-                }
-                let att = half_of(gpu, &mut body, &att_flat, a.half.as_ref().map(|hf| &hf.att))?;
+                    half_of(gpu, &mut body, &att_flat, a.half.as_ref().map(|hf| &hf.att))?
+                };
                 body.push(linear(gpu, att, &lw.wo, &a.x, true, fast)?);
             }
             let gate_up = [&lw.w_gate, &lw.w_up];
@@ -318,7 +373,8 @@ impl Graph {
                 }
                 continue;
             }
-            body.push(rmsnorm::rmsnorm(gpu, &a.x, &lw.ffn_norm, &a.h, eps)?);
+            body.push(rmsnorm::rmsnorm(gpu, &a.x, &lw.ffn_norm, normed, eps)?);
+            let mut act = &a.act;
             if t == 1 && glu_fused(&lw.w_gate, &lw.w_up) {
                 // Decode: silu(gate) * up straight from one mat-vec dispatch.
                 body.push(matvec::matvec_glu(gpu, &a.h, &lw.w_gate, &lw.w_up, &a.act)?);
@@ -332,16 +388,15 @@ impl Graph {
                 )?);
                 body.push(elementwise::silu_mul(gpu, &a.gate, &a.up, &a.act)?);
             } else {
-                let h = half_of(gpu, &mut body, &a.h, a.half.as_ref().map(|hf| &hf.h))?;
-                body.push(linear(gpu, h, &lw.w_gate, &a.gate, false, fast)?);
-                body.push(linear(gpu, h, &lw.w_up, &a.up, false, fast)?);
-                body.push(elementwise::silu_mul(gpu, &a.gate, &a.up, &a.act)?);
+                body.extend(linears(gpu, normed, &gate_up, &[&a.gate, &a.up], fast)?);
+                if let Some(hf) = &a.half {
+                    // The down projection's f16 input, straight from SiLU * up.
+                    body.push(elementwise::silu_mul_f16(gpu, &a.gate, &a.up, &hf.act)?);
+                    act = &hf.act;
+                } else {
+                    body.push(elementwise::silu_mul(gpu, &a.gate, &a.up, &a.act)?);
+                }
             }
-            let act = if t > 1 {
-                half_of(gpu, &mut body, &a.act, a.half.as_ref().map(|hf| &hf.act))?
-            } else {
-                &a.act
-            };
             body.push(linear(gpu, act, &lw.w_down, &a.x, true, fast)?);
         }
         let head_in = if rows == LogitRows::All || t == 1 {

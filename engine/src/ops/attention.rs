@@ -120,6 +120,17 @@ pub(crate) fn check(
     v_cache: &Tensor,
     out: &Tensor,
 ) -> Result<Shapes> {
+    check_out(q, k_cache, v_cache, out, Elem::F32)
+}
+
+/// `check` with the output of type `out_elem` (f16 for attention_coop's f16 output).
+pub(crate) fn check_out(
+    q: &Tensor,
+    k_cache: &Tensor,
+    v_cache: &Tensor,
+    out: &Tensor,
+    out_elem: Elem,
+) -> Result<Shapes> {
     let &[ctx, n_kv_heads, head_dim] = k_cache.shape.as_slice() else {
         return Err(shape_error(
             "k_cache",
@@ -169,7 +180,7 @@ pub(crate) fn check(
     if t > ctx {
         return Err(shape_error("q", &format!("at most ctx = {ctx} tokens"), q));
     }
-    expect("attention", "out", out, Elem::F32, t * n_heads * head_dim)?;
+    expect("attention", "out", out, out_elem, t * n_heads * head_dim)?;
     Ok(Shapes {
         t,
         n_heads,

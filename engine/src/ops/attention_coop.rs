@@ -7,9 +7,9 @@
 use crate::dispatch::{grid, Dispatch};
 use crate::error::{EngineError, Result};
 use crate::gpu::Gpu;
-use crate::ops::attention::check;
+use crate::ops::attention::check_out;
 use crate::ops::matmul_coop::coop_available;
-use crate::tensor::Tensor;
+use crate::tensor::{Elem, Tensor};
 
 const OP: &str = "attention_coop";
 
@@ -87,7 +87,7 @@ pub fn attention_coop(
     step: &wgpu::Buffer,
     out: &Tensor,
 ) -> Result<Dispatch> {
-    let s = check(q, k_cache, v_cache, out)?;
+    let s = check_out(q, k_cache, v_cache, out, out_elem(out))?;
     let limit = gpu.limits.max_compute_workgroup_storage_size as usize;
     attention_coop_with(
         gpu,
@@ -99,6 +99,16 @@ pub fn attention_coop(
         keys_per_tile(s.head_dim, limit),
         Q_IN_REGISTERS,
     )
+}
+
+/// The output's type: f32, or f16 where the caller passes an f16 tensor (the input of a
+/// tensor-core Wo, which then needs no `to_f16` pass).
+fn out_elem(out: &Tensor) -> Elem {
+    if out.elem == Elem::F16 {
+        Elem::F16
+    } else {
+        Elem::F32
+    }
 }
 
 /// Whether the kernel keeps each subgroup's q tiles in registers across the key loop (the
@@ -118,7 +128,7 @@ pub fn attention_coop_with(
     keys: usize,
     q_regs: bool,
 ) -> Result<Dispatch> {
-    let s = check(q, k_cache, v_cache, out)?;
+    let s = check_out(q, k_cache, v_cache, out, out_elem(out))?;
     if !supports(gpu, s.head_dim) {
         return Err(EngineError::Unsupported {
             op: OP,
@@ -164,6 +174,7 @@ pub fn attention_coop_with(
             ("KV_F16", s.kv_f16 as u32 as f64),
             ("LDQ", ldq as f64),
             ("QREG", q_regs as u32 as f64),
+            ("O16", (out.elem == Elem::F16) as u32 as f64),
         ],
     )?;
     let u = gpu.uniform("attention_coop.params", &params);
@@ -177,6 +188,7 @@ pub fn attention_coop_with(
             &k_cache.buffer,
             &v_cache.buffer,
             &out.buffer,
+            &out.buffer, // the f16 slot (O16) or unused
         ],
     );
     Ok(Dispatch {

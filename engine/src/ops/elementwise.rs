@@ -106,6 +106,31 @@ pub fn silu_mul(gpu: &Gpu, gate: &Tensor, up: &Tensor, y: &Tensor) -> Result<Dis
     build(gpu, "silu_mul", "silu_mul", n, 0, &buffers, cost)
 }
 
+/// y[T, F] = silu(gate[T, F]) * up[T, F] rounded to f16 (saturating at +-65504): the down
+/// projection's input for the tensor-core prompt mat-mul, with no `to_f16` after it. The
+/// element count must be even.
+pub fn silu_mul_f16(gpu: &Gpu, gate: &Tensor, up: &Tensor, y: &Tensor) -> Result<Dispatch> {
+    let n = gate.numel();
+    if !n.is_multiple_of(2) {
+        return Err(EngineError::Shape {
+            op: "silu_mul_f16",
+            detail: format!(
+                "gate: an even number of values wanted, got {:?}",
+                gate.shape
+            ),
+        });
+    }
+    expect("silu_mul_f16", "gate", gate, Elem::F32, n)?;
+    expect("silu_mul_f16", "up", up, Elem::F32, n)?;
+    expect("silu_mul_f16", "y", y, Elem::F16, n)?;
+    let cost = Cost {
+        bytes: 10 * n as u64,
+        flops: 5 * n as u64,
+    };
+    let buffers = [&gate.buffer, &up.buffer, &y.buffer];
+    build(gpu, "silu_mul", "silu_mul_f16", n / 2, 0, &buffers, cost)
+}
+
 /// y[T, F] = silu(gate) * up where gate_up[T, 2F] holds each row's gate half then its up half
 /// (the layout of a fused gate/up mat-mul's output).
 pub fn silu_mul_fused(gpu: &Gpu, gate_up: &Tensor, y: &Tensor) -> Result<Dispatch> {

@@ -260,6 +260,7 @@ pub(crate) fn variant_label(kernel: &str, dtype: DType) -> &'static str {
         "matvec_wg" => by_dtype!("matvec_wg"),
         "matvec_sg" => by_dtype!("matvec_sg"),
         "matmul_coop" => by_dtype!("matmul_coop"),
+        "matmul_coop_multi" => by_dtype!("matmul_coop_multi"),
         "matvec" => by_dtype!("matvec"),
         "matvec_multi" => by_dtype!("matvec_multi"),
         "matvec_glu" => by_dtype!("matvec_glu"),

@@ -6,10 +6,10 @@
 //! precision choice, not a drop-in replacement. Needs the device's cooperative matrices
 //! (`coop_available`) and K a multiple of 16.
 
-use crate::dispatch::{grid, Dispatch};
+use crate::dispatch::{grid, Cost, Dispatch};
 use crate::error::{EngineError, Result};
 use crate::gpu::Gpu;
-use crate::ops::matmul::{check_x, dispatch, variant_label};
+use crate::ops::matmul::{check_x, variant_label};
 use crate::tensor::{Elem, Tensor};
 
 const OP: &str = "matmul_coop";
@@ -184,8 +184,97 @@ pub fn matmul_coop_with(
     accumulate: bool,
     tile: CoopTile,
 ) -> Result<Dispatch> {
+    coop_dispatch(gpu, x, &[w], &[y], accumulate, tile)
+}
+
+/// Several GEMMs sharing x in one dispatch: ys[i] = x · ws[i]^T for up to three weights of one
+/// type and row length (q, k, v; gate, up), with `CoopTile::pick`'s tile for their rows
+/// together. One dispatch fills the GPU where each alone would not (TinyLlama's k and v make
+/// 32 workgroups each) and saves the dependent dispatches' ramps. Same rounding as
+/// `matmul_coop`, output for output.
+pub fn matmul_coop_multi(
+    gpu: &Gpu,
+    x: &Tensor,
+    ws: &[&Tensor],
+    ys: &[&Tensor],
+) -> Result<Dispatch> {
+    let t = match x.shape.last() {
+        Some(&k) if k > 0 => x.numel() / k,
+        _ => 1, // malformed: coop_dispatch reports it
+    };
+    let n: usize = ws
+        .iter()
+        .map(|w| w.shape.first().copied().unwrap_or(1))
+        .sum();
+    coop_dispatch(gpu, x, ws, ys, false, CoopTile::pick(t, n))
+}
+
+/// `matmul_coop_multi` with an explicit tile.
+pub fn matmul_coop_multi_with(
+    gpu: &Gpu,
+    x: &Tensor,
+    ws: &[&Tensor],
+    ys: &[&Tensor],
+    tile: CoopTile,
+) -> Result<Dispatch> {
+    coop_dispatch(gpu, x, ws, ys, false, tile)
+}
+
+/// Params of matmul_coop.wgsl (its `Params`).
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct CoopParams {
+    n: u32,
+    k: u32,
+    t: u32,
+    nb: u32,
+    n1: u32,
+    n2: u32,
+    nb1: u32,
+    nb2: u32,
+    c1: u32,
+    c2: u32,
+    cols: u32,
+    _pad: u32,
+}
+
+/// The dispatch of 1..=3 GEMMs sharing x (`ws[i]` into `ys[i]`), every check first.
+fn coop_dispatch(
+    gpu: &Gpu,
+    x: &Tensor,
+    ws: &[&Tensor],
+    ys: &[&Tensor],
+    accumulate: bool,
+    tile: CoopTile,
+) -> Result<Dispatch> {
     let x_f16 = x.elem == Elem::F16;
-    let s = check_x(OP, x, w, y, if x_f16 { Elem::F16 } else { Elem::F32 })?;
+    let x_elem = if x_f16 { Elem::F16 } else { Elem::F32 };
+    if ws.is_empty() || ws.len() > 3 || ws.len() != ys.len() || (accumulate && ws.len() > 1) {
+        return Err(EngineError::Shape {
+            op: OP,
+            detail: format!(
+                "{} weights and {} outputs: want 1 to 3 of each, one to one (accumulating: one)",
+                ws.len(),
+                ys.len()
+            ),
+        });
+    }
+    let sizes = ws
+        .iter()
+        .zip(ys)
+        .map(|(w, y)| check_x(OP, x, w, y, x_elem))
+        .collect::<Result<Vec<_>>>()?;
+    let s = &sizes[0];
+    if let Some(o) = sizes.iter().find(|o| o.dtype != s.dtype) {
+        return Err(EngineError::Shape {
+            op: OP,
+            detail: format!(
+                "weights of one dispatch must share a type: {} and {}",
+                s.dtype.name(),
+                o.dtype.name()
+            ),
+        });
+    }
     if !coop_available(gpu) {
         return Err(EngineError::Unsupported {
             op: OP,
@@ -256,13 +345,76 @@ pub fn matmul_coop_with(
             ("BK", bk as f64),
             ("DEPTH", depth as f64),
             ("XH", x_f16 as u32 as f64),
+            ("NW", ws.len() as f64),
         ],
     )?;
-    let workgroups = grid(gpu, tile.workgroups(s.t, s.n) as u32);
-    let label = variant_label(OP, s.dtype);
-    let mut d = dispatch(gpu, label, pipeline, workgroups, x, w, y, &s, accumulate)?;
-    if x_f16 {
-        d.cost.bytes -= 2 * (s.t * s.k) as u64;
+    let cols: Vec<u32> = sizes
+        .iter()
+        .map(|o| o.n.div_ceil(tile.rows() as usize) as u32)
+        .collect();
+    let col = |i: usize| cols.get(i).copied().unwrap_or(0);
+    let n_of = |i: usize| sizes.get(i).map_or(0, |o| o.n as u32);
+    let nb_of = |i: usize| {
+        sizes
+            .get(i)
+            .map_or(0, |o| (o.n * o.k / o.dtype.block_size()) as u32)
+    };
+    let params = CoopParams {
+        n: n_of(0),
+        k: s.k as u32,
+        t: s.t as u32,
+        nb: nb_of(0),
+        n1: n_of(1),
+        n2: n_of(2),
+        nb1: nb_of(1),
+        nb2: nb_of(2),
+        c1: col(0),
+        c2: col(0) + col(1),
+        cols: cols.iter().sum(),
+        _pad: 0,
+    };
+    let tiles = s.t.div_ceil(tile.tokens() as usize) * params.cols as usize;
+    let workgroups = grid(gpu, tiles as u32);
+    let u = gpu.uniform("matmul_coop.params", &params);
+    // Unused weight and output slots bind weight 0 and y 0 again (never read or written).
+    let w_at = |i: usize| &ws.get(i).unwrap_or(&ws[0]).buffer;
+    let y_at = |i: usize| &ys.get(i).unwrap_or(&ys[0]).buffer;
+    let label = if ws.len() > 1 {
+        variant_label("matmul_coop_multi", s.dtype)
+    } else {
+        variant_label(OP, s.dtype)
+    };
+    let bind_group = gpu.bind(
+        label,
+        &pipeline,
+        &[
+            &u,
+            w_at(0),
+            &x.buffer,
+            y_at(0),
+            w_at(1),
+            w_at(2),
+            y_at(1),
+            y_at(2),
+        ],
+    );
+    let (t, k) = (s.t as u64, s.k as u64);
+    let x_bytes = if x_f16 { 2 } else { 4 } * t * k;
+    let mut cost = Cost {
+        bytes: x_bytes,
+        flops: 0,
+    };
+    for o in &sizes {
+        let n = o.n as u64;
+        cost.bytes +=
+            crate::weights::gpu_bytes(o.dtype, n * k) + 4 * t * n * if accumulate { 2 } else { 1 };
+        cost.flops += 2 * t * n * k;
     }
-    Ok(d)
+    Ok(Dispatch {
+        label,
+        pipeline,
+        bind_group,
+        workgroups,
+        cost,
+    })
 }

@@ -32,7 +32,8 @@ fn lanes(gpu: &Gpu, rows: usize, dim: usize) -> u32 {
     (dim.div_ceil(4).next_power_of_two() as u32).clamp(64, limit.max(64))
 }
 
-/// y[rows, dim] = rmsnorm(x[rows, dim]) * w[dim].
+/// y[rows, dim] = rmsnorm(x[rows, dim]) * w[dim]; y f32, or f16 (rounded, saturating at
+/// +-65504; dim a multiple of 4) as the tensor-core prompt mat-muls take it.
 pub fn rmsnorm(gpu: &Gpu, x: &Tensor, w: &Tensor, y: &Tensor, eps: f32) -> Result<Dispatch> {
     rmsnorm_with(gpu, x, w, y, eps, crate::ops::sg_reduction(gpu))
 }
@@ -55,8 +56,18 @@ pub fn rmsnorm_with(
     }
     let dim = *x.shape.last().unwrap_or(&0);
     let rows = x.numel() / dim.max(1);
+    let y16 = y.elem == Elem::F16;
     expect("rmsnorm", "w", w, Elem::F32, dim)?;
-    expect("rmsnorm", "y", y, Elem::F32, rows * dim)?;
+    expect("rmsnorm", "y", y, y.elem, rows * dim)?;
+    if !(y.elem == Elem::F32 || (y16 && dim.is_multiple_of(4))) {
+        return Err(crate::error::EngineError::Shape {
+            op: "rmsnorm",
+            detail: format!(
+                "y: f32, or f16 with a row length that is a multiple of 4; got {:?} of {dim}",
+                y.elem
+            ),
+        });
+    }
     let params = RmsNormParams {
         dim: dim as u32,
         rows: rows as u32,
@@ -72,17 +83,26 @@ pub fn rmsnorm_with(
     let pipeline = gpu.pipeline(
         shader,
         "main",
-        &[("WG", wg as f64), ("VEC4", vec4 as u32 as f64)],
+        &[
+            ("WG", wg as f64),
+            ("VEC4", vec4 as u32 as f64),
+            ("Y16", y16 as u32 as f64),
+        ],
     )?;
     let u = gpu.uniform("rmsnorm.params", &params);
-    let bind_group = gpu.bind("rmsnorm", &pipeline, &[&u, &x.buffer, &w.buffer, &y.buffer]);
+    // y fills both output slots; the kernel writes the one its Y16 names.
+    let bind_group = gpu.bind(
+        "rmsnorm",
+        &pipeline,
+        &[&u, &x.buffer, &w.buffer, &y.buffer, &y.buffer],
+    );
     Ok(Dispatch {
         label: "rmsnorm",
         pipeline,
         bind_group,
         workgroups: grid(gpu, rows as u32),
         cost: Cost {
-            bytes: 4 * (2 * rows * dim + dim) as u64,
+            bytes: (4 * (rows * dim + dim) + if y16 { 2 } else { 4 } * rows * dim) as u64,
             flops: 4 * (rows * dim) as u64,
         },
     })
