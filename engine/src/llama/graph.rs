@@ -11,7 +11,8 @@
 //! part of decode attention (`attention_decode_rope`: q rotated as it is loaded, the new key's
 //! slot written by the split that holds it) for one token; decode attention is the split pass
 //! and its merge; the residual adds ride on the Wo and Wdown mat-muls; for decode, q/k/v are
-//! one mat-vec and gate/up/SiLU another: 8 dispatches per layer.
+//! one mat-vec and gate/up/SiLU another: 8 dispatches per layer. Prompts on tensor cores run
+//! q/k/v and gate/up as one GEMM each where the group is small (`FUSE_MAX_FLOPS`).
 //!
 //! Decode on the fast path feeds Q4_K/Q6_K/Q8_0 mat-vecs int8 activations (`int8_group`):
 //! the RMSNorms write int8 directly (`rmsnorm_x8`), decode attention (its merge pass, or a lone split) quantises the
@@ -61,8 +62,10 @@ pub struct Activations {
     pub half: Option<HalfInputs>,
 }
 
-/// f16 copies of a prompt pass's mat-mul inputs, made once per layer (`to_f16`) so every
-/// tensor-core mat-mul stages x as straight 16-byte copies, half the bytes of f32.
+/// f16 copies of a prompt pass's mat-mul inputs, so every tensor-core mat-mul stages x as
+/// straight 16-byte copies, half the bytes of f32. Their producers write them directly
+/// (rmsnorm, attention_coop, silu_mul_f16); only the plain attention kernel's output takes a
+/// `to_f16` dispatch (the fifth session's copies cost 88-128 dispatches a TinyLlama / 7B pass).
 pub struct HalfInputs {
     pub h: Tensor,   // [T, D]
     pub att: Tensor, // [T, n_heads * head_dim]
