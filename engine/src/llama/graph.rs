@@ -65,7 +65,7 @@ pub struct Activations {
 /// f16 copies of a prompt pass's mat-mul inputs, so every tensor-core mat-mul stages x as
 /// straight 16-byte copies, half the bytes of f32. Their producers write them directly
 /// (rmsnorm, attention_coop, silu_mul_f16); only the plain attention kernel's output takes a
-/// `to_f16` dispatch (the fifth session's copies cost 88-128 dispatches a TinyLlama / 7B pass).
+/// `to_f16` dispatch (separate copies cost 88-128 dispatches a TinyLlama / 7B prompt pass).
 pub struct HalfInputs {
     pub h: Tensor,   // [T, D]
     pub att: Tensor, // [T, n_heads * head_dim]
