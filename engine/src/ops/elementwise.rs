@@ -123,6 +123,8 @@ pub fn silu_mul_f16(gpu: &Gpu, gate: &Tensor, up: &Tensor, y: &Tensor) -> Result
     expect("silu_mul_f16", "gate", gate, Elem::F32, n)?;
     expect("silu_mul_f16", "up", up, Elem::F32, n)?;
     expect("silu_mul_f16", "y", y, Elem::F16, n)?;
+    distinct("silu_mul_f16", "y and gate", y, gate)?;
+    distinct("silu_mul_f16", "y and up", y, up)?;
     let cost = Cost {
         bytes: 10 * n as u64,
         flops: 5 * n as u64,

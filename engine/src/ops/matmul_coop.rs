@@ -265,6 +265,15 @@ fn coop_dispatch(
         .map(|(w, y)| check_x(OP, x, w, y, x_elem))
         .collect::<Result<Vec<_>>>()?;
     let s = &sizes[0];
+    // Each weight's output is a whole buffer of its own (the kernel writes each from its start).
+    for (i, y) in ys.iter().enumerate() {
+        if ys[..i].iter().any(|o| o.buffer == y.buffer) {
+            return Err(EngineError::Shape {
+                op: OP,
+                detail: format!("output {i} is another output's buffer again"),
+            });
+        }
+    }
     if let Some(o) = sizes.iter().find(|o| o.dtype != s.dtype) {
         return Err(EngineError::Shape {
             op: OP,
