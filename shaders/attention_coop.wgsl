@@ -183,8 +183,7 @@ fn scale_ss4(at: u32, f: f32) {
 // Output quad i, as f32 or (O16) f16.
 fn put_out(i: u32, v: vec4<f32>) {
     if (O16) {
-        let c = clamp(v, vec4<f32>(-65504.0), vec4<f32>(65504.0));
-        out16[i] = vec2<u32>(pack2x16float(c.xy), pack2x16float(c.zw));
+        out16[i] = f16_quad(v);
     } else {
         out[i] = v;
     }

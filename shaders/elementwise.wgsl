@@ -20,12 +20,6 @@ fn element(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * WG + lid;
 }
 
-// silu(g) = g * sigmoid(g). For g << 0, exp(-g) overflows to inf and the quotient is -0,
-// the right limit, so no clamp is needed.
-fn silu(g: f32) -> f32 {
-    return g / (1.0 + exp(-g));
-}
-
 // ---- add: y = a + b ------------------------------------------------------------------------
 @group(0) @binding(1) var<storage, read> add_a: array<f32>;        // [n]
 @group(0) @binding(2) var<storage, read> add_b: array<f32>;        // [n]
@@ -77,7 +71,7 @@ fn silu_mul_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     if (i >= p.n) { return; }
     let g = sh_gate[i];
     let v = vec2<f32>(silu(g.x), silu(g.y)) * sh_up[i];
-    sh_y[i] = pack2x16float(clamp(v, vec2<f32>(-65504.0), vec2<f32>(65504.0)));
+    sh_y[i] = f16_pair(v);
 }
 
 // ---- silu_mul_fused: y = silu(gate) * up from one fused gate/up mat-mul output ------------
@@ -117,6 +111,5 @@ fn to_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
           @builtin(local_invocation_index) lid: u32) {
     let i = element(wid, nwg, lid);
     if (i >= p.n) { return; }
-    // Beyond f16's range pack2x16float's result is indeterminate: saturate first.
-    h_y[i] = pack2x16float(clamp(h_x[i], vec2<f32>(-65504.0), vec2<f32>(65504.0)));
+    h_y[i] = f16_pair(h_x[i]);
 }

@@ -912,9 +912,6 @@ fn matvec_main(wg: u32, lanes: Lanes) {
 // Row totals of matvec_glu, gate then up, passed between lanes.
 var<workgroup> glu_tot: array<f32, MAX_R>;
 
-fn silu(g: f32) -> f32 {
-    return g / (1.0 + exp(-g));
-}
 
 // This lane's partial sums of gate rows row0 .. + R - 1 (acc[r]) and the same up rows
 // (acc[R + r]): RL = 2R where both have one type (one loop over both weights: each x load

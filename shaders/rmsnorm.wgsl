@@ -27,8 +27,7 @@ override Y16: bool = false;  // write y16 (VEC4 only), saturating at f16's +-655
 // Output vec4 i of the row-major output.
 fn put(i: u32, v: vec4<f32>) {
     if (Y16) {
-        let c = clamp(v, vec4<f32>(-65504.0), vec4<f32>(65504.0));
-        y16[i] = vec2<u32>(pack2x16float(c.xy), pack2x16float(c.zw));
+        y16[i] = f16_quad(v);
     } else {
         y[i] = v;
     }

@@ -1,9 +1,7 @@
 //! Op tests for elementwise.wgsl (add, add_in_place, silu_mul, silu_mul_fused, copy, to_f16)
 //! and softmax.wgsl, against the CPU references.
 
-use wgllama_engine::ops::elementwise::{
-    add, add_in_place, copy, silu_mul, silu_mul_f16, silu_mul_fused, to_f16,
-};
+use wgllama_engine::ops::elementwise::{add, add_in_place, copy, silu_mul, silu_mul_fused, to_f16};
 use wgllama_engine::ops::softmax::softmax;
 use wgllama_engine::reference;
 use wgllama_engine::testing::{
@@ -195,11 +193,7 @@ fn to_f16_rounds_and_saturates() {
     let tx = gpu.upload_f32("x", &x, &[n]).unwrap();
     let ty = gpu.zeros_f16("y", &[n]).unwrap();
     gpu.run(&[to_f16(gpu, &tx, &ty).unwrap()]).unwrap();
-    let bytes = gpu.read_bytes(&ty.buffer, 2 * n as u64).unwrap();
-    let got: Vec<f32> = bytes
-        .chunks(2)
-        .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-        .collect();
+    let got = read_f16(gpu, &ty);
     let want = reference::elementwise::to_f16(&x);
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         // One ulp of f16 at w: 2^(exponent - 10), at least the subnormal step 2^-24.
@@ -219,10 +213,10 @@ fn to_f16_rounds_and_saturates() {
     ));
 }
 
-/// silu_mul_f16 (the down projection's f16 input): silu_mul's values rounded to f16,
+/// silu_mul with an f16 output (the down projection's f16 input): its f32 values rounded,
 /// saturated where they pass 65504, on shapes with an odd number of pairs.
 #[test]
-fn silu_mul_f16_is_silu_mul_rounded() {
+fn silu_mul_f16_out_is_f32_out_rounded() {
     let gpu = test_gpu();
     for (i, &(rows, cols)) in [(1, 2), (3, 1000), (5, 334), (2, 4098)].iter().enumerate() {
         let mut rng = Rng::new(60 + i as u64);
@@ -237,16 +231,16 @@ fn silu_mul_f16_is_silu_mul_rounded() {
         let y16 = gpu.zeros_f16("y16", &[rows, cols]).unwrap();
         gpu.run(&[
             silu_mul(gpu, &tg, &tu, &y32).unwrap(),
-            silu_mul_f16(gpu, &tg, &tu, &y16).unwrap(),
+            silu_mul(gpu, &tg, &tu, &y16).unwrap(),
         ])
         .unwrap();
-        let case = format!("silu_mul_f16 rows={rows} cols={cols}");
+        let case = format!("silu_mul f16 out rows={rows} cols={cols}");
         assert_f16_rounding(&case, &read_f16(gpu, &y16), &gpu.read_f32(&y32).unwrap());
     }
     let odd = gpu.zeros_f32("odd", &[3]).unwrap();
     let y3 = gpu.zeros_f16("y3", &[3]).unwrap();
     assert!(matches!(
-        silu_mul_f16(gpu, &odd, &odd, &y3),
+        silu_mul(gpu, &odd, &odd, &y3),
         Err(EngineError::Shape { .. })
     ));
 }

@@ -22,6 +22,10 @@ pub const REDUCE_WGSL: &str = include_str!("../reduce.wgsl");
 /// Weight decoding (`w16`: 16 values of a row) for every weight type, shared by the kernels
 /// that read weights. Layouts: engine/src/weights.rs.
 pub const QUANT_WGSL: &str = include_str!("../quant.wgsl");
+/// f32 to f16 words, saturating (`f16_pair`, `f16_quad`), for kernels with f16 outputs.
+pub const F16_PACK_WGSL: &str = include_str!("../f16_pack.wgsl");
+/// SwiGLU's silu(g), for the kernels that apply it.
+pub const SILU_WGSL: &str = include_str!("../silu.wgsl");
 
 pub const SMOKE: Shader = Shader {
     name: "smoke",
@@ -31,6 +35,7 @@ pub const RMSNORM: Shader = Shader {
     name: "rmsnorm",
     parts: &[
         REDUCE_WGSL,
+        F16_PACK_WGSL,
         include_str!("../rmsnorm.wgsl"),
         include_str!("../rmsnorm_wg.wgsl"),
     ],
@@ -42,6 +47,7 @@ pub const RMSNORM_SG: Shader = Shader {
     name: "rmsnorm_sg",
     parts: &[
         REDUCE_SG_WGSL,
+        F16_PACK_WGSL,
         include_str!("../rmsnorm.wgsl"),
         include_str!("../rmsnorm_sg.wgsl"),
     ],
@@ -123,12 +129,17 @@ pub const ATTENTION_COOP: Shader = Shader {
         include_str!("../attention_coop.wgsl"),
         STEP_WGSL,
         KV_LOAD_WGSL,
+        F16_PACK_WGSL,
     ],
 };
 
 pub const ELEMENTWISE: Shader = Shader {
     name: "elementwise",
-    parts: &[include_str!("../elementwise.wgsl")],
+    parts: &[
+        F16_PACK_WGSL,
+        SILU_WGSL,
+        include_str!("../elementwise.wgsl"),
+    ],
 };
 pub const SOFTMAX: Shader = Shader {
     name: "softmax",
@@ -169,6 +180,7 @@ pub const MATVEC: Shader = Shader {
     name: "matvec",
     parts: &[
         QUANT_WGSL,
+        SILU_WGSL,
         include_str!("../matvec.wgsl"),
         include_str!("../matvec_reduce_sg.wgsl"),
     ],
@@ -178,6 +190,7 @@ pub const MATVEC_WG: Shader = Shader {
     name: "matvec_wg",
     parts: &[
         QUANT_WGSL,
+        SILU_WGSL,
         include_str!("../matvec.wgsl"),
         include_str!("../matvec_reduce_wg.wgsl"),
     ],

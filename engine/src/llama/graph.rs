@@ -64,7 +64,7 @@ pub struct Activations {
 
 /// f16 copies of a prompt pass's mat-mul inputs, so every tensor-core mat-mul stages x as
 /// straight 16-byte copies, half the bytes of f32. Their producers write them directly
-/// (rmsnorm, attention_coop, silu_mul_f16); only the plain attention kernel's output takes a
+/// (rmsnorm, attention_coop, silu_mul with an f16 output); only the plain attention kernel's output takes a
 /// `to_f16` dispatch (separate copies cost 88-128 dispatches a TinyLlama / 7B prompt pass).
 pub struct HalfInputs {
     pub h: Tensor,   // [T, D]
@@ -176,8 +176,23 @@ fn half_of<'a>(
     }
 }
 
-/// A linear layer y (+)= x W^T on the path `precision` picks: with `Fast`, prompts (T > 1)
-/// use the tensor-core mat-mul (f16 inputs) where the adapter has one; everything else is exact.
+/// Tokens (rows) of a mat-mul input x [.., K].
+fn tokens_of(x: &Tensor) -> usize {
+    x.numel() / x.shape.last().copied().unwrap_or(1).max(1)
+}
+
+/// Whether mat-muls over x take the tensor cores: x already f16, or with `Fast` a prompt
+/// (T > 1) with K a multiple of 16 on an adapter that has them; everything else is exact.
+fn on_tensor_cores(gpu: &Gpu, x: &Tensor, precision: Precision) -> bool {
+    let k = x.shape.last().copied().unwrap_or(0);
+    x.elem == Elem::F16
+        || (precision == Precision::Fast
+            && tokens_of(x) > 1
+            && k.is_multiple_of(16)
+            && matmul_coop::coop_available(gpu))
+}
+
+/// A linear layer y (+)= x W^T on the path `on_tensor_cores` picks.
 fn linear(
     gpu: &Gpu,
     x: &Tensor,
@@ -186,14 +201,7 @@ fn linear(
     accumulate: bool,
     precision: Precision,
 ) -> Result<crate::dispatch::Dispatch> {
-    let t = x.numel() / x.shape.last().copied().unwrap_or(1).max(1);
-    let k = *w.shape.last().unwrap_or(&0);
-    if x.elem == Elem::F16
-        || (precision == Precision::Fast
-            && t > 1
-            && k.is_multiple_of(16)
-            && matmul_coop::coop_available(gpu))
-    {
+    if on_tensor_cores(gpu, x, precision) {
         return matmul_coop::matmul_coop(gpu, x, w, y, accumulate);
     }
     matmul::matmul(gpu, x, w, y, accumulate)
@@ -217,37 +225,26 @@ fn linears(
     ys: &[&Tensor],
     precision: Precision,
 ) -> Result<Vec<Dispatch>> {
-    let t = x.numel() / x.shape.last().copied().unwrap_or(1).max(1);
     let k = x.shape.last().copied().unwrap_or(0);
-    let coop = x.elem == Elem::F16
-        || (precision == Precision::Fast
-            && t > 1
-            && k.is_multiple_of(16)
-            && matmul_coop::coop_available(gpu));
     let rows: usize = ws
         .iter()
         .map(|w| w.shape.first().copied().unwrap_or(0))
         .sum();
-    if !coop || 2 * t * rows * k > FUSE_MAX_FLOPS {
+    if !on_tensor_cores(gpu, x, precision) || 2 * tokens_of(x) * rows * k > FUSE_MAX_FLOPS {
         return ws
             .iter()
             .zip(ys)
             .map(|(w, y)| linear(gpu, x, w, y, false, precision))
             .collect();
     }
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < ws.len() {
-        let run = ws[i..].iter().take_while(|w| w.elem == ws[i].elem).count();
-        out.push(matmul_coop::matmul_coop_multi(
-            gpu,
-            x,
-            &ws[i..i + run],
-            &ys[i..i + run],
-        )?);
-        i += run;
-    }
-    Ok(out)
+    let mut at = 0;
+    ws.chunk_by(|a, b| a.elem == b.elem)
+        .map(|run| {
+            let d = matmul_coop::matmul_coop_multi(gpu, x, run, &ys[at..at + run.len()]);
+            at += run.len();
+            d
+        })
+        .collect()
 }
 
 impl Graph {
@@ -259,9 +256,9 @@ impl Graph {
         io: &GraphIo<'_>,
     ) -> Result<Graph> {
         let c = &w.config;
-        // Prompts on the fast path feed the tensor-core mat-muls f16 copies of their inputs
-        // (matmul_coop stages x as straight copies: 4-11% less GEMM time on the H100,
-        // benches/results/2026-11-23-h100-s3/README.md), made by one `to_f16` per input.
+        // Prompts on the fast path feed the tensor-core mat-muls f16 inputs (matmul_coop stages
+        // x as straight copies: 4-11% less GEMM time on the H100,
+        // benches/results/2026-11-23-h100-s3/README.md), written by their producers.
         let half = t > 1
             && io.precision == Precision::Fast
             && matmul_coop::coop_available(gpu)
@@ -394,7 +391,7 @@ impl Graph {
                 body.extend(linears(gpu, normed, &gate_up, &[&a.gate, &a.up], fast)?);
                 if let Some(hf) = &a.half {
                     // The down projection's f16 input, straight from SiLU * up.
-                    body.push(elementwise::silu_mul_f16(gpu, &a.gate, &a.up, &hf.act)?);
+                    body.push(elementwise::silu_mul(gpu, &a.gate, &a.up, &hf.act)?);
                     act = &hf.act;
                 } else {
                     body.push(elementwise::silu_mul(gpu, &a.gate, &a.up, &a.act)?);

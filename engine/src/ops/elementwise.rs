@@ -90,47 +90,43 @@ pub fn add_in_place(gpu: &Gpu, acc: &Tensor, b: &Tensor) -> Result<Dispatch> {
     build(gpu, "add_in_place", "add_in_place", n, 0, &buffers, cost)
 }
 
-/// y[T, F] = silu(gate[T, F]) * up[T, F].
+/// y[T, F] = silu(gate[T, F]) * up[T, F]; y f32, or f16 (rounded, saturating at +-65504; an
+/// even element count) as the tensor-core down projection of a prompt takes it, with no
+/// `to_f16` after it.
 pub fn silu_mul(gpu: &Gpu, gate: &Tensor, up: &Tensor, y: &Tensor) -> Result<Dispatch> {
     let n = gate.numel();
-    expect("silu_mul", "gate", gate, Elem::F32, n)?;
-    expect("silu_mul", "up", up, Elem::F32, n)?;
-    expect("silu_mul", "y", y, Elem::F32, n)?;
-    distinct("silu_mul", "y and gate", y, gate)?;
-    distinct("silu_mul", "y and up", y, up)?;
-    let cost = Cost {
-        bytes: 12 * n as u64,
-        flops: 5 * n as u64,
-    };
-    let buffers = [&gate.buffer, &up.buffer, &y.buffer];
-    build(gpu, "silu_mul", "silu_mul", n, 0, &buffers, cost)
-}
-
-/// y[T, F] = silu(gate[T, F]) * up[T, F] rounded to f16 (saturating at +-65504): the down
-/// projection's input for the tensor-core prompt mat-mul, with no `to_f16` after it. The
-/// element count must be even.
-pub fn silu_mul_f16(gpu: &Gpu, gate: &Tensor, up: &Tensor, y: &Tensor) -> Result<Dispatch> {
-    let n = gate.numel();
-    if !n.is_multiple_of(2) {
+    let y16 = y.elem == Elem::F16;
+    if y16 && !n.is_multiple_of(2) {
         return Err(EngineError::Shape {
-            op: "silu_mul_f16",
+            op: "silu_mul",
             detail: format!(
-                "gate: an even number of values wanted, got {:?}",
+                "f16 y: an even number of values wanted, got {:?}",
                 gate.shape
             ),
         });
     }
-    expect("silu_mul_f16", "gate", gate, Elem::F32, n)?;
-    expect("silu_mul_f16", "up", up, Elem::F32, n)?;
-    expect("silu_mul_f16", "y", y, Elem::F16, n)?;
-    distinct("silu_mul_f16", "y and gate", y, gate)?;
-    distinct("silu_mul_f16", "y and up", y, up)?;
+    expect("silu_mul", "gate", gate, Elem::F32, n)?;
+    expect("silu_mul", "up", up, Elem::F32, n)?;
+    expect(
+        "silu_mul",
+        "y",
+        y,
+        if y16 { Elem::F16 } else { Elem::F32 },
+        n,
+    )?;
+    distinct("silu_mul", "y and gate", y, gate)?;
+    distinct("silu_mul", "y and up", y, up)?;
+    let buffers = [&gate.buffer, &up.buffer, &y.buffer];
+    let (entry, threads, y_bytes) = if y16 {
+        ("silu_mul_f16", n / 2, 2)
+    } else {
+        ("silu_mul", n, 4)
+    };
     let cost = Cost {
-        bytes: 10 * n as u64,
+        bytes: (8 + y_bytes) * n as u64,
         flops: 5 * n as u64,
     };
-    let buffers = [&gate.buffer, &up.buffer, &y.buffer];
-    build(gpu, "silu_mul", "silu_mul_f16", n / 2, 0, &buffers, cost)
+    build(gpu, "silu_mul", entry, threads, 0, &buffers, cost)
 }
 
 /// y[T, F] = silu(gate) * up where gate_up[T, 2F] holds each row's gate half then its up half

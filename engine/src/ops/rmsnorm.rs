@@ -58,14 +58,17 @@ pub fn rmsnorm_with(
     let rows = x.numel() / dim.max(1);
     let y16 = y.elem == Elem::F16;
     expect("rmsnorm", "w", w, Elem::F32, dim)?;
-    expect("rmsnorm", "y", y, y.elem, rows * dim)?;
-    if !(y.elem == Elem::F32 || (y16 && dim.is_multiple_of(4))) {
+    expect(
+        "rmsnorm",
+        "y",
+        y,
+        if y16 { Elem::F16 } else { Elem::F32 },
+        rows * dim,
+    )?;
+    if y16 && !dim.is_multiple_of(4) {
         return Err(crate::error::EngineError::Shape {
             op: "rmsnorm",
-            detail: format!(
-                "y: f32, or f16 with a row length that is a multiple of 4; got {:?} of {dim}",
-                y.elem
-            ),
+            detail: format!("f16 y: rows of whole vec4s wanted, got a row length of {dim}"),
         });
     }
     let params = RmsNormParams {
