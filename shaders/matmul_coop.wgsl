@@ -9,8 +9,8 @@ enable wgpu_cooperative_matrix;
 //
 // A workgroup computes a BT x BN tile of y (tokens x weight rows), stepping through k BK at a
 // time. Each step stages x (f32 or f16 -> f16) and W (decoded with quant.wgsl's helpers, the
-// same f32 operations as `w16`, -> f16) in workgroup memory, double-buffered with one barrier
-// per step. With DEPTH 1 (the default) each lane loads the raw words of its share of step
+// same f32 operations as `w16`, -> f16; Q4_K and Q6_K in f16) in workgroup memory,
+// double-buffered with one barrier per step (or, STAGES = 1, single-buffered with two). With DEPTH 1 (the default) each lane loads the raw words of its share of step
 // s + 1 right after the barrier that ends step s - 1, carries them across the loop's back
 // edge, and decodes and stores them after the multiplications of step s, so the loads'
 // latency overlaps a whole step of multiplications: the compiler cannot sink the loads past
@@ -74,8 +74,9 @@ override XH: bool = false;
 // after this step's multiplications. 0 (the first version, kept for comparison): loaded and
 // decoded at the top of the previous step, which leaves the compiler free to sink the loads
 // to their use after the multiplications; measured on the H100 (2026-11-23, T = 512), depth 1
-// ran 1.2-1.5x faster on the large shapes (a depth of 2, two sets of raw words, measured
-// no better than 0).
+// ran 1.2-1.5x faster on the large shapes. (A depth of 2, two sets of raw words in flight,
+// measured no better than 0 with two buffers of bk 32, and 13-16% below depth 1 with one
+// buffer of bk 64: benches/results/2026-11-24-h100-s9/depth2/.)
 override DEPTH: u32 = 1u;
 override SG: u32 = 32u;     // lanes per subgroup (the device's fixed subgroup size)
 override SG_T: u32 = 2u;    // subgroups along tokens
@@ -91,20 +92,26 @@ override SUBGROUPS: u32 = SG_T * SG_N;
 override WG: u32 = SG * SUBGROUPS;
 override BT: u32 = 16u * TM * SG_T;   // tokens per workgroup tile
 override BN: u32 = 16u * TN * SG_N;   // weight rows per workgroup tile
+// Staging buffers in workgroup memory. 2: double-buffered, one barrier per step (step s + 1
+// is stored to the idle buffer while others may still read step s). 1: one buffer and two
+// barriers per step (all reads of step s end before step s + 1 is stored), which halves the
+// workgroup memory a tile needs, so a tile can take BK = 64 (twice the k, and twice the
+// multiplications, per step and per round trip of the staging loads) within 48 KiB.
+override STAGES: u32 = 2u;
 // Row stride of the staged tiles in f16: 8 spare values stagger rows over the banks and keep
 // each row 16-byte aligned.
 override LDS: u32 = BK + 8u;
 
 // Workgroup array lengths, in elements (named: naga 30's pipeline-constant pass panics on an
 // array length that is an unnamed override expression).
-override XS_LEN: u32 = 2u * BT * LDS / 4u;
-override WS_LEN: u32 = 2u * BN * LDS / 4u;
+override XS_LEN: u32 = STAGES * BT * LDS / 4u;
+override WS_LEN: u32 = STAGES * BN * LDS / 4u;
 // Output tiles parked at once in cs by an edge workgroup (at most 4: 4 KiB).
 override PARK: u32 = select(SUBGROUPS, 4u, SUBGROUPS > 4u);
 override CS_LEN: u32 = PARK * 256u;
 
-var<workgroup> xs: array<vec4<f16>, XS_LEN>;    // 2 x [BT][LDS] tokens, f16
-var<workgroup> ws: array<vec4<f16>, WS_LEN>;    // 2 x [BN][LDS] weight rows, f16
+var<workgroup> xs: array<vec4<f16>, XS_LEN>;    // STAGES x [BT][LDS] tokens, f16
+var<workgroup> ws: array<vec4<f16>, WS_LEN>;    // STAGES x [BN][LDS] weight rows, f16
 var<workgroup> cs: array<f32, CS_LEN>;   // PARK output tiles of 16 x 16
 
 // This workgroup's region: which weight, its rows and blocks (set once at the entry).
@@ -254,8 +261,67 @@ fn w_raw(r: u32, c: u32) -> WRaw {
     return o;
 }
 
+// Q4_K and Q6_K chunks are decoded in f16: each 4- or 6-bit q becomes the f16 1024 + q by its
+// bits (no integer-to-float conversion), 1024 (Q6_K: 1024 + 32) is subtracted exactly, and one
+// f16 fma or product with the sub-block's scale (and min) rounded to f16 gives the value. On
+// the H100 (T = 512) this ran 5% (Q4_K) and 8-11% (Q6_K) faster than `w16`'s f32 operations
+// with their conversions to and from f16 (benches/results/2026-11-24-h100-s9/dq/); the values
+// differ from `w16`'s only by the scale's rounding to f16 (within the kernel's f16 tolerance).
+
+// The two f16 halves of a word (naga 30 types bitcast<vec2<f16>>(u32) as a scalar, so through
+// unpack2x16float: exact both ways).
+fn halves(v: u32) -> vec2<f16> {
+    return vec2<f16>(unpack2x16float(v));
+}
+
+// The four bytes of `b` (each < 1024) as the f16 values 1024 + byte, in byte order.
+fn bytes_h4(b: u32) -> vec4<f16> {
+    let even = halves((b & 0x00FF00FFu) | 0x64006400u);          // bytes 0, 2
+    let odd = halves(((b >> 8u) & 0x00FF00FFu) | 0x64006400u);   // bytes 1, 3
+    return vec4<f16>(even.x, odd.x, even.y, odd.y);
+}
+
+// Q4_K chunk j of a block (kq45_chunk's layout): d * sc * q - dmin * m.
+fn q4k_h16(hdr: vec4<u32>, q: vec4<u32>, j: u32) -> H16 {
+    let dm = unpack2x16float(hdr.x);
+    let sm = kq_scale_min(hdr.yzw, 2u * (j / 4u) + (j / 2u) % 2u);
+    let d16 = vec4<f16>(f16(dm.x * sm.x));
+    let m16 = vec4<f16>(f16(dm.y * sm.y));
+    let o16 = vec4<f16>(1024.0h);
+    let sh = 4u * ((j / 2u) % 2u);
+    return H16(fma(bytes_h4((q.x >> sh) & 0x0F0F0F0Fu) - o16, d16, -m16),
+               fma(bytes_h4((q.y >> sh) & 0x0F0F0F0Fu) - o16, d16, -m16),
+               fma(bytes_h4((q.z >> sh) & 0x0F0F0F0Fu) - o16, d16, -m16),
+               fma(bytes_h4((q.w >> sh) & 0x0F0F0F0Fu) - o16, d16, -m16));
+}
+
+// Four 6-bit Q6_K values, one per byte: low nibbles `lo_sh` of ql's bytes, top bits `hi_sh`
+// of qh's.
+fn q6k_bytes(ql: u32, qh: u32, lo_sh: u32, hi_sh: u32) -> u32 {
+    return ((ql >> lo_sh) & 0x0F0F0F0Fu) | (((qh >> hi_sh) & 0x03030303u) << 4u);
+}
+
+// Q6_K chunk c of row r (q6_k_chunk's layout): d * sc * (q - 32).
+fn q6k_h16(o: WRaw, r: u32, c: u32) -> H16 {
+    let b = r * (p.k / 256u) + c / 16u;
+    let j = c % 16u;
+    let h = j / 8u;
+    let rr = (j % 8u) / 2u;
+    let si = 8u * h + j % 2u + 2u * rr;
+    let sc = extractBits(bitcast<i32>(o.c.x), (si % 4u) * 8u, 8u);
+    let d16 = vec4<f16>(f16(unpack2x16float(o.c.y)[b & 1u] * f32(sc)));
+    let o16 = vec4<f16>(1056.0h);   // 1024 + 32
+    let lo_sh = 4u * (rr / 2u);
+    let hi_sh = 2u * rr;
+    return H16((bytes_h4(q6k_bytes(o.a.x, o.b.x, lo_sh, hi_sh)) - o16) * d16,
+               (bytes_h4(q6k_bytes(o.a.y, o.b.y, lo_sh, hi_sh)) - o16) * d16,
+               (bytes_h4(q6k_bytes(o.a.z, o.b.z, lo_sh, hi_sh)) - o16) * d16,
+               (bytes_h4(q6k_bytes(o.a.w, o.b.w, lo_sh, hi_sh)) - o16) * d16);
+}
+
 // Decodes chunk c of row r from its loads with quant.wgsl's helpers and the same f32
-// operations as `w16` (so the values are those of every other kernel), then rounds to f16.
+// operations as `w16` (so the values are those of every other kernel), then rounds to f16;
+// Q4_K and Q6_K in f16 (q4k_h16, q6k_h16).
 fn w_decode(o: WRaw, r: u32, c: u32) -> H16 {
     switch (DT) {
         case DT_F16: {
@@ -283,23 +349,13 @@ fn w_decode(o: WRaw, r: u32, c: u32) -> H16 {
                              q5_0_4(q.z, qh >> 8u, sh, d), q5_0_4(q.w, qh >> 12u, sh, d)));
         }
         case DT_Q4_K: {
-            return h16(kq45_chunk(o.a, o.b, vec4<u32>(0u), false, c % 16u));
+            return q4k_h16(o.a, o.b, c % 16u);
         }
         case DT_Q5_K: {
             return h16(kq45_chunk(o.a, o.b, o.c, true, c % 16u));
         }
         case DT_Q6_K: {
-            let b = r * (p.k / 256u) + c / 16u;
-            let j = c % 16u;
-            let h = j / 8u;
-            let rr = (j % 8u) / 2u;
-            let si = 8u * h + j % 2u + 2u * rr;
-            let sc = extractBits(bitcast<i32>(o.c.x), (si % 4u) * 8u, 8u);
-            let dl = unpack2x16float(o.c.y)[b & 1u] * f32(sc);
-            let lo_sh = 4u * (rr / 2u);
-            let hi_sh = 2u * rr;
-            return h16(Chunk(q6_k_4(o.a.x, o.b.x, lo_sh, hi_sh, dl), q6_k_4(o.a.y, o.b.y, lo_sh, hi_sh, dl),
-                             q6_k_4(o.a.z, o.b.z, lo_sh, hi_sh, dl), q6_k_4(o.a.w, o.b.w, lo_sh, hi_sh, dl)));
+            return q6k_h16(o, r, c);
         }
         default: {  // F32
             return h16(Chunk(bitcast<vec4<f32>>(o.a), bitcast<vec4<f32>>(o.b), bitcast<vec4<f32>>(o.c),
@@ -494,7 +550,8 @@ fn matmul_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     if (DEPTH == 1u) { ra = fetch(BK, t0, n0, lid); }
     workgroupBarrier();
     for (var s = 0u; s < steps; s = s + 1u) {
-        let buf = s % 2u;
+        let buf = select(0u, s % 2u, STAGES == 2u);
+        let next = select(0u, 1u - buf, STAGES == 2u);
         // Step s + 1 is stored to the idle buffer after this step's multiplications (past
         // the last step: harmless re-reads of the last values, stored to the idle buffer).
         let k1 = (s + 1u) * BK;
@@ -530,11 +587,12 @@ fn matmul_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
             if ((TM > 3u) & (TN > 2u)) { c32 = coopMultiplyAdd(a3, b2, c32); }
             if ((TM > 3u) & (TN > 3u)) { c33 = coopMultiplyAdd(a3, b3, c33); }
         }
-        if (DEPTH == 0u) {
-            put(1u - buf, stg, lid);
-        } else {
-            put(1u - buf, decode(ra, k1, n0, lid), lid);
-        }
+        // Decoded before the barrier below, so that each subgroup's decoding overlaps the
+        // tail of its own multiplications.
+        if (DEPTH == 1u) { stg = decode(ra, k1, n0, lid); }
+        // One buffer: every subgroup's reads of this step end before it is overwritten.
+        if (STAGES == 1u) { workgroupBarrier(); }
+        put(next, stg, lid);
         workgroupBarrier();
         // DEPTH 1: the loads of step s + 2, issued here so that the compiler cannot sink them
         // below the next step's multiplications.

@@ -5,11 +5,12 @@
 //!
 //! MODE: "models" (default) times `matmul_coop` (CoopTile::pick) and `matmul_tiled` on
 //! every layer shape for Q4_K, Q6_K and F16, and projects the GEMM-only pp512 rate (all
-//! layers' mat-muls at T = 512, output layer excluded); "sweep" times every
-//! `CoopTile::candidates()` tile on the large shapes; "all" runs the sweep, then the models
+//! layers' mat-muls at T = 512, output layer excluded; f16 x, as the prompt pass has it);
+//! "sweep" times every `CoopTile::candidates()` tile on the large shapes (f16 x); "all" runs the sweep, then the models
 //! with the sweep's best tile as well; "exp" times the first kernel (depth 0, f32 x) against
 //! depth 1 with f32 and f16 x on eight tiles and the large shapes, then on the models (the
-//! first kernel with the tile pick it had, the others with `CoopTile::pick`). SCALE divides
+//! first kernel with the tile pick it had, the others with `CoopTile::pick`), all with the
+//! session-3 tiles (bk 32, double-buffered). SCALE divides
 //! every dimension (a quick run).
 //!
 //! The H100 idles at a low clock and drops back to it in gaps (a pipeline compile is one): all
@@ -149,12 +150,13 @@ fn tflops(d: &Dispatch, s: f64) -> f64 {
 
 fn tile_name(t: &CoopTile) -> String {
     format!(
-        "{}x{} sg {}x{} tiles bk{} ({}x{})",
+        "{}x{} sg {}x{} tiles bk{} s{} ({}x{})",
         t.sg_t,
         t.sg_n,
         t.tm,
         t.tn,
         t.bk,
+        t.stages,
         t.tokens(),
         t.rows()
     )
@@ -237,15 +239,19 @@ fn model_table(gpu: &Gpu, rng: &mut Rng, scale: usize, tiles: &[Option<CoopTile>
         for dtype in [DType::Q4K, DType::Q6K, DType::F16] {
             for (si, &(_, n, k, _)) in model.shapes.iter().enumerate() {
                 let w = weight(gpu, rng, dtype, n, k)?;
-                let x = gpu.upload_f32("x", &rng.normal_vec(t * k, 1.0), &[t, k])?;
+                // f16 x, as the prompt pass feeds the tensor-core GEMMs (the tiled f32
+                // kernel takes f32 x).
+                let xv = rng.normal_vec(t * k, 1.0);
+                let x = gpu.upload_f32("x", &xv, &[t, k])?;
+                let xh = gpu.upload_f16("x", &xv, &[t, k])?;
                 let y = gpu.zeros_f32("y", &[t, n])?;
                 for tile in tiles {
-                    let tile = tile.unwrap_or(CoopTile::pick(t, n));
-                    jobs.push(matmul_coop_with(gpu, &x, &w, &y, false, tile)?);
+                    let tile = tile.unwrap_or(CoopTile::pick(t, n, dtype == DType::F16));
+                    jobs.push(matmul_coop_with(gpu, &xh, &w, &y, false, tile)?);
                 }
                 jobs.push(matmul_tiled(gpu, &x, &w, &y, false)?);
                 rows.push((mi, dtype, si));
-                keep.push((w, x, y));
+                keep.push((w, x, xh, y));
             }
         }
     }
@@ -311,10 +317,11 @@ fn sweep(gpu: &Gpu, rng: &mut Rng, scale: usize) -> Result<CoopTile> {
     let mut rows = Vec::new();
     let mut jobs = Vec::new();
     let mut keep = Vec::new();
-    for dtype in [DType::Q4K, DType::F16] {
+    for dtype in [DType::Q4K, DType::Q6K, DType::F16] {
         for &(n, k) in &shapes {
             let w = weight(gpu, rng, dtype, n, k)?;
-            let x = gpu.upload_f32("x", &rng.normal_vec(t * k, 1.0), &[t, k])?;
+            // f16 x, as the prompt pass feeds the tensor-core GEMMs.
+            let x = gpu.upload_f16("x", &rng.normal_vec(t * k, 1.0), &[t, k])?;
             let y = gpu.zeros_f32("y", &[t, n])?;
             for tile in &tiles {
                 jobs.push(matmul_coop_with(gpu, &x, &w, &y, false, *tile)?);
@@ -355,11 +362,20 @@ const VARIANTS: [(u32, bool); 3] = [(0, false), (1, false), (1, true)];
 /// The tile pick of the first kernel: the largest of LARGE, MEDIUM, SMALL that makes at least
 /// 96 workgroups, at depth 0.
 fn first_pick(t: usize, n: usize) -> CoopTile {
-    let tile = [CoopTile::LARGE, CoopTile::MEDIUM]
+    let tile = [old(CoopTile::LARGE), old(CoopTile::MEDIUM)]
         .into_iter()
         .find(|tile| tile.workgroups(t, n) >= 96)
-        .unwrap_or(CoopTile::SMALL);
+        .unwrap_or(old(CoopTile::SMALL));
     CoopTile { depth: 0, ..tile }
+}
+
+/// A preset's layout as the session-3 experiment had it: bk 32, double-buffered.
+fn old(tile: CoopTile) -> CoopTile {
+    CoopTile {
+        bk: 32,
+        stages: 2,
+        ..tile
+    }
 }
 
 fn variant_name(depth: u32, x_f16: bool) -> String {
@@ -376,18 +392,19 @@ fn exp(gpu: &Gpu, rng: &mut Rng, scale: usize) -> Result<()> {
         tn,
         bk: 32,
         depth: 0,
+        stages: 2,
     };
     let tiles = [
-        CoopTile::SMALL,
-        CoopTile::MEDIUM,
-        CoopTile::LARGE,
+        old(CoopTile::SMALL),
+        old(CoopTile::MEDIUM),
+        old(CoopTile::LARGE),
         tile(4, 4, 2, 2), // 128 x 128, 16 subgroups of 2 x 2
         tile(2, 2, 2, 4), // 64 x 128, 4 subgroups
         tile(2, 2, 4, 2), // 128 x 64, 4 subgroups
         tile(2, 2, 1, 1), // 32 x 32
         CoopTile {
             bk: 64,
-            ..CoopTile::SMALL
+            ..old(CoopTile::SMALL)
         },
     ];
     for (i, tl) in tiles.iter().enumerate() {
@@ -473,7 +490,7 @@ fn exp(gpu: &Gpu, rng: &mut Rng, scale: usize) -> Result<()> {
                     } else {
                         CoopTile {
                             depth,
-                            ..CoopTile::pick(t, n)
+                            ..old(CoopTile::pick(t, n, false))
                         }
                     };
                     jobs.push(matmul_coop_with(gpu, x, &w, &y, false, tl)?);

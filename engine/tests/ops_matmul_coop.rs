@@ -156,9 +156,14 @@ fn all_shapes(dtype: DType) {
         return;
     }
     let [k0, k1] = row_lengths(dtype);
-    // Whole SMALL tiles: what `pick` takes for so few outputs.
-    let tile = CoopTile::SMALL;
-    assert_eq!(CoopTile::pick(2 * 64, 2 * 64), tile);
+    // Whole SMALL (quantised) or MEDIUM (float) tiles: what `pick` takes for so few outputs.
+    let float = matches!(dtype, DType::F16 | DType::BF16 | DType::F32);
+    let tile = if float {
+        CoopTile::MEDIUM
+    } else {
+        CoopTile::SMALL
+    };
+    assert_eq!(CoopTile::pick(2 * 64, 2 * 128, float), tile);
     let (bt, bn) = (tile.tokens() as usize, tile.rows() as usize);
     let mut worst = (0.0f64, 0.0f64);
     for (t, n, k, acc) in [
@@ -225,7 +230,8 @@ fn coop_large_tile() {
     if skip(gpu, "coop_large_tile") {
         return;
     }
-    assert_eq!(CoopTile::pick(512, 4096), CoopTile::LARGE);
+    assert_eq!(CoopTile::pick(512, 4096, false), CoopTile::LARGE);
+    assert_eq!(CoopTile::pick(512, 4096, true), CoopTile::LARGE);
     for dtype in [DType::Q4K, DType::Q6K, DType::F16] {
         let large = Some(CoopTile::LARGE);
         check(dtype, large, 256, 512, 256, false);
@@ -233,8 +239,8 @@ fn coop_large_tile() {
     }
 }
 
-/// Both prefetch depths with f32 and f16 x, every weight type, on the SMALL and LARGE tiles
-/// and a 16-subgroup tile (edges and whole tiles).
+/// Both prefetch depths with f32 and f16 x, every weight type, on the SMALL and LARGE tiles,
+/// a 16-subgroup tile and a double-buffered tile (edges and whole tiles).
 #[test]
 fn coop_depths_and_f16_x() {
     let gpu = test_gpu();
@@ -249,6 +255,14 @@ fn coop_depths_and_f16_x() {
         tn: 2,
         bk: 32,
         depth: 1,
+        stages: 2,
+    };
+    // Two staging buffers (one barrier a step), 32 of k a step: the presets before the ninth
+    // session.
+    let two_stage = CoopTile {
+        stages: 2,
+        bk: 32,
+        ..CoopTile::LARGE
     };
     let mut worst = (0.0f64, 0.0f64);
     for dtype in [
@@ -265,7 +279,7 @@ fn coop_depths_and_f16_x() {
         let [k0, k1] = row_lengths(dtype);
         for depth in 0..=1 {
             for x_f16 in [false, true] {
-                for base in [CoopTile::SMALL, CoopTile::LARGE, sixteen] {
+                for base in [CoopTile::SMALL, CoopTile::LARGE, sixteen, two_stage] {
                     let tile = CoopTile { depth, ..base };
                     let (bt, bn) = (tile.tokens() as usize, tile.rows() as usize);
                     for (t, n, k, acc) in [(300, 200, k1, true), (bt, 2 * bn, k0, false)] {

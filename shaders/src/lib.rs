@@ -366,25 +366,31 @@ mod tests {
         let mut failures = Vec::new();
         for dt in [0.0, 1.0, 2.0, 6.0, 8.0, 12.0, 13.0, 14.0, 30.0] {
             for (i, tile) in tiles.iter().enumerate() {
-                for (acc, depth, xh, nw) in [
-                    (0.0, 0.0, 0.0, 1.0),
-                    (1.0, 1.0, 1.0, 1.0),
-                    (0.0, 1.0, 0.0, 2.0),
-                    (1.0, 0.0, 1.0, 1.0),
-                    (0.0, 1.0, 1.0, 3.0),
+                for (acc, depth, xh, nw, stages) in [
+                    (0.0, 0.0, 0.0, 1.0, 2.0),
+                    (1.0, 1.0, 1.0, 1.0, 2.0),
+                    (0.0, 1.0, 0.0, 2.0, 2.0),
+                    (1.0, 0.0, 1.0, 1.0, 1.0),
+                    (0.0, 1.0, 1.0, 3.0, 2.0),
+                    (0.0, 1.0, 1.0, 1.0, 1.0),
+                    (1.0, 1.0, 0.0, 2.0, 1.0),
                 ] {
-                    let mut c = vec![
-                        ("DT", dt),
-                        ("ACC", acc),
-                        ("DEPTH", depth),
-                        ("XH", xh),
-                        ("NW", nw),
-                    ];
-                    c.extend_from_slice(tile);
-                    if let Err(e) = to_spirv(&MATMUL_COOP, "matmul_coop", &c) {
-                        failures.push(format!(
-                            "DT {dt} tile {i} acc {acc} depth {depth} xh {xh} nw {nw}: {e}"
-                        ));
+                    for dq in [0.0, 1.0, 2.0] {
+                        let mut c = vec![
+                            ("DT", dt),
+                            ("ACC", acc),
+                            ("DEPTH", depth),
+                            ("XH", xh),
+                            ("NW", nw),
+                            ("STAGES", stages),
+                        ];
+                        c.extend_from_slice(tile);
+                        if let Err(e) = to_spirv(&MATMUL_COOP, "matmul_coop", &c) {
+                            failures.push(format!(
+                                "DT {dt} tile {i} acc {acc} depth {depth} xh {xh} nw {nw} stages \
+                             {stages} dq {dq}: {e}"
+                            ));
+                        }
                     }
                 }
             }

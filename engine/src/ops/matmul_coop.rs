@@ -20,7 +20,9 @@ const OP: &str = "matmul_coop";
 /// units (16-byte loads) per step (`lane_share`). `depth`: how the staging loads are
 /// pipelined (the shader's DEPTH): 1 (every preset) carries the raw words of the next step
 /// across the loop's back edge; 0, the first version, loads and decodes each step at the top
-/// of the previous one (1.2-1.5x slower on the H100).
+/// of the previous one (1.2-1.5x slower on the H100). `stages`: staging buffers (the shader's
+/// STAGES): 2, double-buffered with one barrier a step; 1, one buffer and two barriers, half
+/// the workgroup memory (room for bk 64 on a 128 x 128 tile).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CoopTile {
     pub sg_t: u32,
@@ -29,6 +31,7 @@ pub struct CoopTile {
     pub tn: u32,
     pub bk: u32,
     pub depth: u32,
+    pub stages: u32,
 }
 
 /// Below this many workgroups a layer leaves SMs idle (the H100 has 132), so `pick` takes a
@@ -36,46 +39,64 @@ pub struct CoopTile {
 const MIN_WORKGROUPS: usize = 96;
 
 impl CoopTile {
-    /// 128 x 128 (8 subgroups of 4 x 2 tiles): the fastest where it makes enough workgroups
-    /// (H100, T = 512, depth 1: 102-136 TFLOP/s on the Llama-2-7B shapes with f32 x,
-    /// 105-144 with f16 x).
+    /// 128 x 128 (8 subgroups of 4 x 2 tiles), 64 of k a step in one buffer: the fastest
+    /// where it makes enough workgroups (H100, T = 512, f16 x, Llama-2-7B shapes: f16
+    /// 164-196 TFLOP/s, q6_K 125-143, q4_K 121-136; double-buffered with bk 32, the preset
+    /// until the ninth session: 127-142, 104-120, 120-138).
     pub const LARGE: CoopTile = CoopTile {
         sg_t: 2,
         sg_n: 4,
         tm: 4,
         tn: 2,
-        bk: 32,
+        bk: 64,
         depth: 1,
+        stages: 1,
     };
-    /// 64 x 128 (8 subgroups of 2 x 2 tiles); not picked (at depth 1 it ran below SMALL on
-    /// nearly every shape measured, at best level with it within run-to-run noise).
+    /// 64 x 128 (8 subgroups of 2 x 2 tiles), bk 64, one buffer: float weights in layers too
+    /// small for LARGE (H100, T = 512, f16, N = 2048: 126-147 TFLOP/s against SMALL's 120-131;
+    /// quantised weights run faster on SMALL).
     pub const MEDIUM: CoopTile = CoopTile {
         sg_t: 2,
         sg_n: 4,
         tm: 2,
         tn: 2,
-        bk: 32,
+        bk: 64,
         depth: 1,
+        stages: 1,
     };
-    /// 64 x 64 (4 subgroups of 2 x 2 tiles): for layers too small for LARGE (H100, T = 512,
-    /// N = 2048: 73-103 TFLOP/s).
+    /// 64 x 64 (4 subgroups of 2 x 2 tiles), bk 64, one buffer: quantised weights in layers
+    /// too small for LARGE (H100, T = 512, N = 2048: q4_K 95-104 TFLOP/s, q6_K 82-90; the
+    /// double-buffered bk 32 SMALL before: 82-92, 74-85).
     pub const SMALL: CoopTile = CoopTile {
         sg_t: 2,
         sg_n: 2,
         tm: 2,
         tn: 2,
-        bk: 32,
+        bk: 64,
         depth: 1,
+        stages: 1,
     };
 
-    /// The tile `matmul_coop` uses for T x N outputs: LARGE where it makes at least
-    /// MIN_WORKGROUPS workgroups, else SMALL (measured on the H100 at T = 512 with depth 1:
-    /// N = 2048 runs best on SMALL, MEDIUM within 0-10% below it, N >= 4096 on LARGE).
-    pub fn pick(t: usize, n: usize) -> CoopTile {
+    /// The tile `matmul_coop` uses for T x N outputs of a weight (float: F16, BF16 or F32):
+    /// LARGE where it makes at least MIN_WORKGROUPS workgroups, else MEDIUM for float
+    /// weights and SMALL for quantised ones (H100, T = 512, `bench_matmul_coop sweep`,
+    /// benches/results/2026-11-24-h100-s9/tiles/).
+    pub fn pick(t: usize, n: usize, float: bool) -> CoopTile {
         if CoopTile::LARGE.workgroups(t, n) >= MIN_WORKGROUPS {
             CoopTile::LARGE
+        } else if float {
+            CoopTile::MEDIUM
         } else {
             CoopTile::SMALL
+        }
+    }
+
+    /// Whether `pick` treats `w` as a float weight.
+    pub fn float_weight(w: &Tensor) -> bool {
+        use wgllama_loaders::DType;
+        match w.elem {
+            Elem::Weight(d) => matches!(d, DType::F16 | DType::BF16 | DType::F32),
+            _ => true,
         }
     }
 
@@ -103,15 +124,15 @@ impl CoopTile {
         (w.div_ceil(lanes), x.div_ceil(lanes))
     }
 
-    /// Workgroup memory: two f16 stages of x and W (rows padded by 8 values) and up to 4
+    /// Workgroup memory: `stages` f16 stages of x and W (rows padded by 8 values) and up to 4
     /// parked f32 16 x 16 output tiles (the shader's PARK).
     pub fn workgroup_bytes(&self) -> u64 {
         let stage = (self.tokens() + self.rows()) as u64 * (self.bk as u64 + 8) * 2;
-        2 * stage + (self.sg_t * self.sg_n).min(4) as u64 * 1024
+        self.stages as u64 * stage + (self.sg_t * self.sg_n).min(4) as u64 * 1024
     }
 
     /// Candidate tiles for benchmark sweeps (each fits 48 KiB of workgroup memory and the
-    /// lane shares with 32-lane subgroups).
+    /// lane shares with 32-lane subgroups and f32 x).
     pub fn candidates() -> Vec<CoopTile> {
         let t = |sg_t, sg_n, tm, tn, bk| CoopTile {
             sg_t,
@@ -120,9 +141,20 @@ impl CoopTile {
             tn,
             bk,
             depth: 1,
+            stages: 2,
+        };
+        let one = |sg_t, sg_n, tm, tn, bk| CoopTile {
+            stages: 1,
+            ..t(sg_t, sg_n, tm, tn, bk)
         };
         vec![
-            t(2, 2, 2, 4, 32), // 64 x 128, 128 lanes
+            one(2, 4, 4, 2, 64), // 128 x 128, one buffer
+            one(2, 4, 4, 2, 32),
+            one(2, 2, 2, 2, 64), // 64 x 64
+            one(2, 4, 2, 2, 64), // 64 x 128
+            one(2, 4, 4, 4, 32), // 128 x 256
+            one(4, 2, 4, 4, 32), // 256 x 128
+            t(2, 2, 2, 4, 32),   // 64 x 128, 128 lanes
             t(2, 2, 2, 4, 16),
             t(2, 2, 2, 2, 32), // 64 x 64
             t(2, 2, 2, 2, 64),
@@ -172,7 +204,8 @@ pub fn matmul_coop(
         (Some(&k), Some(&n)) if k > 0 => (x.numel() / k, n),
         _ => (1, 1), // malformed: matmul_coop_with reports it
     };
-    matmul_coop_with(gpu, x, w, y, accumulate, CoopTile::pick(t, n))
+    let tile = CoopTile::pick(t, n, CoopTile::float_weight(w));
+    matmul_coop_with(gpu, x, w, y, accumulate, tile)
 }
 
 /// `matmul_coop` with an explicit tile.
@@ -206,7 +239,8 @@ pub fn matmul_coop_multi(
         .iter()
         .map(|w| w.shape.first().copied().unwrap_or(1))
         .sum();
-    coop_dispatch(gpu, x, ws, ys, false, CoopTile::pick(t, n))
+    let float = ws.first().is_some_and(|w| CoopTile::float_weight(w));
+    coop_dispatch(gpu, x, ws, ys, false, CoopTile::pick(t, n, float))
 }
 
 /// `matmul_coop_multi` with an explicit tile.
@@ -313,6 +347,7 @@ fn coop_dispatch(
         tn,
         bk,
         depth,
+        stages,
     } = tile;
     let (w_share, x_share) = tile.lane_share(sg, x_f16);
     let lim = &gpu.limits;
@@ -322,6 +357,7 @@ fn coop_dispatch(
         || !(1..=4).contains(&tn)
         || ![16, 32, 64].contains(&bk)
         || depth > 1
+        || !(1..=2).contains(&stages)
         || w_share > 2
         || x_share > 8
         || lanes > lim.max_compute_invocations_per_workgroup
@@ -331,7 +367,7 @@ fn coop_dispatch(
         return Err(EngineError::Shape {
             op: OP,
             detail: format!(
-                "tile {tile:?}: 1..=4 tiles per subgroup each way, bk 16/32/64, depth 0 or 1, at \
+                "tile {tile:?}: 1..=4 tiles per subgroup each way, bk 16/32/64, depth 0 or 1, 1 or 2 stages, at \
                  most {} lanes (subgroups of {sg}), {} B of workgroup memory (needs {}), 2 \
                  weight chunks and 8 x units per lane and step (needs {w_share}, {x_share})",
                 lim.max_compute_invocations_per_workgroup,
@@ -353,6 +389,7 @@ fn coop_dispatch(
             ("TN", tn as f64),
             ("BK", bk as f64),
             ("DEPTH", depth as f64),
+            ("STAGES", stages as f64),
             ("XH", x_f16 as u32 as f64),
             ("NW", ws.len() as f64),
         ],
