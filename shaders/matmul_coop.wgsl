@@ -114,32 +114,38 @@ var<workgroup> xs: array<vec4<f16>, XS_LEN>;    // STAGES x [BT][LDS] tokens, f1
 var<workgroup> ws: array<vec4<f16>, WS_LEN>;    // STAGES x [BN][LDS] weight rows, f16
 var<workgroup> cs: array<f32, CS_LEN>;   // PARK output tiles of 16 x 16
 
-// This workgroup's region: which weight, its rows and blocks (set once at the entry).
-var<private> reg: u32;
+// This workgroup's region's rows and blocks (set once at the entry). The region itself (which
+// weight) is a parameter `rg` of the functions below.
 var<private> rn: u32;
 var<private> rnb: u32;
 
+// With NW > 1: the entry calls `gemm` with the region as a literal, one call per region, so
+// that the driver, inlining, compiles one loop per weight with no branch in its loads. On the
+// H100 (TinyLlama, T = 512) that made the fused F16 GEMMs 10% faster (138 -> 125 us a call)
+// and the fused Q4_K ones 6% slower (146 -> 155): the host sets it for float weights.
+override SPLIT: bool = false;
+
 // Word group i of this region's weight (the branch is uniform per workgroup; with NW = 1 it
 // folds away).
-fn wv(i: u32) -> vec4<u32> {
-    if (NW > 1u && reg == 1u) { return w1[i]; }
-    if (NW > 2u && reg == 2u) { return w2[i]; }
+fn wv(rg: u32, i: u32) -> vec4<u32> {
+    if (NW > 1u && rg == 1u) { return w1[i]; }
+    if (NW > 2u && rg == 2u) { return w2[i]; }
     return w[i];
 }
 // Word i of this region's weight, loaded alone: indexing the vec4 that `wv` returns loads
 // all 16 bytes and picks a component at run time, which made the Q6_K GEMMs 20-25% slower
 // on the H100 (their scale words come this way).
-fn wword(i: u32) -> u32 {
-    if (NW > 1u && reg == 1u) { return w1[i >> 2u][i & 3u]; }
-    if (NW > 2u && reg == 2u) { return w2[i >> 2u][i & 3u]; }
+fn wword(rg: u32, i: u32) -> u32 {
+    if (NW > 1u && rg == 1u) { return w1[i >> 2u][i & 3u]; }
+    if (NW > 2u && rg == 2u) { return w2[i >> 2u][i & 3u]; }
     return w[i >> 2u][i & 3u];
 }
 
 // Element `at` of this region's output (row stride rn), set or (ACC, NW = 1) added to.
-fn y_put(at: u32, v: f32) {
-    if (NW > 1u && reg == 1u) {
+fn y_put(rg: u32, at: u32, v: f32) {
+    if (NW > 1u && rg == 1u) {
         y1[at] = v;
-    } else if (NW > 2u && reg == 2u) {
+    } else if (NW > 2u && rg == 2u) {
         y2[at] = v;
     } else if (ACC) {
         y[at] = y[at] + v;
@@ -205,26 +211,26 @@ fn w_col(i: u32, k0: u32) -> u32 {
 }
 
 // The loads of chunk c (16 values) of row r: the addressing of quant.wgsl's `w16`.
-fn w_raw(r: u32, c: u32) -> WRaw {
+fn w_raw(rg: u32, r: u32, c: u32) -> WRaw {
     var o: WRaw;
     switch (DT) {
         case DT_F16, DT_BF16: {
             let g = (r * p.k + 16u * c) >> 3u;
-            o.a = wv(g);
-            o.b = wv(g + 1u);
+            o.a = wv(rg, g);
+            o.b = wv(rg, g + 1u);
         }
         case DT_Q8_0, DT_Q4_0, DT_Q5_0: {
             let b = r * (p.k / 32u) + c / 2u;
             if (DT == DT_Q8_0) {
-                o.a = wv(2u * b + c % 2u);
-                o.c.x = wword(8u * rnb + (b >> 1u));
+                o.a = wv(rg, 2u * b + c % 2u);
+                o.c.x = wword(rg, 8u * rnb + (b >> 1u));
             } else if (DT == DT_Q4_0) {
-                o.a = wv(b);
-                o.c.x = wword(4u * rnb + (b >> 1u));
+                o.a = wv(rg, b);
+                o.c.x = wword(rg, 4u * rnb + (b >> 1u));
             } else {
-                o.a = wv(b);
-                o.c.x = wword(5u * rnb + (b >> 1u));
-                o.c.y = wword(4u * rnb + b);
+                o.a = wv(rg, b);
+                o.c.x = wword(rg, 5u * rnb + (b >> 1u));
+                o.c.y = wword(rg, 4u * rnb + b);
             }
         }
         case DT_Q4_K, DT_Q5_K, DT_Q6_K: {
@@ -232,30 +238,30 @@ fn w_raw(r: u32, c: u32) -> WRaw {
             let j = c % 16u;
             if (DT == DT_Q4_K) {
                 let base = 9u * b;
-                o.a = wv(base);
-                o.b = wv(base + 1u + 2u * (j / 4u) + j % 2u);
+                o.a = wv(rg, base);
+                o.b = wv(rg, base + 1u + 2u * (j / 4u) + j % 2u);
             } else if (DT == DT_Q5_K) {
                 let base = 11u * b;
-                o.a = wv(base);
-                o.b = wv(base + 3u + 2u * (j / 4u) + j % 2u);
-                o.c = wv(base + 1u + j % 2u);
+                o.a = wv(rg, base);
+                o.b = wv(rg, base + 3u + 2u * (j / 4u) + j % 2u);
+                o.c = wv(rg, base + 1u + j % 2u);
             } else {
                 let base = 13u * b;
                 let h = j / 8u;
                 let rr = (j % 8u) / 2u;
                 let l16 = j % 2u;
-                o.a = wv(base + 4u * h + 2u * (rr % 2u) + l16);
-                o.b = wv(base + 8u + 2u * h + l16);
-                o.c.x = wword(4u * (base + 12u) + (8u * h + l16 + 2u * rr) / 4u);
-                o.c.y = wword(52u * rnb + (b >> 1u));
+                o.a = wv(rg, base + 4u * h + 2u * (rr % 2u) + l16);
+                o.b = wv(rg, base + 8u + 2u * h + l16);
+                o.c.x = wword(rg, 4u * (base + 12u) + (8u * h + l16 + 2u * rr) / 4u);
+                o.c.y = wword(rg, 52u * rnb + (b >> 1u));
             }
         }
         default: {  // F32
             let g = (r * p.k + 16u * c) >> 2u;
-            o.a = wv(g);
-            o.b = wv(g + 1u);
-            o.c = wv(g + 2u);
-            o.d = wv(g + 3u);
+            o.a = wv(rg, g);
+            o.b = wv(rg, g + 1u);
+            o.c = wv(rg, g + 2u);
+            o.d = wv(rg, g + 3u);
         }
     }
     return o;
@@ -393,10 +399,10 @@ fn x_decode(v: vec4<u32>, i: u32, k0: u32) -> XH8 {
     return XH8(select(vec4<f16>(0.0h), vec4<f16>(xf), inside), vec4<f16>(0.0h));
 }
 
-fn fetch(k0: u32, t0: u32, n0: u32, lid: u32) -> Raw {
+fn fetch(rg: u32, k0: u32, t0: u32, n0: u32, lid: u32) -> Raw {
     var s: Raw;
-    s.w0 = w_raw(w_row(lid, n0), w_col(lid, k0));
-    if (W_PER > 1u) { s.w1 = w_raw(w_row(lid + WG, n0), w_col(lid + WG, k0)); }
+    s.w0 = w_raw(rg, w_row(lid, n0), w_col(lid, k0));
+    if (W_PER > 1u) { s.w1 = w_raw(rg, w_row(lid + WG, n0), w_col(lid + WG, k0)); }
     s.x0 = x_raw(lid, k0, t0);
     if (X_PER > 1u) { s.x1 = x_raw(lid + WG, k0, t0); }
     if (X_PER > 2u) { s.x2 = x_raw(lid + 2u * WG, k0, t0); }
@@ -455,7 +461,7 @@ fn put(buf: u32, s: Staged, lid: u32) {
 }
 
 // One output tile of a subgroup, wholly inside y, at token t and row n.
-fn out_full(c: coop_mat16x16<f32, C>, t: u32, n: u32) {
+fn out_full(rg: u32, c: coop_mat16x16<f32, C>, t: u32, n: u32) {
     let at = t * rn + n;
     let stride = rn;
     var v = c;
@@ -466,9 +472,9 @@ fn out_full(c: coop_mat16x16<f32, C>, t: u32, n: u32) {
     // the expressions of its arguments, so unnamed argument expressions fail in its SPIR-V
     // backend ("Expression is not cached").
     let vv = v;
-    if (NW > 1u && reg == 1u) {
+    if (NW > 1u && rg == 1u) {
         coopStoreT(vv, &y1[at], stride);
-    } else if (NW > 2u && reg == 2u) {
+    } else if (NW > 2u && rg == 2u) {
         coopStoreT(vv, &y2[at], stride);
     } else {
         coopStoreT(vv, &y[at], stride);
@@ -478,7 +484,7 @@ fn out_full(c: coop_mat16x16<f32, C>, t: u32, n: u32) {
 // Tile (i, j) of every subgroup of a workgroup whose tile crosses t or n, PARK subgroups at
 // a time: each parks its tile in cs, then the whole workgroup stores the parked elements that
 // lie inside y. Called by all subgroups alike (it has barriers).
-fn out_edge(c: coop_mat16x16<f32, C>, i: u32, j: u32, t0: u32, n0: u32, sg: u32, lid: u32) {
+fn out_edge(rg: u32, c: coop_mat16x16<f32, C>, i: u32, j: u32, t0: u32, n0: u32, sg: u32, lid: u32) {
     for (var r = 0u; r < SUBGROUPS; r = r + PARK) {
         if ((sg >= r) & (sg < r + PARK)) {
             let park = (sg - r) * 256u;
@@ -490,17 +496,13 @@ fn out_edge(c: coop_mat16x16<f32, C>, i: u32, j: u32, t0: u32, n0: u32, sg: u32,
             let t = t0 + 16u * ((g / SG_N) * TM + i) + (e % 256u) / 16u;
             let n = n0 + 16u * ((g % SG_N) * TN + j) + e % 16u;
             if ((g < SUBGROUPS) & (t < p.t) & (n < rn)) {
-                y_put(t * rn + n, cs[e]);
+                y_put(rg, t * rn + n, cs[e]);
             }
         }
         workgroupBarrier();
     }
 }
 
-// The TM x TN accumulators, A and B tiles are separate variables, not arrays, and every use
-// is spelled out under conditions on the override constants (folded when the pipeline is
-// built), so the driver keeps them in registers: as arrays indexed in loops (naga cannot mark
-// loops for unrolling) the kernel was several times slower on the H100.
 @compute @workgroup_size(WG)
 fn matmul_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sg: u32) {
@@ -509,22 +511,44 @@ fn matmul_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     if (tile >= tiles_t * p.cols) { return; }
     // Token tiles vary fastest, so neighbouring workgroups share a weight tile in cache.
     let t0 = (tile % tiles_t) * BT;
-    var col = tile / tiles_t;
-    reg = 0u;
+    let col = tile / tiles_t;
+    // The region (which weight), its rows and blocks, and the tile's first row in its weight.
+    var rg = 0u;
+    var c0 = 0u;
     rn = p.n;
     rnb = p.nb;
     if (NW > 2u && col >= p.c2) {
-        reg = 2u;
+        rg = 2u;
+        c0 = p.c2;
         rn = p.n2;
         rnb = p.nb2;
-        col = col - p.c2;
     } else if (NW > 1u && col >= p.c1) {
-        reg = 1u;
+        rg = 1u;
+        c0 = p.c1;
         rn = p.n1;
         rnb = p.nb1;
-        col = col - p.c1;
     }
-    let n0 = col * BN;   // first row of the tile in its region's weight
+    let n0 = (col - c0) * BN;
+    if (SPLIT && NW > 1u) {
+        // One `gemm` per region, the region a literal in each call.
+        if (rg == 2u) {
+            gemm(2u, t0, n0, lid, sg);
+        } else if (rg == 1u) {
+            gemm(1u, t0, n0, lid, sg);
+        } else {
+            gemm(0u, t0, n0, lid, sg);
+        }
+    } else {
+        gemm(rg, t0, n0, lid, sg);
+    }
+}
+
+// The workgroup's tile, tokens t0.., rows n0.. of region rg's weight.
+// The TM x TN accumulators, A and B tiles are separate variables, not arrays, and every use
+// is spelled out under conditions on the override constants (folded when the pipeline is
+// built), so the driver keeps them in registers: as arrays indexed in loops (naga cannot mark
+// loops for unrolling) the kernel was several times slower on the H100.
+fn gemm(rg: u32, t0: u32, n0: u32, lid: u32, sg: u32) {
     // This subgroup's tiles: tokens 16 (st TM + i), rows 16 (sn TN + j) of the workgroup tile.
     let st = sg / SG_N;
     let sn = sg % SG_N;
@@ -544,10 +568,10 @@ fn matmul_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     var b2: coop_mat16x16<f16, B>; var b3: coop_mat16x16<f16, B>;
 
     let steps = (p.k + BK - 1u) / BK;
-    put(0u, decode(fetch(0u, t0, n0, lid), 0u, n0, lid), lid);
+    put(0u, decode(fetch(rg, 0u, t0, n0, lid), 0u, n0, lid), lid);
     // DEPTH 1: the raw words of the next step, carried across the back edge.
     var ra: Raw;
-    if (DEPTH == 1u) { ra = fetch(BK, t0, n0, lid); }
+    if (DEPTH == 1u) { ra = fetch(rg, BK, t0, n0, lid); }
     workgroupBarrier();
     for (var s = 0u; s < steps; s = s + 1u) {
         let buf = select(0u, s % 2u, STAGES == 2u);
@@ -556,7 +580,7 @@ fn matmul_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         // the last step: harmless re-reads of the last values, stored to the idle buffer).
         let k1 = (s + 1u) * BK;
         var stg: Staged;
-        if (DEPTH == 0u) { stg = decode(fetch(k1, t0, n0, lid), k1, n0, lid); }
+        if (DEPTH == 0u) { stg = decode(fetch(rg, k1, t0, n0, lid), k1, n0, lid); }
         let xb = buf * BT * LDS + 16u * st * TM * LDS;
         let wb = buf * BN * LDS + 16u * sn * TN * LDS;
         for (var kk = 0u; kk < BK; kk = kk + 16u) {
@@ -596,44 +620,44 @@ fn matmul_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         workgroupBarrier();
         // DEPTH 1: the loads of step s + 2, issued here so that the compiler cannot sink them
         // below the next step's multiplications.
-        if (DEPTH == 1u) { ra = fetch(k1 + BK, t0, n0, lid); }
+        if (DEPTH == 1u) { ra = fetch(rg, k1 + BK, t0, n0, lid); }
     }
 
     if ((t0 + BT <= p.t) & (n0 + BN <= rn)) {
         let ts = t0 + 16u * st * TM;   // this subgroup's first token and row
         let ns = n0 + 16u * sn * TN;
-        { out_full(c00, ts + 0u, ns + 0u); }
-        if (TN > 1u) { out_full(c01, ts + 0u, ns + 16u); }
-        if (TN > 2u) { out_full(c02, ts + 0u, ns + 32u); }
-        if (TN > 3u) { out_full(c03, ts + 0u, ns + 48u); }
-        if (TM > 1u) { out_full(c10, ts + 16u, ns + 0u); }
-        if ((TM > 1u) & (TN > 1u)) { out_full(c11, ts + 16u, ns + 16u); }
-        if ((TM > 1u) & (TN > 2u)) { out_full(c12, ts + 16u, ns + 32u); }
-        if ((TM > 1u) & (TN > 3u)) { out_full(c13, ts + 16u, ns + 48u); }
-        if (TM > 2u) { out_full(c20, ts + 32u, ns + 0u); }
-        if ((TM > 2u) & (TN > 1u)) { out_full(c21, ts + 32u, ns + 16u); }
-        if ((TM > 2u) & (TN > 2u)) { out_full(c22, ts + 32u, ns + 32u); }
-        if ((TM > 2u) & (TN > 3u)) { out_full(c23, ts + 32u, ns + 48u); }
-        if (TM > 3u) { out_full(c30, ts + 48u, ns + 0u); }
-        if ((TM > 3u) & (TN > 1u)) { out_full(c31, ts + 48u, ns + 16u); }
-        if ((TM > 3u) & (TN > 2u)) { out_full(c32, ts + 48u, ns + 32u); }
-        if ((TM > 3u) & (TN > 3u)) { out_full(c33, ts + 48u, ns + 48u); }
+        { out_full(rg, c00, ts + 0u, ns + 0u); }
+        if (TN > 1u) { out_full(rg, c01, ts + 0u, ns + 16u); }
+        if (TN > 2u) { out_full(rg, c02, ts + 0u, ns + 32u); }
+        if (TN > 3u) { out_full(rg, c03, ts + 0u, ns + 48u); }
+        if (TM > 1u) { out_full(rg, c10, ts + 16u, ns + 0u); }
+        if ((TM > 1u) & (TN > 1u)) { out_full(rg, c11, ts + 16u, ns + 16u); }
+        if ((TM > 1u) & (TN > 2u)) { out_full(rg, c12, ts + 16u, ns + 32u); }
+        if ((TM > 1u) & (TN > 3u)) { out_full(rg, c13, ts + 16u, ns + 48u); }
+        if (TM > 2u) { out_full(rg, c20, ts + 32u, ns + 0u); }
+        if ((TM > 2u) & (TN > 1u)) { out_full(rg, c21, ts + 32u, ns + 16u); }
+        if ((TM > 2u) & (TN > 2u)) { out_full(rg, c22, ts + 32u, ns + 32u); }
+        if ((TM > 2u) & (TN > 3u)) { out_full(rg, c23, ts + 32u, ns + 48u); }
+        if (TM > 3u) { out_full(rg, c30, ts + 48u, ns + 0u); }
+        if ((TM > 3u) & (TN > 1u)) { out_full(rg, c31, ts + 48u, ns + 16u); }
+        if ((TM > 3u) & (TN > 2u)) { out_full(rg, c32, ts + 48u, ns + 32u); }
+        if ((TM > 3u) & (TN > 3u)) { out_full(rg, c33, ts + 48u, ns + 48u); }
     } else {
-        { out_edge(c00, 0u, 0u, t0, n0, sg, lid); }
-        if (TN > 1u) { out_edge(c01, 0u, 1u, t0, n0, sg, lid); }
-        if (TN > 2u) { out_edge(c02, 0u, 2u, t0, n0, sg, lid); }
-        if (TN > 3u) { out_edge(c03, 0u, 3u, t0, n0, sg, lid); }
-        if (TM > 1u) { out_edge(c10, 1u, 0u, t0, n0, sg, lid); }
-        if ((TM > 1u) & (TN > 1u)) { out_edge(c11, 1u, 1u, t0, n0, sg, lid); }
-        if ((TM > 1u) & (TN > 2u)) { out_edge(c12, 1u, 2u, t0, n0, sg, lid); }
-        if ((TM > 1u) & (TN > 3u)) { out_edge(c13, 1u, 3u, t0, n0, sg, lid); }
-        if (TM > 2u) { out_edge(c20, 2u, 0u, t0, n0, sg, lid); }
-        if ((TM > 2u) & (TN > 1u)) { out_edge(c21, 2u, 1u, t0, n0, sg, lid); }
-        if ((TM > 2u) & (TN > 2u)) { out_edge(c22, 2u, 2u, t0, n0, sg, lid); }
-        if ((TM > 2u) & (TN > 3u)) { out_edge(c23, 2u, 3u, t0, n0, sg, lid); }
-        if (TM > 3u) { out_edge(c30, 3u, 0u, t0, n0, sg, lid); }
-        if ((TM > 3u) & (TN > 1u)) { out_edge(c31, 3u, 1u, t0, n0, sg, lid); }
-        if ((TM > 3u) & (TN > 2u)) { out_edge(c32, 3u, 2u, t0, n0, sg, lid); }
-        if ((TM > 3u) & (TN > 3u)) { out_edge(c33, 3u, 3u, t0, n0, sg, lid); }
+        { out_edge(rg, c00, 0u, 0u, t0, n0, sg, lid); }
+        if (TN > 1u) { out_edge(rg, c01, 0u, 1u, t0, n0, sg, lid); }
+        if (TN > 2u) { out_edge(rg, c02, 0u, 2u, t0, n0, sg, lid); }
+        if (TN > 3u) { out_edge(rg, c03, 0u, 3u, t0, n0, sg, lid); }
+        if (TM > 1u) { out_edge(rg, c10, 1u, 0u, t0, n0, sg, lid); }
+        if ((TM > 1u) & (TN > 1u)) { out_edge(rg, c11, 1u, 1u, t0, n0, sg, lid); }
+        if ((TM > 1u) & (TN > 2u)) { out_edge(rg, c12, 1u, 2u, t0, n0, sg, lid); }
+        if ((TM > 1u) & (TN > 3u)) { out_edge(rg, c13, 1u, 3u, t0, n0, sg, lid); }
+        if (TM > 2u) { out_edge(rg, c20, 2u, 0u, t0, n0, sg, lid); }
+        if ((TM > 2u) & (TN > 1u)) { out_edge(rg, c21, 2u, 1u, t0, n0, sg, lid); }
+        if ((TM > 2u) & (TN > 2u)) { out_edge(rg, c22, 2u, 2u, t0, n0, sg, lid); }
+        if ((TM > 2u) & (TN > 3u)) { out_edge(rg, c23, 2u, 3u, t0, n0, sg, lid); }
+        if (TM > 3u) { out_edge(rg, c30, 3u, 0u, t0, n0, sg, lid); }
+        if ((TM > 3u) & (TN > 1u)) { out_edge(rg, c31, 3u, 1u, t0, n0, sg, lid); }
+        if ((TM > 3u) & (TN > 2u)) { out_edge(rg, c32, 3u, 2u, t0, n0, sg, lid); }
+        if ((TM > 3u) & (TN > 3u)) { out_edge(rg, c33, 3u, 3u, t0, n0, sg, lid); }
     }
 }

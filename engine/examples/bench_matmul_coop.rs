@@ -21,7 +21,9 @@
 use std::time::Instant;
 
 use wgllama_engine::ops::matmul::matmul_tiled;
-use wgllama_engine::ops::matmul_coop::{coop_available, matmul_coop_with, CoopTile};
+use wgllama_engine::ops::matmul_coop::{
+    coop_available, matmul_coop, matmul_coop_multi, matmul_coop_with, CoopTile,
+};
 use wgllama_engine::testing::weights::random_weight_bytes;
 use wgllama_engine::testing::Rng;
 use wgllama_engine::{Dispatch, Gpu, GpuOptions, Result, Tensor};
@@ -210,6 +212,10 @@ fn main() -> Result<()> {
     let mut best = None;
     if mode == "sweep" || mode == "all" {
         best = Some(sweep(&gpu, &mut rng, scale)?);
+    }
+    if mode == "multi" {
+        multi(&gpu, &mut rng)?;
+        return Ok(());
     }
     if mode == "exp" {
         exp(&gpu, &mut rng, scale)?;
@@ -540,6 +546,48 @@ fn exp(gpu: &Gpu, rng: &mut Rng, scale: usize) -> Result<()> {
             }
             println!("{line}");
             layer = vec![0.0; nv];
+        }
+    }
+    Ok(())
+}
+
+/// q/k/v and gate/up of both models at T = 512 (f16 x): one `matmul_coop_multi` dispatch
+/// against the single GEMMs one after another (each with its picked tile), in microseconds.
+fn multi(gpu: &Gpu, rng: &mut Rng) -> Result<()> {
+    let groups: [(&str, &[usize], usize); 4] = [
+        ("TinyLlama q,k,v", &[2048, 256, 256], 2048),
+        ("TinyLlama gate,up", &[5632, 5632], 2048),
+        ("Llama-2-7B q,k,v", &[4096, 4096, 4096], 4096),
+        ("Llama-2-7B gate,up", &[11008, 11008], 4096),
+    ];
+    for dtype in [DType::Q4K, DType::F16] {
+        for (name, ns, k) in groups {
+            let x = gpu.upload_f16("x", &rng.normal_vec(T * k, 1.0), &[T, k])?;
+            let ws = ns
+                .iter()
+                .map(|&n| weight(gpu, rng, dtype, n, k))
+                .collect::<Result<Vec<_>>>()?;
+            let ys = ns
+                .iter()
+                .map(|&n| gpu.zeros_f32("y", &[T, n]))
+                .collect::<Result<Vec<_>>>()?;
+            let wr: Vec<&Tensor> = ws.iter().collect();
+            let yr: Vec<&Tensor> = ys.iter().collect();
+            let mut jobs = vec![matmul_coop_multi(gpu, &x, &wr, &yr)?];
+            for (w, y) in ws.iter().zip(&ys) {
+                jobs.push(matmul_coop(gpu, &x, w, y, false)?);
+            }
+            let secs = time_all(gpu, &jobs)?;
+            let singles: f64 = secs[1..].iter().sum();
+            let flops: u64 = jobs[1..].iter().map(|d| d.cost.flops).sum();
+            println!(
+                "multi {:5} {name:20} fused {:7.1} us ({:5.1} TFLOP/s) singles {:7.1} us ({:5.1})",
+                dtype.name(),
+                secs[0] * 1e6,
+                flops as f64 / secs[0] * 1e-12,
+                singles * 1e6,
+                flops as f64 / singles * 1e-12
+            );
         }
     }
     Ok(())

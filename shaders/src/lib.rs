@@ -375,7 +375,7 @@ mod tests {
                     (0.0, 1.0, 1.0, 1.0, 1.0),
                     (1.0, 1.0, 0.0, 2.0, 1.0),
                 ] {
-                    for dq in [0.0, 1.0, 2.0] {
+                    for split in [0.0, 1.0] {
                         let mut c = vec![
                             ("DT", dt),
                             ("ACC", acc),
@@ -383,12 +383,13 @@ mod tests {
                             ("XH", xh),
                             ("NW", nw),
                             ("STAGES", stages),
+                            ("SPLIT", split),
                         ];
                         c.extend_from_slice(tile);
                         if let Err(e) = to_spirv(&MATMUL_COOP, "matmul_coop", &c) {
                             failures.push(format!(
                                 "DT {dt} tile {i} acc {acc} depth {depth} xh {xh} nw {nw} stages \
-                             {stages} dq {dq}: {e}"
+                                 {stages} split {split}: {e}"
                             ));
                         }
                     }

@@ -254,6 +254,14 @@ pub fn matmul_coop_multi_with(
     coop_dispatch(gpu, x, ws, ys, false, tile)
 }
 
+/// Whether a fused dispatch compiles one loop per weight (the shader's SPLIT): for float
+/// weights (H100, TinyLlama at T = 512: fused F16 GEMMs 10% faster, fused Q4_K ones 6% slower,
+/// benches/results/2026-11-24-h100-s9/split/).
+fn split_regions(dtype: wgllama_loaders::DType) -> bool {
+    use wgllama_loaders::DType;
+    matches!(dtype, DType::F16 | DType::BF16 | DType::F32)
+}
+
 /// Params of matmul_coop.wgsl (its `Params`).
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -392,6 +400,7 @@ fn coop_dispatch(
             ("STAGES", stages as f64),
             ("XH", x_f16 as u32 as f64),
             ("NW", ws.len() as f64),
+            ("SPLIT", split_regions(s.dtype) as u32 as f64),
         ],
     )?;
     let cols: Vec<u32> = sizes
