@@ -268,11 +268,17 @@ fn w_raw(rg: u32, r: u32, c: u32) -> WRaw {
 }
 
 // Q4_K and Q6_K chunks are decoded in f16: each 4- or 6-bit q becomes the f16 1024 + q by its
-// bits (no integer-to-float conversion), 1024 (Q6_K: 1024 + 32) is subtracted exactly, and one
-// f16 fma or product with the sub-block's scale (and min) rounded to f16 gives the value. On
-// the H100 (T = 512) this ran 5% (Q4_K) and 8-11% (Q6_K) faster than `w16`'s f32 operations
-// with their conversions to and from f16 (benches/results/2026-11-24-h100-s9/dq/); the values
-// differ from `w16`'s only by the scale's rounding to f16 (within the kernel's f16 tolerance).
+// bits (no integer-to-float conversion) and 1024 (Q6_K: 1024 + 32) is subtracted exactly. The
+// block's factors stay exact (d and dmin are f16, the sub-block scales small integers), so
+// every rounding is the value's own: Q4_K d * (sc * q) (sc * q exact) then - dmin * m in one
+// fma; Q6_K ((q - 32) * d) * sc. On the H100 (T = 512, the models' GEMMs a layer) this ran
+// 10% (Llama-2-7B Q4_K: 1591 -> 1426 us) and 9% (Q6_K: 1573 -> 1430) faster than `w16`'s f32
+// operations with their conversions to and from f16 (benches/results/2026-11-24-h100-s9/
+// depth2/ -> dq-exact-factors/). It is less exact: d * (sc * q) is rounded before dmin * m
+// is taken off, so its rounding scales with the larger term; the golden Q4_K_M models' prompt
+// logits on this path moved by up to 7.2e-2 (mean 9.2e-3) against 6.0e-2 (5.4e-3) with the
+// f32 operations (bound 1e-1). Rounding d * sc and dmin * m to f16 first, one shared error per
+// sub-block, was worse: 8.1e-2 (1.15e-2) (dq/).
 
 // The two f16 halves of a word (naga 30 types bitcast<vec2<f16>>(u32) as a scalar, so through
 // unpack2x16float: exact both ways).
@@ -287,18 +293,20 @@ fn bytes_h4(b: u32) -> vec4<f16> {
     return vec4<f16>(even.x, odd.x, even.y, odd.y);
 }
 
-// Q4_K chunk j of a block (kq45_chunk's layout): d * sc * q - dmin * m.
+// Q4_K chunk j of a block (kq45_chunk's layout): d * (sc * q) - dmin * m.
 fn q4k_h16(hdr: vec4<u32>, q: vec4<u32>, j: u32) -> H16 {
-    let dm = unpack2x16float(hdr.x);
-    let sm = kq_scale_min(hdr.yzw, 2u * (j / 4u) + (j / 2u) % 2u);
-    let d16 = vec4<f16>(f16(dm.x * sm.x));
-    let m16 = vec4<f16>(f16(dm.y * sm.y));
-    let o16 = vec4<f16>(1024.0h);
+    let dm = vec2<f16>(unpack2x16float(hdr.x));
+    let sm = vec2<f16>(kq_scale_min(hdr.yzw, 2u * (j / 4u) + (j / 2u) % 2u));
+    let d = vec4<f16>(dm.x);
+    let dmin = vec4<f16>(-dm.y);
+    let sc = vec4<f16>(sm.x);
+    let m = vec4<f16>(sm.y);
+    let o = vec4<f16>(1024.0h);
     let sh = 4u * ((j / 2u) % 2u);
-    return H16(fma(bytes_h4((q.x >> sh) & 0x0F0F0F0Fu) - o16, d16, -m16),
-               fma(bytes_h4((q.y >> sh) & 0x0F0F0F0Fu) - o16, d16, -m16),
-               fma(bytes_h4((q.z >> sh) & 0x0F0F0F0Fu) - o16, d16, -m16),
-               fma(bytes_h4((q.w >> sh) & 0x0F0F0F0Fu) - o16, d16, -m16));
+    return H16(fma(dmin, m, d * ((bytes_h4((q.x >> sh) & 0x0F0F0F0Fu) - o) * sc)),
+               fma(dmin, m, d * ((bytes_h4((q.y >> sh) & 0x0F0F0F0Fu) - o) * sc)),
+               fma(dmin, m, d * ((bytes_h4((q.z >> sh) & 0x0F0F0F0Fu) - o) * sc)),
+               fma(dmin, m, d * ((bytes_h4((q.w >> sh) & 0x0F0F0F0Fu) - o) * sc)));
 }
 
 // Four 6-bit Q6_K values, one per byte: low nibbles `lo_sh` of ql's bytes, top bits `hi_sh`
@@ -307,22 +315,22 @@ fn q6k_bytes(ql: u32, qh: u32, lo_sh: u32, hi_sh: u32) -> u32 {
     return ((ql >> lo_sh) & 0x0F0F0F0Fu) | (((qh >> hi_sh) & 0x03030303u) << 4u);
 }
 
-// Q6_K chunk c of row r (q6_k_chunk's layout): d * sc * (q - 32).
+// Q6_K chunk c of row r (q6_k_chunk's layout): ((q - 32) * d) * sc.
 fn q6k_h16(o: WRaw, r: u32, c: u32) -> H16 {
     let b = r * (p.k / 256u) + c / 16u;
     let j = c % 16u;
     let h = j / 8u;
     let rr = (j % 8u) / 2u;
     let si = 8u * h + j % 2u + 2u * rr;
-    let sc = extractBits(bitcast<i32>(o.c.x), (si % 4u) * 8u, 8u);
-    let d16 = vec4<f16>(f16(unpack2x16float(o.c.y)[b & 1u] * f32(sc)));
-    let o16 = vec4<f16>(1056.0h);   // 1024 + 32
+    let sc = vec4<f16>(f16(extractBits(bitcast<i32>(o.c.x), (si % 4u) * 8u, 8u)));
+    let d = vec4<f16>(f16(unpack2x16float(o.c.y)[b & 1u]));
+    let off = vec4<f16>(1056.0h);   // 1024 + 32
     let lo_sh = 4u * (rr / 2u);
     let hi_sh = 2u * rr;
-    return H16((bytes_h4(q6k_bytes(o.a.x, o.b.x, lo_sh, hi_sh)) - o16) * d16,
-               (bytes_h4(q6k_bytes(o.a.y, o.b.y, lo_sh, hi_sh)) - o16) * d16,
-               (bytes_h4(q6k_bytes(o.a.z, o.b.z, lo_sh, hi_sh)) - o16) * d16,
-               (bytes_h4(q6k_bytes(o.a.w, o.b.w, lo_sh, hi_sh)) - o16) * d16);
+    return H16((bytes_h4(q6k_bytes(o.a.x, o.b.x, lo_sh, hi_sh)) - off) * d * sc,
+               (bytes_h4(q6k_bytes(o.a.y, o.b.y, lo_sh, hi_sh)) - off) * d * sc,
+               (bytes_h4(q6k_bytes(o.a.z, o.b.z, lo_sh, hi_sh)) - off) * d * sc,
+               (bytes_h4(q6k_bytes(o.a.w, o.b.w, lo_sh, hi_sh)) - off) * d * sc);
 }
 
 // Decodes chunk c of row r from its loads with quant.wgsl's helpers and the same f32
