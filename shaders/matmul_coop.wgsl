@@ -13,9 +13,10 @@ enable wgpu_cooperative_matrix;
 // double-buffered with one barrier per step (or, STAGES = 1, single-buffered with two). With
 // DEPTH 1 (the default) each lane loads the raw words of its share of step s + 1 right after
 // the barrier that ends step s - 1, carries them across the loop's back edge, and decodes and
-// stores them after the multiplications of step s, so the loads' latency overlaps a whole step of multiplications: the compiler cannot sink the loads past
-// the back edge (with DEPTH 0, loads issued at the top of the same step, the H100 ran about
-// as if staging and multiplications took turns; DEPTH 1 measured 1.2-1.5x faster). The
+// stores them after the multiplications of step s, so the loads' latency overlaps a whole
+// step of multiplications: the compiler cannot sink the loads past the back edge (with
+// DEPTH 0, loads issued at the top of the same step, the H100 ran about as if staging and
+// multiplications took turns; DEPTH 1 measured 1.2-1.5x faster). The
 // workgroup's SG_T x SG_N subgroups each own TM x TN accumulator tiles of 16 x 16 (f32) and,
 // per 16 of k, load TM A tiles (x, row-major) and TN B tiles (W^T: W's rows are B's columns,
 // so column-major). x may be f16 already (XH): then a lane's 16-byte load is 8 values, stored
