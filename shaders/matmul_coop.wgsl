@@ -193,8 +193,14 @@ struct Staged {
     x0: XH8, x1: XH8, x2: XH8, x3: XH8, x4: XH8, x5: XH8, x6: XH8, x7: XH8,
 }
 
+// The two f16 halves of a word (naga 30 types bitcast<vec2<f16>>(u32) as a scalar, so through
+// unpack2x16float: exact both ways).
+fn halves(v: u32) -> vec2<f16> {
+    return vec2<f16>(unpack2x16float(v));
+}
+
 fn f16x4(a: u32, b: u32) -> vec4<f16> {
-    return vec4<f16>(vec2<f16>(unpack2x16float(a)), vec2<f16>(unpack2x16float(b)));
+    return vec4<f16>(halves(a), halves(b));
 }
 
 fn h16(v: Chunk) -> H16 {
@@ -280,12 +286,6 @@ fn w_raw(rg: u32, r: u32, c: u32) -> WRaw {
 // logits on this path moved by up to 7.2e-2 (mean 9.2e-3) against 6.0e-2 (5.4e-3) with the
 // f32 operations (bound 1e-1). Rounding d * sc and dmin * m to f16 first, one shared error per
 // sub-block, was worse: 8.1e-2 (1.15e-2) (dq/).
-
-// The two f16 halves of a word (naga 30 types bitcast<vec2<f16>>(u32) as a scalar, so through
-// unpack2x16float: exact both ways).
-fn halves(v: u32) -> vec2<f16> {
-    return vec2<f16>(unpack2x16float(v));
-}
 
 // The four bytes of `b` (each < 1024) as the f16 values 1024 + byte, in byte order.
 fn bytes_h4(b: u32) -> vec4<f16> {

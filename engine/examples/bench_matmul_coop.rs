@@ -252,7 +252,7 @@ fn model_table(gpu: &Gpu, rng: &mut Rng, scale: usize, tiles: &[Option<CoopTile>
                 let xh = gpu.upload_f16("x", &xv, &[t, k])?;
                 let y = gpu.zeros_f32("y", &[t, n])?;
                 for tile in tiles {
-                    let tile = tile.unwrap_or(CoopTile::pick(t, n, dtype == DType::F16));
+                    let tile = tile.unwrap_or(CoopTile::pick(t, n, !dtype.is_quantized()));
                     jobs.push(matmul_coop_with(gpu, &xh, &w, &y, false, tile)?);
                 }
                 jobs.push(matmul_tiled(gpu, &x, &w, &y, false)?);

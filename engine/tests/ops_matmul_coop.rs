@@ -157,7 +157,7 @@ fn all_shapes(dtype: DType) {
     }
     let [k0, k1] = row_lengths(dtype);
     // Whole SMALL (quantised) or MEDIUM (float) tiles: what `pick` takes for so few outputs.
-    let float = matches!(dtype, DType::F16 | DType::BF16 | DType::F32);
+    let float = !dtype.is_quantized();
     let tile = if float {
         CoopTile::MEDIUM
     } else {

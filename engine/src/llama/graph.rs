@@ -210,8 +210,10 @@ fn linear(
 /// Largest group of prompt GEMMs (2 T sum(N) K flops) that `linears` runs as one dispatch.
 /// Measured on the H100 at T = 512 (benches/results/2026-11-24-h100-s8/multi/): fused, TinyLlama's
 /// q/k/v (5.4 GFLOP) and gate/up (23.6) cut the prompt pass 6% (Q4_K_M) and 11% (F16), but
-/// Llama-2-7B's (51.5 and 185) ran 12% slower a GEMM (the fused kernel picks its weight by a
-/// branch per load) with nothing to gain: each of its GEMMs already fills the GPU.
+/// Llama-2-7B's (51.5 and 185) ran 12% slower a GEMM (the fused kernel picked its weight by a
+/// branch per load) with nothing to gain: each of its GEMMs already fills the GPU. (Float
+/// weights have no such branch since the shader's SPLIT; fused 7B f16 GEMMs then measured
+/// 1-3% faster than single ones, s9/split/bench-multi.txt, not yet taken up here.)
 const FUSE_MAX_FLOPS: usize = 32_000_000_000;
 
 /// Linear layers sharing x (q, k, v; gate, up): `linear` each, except that on the tensor-core

@@ -91,13 +91,9 @@ impl CoopTile {
         }
     }
 
-    /// Whether `pick` treats `w` as a float weight.
+    /// Whether `pick` treats `w` as a float weight (anything but a quantised type).
     pub fn float_weight(w: &Tensor) -> bool {
-        use wgllama_loaders::DType;
-        match w.elem {
-            Elem::Weight(d) => matches!(d, DType::F16 | DType::BF16 | DType::F32),
-            _ => true,
-        }
+        !matches!(w.elem, Elem::Weight(d) if d.is_quantized())
     }
 
     /// Workgroups for T x N outputs.
@@ -254,14 +250,6 @@ pub fn matmul_coop_multi_with(
     coop_dispatch(gpu, x, ws, ys, false, tile)
 }
 
-/// Whether a fused dispatch compiles one loop per weight (the shader's SPLIT): for float
-/// weights (H100, TinyLlama at T = 512: fused F16 GEMMs 10% faster, fused Q4_K ones 6% slower,
-/// benches/results/2026-11-24-h100-s9/split/).
-fn split_regions(dtype: wgllama_loaders::DType) -> bool {
-    use wgllama_loaders::DType;
-    matches!(dtype, DType::F16 | DType::BF16 | DType::F32)
-}
-
 /// Params of matmul_coop.wgsl (its `Params`).
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -400,7 +388,9 @@ fn coop_dispatch(
             ("STAGES", stages as f64),
             ("XH", x_f16 as u32 as f64),
             ("NW", ws.len() as f64),
-            ("SPLIT", split_regions(s.dtype) as u32 as f64),
+            // One loop per weight for float weights (H100, TinyLlama at T = 512: fused F16
+            // GEMMs 10% faster, fused Q4_K ones 6% slower; benches/results/2026-11-24-h100-s9/split/).
+            ("SPLIT", !s.dtype.is_quantized() as u32 as f64),
         ],
     )?;
     let cols: Vec<u32> = sizes
