@@ -44,6 +44,10 @@ pub struct BenchArgs {
     /// Prompt tokens per prefill pass.
     #[arg(long, default_value_t = 512)]
     chunk: usize,
+    /// Prompt-pass dispatches per queue submission (the first submission starts the GPU
+    /// while the rest are recorded).
+    #[arg(long, default_value_t = wgllama_engine::llama::SUBMIT_EVERY)]
+    submit_every: usize,
     /// Minimum warm-up before each test, in ms: a datacenter GPU needs ~200 ms of
     /// continuous work to reach its full clock.
     #[arg(long, default_value_t = 300)]
@@ -65,8 +69,8 @@ pub fn run(gpu_opts: &GpuOptions, a: BenchArgs) -> Result<(), String> {
     if a.repetitions == 0 {
         return Err("-r must be at least 1".into());
     }
-    if a.chunk == 0 {
-        return Err("--chunk must be at least 1".into());
+    if a.chunk == 0 || a.submit_every == 0 {
+        return Err("--chunk and --submit-every must be at least 1".into());
     }
     let loaded = load(gpu_opts, &a.model, false)?;
     let kv_dtype = if a.kv_f16 { KvDtype::F16 } else { KvDtype::F32 };
@@ -90,17 +94,16 @@ pub fn run(gpu_opts: &GpuOptions, a: BenchArgs) -> Result<(), String> {
 
 fn session<'a>(
     l: &'a Loaded,
+    a: &BenchArgs,
     ctx: usize,
-    chunk: usize,
     kv_dtype: KvDtype,
-    precision: wgllama_engine::Precision,
 ) -> Result<Session<'a>, String> {
     let opts = SessionOptions {
         ctx,
         kv_dtype,
-        prefill_chunk: chunk,
-        precision,
-        ..Default::default()
+        prefill_chunk: a.chunk,
+        submit_every: a.submit_every,
+        precision: a.precision,
     };
     Session::new(&l.gpu, &l.weights, opts, Sampling::greedy()).map_err(|e| e.to_string())
 }
@@ -171,7 +174,7 @@ fn throughput(
             c.context_length
         ));
     }
-    let mut s = session(l, needed, a.chunk, kv_dtype, a.precision)?;
+    let mut s = session(l, a, needed, kv_dtype)?;
     let (name, gib, params) = model_facts(l);
     let adapter = &l.gpu.info.name;
     // Rows print as each test finishes: a long run shows progress.
@@ -283,7 +286,7 @@ fn scenarios(l: &Loaded, a: &BenchArgs, kv_dtype: KvDtype) -> Result<String, Str
         .map(|(_, ids)| ids.len() + generate)
         .max()
         .unwrap_or(1);
-    let mut s = session(l, ctx, a.chunk, kv_dtype, a.precision)?;
+    let mut s = session(l, a, ctx, kv_dtype)?;
     let backend = format!("wgllama-wgpu-{:?}", l.gpu.info.backend).to_lowercase();
     let mut csv = format!("{SCENARIO_CSV_HEADER}\n");
     println!("| scenario | prompt tokens | generated | ttft ms | ms/token | tokens/s | total ms |");

@@ -5,5 +5,6 @@ pub mod graph;
 pub mod session;
 pub mod weights;
 
+pub use graph::SUBMIT_EVERY;
 pub use session::{GenerateStats, Sampling, Session, SessionOptions};
 pub use weights::LlamaWeights;
