@@ -72,8 +72,12 @@ fn matvec_sgr(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let si = slot_and_index(wg);
     let s = si.x;
     let row0 = sgr_row0(si.y, sg);
+    var scale = 1.0;
+    if (NORM_IN) {
+        scale = inv_rms(sg_lane);
+    }
     if (R == 1u && has_flat(dt_of(s))) {
-        let total = subgroupAdd(row_flat(s, dt_of(s), min(row0, p.n[s] - 1u), sg_lane));
+        let total = subgroupAdd(row_flat(s, dt_of(s), min(row0, p.n[s] - 1u), sg_lane)) * scale;
         if (sg_lane == 0u && row0 < p.n[s]) {
             store(s, row0, total);
         }
@@ -82,10 +86,101 @@ fn matvec_sgr(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let acc = rows_dot(dt_of(s), Rows(s, s, row0, row0), sg_lane);
     for (var r = 0u; r < R; r = r + 1u) {
         // Every lane gets the total; lane r stores it.
-        let total = subgroupAdd(hsum(acc[r]));
+        let total = subgroupAdd(hsum(acc[r])) * scale;
         if (sg_lane == r && row0 + r < p.n[s]) {
             store(s, row0 + r, total);
         }
+    }
+}
+
+// 1 / rms(h) for NORM_IN from the per-block sums of h^2 after x's int8 layout; `lane` of the
+// LPR lanes sharing a row (which all get the result).
+fn inv_rms(lane: u32) -> f32 {
+    let base = 11u * p.k / 128u;
+    var s = 0.0;
+    for (var i = lane; i < p.k / 128u; i = i + LPR) {
+        let v = bitcast<vec4<f32>>(xq[base + i]);
+        s = s + (v.x + v.y) + (v.z + v.w);
+    }
+    return inverseSqrt(subgroupAdd(s) / f32(p.k) + p.norm.x);
+}
+
+// y0 += W0 x for one weight (R = 1, flat loops, ACC; rows of a workgroup divide 32 and
+// n0 % 32 == 0: host-checked), then the next RMSNorm's int8 input of y0 into nt (see
+// the RMSNorm fold in matvec.wgsl): each row is staged, and the last workgroup of each 32-row block quantises it.
+@compute @workgroup_size(WG)
+fn matvec_sgr_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sg: u32,
+                   @builtin(subgroup_invocation_id) sg_lane: u32,
+                   @builtin(subgroup_size) sg_size: u32) {
+    let wg = wid.x + wid.y * nwg.x;
+    if (wg >= p.wg_end) {
+        return;
+    }
+    let n = p.n[0];
+    let row = sgr_row0(wg, sg);
+    // The residual loaded first, so its latency hides behind the row's loads (it was the
+    // first link of the hand-off's chain: load, add, store, fence, ticket).
+    let h_old = y0[row];
+    let total = subgroupAdd(row_flat(0u, DT0, row, sg_lane));
+    if (sg_lane == 0u) {
+        let h = h_old + total;
+        y0[row] = h;
+        atomicStore(&nt[13u * n / 32u + row], bitcast<u32>(h));
+    }
+    // Release this workgroup's rows (device scope), then take the block's ticket.
+    storageBarrier();
+    let rows_wg = WG / LPR;
+    let b = wg * rows_wg / 32u;
+    if (lid == 0u) {
+        nb_ticket = atomicAdd(&nt[12u * n / 32u + b], 1u);
+    }
+    if (workgroupUniformLoad(&nb_ticket) != 32u / rows_wg - 1u) {
+        return;
+    }
+    storageBarrier();
+    if (sg_size >= 32u) {
+        // One subgroup holds the whole block: shuffles, no barrier, no serial loop.
+        if (sg == 0u) {
+            norm_block_sg(b, sg_lane);
+        }
+    } else {
+        norm_block(b, lid);
+    }
+    if (lid == 0u) {
+        atomicStore(&nt[12u * n / 32u + b], 0u);
+    }
+}
+
+// norm_block by the 32 first lanes of one subgroup of at least 32 (lanes past 32 join the
+// shuffles with zeros): the same values as int8_pack, the sums in another order.
+fn norm_block_sg(b: u32, lane: u32) {
+    let n = p.n[0];
+    let live = lane < 32u;
+    let i = 32u * b + min(lane, 31u);
+    var h = 0.0;
+    var v = 0.0;
+    if (live) {
+        h = bitcast<f32>(atomicLoad(&nt[13u * n / 32u + i]));
+        v = h * nw[i];
+    }
+    let d = int8_scale(subgroupMax(abs(v)));
+    let ss = subgroupAdd(h * h);
+    let s0 = subgroupAdd(select(0.0, v, lane < 16u));
+    let s1 = subgroupAdd(select(0.0, v, live && lane >= 16u));
+    let inv = select(0.0, 1.0 / d, d > 0.0);
+    let q = clamp(i32(round(v * inv)), -127, 127);
+    var word = (bitcast<u32>(q) & 0xffu) << (8u * (lane % 4u));
+    word = word | subgroupShuffleXor(word, 1u);
+    word = word | subgroupShuffleXor(word, 2u);
+    if (live && lane % 4u == 0u) {
+        atomicStore(&nt[8u * b + lane / 4u], word);
+    }
+    if (lane == 0u) {
+        atomicStore(&nt[n / 4u + b], bitcast<u32>(d));
+        atomicStore(&nt[n / 4u + n / 32u + 2u * b], bitcast<u32>(s0));
+        atomicStore(&nt[n / 4u + n / 32u + 2u * b + 1u], bitcast<u32>(s1));
+        atomicStore(&nt[11u * n / 32u + b], bitcast<u32>(ss));
     }
 }
 

@@ -181,6 +181,7 @@ pub const MATVEC: Shader = Shader {
     parts: &[
         QUANT_WGSL,
         SILU_WGSL,
+        INT8_BLOCK_WGSL,
         include_str!("../matvec.wgsl"),
         include_str!("../matvec_reduce_sg.wgsl"),
     ],
@@ -191,6 +192,7 @@ pub const MATVEC_WG: Shader = Shader {
     parts: &[
         QUANT_WGSL,
         SILU_WGSL,
+        INT8_BLOCK_WGSL,
         include_str!("../matvec.wgsl"),
         include_str!("../matvec_reduce_wg.wgsl"),
     ],

@@ -58,6 +58,9 @@ pub struct Activations {
     pub logits: Tensor, // [R, vocab]
     pub xq_d: Tensor,   // int8 form of a D-vector (decode, fast path): [int8_words(D)]
     pub xq_f: Tensor,   // int8 form of an F-vector (the down projection's input): [int8_words(F)]
+    /// The next RMSNorm's int8 input written by Wo and down with the norm folded in (decode,
+    /// fast path: `norm_folded`): [norm_int8_words(D)].
+    pub xq_n: Tensor,
     /// f16 copies of the tensor-core mat-muls' inputs (prompts on the fast path): h, att, act.
     pub half: Option<HalfInputs>,
 }
@@ -101,6 +104,14 @@ impl Activations {
             // Prompts never use them: one word keeps their graphs' memory as before.
             xq_d: u("xq_d", if t == 1 { matvec::int8_words(d) } else { 1 })?,
             xq_f: u("xq_f", if t == 1 { matvec::int8_words(f) } else { 1 })?,
+            xq_n: u(
+                "xq_n",
+                if t == 1 {
+                    matvec::norm_int8_words(d)
+                } else {
+                    1
+                },
+            )?,
             half: if half {
                 Some(HalfInputs {
                     h: gpu.zeros_f16("h16", &[t, d])?,
@@ -157,6 +168,27 @@ fn int8_pays(w: &Tensor) -> bool {
 /// Whether weights sharing one input all take int8 activations (one int8 copy serves them all).
 fn int8_group(precision: Precision, ws: &[&Tensor]) -> bool {
     precision == Precision::Fast && ws.iter().all(|w| int8_pays(w))
+}
+
+/// Whether decode folds every RMSNorm after the first into the mat-vecs around it
+/// (`matvec::matvec_int8_norm`: Wo and down write the next norm's int8 input; the q/k/v,
+/// gate/up and LM-head mat-vecs divide by rms themselves): 2 dispatches fewer a layer. Needs
+/// the whole int8 decode chain (Wo's input quantised by attention or quantize_x8, down's by
+/// silu_mul_x8) and the fold on this device for every weight involved.
+fn norm_folded(gpu: &Gpu, w: &LlamaWeights, t: usize, precision: Precision) -> bool {
+    t == 1
+        && int8_group(precision, &[&w.output])
+        && matvec::normed_supported(gpu, &[&w.output])
+        && w.layers.iter().all(|lw| {
+            let (qkv, gate_up) = ([&lw.wq, &lw.wk, &lw.wv], [&lw.w_gate, &lw.w_up]);
+            int8_group(precision, &qkv)
+                && int8_group(precision, &gate_up)
+                && int8_group(precision, &[&lw.wo, &lw.w_down])
+                && matvec::normed_supported(gpu, &qkv)
+                && matvec::normed_supported(gpu, &gate_up)
+                && matvec::norm_out_supported(gpu, &lw.wo)
+                && matvec::norm_out_supported(gpu, &lw.w_down)
+        })
 }
 
 /// The mat-mul input for `x`: its f16 copy `half` (after a `to_f16` dispatch pushed onto
@@ -277,9 +309,21 @@ impl Graph {
         let fast = io.precision;
         // The RMSNorms' output: f16 where the prompt's mat-muls take f16 inputs.
         let normed = a.half.as_ref().map_or(&a.h, |hf| &hf.h);
+        let folded = norm_folded(gpu, w, t, fast);
         for (l, lw) in w.layers.iter().enumerate() {
             let qkv = [&lw.wq, &lw.wk, &lw.wv];
-            if t == 1 && int8_group(fast, &qkv) {
+            // The norm after this layer's Wo, and after its down (the next layer's or the last).
+            let next_norm = w.layers.get(l + 1).map_or(&w.out_norm, |n| &n.attn_norm);
+            if folded && l > 0 {
+                // The previous down wrote this norm's int8 input (unnormalised) into xq_n.
+                body.push(matvec::matvec_multi_int8_normed(
+                    gpu,
+                    &a.xq_n,
+                    &qkv,
+                    &[&q_flat, &k_flat, &v_flat],
+                    eps,
+                )?);
+            } else if t == 1 && int8_group(fast, &qkv) {
                 // Decode, fast: RMSNorm straight to int8, then q, k, v in one int8 mat-vec.
                 body.push(matvec::rmsnorm_x8(gpu, &a.x, &lw.attn_norm, &a.xq_d, eps)?);
                 body.push(matvec::matvec_multi_int8(
@@ -320,7 +364,9 @@ impl Graph {
                 body.extend(attention_decode::attention_decode_rope(
                     gpu, &a.q, &layer.k, &layer.v, io.step, &a.att, xq, &rope,
                 )?);
-                body.push(if wo_int8 {
+                body.push(if folded {
+                    matvec::matvec_int8_norm(gpu, &a.xq_d, &lw.wo, &a.x, &lw.ffn_norm, &a.xq_n)?
+                } else if wo_int8 {
                     matvec::matvec_int8(gpu, &a.xq_d, &lw.wo, &a.x, true)?
                 } else {
                     linear(gpu, &att_flat, &lw.wo, &a.x, true, fast)?
@@ -332,7 +378,11 @@ impl Graph {
                 body.extend(attention::attention_x8(
                     gpu, &a.q, &layer.k, &layer.v, io.step, &a.att, &a.xq_d,
                 )?);
-                body.push(matvec::matvec_int8(gpu, &a.xq_d, &lw.wo, &a.x, true)?);
+                body.push(if folded {
+                    matvec::matvec_int8_norm(gpu, &a.xq_d, &lw.wo, &a.x, &lw.ffn_norm, &a.xq_n)?
+                } else {
+                    matvec::matvec_int8(gpu, &a.xq_d, &lw.wo, &a.x, true)?
+                });
             } else {
                 // RoPE on q and k and the cache write of k, v: one dispatch.
                 body.push(rope_kv_of(gpu, &a, w, io, layer)?);
@@ -356,6 +406,21 @@ impl Graph {
                 body.push(linear(gpu, att, &lw.wo, &a.x, true, fast)?);
             }
             let gate_up = [&lw.w_gate, &lw.w_up];
+            if folded {
+                // Wo wrote this norm's int8 input; down writes the next one's.
+                body.push(matvec::matvec_multi_int8_normed(
+                    gpu,
+                    &a.xq_n,
+                    &gate_up,
+                    &[&a.gate, &a.up],
+                    eps,
+                )?);
+                body.push(matvec::silu_mul_x8(gpu, &a.gate, &a.up, &a.xq_f)?);
+                body.push(matvec::matvec_int8_norm(
+                    gpu, &a.xq_f, &lw.w_down, &a.x, next_norm, &a.xq_n,
+                )?);
+                continue;
+            }
             if t == 1 && int8_group(fast, &gate_up) {
                 // Decode, fast: gate and up from int8 x; SiLU * up quantised for an int8 down
                 // projection in the same dispatch, or kept f32 for the others.
@@ -406,7 +471,16 @@ impl Graph {
         } else {
             &a.x_last
         };
-        let mut head = if t == 1 && int8_group(fast, &[&w.output]) {
+        let mut head = if folded {
+            // The last down wrote the final norm's int8 input.
+            vec![matvec::matvec_multi_int8_normed(
+                gpu,
+                &a.xq_n,
+                &[&w.output],
+                &[&a.logits],
+                eps,
+            )?]
+        } else if t == 1 && int8_group(fast, &[&w.output]) {
             vec![
                 matvec::rmsnorm_x8(gpu, head_in, &w.out_norm, &a.xq_d, eps)?,
                 matvec::matvec_int8(gpu, &a.xq_d, &w.output, &a.logits, false)?,

@@ -37,6 +37,8 @@ pub struct MatvecParams {
     pub wg_end: u32,
     pub n: [u32; 4],
     pub nb: [u32; 4],
+    /// NORM_IN: [eps, -, -, -].
+    pub norm: [f32; 4],
 }
 
 /// How a workgroup sums its lanes' partial sums.
@@ -578,7 +580,119 @@ pub fn matvec_multi_with(
     accumulate: bool,
     kernel: MatvecKernel,
 ) -> Result<Dispatch> {
-    let op = "matvec";
+    matvec_dispatch(gpu, x, ws, ys, accumulate, kernel, Norm::None)
+}
+
+/// The RMSNorm fold of a mat-vec dispatch (matvec.wgsl, "RMSNorm folded into the mat-vecs").
+#[derive(Clone, Copy)]
+enum Norm<'a> {
+    None,
+    /// x is `matvec_int8_norm`'s output: outputs scaled by 1 / rms (eps).
+    In(f32),
+    /// After y += W x, the int8 form of `w` * y and its sums of y^2 into `out`.
+    Out {
+        w: &'a Tensor,
+        out: &'a Tensor,
+    },
+}
+
+/// u32 words of `matvec_int8_norm`'s output for h of `n` values (n a multiple of 128): the
+/// int8 layout of `int8_words`, then a sum of h^2 per 32 values, a ticket per 32 values and
+/// the n values of h staged for each block's last workgroup.
+pub fn norm_int8_words(n: usize) -> usize {
+    int8_words(n) + n / 32 + n / 32 + n
+}
+
+/// Storage buffers `matvec_sgr_norm` binds (x, three weights, three outputs, xq, nt, nw).
+const NORM_STORAGE_BUFFERS: u32 = 10;
+
+/// Whether `matvec_int8_norm` can run for weight `w` [N, K] on this device: its int8 pick
+/// has subgroup rows, one row per subgroup and a workgroup's rows dividing 32, N a multiple
+/// of 128, and the device binds enough storage buffers. And whether the int8 mat-vecs reading
+/// its output (`matvec_multi_int8_normed` over weights of K = N values) can: `normed_supported`.
+pub fn norm_out_supported(gpu: &Gpu, w: &Tensor) -> bool {
+    let Ok((dtype, n, k)) = check_weight("matvec", "w", w) else {
+        return false;
+    };
+    let kn = MatvecKernel::pick_int8(gpu, dtype, k);
+    let rows = kn.rows_per_workgroup(gpu) as usize;
+    matches!(dtype, DType::Q4K | DType::Q6K | DType::Q8_0)
+        && kn.subgroup_rows
+        && kn.rows == 1
+        && kn.lanes >= 32
+        && 32 % rows == 0
+        && n.is_multiple_of(128)
+        && gpu.limits.max_storage_buffers_per_shader_stage >= NORM_STORAGE_BUFFERS
+}
+
+/// Whether int8 mat-vecs over `ws` (all [*, K]) can read `matvec_int8_norm`'s output: their
+/// int8 pick has subgroup rows and K is a multiple of 128.
+pub fn normed_supported(gpu: &Gpu, ws: &[&Tensor]) -> bool {
+    ws.iter().all(|w| match check_weight("matvec", "w", w) {
+        Ok((dtype, _, k)) => {
+            matches!(dtype, DType::Q4K | DType::Q6K | DType::Q8_0)
+                && MatvecKernel::pick_int8(gpu, dtype, k).subgroup_rows
+                && k.is_multiple_of(128)
+        }
+        Err(_) => false,
+    })
+}
+
+/// y += w · x from int8 activations xq (as `matvec_int8` accumulating), then the next
+/// RMSNorm's input in `out` (u32 [`norm_int8_words`(N)]): the int8 blocks of norm_w * y (f32
+/// [N]) *not yet divided by rms(y)*, and each block's sum of y^2, for
+/// `matvec_multi_int8_normed`, which divides by rms(y) itself. Spares the `rmsnorm_x8`
+/// dispatch between them. Needs `norm_out_supported`. `out` must start zeroed (a fresh
+/// buffer) and be used by one such dispatch at a time: its tickets return to zero after each.
+pub fn matvec_int8_norm(
+    gpu: &Gpu,
+    xq: &Tensor,
+    w: &Tensor,
+    y: &Tensor,
+    norm_w: &Tensor,
+    out: &Tensor,
+) -> Result<Dispatch> {
+    let (dtype, _, k) = check_weight("matvec_int8_norm", "w", w)?;
+    let kernel = MatvecKernel::pick_int8(gpu, dtype, k);
+    matvec_dispatch(
+        gpu,
+        xq,
+        &[w],
+        &[y],
+        true,
+        kernel,
+        Norm::Out { w: norm_w, out },
+    )
+}
+
+/// `matvec_multi_int8` whose xn is `matvec_int8_norm`'s output (u32 [`norm_int8_words`(K)]):
+/// ys[i] = ws[i] · rmsnorm(h) with the RMSNorm's eps. Needs `normed_supported`.
+pub fn matvec_multi_int8_normed(
+    gpu: &Gpu,
+    xn: &Tensor,
+    ws: &[&Tensor],
+    ys: &[&Tensor],
+    eps: f32,
+) -> Result<Dispatch> {
+    let (dtype, k) = first_weight(ws)?;
+    let kernel = MatvecKernel::pick_int8(gpu, dtype, k);
+    matvec_dispatch(gpu, xn, ws, ys, false, kernel, Norm::In(eps))
+}
+
+fn matvec_dispatch(
+    gpu: &Gpu,
+    x: &Tensor,
+    ws: &[&Tensor],
+    ys: &[&Tensor],
+    accumulate: bool,
+    kernel: MatvecKernel,
+    norm: Norm<'_>,
+) -> Result<Dispatch> {
+    let op = match norm {
+        Norm::None => "matvec",
+        Norm::In(_) => "matvec_int8_normed",
+        Norm::Out { .. } => "matvec_int8_norm",
+    };
     if ws.is_empty() || ws.len() > 3 || ys.len() != ws.len() {
         return Err(bad(
             op,
@@ -604,6 +718,7 @@ pub fn matvec_multi_with(
         wg_end: 0,
         n: [0; 4],
         nb: [0; 4],
+        norm: [0.0; 4],
     };
     let mut constants = Vec::new();
     let mut weight_bytes = 0u64;
@@ -634,9 +749,53 @@ pub fn matvec_multi_with(
         dtypes.push(dtype);
     }
     let k = k.unwrap();
-    check_x(op, x, k, kernel.int8_x)?;
+    if let Norm::In(_) = norm {
+        if !(kernel.int8_x && kernel.subgroup_rows && k.is_multiple_of(128)) {
+            return Err(bad(
+                op,
+                format!("needs an int8 subgroup-rows kernel and K a multiple of 128 ({kernel:?}, K = {k})"),
+            ));
+        }
+        expect(
+            op,
+            "xn (from matvec_int8_norm)",
+            x,
+            Elem::U32,
+            norm_int8_words(k),
+        )?;
+    } else {
+        check_x(op, x, k, kernel.int8_x)?;
+    }
     check_int8_types(op, kernel, &dtypes)?;
+    if let Norm::Out { w: nw, out } = norm {
+        let n = params.n[0] as usize;
+        let rows = kernel.rows_per_workgroup(gpu);
+        if ws.len() != 1
+            || !accumulate
+            || !kernel.int8_x
+            || !kernel.subgroup_rows
+            || kernel.rows != 1
+            || kernel.lanes < 32
+            || 32 % rows != 0
+            || !n.is_multiple_of(128)
+            || gpu.limits.max_storage_buffers_per_shader_stage < NORM_STORAGE_BUFFERS
+        {
+            return Err(bad(
+                op,
+                format!(
+                    "needs one weight of N % 128 == 0 rows, accumulating, an int8 subgroup-rows \
+                     kernel of one row per subgroup with a workgroup's rows dividing 32 and \
+                     {NORM_STORAGE_BUFFERS} storage buffers per stage ({kernel:?}, N = {n})"
+                ),
+            ));
+        }
+        expect(op, "norm_w", nw, Elem::F32, n)?;
+        expect(op, "out", out, Elem::U32, norm_int8_words(n))?;
+    }
     params.k = k as u32;
+    if let Norm::In(eps) = norm {
+        params.norm[0] = eps;
+    }
     // Missing weights own no workgroups.
     let m = ws.len();
     params.wg1 = starts[1];
@@ -649,11 +808,12 @@ pub fn matvec_multi_with(
         ("RT", r as f64),
         ("NW", m as f64),
         ("ACC", accumulate as u32 as f64),
+        ("NORM_IN", matches!(norm, Norm::In(_)) as u32 as f64),
     ]);
-    let entry = if kernel.subgroup_rows {
-        "matvec_sgr"
-    } else {
-        "matvec"
+    let entry = match (norm, kernel.subgroup_rows) {
+        (Norm::Out { .. }, _) => "matvec_sgr_norm",
+        (_, true) => "matvec_sgr",
+        (_, false) => "matvec",
     };
     let pipeline = gpu.pipeline(shader(kernel.reduction), entry, &constants)?;
     let u = gpu.uniform("matvec.params", &params);
@@ -663,19 +823,37 @@ pub fn matvec_multi_with(
     let w1 = if m > 1 { wb(1) } else { wb(0) };
     let w2 = if m > 2 { wb(2) } else { wb(0) };
     let label = label(
-        match (m, kernel.int8_x) {
-            (1, false) => "matvec",
-            (_, false) => "matvec_multi",
-            (1, true) => "matvec_i8",
-            (_, true) => "matvec_multi_i8",
+        match (m, kernel.int8_x, norm) {
+            (1, false, _) => "matvec",
+            (_, false, _) => "matvec_multi",
+            (_, true, Norm::Out { .. }) => "matvec_i8_norm",
+            (1, true, _) => "matvec_i8",
+            (_, true, _) => "matvec_multi_i8",
         },
         dtypes[0],
     );
-    let bind_group = gpu.bind(
-        label,
-        &pipeline,
-        &[&u, &x.buffer, wb(0), w1, w2, yb(0), yb(1), yb(2), &x.buffer],
-    );
+    let buffers = [&u, &x.buffer, wb(0), w1, w2, yb(0), yb(1), yb(2), &x.buffer];
+    let bind_group = match norm {
+        // matvec_sgr_norm writes y0 only (no bindings 6, 7), and its int8 output and norm
+        // weight are bindings 9 and 10.
+        Norm::Out { w: nw, out } => {
+            let entries = [0, 1, 2, 3, 4, 5, 8]
+                .map(|i| (i as u32, buffers[i]))
+                .into_iter()
+                .chain([(9, &out.buffer), (10, &nw.buffer)])
+                .map(|(binding, b)| wgpu::BindGroupEntry {
+                    binding,
+                    resource: b.as_entire_binding(),
+                })
+                .collect::<Vec<_>>();
+            gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(label),
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &entries,
+            })
+        }
+        _ => gpu.bind(label, &pipeline, &buffers),
+    };
     let y_bytes = 4 * out_rows * if accumulate { 2 } else { 1 };
     Ok(Dispatch {
         label,
@@ -758,6 +936,7 @@ pub fn matvec_glu_with(
             0,
             0,
         ],
+        norm: [0.0; 4],
     };
     let u = gpu.uniform("matvec_glu.params", &params);
     let label = label(
