@@ -47,9 +47,9 @@ struct Params {
 // With XQ: x quantised to int8 by quantize_x8.wgsl ([11 k / 32] words, layout there; x is
 // then bound to the same buffer and unused). Without XQ: x's buffer again, unused.
 @group(0) @binding(8) var<storage, read> xq: array<vec4<u32>>;
-// matvec_sgr_norm only (the next RMSNorm folded into a residual mat-vec; layout at `NORM`):
-// its int8 output, per-block sums of squares, tickets and staged rows [45 n0 / 32] words, and
-// the norm weight [n0].
+// matvec_sgr_norm only (the next RMSNorm folded into a residual mat-vec; layout under "RMSNorm
+// folded" below): its output for the next mat-vecs, per-block sums of squares, tickets and
+// staged rows, and the norm weight [n0].
 @group(0) @binding(9) var<storage, read_write> nt: array<atomic<u32>>;
 @group(0) @binding(10) var<storage, read> nw: array<f32>;
 
@@ -71,8 +71,8 @@ override Q4K_OFFSET: bool = false;
 override VEC_K: bool = true;     // k % 16 == 0: float weights take their vector loops
 override UNROLL: u32 = 1u;       // units per lane per loop step (independent loads in flight)
 override XQ: bool = false;       // int8 activations (Q4_K, Q6_K, Q8_0 weights only): dot4I8Packed
-// With XQ: x's int8 blocks are of w * h, not yet divided by rms(h) (matvec_sgr_norm's output,
-// whose per-block sums of h^2 follow the int8 layout): outputs are scaled by 1 / rms(h) here.
+// x is matvec_sgr_norm's output, w * h not yet divided by rms(h) (int8 blocks with XQ, else
+// f32), followed by per-block sums of h^2: outputs are scaled by 1 / rms(h) here.
 override NORM_IN: bool = false;
 
 const MAX_R: u32 = 8u;
@@ -954,35 +954,51 @@ fn glu_main(wg: u32, lanes: Lanes) {
     }
 }
 
-// ---- RMSNorm folded into the mat-vecs around it (decode, int8 activations) ----
+// ---- RMSNorm folded into the mat-vecs around it (decode) ----
 //
-// The int8 blocks of v = w * h / rms(h) are those of w * h: q = round(v / d) with
-// d = max|v| / 127 does not change when v is scaled, only d and the 16-value sums scale by
-// 1 / rms. So the residual mat-vec producing h (matvec_sgr_norm) writes the int8 blocks of
-// w * h and each block's sum of h^2, and the mat-vecs reading them (NORM_IN) scale their dot
-// products by 1 / rms(h) = inverseSqrt(sum / k + eps): no RMSNorm dispatch between them.
-// A 32-row block of h is finished by several workgroups; the last of them to finish (an atomic
-// ticket per block) quantises it. Its rows reach it through `nt` by atomicStore / atomicLoad:
-// plain loads after storageBarrier() read stale L1 lines on the H100 (examples/probe_ticket.rs).
-// (inv_rms and the entry point matvec_sgr_norm are in matvec_reduce_sg.wgsl: subgroups only.)
-// Layout of nt [45 n / 32] words (n = rows of h):
-//   [0, 11n/32)       quantize_x8.wgsl's int8 layout of w * h
-//   [11n/32, 12n/32)  sum of h^2 of each 32-value block (f32 bits)
-//   [12n/32, 13n/32)  tickets (zero between dispatches: the last workgroup resets its block's)
-//   [13n/32, 45n/32)  h, staged for the block's last workgroup (f32 bits)
+// rmsnorm(h) = w * h / rms(h), and 1 / rms(h) is one scalar: a mat-vec of it is the mat-vec of
+// w * h times 1 / rms(h). So the residual mat-vec producing h (matvec_sgr_norm) writes w * h
+// and each 32-value block's sum of h^2, and the mat-vecs reading them (NORM_IN) scale their dot
+// products by 1 / rms(h) = inverseSqrt(sum / k + eps): no RMSNorm dispatch between them. With
+// int8 activations (XQ) w * h is written as int8 blocks: q = round(v / d), d = max|v| / 127, is
+// the same for v and v / rms, only d and the 16-value sums scale.
+// The sum of a block needs its 32 rows, which several workgroups finish; the last of them to
+// finish (an atomic ticket per block) sums the block (and with XQ quantises it). Its rows reach
+// it through `nt` by atomicStore / atomicLoad: plain loads after storageBarrier() read stale L1
+// lines on the H100 (examples/probe_ticket.rs). (inv_rms and the entry point matvec_sgr_norm
+// are in matvec_reduce_sg.wgsl: subgroups only.)
+// Layout of nt (u32 words, n = rows of h), XQ: [45 n / 32]    f32: [2 n + n / 16]
+//   w * h             [0, 11n/32) int8 (quantize_x8.wgsl)   [0, n) f32 bits
+//   sums of h^2       [11n/32, 12n/32)                       [n, n + n/32)
+//   tickets           [12n/32, 13n/32)                       [n + n/32, n + n/16)
+//   h, staged         [13n/32, 45n/32)                       [n + n/16, 2n + n/16)
+// Tickets are zero between dispatches: each block's last workgroup resets its own.
+
+// Word offsets of nt's sums, tickets and staged h.
+fn ss_at(n: u32) -> u32 {
+    return select(n, 11u * n / 32u, XQ);
+}
+
+fn ticket_at(n: u32) -> u32 {
+    return ss_at(n) + n / 32u;
+}
+
+fn stage_at(n: u32) -> u32 {
+    return ss_at(n) + n / 16u;
+}
 
 var<workgroup> nb_v: array<f32, 32>;   // w * h of the block
 var<workgroup> nb_h2: array<f32, 32>;  // h^2
 var<workgroup> nb_d: f32;              // the block's scale
 var<workgroup> nb_ticket: u32;
 
-// Block b of h (rows 32b .. 32b + 31) to int8, by the block's last workgroup (WG >= 32 lanes;
-// uniform control flow: every lane of the workgroup calls it).
+// Block b of h (rows 32b .. 32b + 31): its sum of h^2 and with XQ its int8 form, by the
+// block's last workgroup (WG >= 32 lanes; uniform control flow: every lane calls it).
 fn norm_block(b: u32, lid: u32) {
     let n = p.n[0];
     if (lid < 32u) {
         let i = 32u * b + lid;
-        let h = bitcast<f32>(atomicLoad(&nt[13u * n / 32u + i]));
+        let h = bitcast<f32>(atomicLoad(&nt[stage_at(n) + i]));
         nb_v[lid] = h * nw[i];
         nb_h2[lid] = h * h;
     }
@@ -1000,13 +1016,15 @@ fn norm_block(b: u32, lid: u32) {
         }
         let d = int8_scale(m);
         nb_d = d;
-        atomicStore(&nt[n / 4u + b], bitcast<u32>(d));
-        atomicStore(&nt[n / 4u + n / 32u + 2u * b], bitcast<u32>(s0));
-        atomicStore(&nt[n / 4u + n / 32u + 2u * b + 1u], bitcast<u32>(s1));
-        atomicStore(&nt[11u * n / 32u + b], bitcast<u32>(ss));
+        atomicStore(&nt[ss_at(n) + b], bitcast<u32>(ss));
+        if (XQ) {
+            atomicStore(&nt[n / 4u + b], bitcast<u32>(d));
+            atomicStore(&nt[n / 4u + n / 32u + 2u * b], bitcast<u32>(s0));
+            atomicStore(&nt[n / 4u + n / 32u + 2u * b + 1u], bitcast<u32>(s1));
+        }
     }
     workgroupBarrier();
-    if (lid < 8u) {
+    if (XQ && lid < 8u) {
         let v = vec4<f32>(nb_v[4u * lid], nb_v[4u * lid + 1u], nb_v[4u * lid + 2u], nb_v[4u * lid + 3u]);
         atomicStore(&nt[8u * b + lid], int8_pack(v, nb_d));
     }

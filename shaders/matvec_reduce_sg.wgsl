@@ -96,18 +96,24 @@ fn matvec_sgr(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 // 1 / rms(h) for NORM_IN from the per-block sums of h^2 after x's int8 layout; `lane` of the
 // LPR lanes sharing a row (which all get the result).
 fn inv_rms(lane: u32) -> f32 {
-    let base = 11u * p.k / 128u;
+    let base = ss_at(p.k) / 4u;
     var s = 0.0;
     for (var i = lane; i < p.k / 128u; i = i + LPR) {
-        let v = bitcast<vec4<f32>>(xq[base + i]);
+        var v: vec4<f32>;
+        if (XQ) {
+            v = bitcast<vec4<f32>>(xq[base + i]);
+        } else {
+            v = x[base + i];
+        }
         s = s + (v.x + v.y) + (v.z + v.w);
     }
     return inverseSqrt(subgroupAdd(s) / f32(p.k) + p.norm.x);
 }
 
 // y0 += W0 x for one weight (R = 1, flat loops, ACC; rows of a workgroup divide 32 and
-// n0 % 32 == 0: host-checked), then the next RMSNorm's int8 input of y0 into nt (see
-// the RMSNorm fold in matvec.wgsl): each row is staged, and the last workgroup of each 32-row block quantises it.
+// n0 % 32 == 0: host-checked), then the next RMSNorm's input, w * y0 unnormalised, into nt
+// (see "RMSNorm folded" in matvec.wgsl): each row is staged, and the last workgroup of each
+// 32-row block sums its squares (and with XQ quantises it).
 @compute @workgroup_size(WG)
 fn matvec_sgr_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sg: u32,
@@ -126,14 +132,17 @@ fn matvec_sgr_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     if (sg_lane == 0u) {
         let h = h_old + total;
         y0[row] = h;
-        atomicStore(&nt[13u * n / 32u + row], bitcast<u32>(h));
+        atomicStore(&nt[stage_at(n) + row], bitcast<u32>(h));
+        if (!XQ) {
+            atomicStore(&nt[row], bitcast<u32>(h * nw[row]));
+        }
     }
     // Release this workgroup's rows (device scope), then take the block's ticket.
     storageBarrier();
     let rows_wg = WG / LPR;
     let b = wg * rows_wg / 32u;
     if (lid == 0u) {
-        nb_ticket = atomicAdd(&nt[12u * n / 32u + b], 1u);
+        nb_ticket = atomicAdd(&nt[ticket_at(n) + b], 1u);
     }
     if (workgroupUniformLoad(&nb_ticket) != 32u / rows_wg - 1u) {
         return;
@@ -148,7 +157,7 @@ fn matvec_sgr_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
         norm_block(b, lid);
     }
     if (lid == 0u) {
-        atomicStore(&nt[12u * n / 32u + b], 0u);
+        atomicStore(&nt[ticket_at(n) + b], 0u);
     }
 }
 
@@ -161,11 +170,17 @@ fn norm_block_sg(b: u32, lane: u32) {
     var h = 0.0;
     var v = 0.0;
     if (live) {
-        h = bitcast<f32>(atomicLoad(&nt[13u * n / 32u + i]));
+        h = bitcast<f32>(atomicLoad(&nt[stage_at(n) + i]));
         v = h * nw[i];
     }
-    let d = int8_scale(subgroupMax(abs(v)));
     let ss = subgroupAdd(h * h);
+    if (!XQ) {
+        if (lane == 0u) {
+            atomicStore(&nt[ss_at(n) + b], bitcast<u32>(ss));
+        }
+        return;
+    }
+    let d = int8_scale(subgroupMax(abs(v)));
     let s0 = subgroupAdd(select(0.0, v, lane < 16u));
     let s1 = subgroupAdd(select(0.0, v, live && lane >= 16u));
     let inv = select(0.0, 1.0 / d, d > 0.0);
@@ -180,7 +195,7 @@ fn norm_block_sg(b: u32, lane: u32) {
         atomicStore(&nt[n / 4u + b], bitcast<u32>(d));
         atomicStore(&nt[n / 4u + n / 32u + 2u * b], bitcast<u32>(s0));
         atomicStore(&nt[n / 4u + n / 32u + 2u * b + 1u], bitcast<u32>(s1));
-        atomicStore(&nt[11u * n / 32u + b], bitcast<u32>(ss));
+        atomicStore(&nt[ss_at(n) + b], bitcast<u32>(ss));
     }
 }
 

@@ -4,9 +4,10 @@
 
 use wgllama_engine::ops::matvec::{
     int8_words, matvec, matvec_glu, matvec_glu_int8, matvec_glu_with, matvec_int8,
-    matvec_int8_norm, matvec_multi, matvec_multi_int8, matvec_multi_int8_normed, matvec_multi_with,
-    norm_int8_words, norm_out_supported, normed_supported, quantize_x8 as quantize_x8_gpu,
-    rmsnorm_x8, silu_mul_x8, to_int8_with, x8_reduction, MatvecKernel, Reduction, X8Input,
+    matvec_int8_norm, matvec_multi, matvec_multi_int8, matvec_multi_int8_normed,
+    matvec_multi_normed, matvec_multi_with, matvec_norm, norm_f32_len, norm_int8_words,
+    norm_out_supported, normed_supported, quantize_x8 as quantize_x8_gpu, rmsnorm_x8, silu_mul_x8,
+    to_int8_with, x8_reduction, MatvecKernel, Reduction, X8Input,
 };
 use wgllama_engine::reference::elementwise::silu_mul;
 use wgllama_engine::reference::matmul::matmul as ref_matmul;
@@ -823,7 +824,7 @@ fn matvec_int8_norm_fold() {
         let case = format!("norm fold {} N={n} K={k} consumers {ns:?}", dtype.name());
         let mut rng = Rng::new(n as u64 * 3 + k as u64);
         let (wo, wov) = upload_random(&mut rng, dtype, n, k);
-        if !norm_out_supported(gpu, &wo) {
+        if !norm_out_supported(gpu, &wo, true) {
             eprintln!("{case}: skipped, no RMSNorm fold on this device");
             return;
         }
@@ -835,7 +836,10 @@ fn matvec_int8_norm_fold() {
             wvs.push(wv);
         }
         let wr: Vec<&Tensor> = ws.iter().collect();
-        assert!(normed_supported(gpu, &wr), "{case}: consumers unsupported");
+        assert!(
+            normed_supported(gpu, &wr, true),
+            "{case}: consumers unsupported"
+        );
         let nw: Vec<f32> = (0..n)
             .map(|_| 1.0 + 0.2 * rng.normal_vec(1, 1.0)[0])
             .collect();
@@ -916,3 +920,92 @@ const TOL_FOLD: Tol = Tol {
     nmse: 1e-12,
     max_abs: 1e-5,
 };
+
+/// `matvec_int8_norm_fold` with f32 activations (F16 and BF16 weights: `matvec_norm`,
+/// `matvec_multi_normed`), against the f64 CPU reference (f32 tolerances) and the unfused GPU
+/// path (matvec accumulating, rmsnorm, matvec_multi).
+#[test]
+fn matvec_norm_fold_f32() {
+    let gpu = test_gpu();
+    let eps = 1e-5;
+    for (dtype, n, k, ns) in [
+        (DType::F16, 640, 768, [384, 128]),
+        (DType::BF16, 1280, 528, [256, 1000]),
+    ] {
+        let case = format!(
+            "f32 norm fold {} N={n} K={k} consumers {ns:?}",
+            dtype.name()
+        );
+        let mut rng = Rng::new(n as u64 * 5 + k as u64);
+        let (wo, wov) = upload_random(&mut rng, dtype, n, k);
+        if !norm_out_supported(gpu, &wo, false) {
+            eprintln!("{case}: skipped, no RMSNorm fold on this device");
+            return;
+        }
+        let mut ws = Vec::new();
+        let mut wvs = Vec::new();
+        for &m in &ns {
+            let (w, wv) = upload_random(&mut rng, dtype, m, n);
+            ws.push(w);
+            wvs.push(wv);
+        }
+        let wr: Vec<&Tensor> = ws.iter().collect();
+        assert!(
+            normed_supported(gpu, &wr, false),
+            "{case}: consumers unsupported"
+        );
+        let nw: Vec<f32> = (0..n)
+            .map(|_| 1.0 + 0.2 * rng.normal_vec(1, 1.0)[0])
+            .collect();
+        let tnw = gpu.upload_f32("nw", &nw, &[n]).unwrap();
+        let xn = gpu.zeros_f32("xn", &[norm_f32_len(n)]).unwrap();
+        let hn_gpu = gpu.zeros_f32("hn", &[1, n]).unwrap();
+        let ys: Vec<Tensor> = ns
+            .iter()
+            .map(|&m| gpu.poisoned_f32("y", &[1, m]).unwrap())
+            .collect();
+        let refs: Vec<Tensor> = ns
+            .iter()
+            .map(|&m| gpu.poisoned_f32("yr", &[1, m]).unwrap())
+            .collect();
+        let yr: Vec<&Tensor> = ys.iter().collect();
+        let rr: Vec<&Tensor> = refs.iter().collect();
+        for round in 0..3 {
+            let a = rng.normal_vec(k, 1.0);
+            let h0 = rng.normal_vec(n, 1.0);
+            let ta = gpu.upload_f32("a", &a, &[1, k]).unwrap();
+            let th = gpu.upload_f32("h", &h0, &[1, n]).unwrap();
+            let th_ref = gpu.upload_f32("h_ref", &h0, &[1, n]).unwrap();
+            gpu.run(&[
+                matvec_norm(gpu, &ta, &wo, &th, &tnw, &xn).unwrap(),
+                matvec_multi_normed(gpu, &xn, &wr, &yr, eps).unwrap(),
+                matvec(gpu, &ta, &wo, &th_ref, true).unwrap(),
+                wgllama_engine::ops::rmsnorm::rmsnorm(gpu, &th_ref, &tnw, &hn_gpu, eps).unwrap(),
+                matvec_multi(gpu, &hn_gpu, &wr, &rr).unwrap(),
+            ])
+            .unwrap();
+            let h = gpu.read_f32(&th).unwrap();
+            assert_eq!(h, gpu.read_f32(&th_ref).unwrap(), "{case} round {round}: h");
+            check(
+                &format!("{case} round {round}: h vs f64"),
+                &h,
+                &ref_matmul(&a, &wov, k, Some(&h0)),
+            );
+            let hn = ref_rmsnorm(&h, &nw, eps);
+            for (i, (y, r)) in ys.iter().zip(&refs).enumerate() {
+                let got = gpu.read_f32(y).unwrap();
+                check(
+                    &format!("{case} round {round}: y{i} vs f64"),
+                    &got,
+                    &ref_matmul(&hn, &wvs[i], n, None),
+                );
+                assert_close_scaled(
+                    &format!("{case} round {round}: y{i} vs the unfused GPU path"),
+                    &got,
+                    &gpu.read_f32(r).unwrap(),
+                    TOL,
+                );
+            }
+        }
+    }
+}

@@ -58,9 +58,9 @@ pub struct Activations {
     pub logits: Tensor, // [R, vocab]
     pub xq_d: Tensor,   // int8 form of a D-vector (decode, fast path): [int8_words(D)]
     pub xq_f: Tensor,   // int8 form of an F-vector (the down projection's input): [int8_words(F)]
-    /// The next RMSNorm's int8 input written by Wo and down with the norm folded in (decode,
-    /// fast path: `norm_folded`): [norm_int8_words(D)].
-    pub xq_n: Tensor,
+    /// The next RMSNorm's input written by Wo and down with the norm folded in (decode, fast
+    /// path: `Folds`): u32 [norm_int8_words(D)] or f32 [norm_f32_len(D)]; one word otherwise.
+    pub xn: Tensor,
     /// f16 copies of the tensor-core mat-muls' inputs (prompts on the fast path): h, att, act.
     pub half: Option<HalfInputs>,
 }
@@ -104,14 +104,7 @@ impl Activations {
             // Prompts never use them: one word keeps their graphs' memory as before.
             xq_d: u("xq_d", if t == 1 { matvec::int8_words(d) } else { 1 })?,
             xq_f: u("xq_f", if t == 1 { matvec::int8_words(f) } else { 1 })?,
-            xq_n: u(
-                "xq_n",
-                if t == 1 {
-                    matvec::norm_int8_words(d)
-                } else {
-                    1
-                },
-            )?,
+            xn: u("xn", 1)?,
             half: if half {
                 Some(HalfInputs {
                     h: gpu.zeros_f16("h16", &[t, d])?,
@@ -170,25 +163,78 @@ fn int8_group(precision: Precision, ws: &[&Tensor]) -> bool {
     precision == Precision::Fast && ws.iter().all(|w| int8_pays(w))
 }
 
-/// Whether decode folds every RMSNorm after the first into the mat-vecs around it
-/// (`matvec::matvec_int8_norm`: Wo and down write the next norm's int8 input; the q/k/v,
-/// gate/up and LM-head mat-vecs divide by rms themselves): 2 dispatches fewer a layer. Needs
-/// the whole int8 decode chain (Wo's input quantised by attention or quantize_x8, down's by
-/// silu_mul_x8) and the fold on this device for every weight involved.
-fn norm_folded(gpu: &Gpu, w: &LlamaWeights, t: usize, precision: Precision) -> bool {
-    t == 1
-        && int8_group(precision, &[&w.output])
-        && matvec::normed_supported(gpu, &[&w.output])
-        && w.layers.iter().all(|lw| {
-            let (qkv, gate_up) = ([&lw.wq, &lw.wk, &lw.wv], [&lw.w_gate, &lw.w_up]);
-            int8_group(precision, &qkv)
-                && int8_group(precision, &gate_up)
-                && int8_group(precision, &[&lw.wo, &lw.w_down])
-                && matvec::normed_supported(gpu, &qkv)
-                && matvec::normed_supported(gpu, &gate_up)
-                && matvec::norm_out_supported(gpu, &lw.wo)
-                && matvec::norm_out_supported(gpu, &lw.w_down)
-        })
+/// Which RMSNorms decode folds into the mat-vecs around it (matvec.wgsl, "RMSNorm folded"):
+/// the residual mat-vec before a norm (Wo, down) writes w * h unnormalised with the blocks'
+/// sums of h^2 into `Activations::xn`, and the mat-vecs after it divide by rms themselves, so
+/// the norm's dispatch is gone. With quantised weights on the fast path the activations are
+/// int8 blocks (`matvec_int8_norm`), with F16/BF16 weights f32 (`matvec_norm`); fast path only
+/// (the exact path keeps the plain order of operations the golden checks were made with).
+struct Folds {
+    /// int8 activations (else f32).
+    int8: bool,
+    /// [layer]: Wo writes ffn_norm's input, gate/up reads it.
+    ffn: Vec<bool>,
+    /// [layer]: the down before writes attn_norm's input, q/k/v read it (never layer 0, whose
+    /// input is the embedding; only after a folded ffn norm, whose branch records the down).
+    attn: Vec<bool>,
+    /// The last down writes out_norm's input and the LM head reads it.
+    head: bool,
+}
+
+impl Folds {
+    fn plan(gpu: &Gpu, w: &LlamaWeights, t: usize, precision: Precision) -> Folds {
+        let n = w.layers.len();
+        let mut f = Folds {
+            int8: false,
+            ffn: vec![false; n],
+            attn: vec![false; n],
+            head: false,
+        };
+        if t != 1 || precision != Precision::Fast {
+            return f;
+        }
+        let all: Vec<&Tensor> = w
+            .layers
+            .iter()
+            .flat_map(|lw| {
+                [
+                    &lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.w_gate, &lw.w_up, &lw.w_down,
+                ]
+            })
+            .chain([&w.output])
+            .collect();
+        f.int8 = int8_group(precision, &all);
+        let int8 = f.int8;
+        let float = |ws: &[&Tensor]| {
+            ws.iter().all(|w| {
+                matches!(
+                    w.elem,
+                    Elem::Weight(wgllama_loaders::DType::F16 | wgllama_loaders::DType::BF16)
+                )
+            })
+        };
+        if !int8 && !float(&all) {
+            return f;
+        }
+        let out = |w: &Tensor| matvec::norm_out_supported(gpu, w, int8);
+        let inp = |ws: &[&Tensor]| matvec::normed_supported(gpu, ws, int8);
+        for (l, lw) in w.layers.iter().enumerate() {
+            f.ffn[l] = out(&lw.wo) && inp(&[&lw.w_gate, &lw.w_up]);
+            let (down_ok, next_ok) = (
+                out(&lw.w_down),
+                match w.layers.get(l + 1) {
+                    Some(nl) => inp(&[&nl.wq, &nl.wk, &nl.wv]),
+                    None => inp(&[&w.output]),
+                },
+            );
+            let fold = f.ffn[l] && down_ok && next_ok;
+            match f.attn.get_mut(l + 1) {
+                Some(a) => *a = fold,
+                None => f.head = fold,
+            }
+        }
+        f
+    }
 }
 
 /// The mat-mul input for `x`: its f16 copy `half` (after a `to_f16` dispatch pushed onto
@@ -299,7 +345,35 @@ impl Graph {
             && [c.hidden_size, c.n_heads * c.head_dim, c.ffn_size]
                 .iter()
                 .all(|k| k.is_multiple_of(16));
-        let a = Activations::new(gpu, w, t, rows, half)?;
+        let mut a = Activations::new(gpu, w, t, rows, half)?;
+        let folds = Folds::plan(gpu, w, t, io.precision);
+        let d = c.hidden_size;
+        if folds.int8 && folds.ffn.iter().any(|&f| f) {
+            a.xn = gpu.upload_u32(
+                "xn",
+                &vec![0; matvec::norm_int8_words(d)],
+                &[matvec::norm_int8_words(d)],
+            )?;
+        } else if folds.ffn.iter().any(|&f| f) {
+            a.xn = gpu.zeros_f32("xn", &[matvec::norm_f32_len(d)])?;
+        }
+        let a = a;
+        // A folded norm's producer (Wo, down: y += W x, then the next norm's input into xn)
+        // and consumers (ys = W rmsnorm(h) from xn).
+        let norm_out = |x: &Tensor, wt: &Tensor, norm: &Tensor| {
+            if folds.int8 {
+                matvec::matvec_int8_norm(gpu, x, wt, &a.x, norm, &a.xn)
+            } else {
+                matvec::matvec_norm(gpu, x, wt, &a.x, norm, &a.xn)
+            }
+        };
+        let normed = |ws: &[&Tensor], ys: &[&Tensor]| {
+            if folds.int8 {
+                matvec::matvec_multi_int8_normed(gpu, &a.xn, ws, ys, c.rms_norm_eps)
+            } else {
+                matvec::matvec_multi_normed(gpu, &a.xn, ws, ys, c.rms_norm_eps)
+            }
+        };
         let eps = c.rms_norm_eps;
         let q_flat = a.q.reshaped(&[t, c.n_heads * c.head_dim]);
         let k_flat = a.k.reshaped(&[t, c.n_kv_heads * c.head_dim]);
@@ -308,21 +382,16 @@ impl Graph {
         let mut body = vec![embedding::embedding(gpu, &w.embed, io.tokens, &a.x)?];
         let fast = io.precision;
         // The RMSNorms' output: f16 where the prompt's mat-muls take f16 inputs.
-        let normed = a.half.as_ref().map_or(&a.h, |hf| &hf.h);
-        let folded = norm_folded(gpu, w, t, fast);
+        let normed_out = a.half.as_ref().map_or(&a.h, |hf| &hf.h);
         for (l, lw) in w.layers.iter().enumerate() {
             let qkv = [&lw.wq, &lw.wk, &lw.wv];
-            // The norm after this layer's Wo, and after its down (the next layer's or the last).
+            // The norm after this layer's down (the next layer's or the last) and whether it
+            // is folded.
             let next_norm = w.layers.get(l + 1).map_or(&w.out_norm, |n| &n.attn_norm);
-            if folded && l > 0 {
-                // The previous down wrote this norm's int8 input (unnormalised) into xq_n.
-                body.push(matvec::matvec_multi_int8_normed(
-                    gpu,
-                    &a.xq_n,
-                    &qkv,
-                    &[&q_flat, &k_flat, &v_flat],
-                    eps,
-                )?);
+            let down_folded = *folds.attn.get(l + 1).unwrap_or(&folds.head);
+            if folds.attn[l] {
+                // The previous down wrote this norm's input (unnormalised) into xn.
+                body.push(normed(&qkv, &[&q_flat, &k_flat, &v_flat])?);
             } else if t == 1 && int8_group(fast, &qkv) {
                 // Decode, fast: RMSNorm straight to int8, then q, k, v in one int8 mat-vec.
                 body.push(matvec::rmsnorm_x8(gpu, &a.x, &lw.attn_norm, &a.xq_d, eps)?);
@@ -343,7 +412,7 @@ impl Graph {
                 )?);
             } else {
                 // Prompts: with f16 mat-mul inputs (`half`) the RMSNorm writes them itself.
-                let h = normed;
+                let h = normed_out;
                 body.push(rmsnorm::rmsnorm(gpu, &a.x, &lw.attn_norm, h, eps)?);
                 body.extend(linears(gpu, h, &qkv, &[&q_flat, &k_flat, &v_flat], fast)?);
             }
@@ -364,12 +433,11 @@ impl Graph {
                 body.extend(attention_decode::attention_decode_rope(
                     gpu, &a.q, &layer.k, &layer.v, io.step, &a.att, xq, &rope,
                 )?);
-                body.push(if folded {
-                    matvec::matvec_int8_norm(gpu, &a.xq_d, &lw.wo, &a.x, &lw.ffn_norm, &a.xq_n)?
-                } else if wo_int8 {
-                    matvec::matvec_int8(gpu, &a.xq_d, &lw.wo, &a.x, true)?
-                } else {
-                    linear(gpu, &att_flat, &lw.wo, &a.x, true, fast)?
+                body.push(match (folds.ffn[l], wo_int8) {
+                    (true, true) => norm_out(&a.xq_d, &lw.wo, &lw.ffn_norm)?,
+                    (true, false) => norm_out(&att_flat, &lw.wo, &lw.ffn_norm)?,
+                    (false, true) => matvec::matvec_int8(gpu, &a.xq_d, &lw.wo, &a.x, true)?,
+                    (false, false) => linear(gpu, &att_flat, &lw.wo, &a.x, true, fast)?,
                 });
             } else if wo_int8 {
                 body.push(rope_kv_of(gpu, &a, w, io, layer)?);
@@ -378,8 +446,8 @@ impl Graph {
                 body.extend(attention::attention_x8(
                     gpu, &a.q, &layer.k, &layer.v, io.step, &a.att, &a.xq_d,
                 )?);
-                body.push(if folded {
-                    matvec::matvec_int8_norm(gpu, &a.xq_d, &lw.wo, &a.x, &lw.ffn_norm, &a.xq_n)?
+                body.push(if folds.ffn[l] {
+                    norm_out(&a.xq_d, &lw.wo, &lw.ffn_norm)?
                 } else {
                     matvec::matvec_int8(gpu, &a.xq_d, &lw.wo, &a.x, true)?
                 });
@@ -403,22 +471,28 @@ impl Graph {
                     )?);
                     half_of(gpu, &mut body, &att_flat, a.half.as_ref().map(|hf| &hf.att))?
                 };
-                body.push(linear(gpu, att, &lw.wo, &a.x, true, fast)?);
+                body.push(if folds.ffn[l] {
+                    norm_out(att, &lw.wo, &lw.ffn_norm)?
+                } else {
+                    linear(gpu, att, &lw.wo, &a.x, true, fast)?
+                });
             }
             let gate_up = [&lw.w_gate, &lw.w_up];
-            if folded {
-                // Wo wrote this norm's int8 input; down writes the next one's.
-                body.push(matvec::matvec_multi_int8_normed(
-                    gpu,
-                    &a.xq_n,
-                    &gate_up,
-                    &[&a.gate, &a.up],
-                    eps,
-                )?);
-                body.push(matvec::silu_mul_x8(gpu, &a.gate, &a.up, &a.xq_f)?);
-                body.push(matvec::matvec_int8_norm(
-                    gpu, &a.xq_f, &lw.w_down, &a.x, next_norm, &a.xq_n,
-                )?);
+            if folds.ffn[l] {
+                // Wo wrote this norm's input; down writes the next one's where that is folded.
+                body.push(normed(&gate_up, &[&a.gate, &a.up])?);
+                let act = if folds.int8 {
+                    body.push(matvec::silu_mul_x8(gpu, &a.gate, &a.up, &a.xq_f)?);
+                    &a.xq_f
+                } else {
+                    body.push(elementwise::silu_mul(gpu, &a.gate, &a.up, &a.act)?);
+                    &a.act
+                };
+                body.push(match (down_folded, folds.int8) {
+                    (true, _) => norm_out(act, &lw.w_down, next_norm)?,
+                    (false, true) => matvec::matvec_int8(gpu, act, &lw.w_down, &a.x, true)?,
+                    (false, false) => linear(gpu, act, &lw.w_down, &a.x, true, fast)?,
+                });
                 continue;
             }
             if t == 1 && int8_group(fast, &gate_up) {
@@ -440,7 +514,7 @@ impl Graph {
                 }
                 continue;
             }
-            body.push(rmsnorm::rmsnorm(gpu, &a.x, &lw.ffn_norm, normed, eps)?);
+            body.push(rmsnorm::rmsnorm(gpu, &a.x, &lw.ffn_norm, normed_out, eps)?);
             let mut act = &a.act;
             if t == 1 && glu_fused(&lw.w_gate, &lw.w_up) {
                 // Decode: silu(gate) * up straight from one mat-vec dispatch.
@@ -455,7 +529,7 @@ impl Graph {
                 )?);
                 body.push(elementwise::silu_mul(gpu, &a.gate, &a.up, &a.act)?);
             } else {
-                body.extend(linears(gpu, normed, &gate_up, &[&a.gate, &a.up], fast)?);
+                body.extend(linears(gpu, normed_out, &gate_up, &[&a.gate, &a.up], fast)?);
                 if let Some(hf) = &a.half {
                     // The down projection's f16 input, straight from SiLU * up.
                     body.push(elementwise::silu_mul(gpu, &a.gate, &a.up, &hf.act)?);
@@ -471,15 +545,9 @@ impl Graph {
         } else {
             &a.x_last
         };
-        let mut head = if folded {
-            // The last down wrote the final norm's int8 input.
-            vec![matvec::matvec_multi_int8_normed(
-                gpu,
-                &a.xq_n,
-                &[&w.output],
-                &[&a.logits],
-                eps,
-            )?]
+        let mut head = if folds.head {
+            // The last down wrote the final norm's input.
+            vec![normed(&[&w.output], &[&a.logits])?]
         } else if t == 1 && int8_group(fast, &[&w.output]) {
             vec![
                 matvec::rmsnorm_x8(gpu, head_in, &w.out_norm, &a.xq_d, eps)?,

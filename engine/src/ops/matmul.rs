@@ -266,6 +266,7 @@ pub(crate) fn variant_label(kernel: &str, dtype: DType) -> &'static str {
         "matvec_glu" => by_dtype!("matvec_glu"),
         "matvec_i8" => by_dtype!("matvec_i8"),
         "matvec_i8_norm" => by_dtype!("matvec_i8_norm"),
+        "matvec_norm" => by_dtype!("matvec_norm"),
         "matvec_multi_i8" => by_dtype!("matvec_multi_i8"),
         "matvec_glu_i8" => by_dtype!("matvec_glu_i8"),
         _ => {

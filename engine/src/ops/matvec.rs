@@ -603,20 +603,45 @@ pub fn norm_int8_words(n: usize) -> usize {
     int8_words(n) + n / 32 + n / 32 + n
 }
 
-/// Storage buffers `matvec_sgr_norm` binds (x, three weights, three outputs, xq, nt, nw).
-const NORM_STORAGE_BUFFERS: u32 = 10;
+/// f32 elements of `matvec_norm`'s output for h of `n` values (n a multiple of 128): w * h,
+/// then a sum of h^2 per 32 values, a ticket per 32 values and h staged (matvec.wgsl).
+pub fn norm_f32_len(n: usize) -> usize {
+    n + n / 32 + n / 32 + n
+}
 
-/// Whether `matvec_int8_norm` can run for weight `w` [N, K] on this device: its int8 pick
-/// has subgroup rows, one row per subgroup and a workgroup's rows dividing 32, N a multiple
-/// of 128, and the device binds enough storage buffers. And whether the int8 mat-vecs reading
-/// its output (`matvec_multi_int8_normed` over weights of K = N values) can: `normed_supported`.
-pub fn norm_out_supported(gpu: &Gpu, w: &Tensor) -> bool {
+/// Storage buffers `matvec_sgr_norm` binds (x, three weights, y0, xq, nt, nw).
+const NORM_STORAGE_BUFFERS: u32 = 8;
+
+/// The kernel variant a fold takes for weight type `dtype` and rows of `k`: `pick_int8` for
+/// int8 activations, else `pick`.
+fn fold_pick(gpu: &Gpu, dtype: DType, k: usize, int8: bool) -> MatvecKernel {
+    if int8 {
+        MatvecKernel::pick_int8(gpu, dtype, k)
+    } else {
+        MatvecKernel::pick(gpu, dtype, k)
+    }
+}
+
+/// Whether a fold mat-vec over rows of `k` values of `dtype` has its loop: Q4_K, Q6_K and
+/// Q8_0 with int8 activations; F16 and BF16 rows of whole 16-value chunks with f32 ones.
+fn fold_type(dtype: DType, k: usize, int8: bool) -> bool {
+    if int8 {
+        matches!(dtype, DType::Q4K | DType::Q6K | DType::Q8_0)
+    } else {
+        matches!(dtype, DType::F16 | DType::BF16) && k.is_multiple_of(16)
+    }
+}
+
+/// Whether `matvec_int8_norm` (`int8`) or `matvec_norm` can run for weight `w` [N, K] on this
+/// device: its pick has subgroup rows, one row per subgroup and a workgroup's rows dividing
+/// 32, N a multiple of 128, and the device binds enough storage buffers.
+pub fn norm_out_supported(gpu: &Gpu, w: &Tensor, int8: bool) -> bool {
     let Ok((dtype, n, k)) = check_weight("matvec", "w", w) else {
         return false;
     };
-    let kn = MatvecKernel::pick_int8(gpu, dtype, k);
+    let kn = fold_pick(gpu, dtype, k, int8);
     let rows = kn.rows_per_workgroup(gpu) as usize;
-    matches!(dtype, DType::Q4K | DType::Q6K | DType::Q8_0)
+    fold_type(dtype, k, int8)
         && kn.subgroup_rows
         && kn.rows == 1
         && kn.lanes >= 32
@@ -625,13 +650,14 @@ pub fn norm_out_supported(gpu: &Gpu, w: &Tensor) -> bool {
         && gpu.limits.max_storage_buffers_per_shader_stage >= NORM_STORAGE_BUFFERS
 }
 
-/// Whether int8 mat-vecs over `ws` (all [*, K]) can read `matvec_int8_norm`'s output: their
-/// int8 pick has subgroup rows and K is a multiple of 128.
-pub fn normed_supported(gpu: &Gpu, ws: &[&Tensor]) -> bool {
+/// Whether mat-vecs over `ws` (all [*, K]) can read a fold's output (`matvec_multi_int8_normed`
+/// with `int8`, else `matvec_multi_normed`): their pick has subgroup rows and K is a multiple
+/// of 128.
+pub fn normed_supported(gpu: &Gpu, ws: &[&Tensor], int8: bool) -> bool {
     ws.iter().all(|w| match check_weight("matvec", "w", w) {
         Ok((dtype, _, k)) => {
-            matches!(dtype, DType::Q4K | DType::Q6K | DType::Q8_0)
-                && MatvecKernel::pick_int8(gpu, dtype, k).subgroup_rows
+            fold_type(dtype, k, int8)
+                && fold_pick(gpu, dtype, k, int8).subgroup_rows
                 && k.is_multiple_of(128)
         }
         Err(_) => false,
@@ -665,6 +691,30 @@ pub fn matvec_int8_norm(
     )
 }
 
+/// `matvec_int8_norm` with f32 activations (F16 and BF16 weights): y += w · x, then norm_w * y
+/// unnormalised and the blocks' sums of y^2 in `out` (f32 [`norm_f32_len`(N)], zeroed at
+/// first) for `matvec_multi_normed`. Spares the `rmsnorm` dispatch between them.
+pub fn matvec_norm(
+    gpu: &Gpu,
+    x: &Tensor,
+    w: &Tensor,
+    y: &Tensor,
+    norm_w: &Tensor,
+    out: &Tensor,
+) -> Result<Dispatch> {
+    let (dtype, _, k) = check_weight("matvec_norm", "w", w)?;
+    let kernel = MatvecKernel::pick(gpu, dtype, k);
+    matvec_dispatch(
+        gpu,
+        x,
+        &[w],
+        &[y],
+        true,
+        kernel,
+        Norm::Out { w: norm_w, out },
+    )
+}
+
 /// `matvec_multi_int8` whose xn is `matvec_int8_norm`'s output (u32 [`norm_int8_words`(K)]):
 /// ys[i] = ws[i] · rmsnorm(h) with the RMSNorm's eps. Needs `normed_supported`.
 pub fn matvec_multi_int8_normed(
@@ -679,6 +729,20 @@ pub fn matvec_multi_int8_normed(
     matvec_dispatch(gpu, xn, ws, ys, false, kernel, Norm::In(eps))
 }
 
+/// `matvec_multi` whose xn is `matvec_norm`'s output (f32 [`norm_f32_len`(K)]): ys[i] =
+/// ws[i] · rmsnorm(h). Needs `normed_supported`.
+pub fn matvec_multi_normed(
+    gpu: &Gpu,
+    xn: &Tensor,
+    ws: &[&Tensor],
+    ys: &[&Tensor],
+    eps: f32,
+) -> Result<Dispatch> {
+    let (dtype, k) = first_weight(ws)?;
+    let kernel = MatvecKernel::pick(gpu, dtype, k);
+    matvec_dispatch(gpu, xn, ws, ys, false, kernel, Norm::In(eps))
+}
+
 fn matvec_dispatch(
     gpu: &Gpu,
     x: &Tensor,
@@ -690,8 +754,8 @@ fn matvec_dispatch(
 ) -> Result<Dispatch> {
     let op = match norm {
         Norm::None => "matvec",
-        Norm::In(_) => "matvec_int8_normed",
-        Norm::Out { .. } => "matvec_int8_norm",
+        Norm::In(_) => "matvec_normed",
+        Norm::Out { .. } => "matvec_norm",
     };
     if ws.is_empty() || ws.len() > 3 || ys.len() != ws.len() {
         return Err(bad(
@@ -750,19 +814,25 @@ fn matvec_dispatch(
     }
     let k = k.unwrap();
     if let Norm::In(_) = norm {
-        if !(kernel.int8_x && kernel.subgroup_rows && k.is_multiple_of(128)) {
+        if !(kernel.subgroup_rows && k.is_multiple_of(128)) {
             return Err(bad(
                 op,
-                format!("needs an int8 subgroup-rows kernel and K a multiple of 128 ({kernel:?}, K = {k})"),
+                format!(
+                    "needs a subgroup-rows kernel and K a multiple of 128 ({kernel:?}, K = {k})"
+                ),
             ));
         }
-        expect(
-            op,
-            "xn (from matvec_int8_norm)",
-            x,
-            Elem::U32,
-            norm_int8_words(k),
-        )?;
+        if kernel.int8_x {
+            expect(
+                op,
+                "xn (from matvec_int8_norm)",
+                x,
+                Elem::U32,
+                norm_int8_words(k),
+            )?;
+        } else {
+            expect(op, "xn (from matvec_norm)", x, Elem::F32, norm_f32_len(k))?;
+        }
     } else {
         check_x(op, x, k, kernel.int8_x)?;
     }
@@ -772,7 +842,7 @@ fn matvec_dispatch(
         let rows = kernel.rows_per_workgroup(gpu);
         if ws.len() != 1
             || !accumulate
-            || !kernel.int8_x
+            || !fold_type(dtypes[0], k, kernel.int8_x)
             || !kernel.subgroup_rows
             || kernel.rows != 1
             || kernel.lanes < 32
@@ -783,14 +853,19 @@ fn matvec_dispatch(
             return Err(bad(
                 op,
                 format!(
-                    "needs one weight of N % 128 == 0 rows, accumulating, an int8 subgroup-rows \
-                     kernel of one row per subgroup with a workgroup's rows dividing 32 and \
-                     {NORM_STORAGE_BUFFERS} storage buffers per stage ({kernel:?}, N = {n})"
+                    "needs one weight of N % 128 == 0 rows (int8: Q4_K, Q6_K, Q8_0; f32: F16, \
+                     BF16), accumulating, a subgroup-rows kernel of one row per subgroup with \
+                     a workgroup's rows dividing 32 and {NORM_STORAGE_BUFFERS} storage buffers \
+                     per stage ({kernel:?}, N = {n})"
                 ),
             ));
         }
         expect(op, "norm_w", nw, Elem::F32, n)?;
-        expect(op, "out", out, Elem::U32, norm_int8_words(n))?;
+        if kernel.int8_x {
+            expect(op, "out", out, Elem::U32, norm_int8_words(n))?;
+        } else {
+            expect(op, "out", out, Elem::F32, norm_f32_len(n))?;
+        }
     }
     params.k = k as u32;
     if let Norm::In(eps) = norm {
@@ -824,6 +899,7 @@ fn matvec_dispatch(
     let w2 = if m > 2 { wb(2) } else { wb(0) };
     let label = label(
         match (m, kernel.int8_x, norm) {
+            (_, false, Norm::Out { .. }) => "matvec_norm",
             (1, false, _) => "matvec",
             (_, false, _) => "matvec_multi",
             (_, true, Norm::Out { .. }) => "matvec_i8_norm",
