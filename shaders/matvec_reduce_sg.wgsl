@@ -93,8 +93,8 @@ fn matvec_sgr(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     }
 }
 
-// 1 / rms(h) for NORM_IN from the per-block sums of h^2 after x's int8 layout; `lane` of the
-// LPR lanes sharing a row (which all get the result).
+// 1 / rms(h) for NORM_IN from the per-block sums of h^2 after x's values (the int8 layout with
+// XQ, else k f32); `lane` of the LPR lanes sharing a row (which all get the result).
 fn inv_rms(lane: u32) -> f32 {
     let base = ss_at(p.k) / 4u;
     var s = 0.0;

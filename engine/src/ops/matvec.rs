@@ -17,6 +17,12 @@
 //! (one scale each) and [`matvec_int8`], [`matvec_multi_int8`], [`matvec_glu_int8`] take that
 //! for Q4_K, Q6_K and Q8_0 weights, with `dot4I8Packed` products (as llama.cpp's GPU back ends
 //! do by default). The rounding of x moves outputs by about 0.5% (relative rms).
+//!
+//! RMSNorm folded into the mat-vecs around it (decode; matvec.wgsl "RMSNorm folded"):
+//! [`matvec_int8_norm`] / [`matvec_norm`] (y += W x, then the next norm's input w * y, not yet
+//! divided by rms(y), with each 32-value block's sum of y^2) and [`matvec_multi_int8_normed`] /
+//! [`matvec_multi_normed`] (mat-vecs of that input, divided by rms(y) themselves): no norm
+//! dispatch between them.
 
 use wgllama_loaders::DType;
 
@@ -587,9 +593,10 @@ pub fn matvec_multi_with(
 #[derive(Clone, Copy)]
 enum Norm<'a> {
     None,
-    /// x is `matvec_int8_norm`'s output: outputs scaled by 1 / rms (eps).
+    /// x is `matvec_int8_norm`'s or `matvec_norm`'s output: outputs scaled by 1 / rms (eps).
     In(f32),
-    /// After y += W x, the int8 form of `w` * y and its sums of y^2 into `out`.
+    /// After y += W x, `w` * y (int8 blocks with int8 x, else f32) and its sums of y^2 into
+    /// `out`.
     Out {
         w: &'a Tensor,
         out: &'a Tensor,
