@@ -3,11 +3,10 @@
 //! f64 CPU reference over the loaders' CPU dequantiser.
 
 use wgllama_engine::ops::matvec::{
-    int8_words, matvec, matvec_glu, matvec_glu_int8, matvec_glu_with, matvec_int8,
-    matvec_int8_norm, matvec_multi, matvec_multi_int8, matvec_multi_int8_normed,
-    matvec_multi_normed, matvec_multi_with, matvec_norm, norm_f32_len, norm_int8_words,
-    norm_out_supported, normed_supported, quantize_x8 as quantize_x8_gpu, rmsnorm_x8, silu_mul_x8,
-    to_int8_with, x8_reduction, MatvecKernel, Reduction, X8Input,
+    int8_words, matvec, matvec_glu, matvec_glu_int8, matvec_glu_with, matvec_int8, matvec_multi,
+    matvec_multi_int8, matvec_multi_normed, matvec_multi_with, matvec_norm, norm_f32_len,
+    norm_int8_words, norm_out_supported, normed_supported, quantize_x8 as quantize_x8_gpu,
+    rmsnorm_x8, silu_mul_x8, to_int8_with, x8_reduction, MatvecKernel, Reduction, X8Input,
 };
 use wgllama_engine::reference::elementwise::silu_mul;
 use wgllama_engine::reference::matmul::matmul as ref_matmul;
@@ -805,111 +804,121 @@ fn int8_quantisers_reject_bad_operands() {
     assert!(rmsnorm_x8(gpu, &x, &w, &xq, 1e-5).is_ok());
 }
 
-/// The RMSNorm folded into the residual mat-vec before it (`matvec_int8_norm`: y += W a, then
-/// the int8 blocks of w * y unnormalised, by the last workgroup of each 32-row block) and into
-/// the int8 mat-vecs after it (`matvec_multi_int8_normed`: outputs scaled by 1 / rms), against
-/// the f64 CPU reference of rmsnorm then the mat-vecs, and against the unfused GPU path
-/// (matvec_int8, rmsnorm_x8, matvec_multi_int8). Three rounds on the same buffers, so the
-/// block tickets must return to zero after each. Producer types Q4_K and Q6_K (the Wo and down
-/// of Q4_K_M), N (= the consumers' K) not a multiple of the workgroups' rows times 32 * 8.
-/// Runs where the device has the fold (`norm_out_supported`: subgroup rows of a fixed size).
-#[test]
-fn matvec_int8_norm_fold() {
+/// The RMSNorm folded into the residual mat-vec before it (`matvec_norm`: y += W a, then w * y
+/// unnormalised and each 32-row block's sum of y^2, by the block's last workgroup) and into the
+/// mat-vecs after it (`matvec_multi_normed`: outputs scaled by 1 / rms), with int8 activations
+/// (Q4_K / Q6_K producers, as the Wo and down of Q4_K_M; Q4_K consumers) or f32 ones (F16 /
+/// BF16), against the f64 CPU reference of rmsnorm then the mat-vecs (f32 tolerances, or int8
+/// ones where a is quantised), and against the unfused GPU path (matvec(_int8), rmsnorm(_x8),
+/// matvec_multi(_int8)). Three rounds on the same buffers, so the block tickets must return to
+/// zero after each. Runs where the device has the fold (`norm_out_supported`: subgroup rows of
+/// a fixed size); lavapipe takes the workgroup-memory quantiser, the H100 the shuffles.
+fn check_norm_fold(int8: bool, dtype: DType, n: usize, k: usize, ns: [usize; 2]) {
     let gpu = test_gpu();
     let eps = 1e-5;
-    for (dtype, n, k, ns) in [
-        (DType::Q4K, 768, 768, [384, 128]),
-        (DType::Q6K, 1280, 512, [256, 1000]),
-    ] {
-        let case = format!("norm fold {} N={n} K={k} consumers {ns:?}", dtype.name());
-        let mut rng = Rng::new(n as u64 * 3 + k as u64);
-        let (wo, wov) = upload_random(&mut rng, dtype, n, k);
-        if !norm_out_supported(gpu, &wo, true) {
-            eprintln!("{case}: skipped, no RMSNorm fold on this device");
-            return;
+    let case = format!("norm fold {} N={n} K={k} consumers {ns:?}", dtype.name());
+    let mut rng = Rng::new(n as u64 * 3 + k as u64);
+    let (wo, wov) = upload_random(&mut rng, dtype, n, k);
+    if !norm_out_supported(gpu, &wo, int8) {
+        eprintln!("{case}: skipped, no RMSNorm fold on this device");
+        return;
+    }
+    let cdtype = if int8 { DType::Q4K } else { dtype };
+    let (ws, wvs): (Vec<Tensor>, Vec<Vec<f32>>) = ns
+        .iter()
+        .map(|&m| upload_random(&mut rng, cdtype, m, n))
+        .unzip();
+    let wr: Vec<&Tensor> = ws.iter().collect();
+    assert!(
+        normed_supported(gpu, &wr, int8),
+        "{case}: consumers unsupported"
+    );
+    let nw: Vec<f32> = (0..n)
+        .map(|_| 1.0 + 0.2 * rng.normal_vec(1, 1.0)[0])
+        .collect();
+    let tnw = gpu.upload_f32("nw", &nw, &[n]).unwrap();
+    let words = |len: usize| gpu.upload_u32("w", &vec![0; len], &[len]).unwrap();
+    let (xa, xn, xq) = if int8 {
+        (
+            words(int8_words(k)),
+            words(norm_int8_words(n)),
+            words(int8_words(n)),
+        )
+    } else {
+        (
+            words(1),
+            gpu.zeros_f32("xn", &[norm_f32_len(n)]).unwrap(),
+            gpu.zeros_f32("hn", &[1, n]).unwrap(),
+        )
+    };
+    let ys: Vec<Tensor> = ns
+        .iter()
+        .map(|&m| gpu.poisoned_f32("y", &[1, m]).unwrap())
+        .collect();
+    let refs: Vec<Tensor> = ns
+        .iter()
+        .map(|&m| gpu.poisoned_f32("yr", &[1, m]).unwrap())
+        .collect();
+    let yr: Vec<&Tensor> = ys.iter().collect();
+    let rr: Vec<&Tensor> = refs.iter().collect();
+    for round in 0..3 {
+        let a = rng.normal_vec(k, 1.0);
+        let h0 = rng.normal_vec(n, 1.0);
+        let ta = gpu.upload_f32("a", &a, &[1, k]).unwrap();
+        let th = gpu.upload_f32("h", &h0, &[1, n]).unwrap();
+        let th_ref = gpu.upload_f32("h_ref", &h0, &[1, n]).unwrap();
+        let mut ds = Vec::new();
+        let x = if int8 {
+            ds.push(quantize_x8_gpu(gpu, &ta, &xa).unwrap());
+            &xa
+        } else {
+            &ta
+        };
+        ds.push(matvec_norm(gpu, x, &wo, &th, &tnw, &xn).unwrap());
+        ds.push(matvec_multi_normed(gpu, &xn, &wr, &yr, eps).unwrap());
+        if int8 {
+            ds.push(matvec_int8(gpu, x, &wo, &th_ref, true).unwrap());
+            ds.push(rmsnorm_x8(gpu, &th_ref, &tnw, &xq, eps).unwrap());
+            ds.push(matvec_multi_int8(gpu, &xq, &wr, &rr).unwrap());
+        } else {
+            ds.push(matvec(gpu, x, &wo, &th_ref, true).unwrap());
+            ds.push(wgllama_engine::ops::rmsnorm::rmsnorm(gpu, &th_ref, &tnw, &xq, eps).unwrap());
+            ds.push(matvec_multi(gpu, &xq, &wr, &rr).unwrap());
         }
-        let mut ws = Vec::new();
-        let mut wvs = Vec::new();
-        for &m in &ns {
-            let (w, wv) = upload_random(&mut rng, DType::Q4K, m, n);
-            ws.push(w);
-            wvs.push(wv);
-        }
-        let wr: Vec<&Tensor> = ws.iter().collect();
-        assert!(
-            normed_supported(gpu, &wr, true),
-            "{case}: consumers unsupported"
-        );
-        let nw: Vec<f32> = (0..n)
-            .map(|_| 1.0 + 0.2 * rng.normal_vec(1, 1.0)[0])
-            .collect();
-        let tnw = gpu.upload_f32("nw", &nw, &[n]).unwrap();
-        let xa = gpu
-            .upload_u32("xa", &vec![0; int8_words(k)], &[int8_words(k)])
-            .unwrap();
-        let xn = gpu
-            .upload_u32("xn", &vec![0; norm_int8_words(n)], &[norm_int8_words(n)])
-            .unwrap();
-        let xq = gpu
-            .upload_u32("xq", &vec![0; int8_words(n)], &[int8_words(n)])
-            .unwrap();
-        let ys: Vec<Tensor> = ns
-            .iter()
-            .map(|&m| gpu.poisoned_f32("y", &[1, m]).unwrap())
-            .collect();
-        let refs: Vec<Tensor> = ns
-            .iter()
-            .map(|&m| gpu.poisoned_f32("yr", &[1, m]).unwrap())
-            .collect();
-        let yr: Vec<&Tensor> = ys.iter().collect();
-        let rr: Vec<&Tensor> = refs.iter().collect();
-        for round in 0..3 {
-            let a = rng.normal_vec(k, 1.0);
-            let h0 = rng.normal_vec(n, 1.0);
-            let ta = gpu.upload_f32("a", &a, &[1, k]).unwrap();
-            let th = gpu.upload_f32("h", &h0, &[1, n]).unwrap();
-            let th_ref = gpu.upload_f32("h_ref", &h0, &[1, n]).unwrap();
-            gpu.run(&[
-                quantize_x8_gpu(gpu, &ta, &xa).unwrap(),
-                matvec_int8_norm(gpu, &xa, &wo, &th, &tnw, &xn).unwrap(),
-                matvec_multi_int8_normed(gpu, &xn, &wr, &yr, eps).unwrap(),
-                matvec_int8(gpu, &xa, &wo, &th_ref, true).unwrap(),
-                rmsnorm_x8(gpu, &th_ref, &tnw, &xq, eps).unwrap(),
-                matvec_multi_int8(gpu, &xq, &wr, &rr).unwrap(),
-            ])
-            .unwrap();
-            let h = gpu.read_f32(&th).unwrap();
-            // The residual sum is the plain int8 mat-vec's, bit for bit.
-            assert_eq!(h, gpu.read_f32(&th_ref).unwrap(), "{case} round {round}: h");
-            // Reference: the mat-vec on the (int8-exact) activations a quantise to, within
-            // TOL_INT8 of f64, then rmsnorm and the consumers in f64 on the GPU's h.
-            let want_h = ref_matmul(&a, &wov, k, Some(&h0));
-            check_int8_case(
-                &format!("{case} round {round}: h vs f64"),
-                &h,
-                &want_h,
-                false,
+        gpu.run(&ds).unwrap();
+        let case = format!("{case} round {round}");
+        let h = gpu.read_f32(&th).unwrap();
+        // The residual sum is the plain mat-vec's, bit for bit.
+        assert_eq!(h, gpu.read_f32(&th_ref).unwrap(), "{case}: h");
+        // f64 reference: a as given (the int8 path quantises it: TOL_INT8), then rmsnorm and
+        // the consumers on the GPU's h.
+        let want_h = ref_matmul(&a, &wov, k, Some(&h0));
+        check_int8_case(&format!("{case}: h vs f64"), &h, &want_h, !int8);
+        let hn = ref_rmsnorm(&h, &nw, eps);
+        for (i, (y, r)) in ys.iter().zip(&refs).enumerate() {
+            let got = gpu.read_f32(y).unwrap();
+            let want = ref_matmul(&hn, &wvs[i], n, None);
+            check_int8_case(&format!("{case}: y{i} vs f64"), &got, &want, !int8);
+            assert_close_scaled(
+                &format!("{case}: y{i} vs the unfused GPU path"),
+                &got,
+                &gpu.read_f32(r).unwrap(),
+                TOL_FOLD,
             );
-            let hn = ref_rmsnorm(&h, &nw, eps);
-            for (i, (y, r)) in ys.iter().zip(&refs).enumerate() {
-                let got = gpu.read_f32(y).unwrap();
-                let want = ref_matmul(&hn, &wvs[i], n, None);
-                check_int8_case(
-                    &format!("{case} round {round}: y{i} vs f64"),
-                    &got,
-                    &want,
-                    false,
-                );
-                let unfused = gpu.read_f32(r).unwrap();
-                assert_close_scaled(
-                    &format!("{case} round {round}: y{i} vs the unfused GPU path"),
-                    &got,
-                    &unfused,
-                    TOL_FOLD,
-                );
-            }
         }
     }
+}
+
+#[test]
+fn matvec_norm_fold_int8() {
+    check_norm_fold(true, DType::Q4K, 768, 768, [384, 128]);
+    check_norm_fold(true, DType::Q6K, 1280, 512, [256, 1000]);
+}
+
+#[test]
+fn matvec_norm_fold_f32() {
+    check_norm_fold(false, DType::F16, 640, 768, [384, 128]);
+    check_norm_fold(false, DType::BF16, 1280, 528, [256, 1000]);
 }
 
 /// The fold against the unfused path: the same int8 values but for rounding ties (v and
@@ -920,92 +929,3 @@ const TOL_FOLD: Tol = Tol {
     nmse: 1e-12,
     max_abs: 1e-5,
 };
-
-/// `matvec_int8_norm_fold` with f32 activations (F16 and BF16 weights: `matvec_norm`,
-/// `matvec_multi_normed`), against the f64 CPU reference (f32 tolerances) and the unfused GPU
-/// path (matvec accumulating, rmsnorm, matvec_multi).
-#[test]
-fn matvec_norm_fold_f32() {
-    let gpu = test_gpu();
-    let eps = 1e-5;
-    for (dtype, n, k, ns) in [
-        (DType::F16, 640, 768, [384, 128]),
-        (DType::BF16, 1280, 528, [256, 1000]),
-    ] {
-        let case = format!(
-            "f32 norm fold {} N={n} K={k} consumers {ns:?}",
-            dtype.name()
-        );
-        let mut rng = Rng::new(n as u64 * 5 + k as u64);
-        let (wo, wov) = upload_random(&mut rng, dtype, n, k);
-        if !norm_out_supported(gpu, &wo, false) {
-            eprintln!("{case}: skipped, no RMSNorm fold on this device");
-            return;
-        }
-        let mut ws = Vec::new();
-        let mut wvs = Vec::new();
-        for &m in &ns {
-            let (w, wv) = upload_random(&mut rng, dtype, m, n);
-            ws.push(w);
-            wvs.push(wv);
-        }
-        let wr: Vec<&Tensor> = ws.iter().collect();
-        assert!(
-            normed_supported(gpu, &wr, false),
-            "{case}: consumers unsupported"
-        );
-        let nw: Vec<f32> = (0..n)
-            .map(|_| 1.0 + 0.2 * rng.normal_vec(1, 1.0)[0])
-            .collect();
-        let tnw = gpu.upload_f32("nw", &nw, &[n]).unwrap();
-        let xn = gpu.zeros_f32("xn", &[norm_f32_len(n)]).unwrap();
-        let hn_gpu = gpu.zeros_f32("hn", &[1, n]).unwrap();
-        let ys: Vec<Tensor> = ns
-            .iter()
-            .map(|&m| gpu.poisoned_f32("y", &[1, m]).unwrap())
-            .collect();
-        let refs: Vec<Tensor> = ns
-            .iter()
-            .map(|&m| gpu.poisoned_f32("yr", &[1, m]).unwrap())
-            .collect();
-        let yr: Vec<&Tensor> = ys.iter().collect();
-        let rr: Vec<&Tensor> = refs.iter().collect();
-        for round in 0..3 {
-            let a = rng.normal_vec(k, 1.0);
-            let h0 = rng.normal_vec(n, 1.0);
-            let ta = gpu.upload_f32("a", &a, &[1, k]).unwrap();
-            let th = gpu.upload_f32("h", &h0, &[1, n]).unwrap();
-            let th_ref = gpu.upload_f32("h_ref", &h0, &[1, n]).unwrap();
-            gpu.run(&[
-                matvec_norm(gpu, &ta, &wo, &th, &tnw, &xn).unwrap(),
-                matvec_multi_normed(gpu, &xn, &wr, &yr, eps).unwrap(),
-                matvec(gpu, &ta, &wo, &th_ref, true).unwrap(),
-                wgllama_engine::ops::rmsnorm::rmsnorm(gpu, &th_ref, &tnw, &hn_gpu, eps).unwrap(),
-                matvec_multi(gpu, &hn_gpu, &wr, &rr).unwrap(),
-            ])
-            .unwrap();
-            let h = gpu.read_f32(&th).unwrap();
-            assert_eq!(h, gpu.read_f32(&th_ref).unwrap(), "{case} round {round}: h");
-            check(
-                &format!("{case} round {round}: h vs f64"),
-                &h,
-                &ref_matmul(&a, &wov, k, Some(&h0)),
-            );
-            let hn = ref_rmsnorm(&h, &nw, eps);
-            for (i, (y, r)) in ys.iter().zip(&refs).enumerate() {
-                let got = gpu.read_f32(y).unwrap();
-                check(
-                    &format!("{case} round {round}: y{i} vs f64"),
-                    &got,
-                    &ref_matmul(&hn, &wvs[i], n, None),
-                );
-                assert_close_scaled(
-                    &format!("{case} round {round}: y{i} vs the unfused GPU path"),
-                    &got,
-                    &gpu.read_f32(r).unwrap(),
-                    TOL,
-                );
-            }
-        }
-    }
-}

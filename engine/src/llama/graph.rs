@@ -166,8 +166,8 @@ fn int8_group(precision: Precision, ws: &[&Tensor]) -> bool {
 /// Which RMSNorms decode folds into the mat-vecs around it (matvec.wgsl, "RMSNorm folded"):
 /// the residual mat-vec before a norm (Wo, down) writes w * h unnormalised with the blocks'
 /// sums of h^2 into `Activations::xn`, and the mat-vecs after it divide by rms themselves, so
-/// the norm's dispatch is gone. With quantised weights on the fast path the activations are
-/// int8 blocks (`matvec_int8_norm`), with F16/BF16 weights f32 (`matvec_norm`); fast path only
+/// the norm's dispatch is gone (`matvec::matvec_norm`, `matvec_multi_normed`). With quantised
+/// weights on the fast path the activations are int8 blocks, with F16/BF16 weights f32; fast path only
 /// (the exact path keeps the plain order of operations the golden checks were made with).
 struct Folds {
     /// int8 activations (else f32).
@@ -361,18 +361,10 @@ impl Graph {
         // A folded norm's producer (Wo, down: y += W x, then the next norm's input into xn)
         // and consumers (ys = W rmsnorm(h) from xn).
         let norm_out = |x: &Tensor, wt: &Tensor, norm: &Tensor| {
-            if folds.int8 {
-                matvec::matvec_int8_norm(gpu, x, wt, &a.x, norm, &a.xn)
-            } else {
-                matvec::matvec_norm(gpu, x, wt, &a.x, norm, &a.xn)
-            }
+            matvec::matvec_norm(gpu, x, wt, &a.x, norm, &a.xn)
         };
         let normed = |ws: &[&Tensor], ys: &[&Tensor]| {
-            if folds.int8 {
-                matvec::matvec_multi_int8_normed(gpu, &a.xn, ws, ys, c.rms_norm_eps)
-            } else {
-                matvec::matvec_multi_normed(gpu, &a.xn, ws, ys, c.rms_norm_eps)
-            }
+            matvec::matvec_multi_normed(gpu, &a.xn, ws, ys, c.rms_norm_eps)
         };
         let eps = c.rms_norm_eps;
         let q_flat = a.q.reshaped(&[t, c.n_heads * c.head_dim]);

@@ -19,10 +19,9 @@
 //! do by default). The rounding of x moves outputs by about 0.5% (relative rms).
 //!
 //! RMSNorm folded into the mat-vecs around it (decode; matvec.wgsl "RMSNorm folded"):
-//! [`matvec_int8_norm`] / [`matvec_norm`] (y += W x, then the next norm's input w * y, not yet
-//! divided by rms(y), with each 32-value block's sum of y^2) and [`matvec_multi_int8_normed`] /
-//! [`matvec_multi_normed`] (mat-vecs of that input, divided by rms(y) themselves): no norm
-//! dispatch between them.
+//! [`matvec_norm`] (y += W x, then the next norm's input w * y, not yet divided by rms(y), with
+//! each 32-value block's sum of y^2; int8 blocks or f32) and [`matvec_multi_normed`] (mat-vecs
+//! of that input, divided by rms(y) themselves): no norm dispatch between them.
 
 use wgllama_loaders::DType;
 
@@ -593,7 +592,7 @@ pub fn matvec_multi_with(
 #[derive(Clone, Copy)]
 enum Norm<'a> {
     None,
-    /// x is `matvec_int8_norm`'s or `matvec_norm`'s output: outputs scaled by 1 / rms (eps).
+    /// x is `matvec_norm`'s output: outputs scaled by 1 / rms (eps).
     In(f32),
     /// After y += W x, `w` * y (int8 blocks with int8 x, else f32) and its sums of y^2 into
     /// `out`.
@@ -603,14 +602,14 @@ enum Norm<'a> {
     },
 }
 
-/// u32 words of `matvec_int8_norm`'s output for h of `n` values (n a multiple of 128): the
+/// u32 words of `matvec_norm`'s int8 output for h of `n` values (n a multiple of 128): the
 /// int8 layout of `int8_words`, then a sum of h^2 per 32 values, a ticket per 32 values and
 /// the n values of h staged for each block's last workgroup.
 pub fn norm_int8_words(n: usize) -> usize {
     int8_words(n) + n / 32 + n / 32 + n
 }
 
-/// f32 elements of `matvec_norm`'s output for h of `n` values (n a multiple of 128): w * h,
+/// f32 elements of `matvec_norm`'s f32 output for h of `n` values (n a multiple of 128): w * h,
 /// then a sum of h^2 per 32 values, a ticket per 32 values and h staged (matvec.wgsl).
 pub fn norm_f32_len(n: usize) -> usize {
     n + n / 32 + n / 32 + n
@@ -639,8 +638,8 @@ fn fold_type(dtype: DType, k: usize, int8: bool) -> bool {
     }
 }
 
-/// Whether `matvec_int8_norm` (`int8`) or `matvec_norm` can run for weight `w` [N, K] on this
-/// device: its pick has subgroup rows, one row per subgroup and a workgroup's rows dividing
+/// Whether `matvec_norm` can run for weight `w` [N, K] with int8 (`int8`) or f32 activations
+/// on this device: its pick has subgroup rows, one row per subgroup and a workgroup's rows dividing
 /// 32, N a multiple of 128, and the device binds enough storage buffers.
 pub fn norm_out_supported(gpu: &Gpu, w: &Tensor, int8: bool) -> bool {
     let Ok((dtype, n, k)) = check_weight("matvec", "w", w) else {
@@ -657,9 +656,8 @@ pub fn norm_out_supported(gpu: &Gpu, w: &Tensor, int8: bool) -> bool {
         && gpu.limits.max_storage_buffers_per_shader_stage >= NORM_STORAGE_BUFFERS
 }
 
-/// Whether mat-vecs over `ws` (all [*, K]) can read a fold's output (`matvec_multi_int8_normed`
-/// with `int8`, else `matvec_multi_normed`): their pick has subgroup rows and K is a multiple
-/// of 128.
+/// Whether `matvec_multi_normed` over `ws` (all [*, K]) can read a fold's output with int8
+/// (`int8`) or f32 activations: their pick has subgroup rows and K is a multiple of 128.
 pub fn normed_supported(gpu: &Gpu, ws: &[&Tensor], int8: bool) -> bool {
     ws.iter().all(|w| match check_weight("matvec", "w", w) {
         Ok((dtype, _, k)) => {
@@ -671,36 +669,13 @@ pub fn normed_supported(gpu: &Gpu, ws: &[&Tensor], int8: bool) -> bool {
     })
 }
 
-/// y += w · x from int8 activations xq (as `matvec_int8` accumulating), then the next
-/// RMSNorm's input in `out` (u32 [`norm_int8_words`(N)]): the int8 blocks of norm_w * y (f32
-/// [N]) *not yet divided by rms(y)*, and each block's sum of y^2, for
-/// `matvec_multi_int8_normed`, which divides by rms(y) itself. Spares the `rmsnorm_x8`
-/// dispatch between them. Needs `norm_out_supported`. `out` must start zeroed (a fresh
-/// buffer) and be used by one such dispatch at a time: its tickets return to zero after each.
-pub fn matvec_int8_norm(
-    gpu: &Gpu,
-    xq: &Tensor,
-    w: &Tensor,
-    y: &Tensor,
-    norm_w: &Tensor,
-    out: &Tensor,
-) -> Result<Dispatch> {
-    let (dtype, _, k) = check_weight("matvec_int8_norm", "w", w)?;
-    let kernel = MatvecKernel::pick_int8(gpu, dtype, k);
-    matvec_dispatch(
-        gpu,
-        xq,
-        &[w],
-        &[y],
-        true,
-        kernel,
-        Norm::Out { w: norm_w, out },
-    )
-}
-
-/// `matvec_int8_norm` with f32 activations (F16 and BF16 weights): y += w · x, then norm_w * y
-/// unnormalised and the blocks' sums of y^2 in `out` (f32 [`norm_f32_len`(N)], zeroed at
-/// first) for `matvec_multi_normed`. Spares the `rmsnorm` dispatch between them.
+/// y += w · x (+ the residual y, as `matvec` / `matvec_int8` accumulating), then the next
+/// RMSNorm's input in `out`: norm_w * y (f32 [N]) *not yet divided by rms(y)*, and each 32-value
+/// block's sum of y^2, for `matvec_multi_normed`, which divides by rms(y) itself. Spares the
+/// norm's dispatch between them. x is int8 blocks (u32 [`int8_words`(K)], Q4_K/Q6_K/Q8_0
+/// weights; `out` u32 [`norm_int8_words`(N)], norm_w * y as int8 blocks) or f32 [K] (F16/BF16
+/// weights; `out` f32 [`norm_f32_len`(N)]). Needs `norm_out_supported`. `out` must start zeroed
+/// (a fresh buffer) and serve one such dispatch at a time: its tickets return to zero after each.
 pub fn matvec_norm(
     gpu: &Gpu,
     x: &Tensor,
@@ -710,34 +685,14 @@ pub fn matvec_norm(
     out: &Tensor,
 ) -> Result<Dispatch> {
     let (dtype, _, k) = check_weight("matvec_norm", "w", w)?;
-    let kernel = MatvecKernel::pick(gpu, dtype, k);
-    matvec_dispatch(
-        gpu,
-        x,
-        &[w],
-        &[y],
-        true,
-        kernel,
-        Norm::Out { w: norm_w, out },
-    )
+    let kernel = fold_pick(gpu, dtype, k, x.elem == Elem::U32);
+    let norm = Norm::Out { w: norm_w, out };
+    matvec_dispatch(gpu, x, &[w], &[y], true, kernel, norm)
 }
 
-/// `matvec_multi_int8` whose xn is `matvec_int8_norm`'s output (u32 [`norm_int8_words`(K)]):
-/// ys[i] = ws[i] · rmsnorm(h) with the RMSNorm's eps. Needs `normed_supported`.
-pub fn matvec_multi_int8_normed(
-    gpu: &Gpu,
-    xn: &Tensor,
-    ws: &[&Tensor],
-    ys: &[&Tensor],
-    eps: f32,
-) -> Result<Dispatch> {
-    let (dtype, k) = first_weight(ws)?;
-    let kernel = MatvecKernel::pick_int8(gpu, dtype, k);
-    matvec_dispatch(gpu, xn, ws, ys, false, kernel, Norm::In(eps))
-}
-
-/// `matvec_multi` whose xn is `matvec_norm`'s output (f32 [`norm_f32_len`(K)]): ys[i] =
-/// ws[i] · rmsnorm(h). Needs `normed_supported`.
+/// ys[i] = ws[i] · rmsnorm(h) from xn, `matvec_norm`'s output for h (u32 [`norm_int8_words`(K)]
+/// with int8 activations, else f32 [`norm_f32_len`(K)]), with the RMSNorm's eps: `matvec_multi`
+/// (`_int8`) dividing by rms(h) itself. Needs `normed_supported`.
 pub fn matvec_multi_normed(
     gpu: &Gpu,
     xn: &Tensor,
@@ -746,7 +701,7 @@ pub fn matvec_multi_normed(
     eps: f32,
 ) -> Result<Dispatch> {
     let (dtype, k) = first_weight(ws)?;
-    let kernel = MatvecKernel::pick(gpu, dtype, k);
+    let kernel = fold_pick(gpu, dtype, k, xn.elem == Elem::U32);
     matvec_dispatch(gpu, xn, ws, ys, false, kernel, Norm::In(eps))
 }
 
@@ -832,13 +787,19 @@ fn matvec_dispatch(
         if kernel.int8_x {
             expect(
                 op,
-                "xn (from matvec_int8_norm)",
+                "xn (int8, from matvec_norm)",
                 x,
                 Elem::U32,
                 norm_int8_words(k),
             )?;
         } else {
-            expect(op, "xn (from matvec_norm)", x, Elem::F32, norm_f32_len(k))?;
+            expect(
+                op,
+                "xn (f32, from matvec_norm)",
+                x,
+                Elem::F32,
+                norm_f32_len(k),
+            )?;
         }
     } else {
         check_x(op, x, k, kernel.int8_x)?;
