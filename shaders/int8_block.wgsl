@@ -14,6 +14,13 @@ fn int8_scale(m: f32) -> f32 {
     return m / 127.0;
 }
 
+// One value of a block with scale d as a signed byte's value (zero for d = 0): int8_pack's
+// rounding, for a value per lane (matvec_reduce_sg.wgsl's norm fold).
+fn int8_value(v: f32, d: f32) -> i32 {
+    let inv = select(0.0, 1.0 / d, d > 0.0);
+    return clamp(i32(round(v * inv)), -127, 127);
+}
+
 // Four values of a block with scale d as signed bytes (all zero for d = 0).
 fn int8_pack(v: vec4<f32>, d: f32) -> u32 {
     let inv = select(0.0, 1.0 / d, d > 0.0);

@@ -162,7 +162,7 @@ fn matvec_sgr_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
 }
 
 // norm_block by the 32 first lanes of one subgroup of at least 32 (lanes past 32 join the
-// shuffles with zeros): the same values as int8_pack, the sums in another order.
+// shuffles with zeros): the same values as int8_pack (int8_value), the sums in another order.
 fn norm_block_sg(b: u32, lane: u32) {
     let n = p.n[0];
     let live = lane < 32u;
@@ -183,9 +183,7 @@ fn norm_block_sg(b: u32, lane: u32) {
     let d = int8_scale(subgroupMax(abs(v)));
     let s0 = subgroupAdd(select(0.0, v, lane < 16u));
     let s1 = subgroupAdd(select(0.0, v, live && lane >= 16u));
-    let inv = select(0.0, 1.0 / d, d > 0.0);
-    let q = clamp(i32(round(v * inv)), -127, 127);
-    var word = (bitcast<u32>(q) & 0xffu) << (8u * (lane % 4u));
+    var word = (bitcast<u32>(int8_value(v, d)) & 0xffu) << (8u * (lane % 4u));
     word = word | subgroupShuffleXor(word, 1u);
     word = word | subgroupShuffleXor(word, 2u);
     if (live && lane % 4u == 0u) {

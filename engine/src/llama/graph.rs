@@ -347,26 +347,24 @@ impl Graph {
                 .all(|k| k.is_multiple_of(16));
         let mut a = Activations::new(gpu, w, t, rows, half)?;
         let folds = Folds::plan(gpu, w, t, io.precision);
-        let d = c.hidden_size;
-        if folds.int8 && folds.ffn.iter().any(|&f| f) {
-            a.xn = gpu.upload_u32(
-                "xn",
-                &vec![0; matvec::norm_int8_words(d)],
-                &[matvec::norm_int8_words(d)],
-            )?;
-        } else if folds.ffn.iter().any(|&f| f) {
-            a.xn = gpu.zeros_f32("xn", &[matvec::norm_f32_len(d)])?;
+        if folds.ffn.iter().any(|&f| f) {
+            let d = c.hidden_size;
+            a.xn = if folds.int8 {
+                let words = matvec::norm_int8_words(d);
+                gpu.upload_u32("xn", &vec![0; words], &[words])?
+            } else {
+                gpu.zeros_f32("xn", &[matvec::norm_f32_len(d)])?
+            };
         }
         let a = a;
+        let eps = c.rms_norm_eps;
         // A folded norm's producer (Wo, down: y += W x, then the next norm's input into xn)
         // and consumers (ys = W rmsnorm(h) from xn).
         let norm_out = |x: &Tensor, wt: &Tensor, norm: &Tensor| {
             matvec::matvec_norm(gpu, x, wt, &a.x, norm, &a.xn)
         };
-        let normed = |ws: &[&Tensor], ys: &[&Tensor]| {
-            matvec::matvec_multi_normed(gpu, &a.xn, ws, ys, c.rms_norm_eps)
-        };
-        let eps = c.rms_norm_eps;
+        let normed =
+            |ws: &[&Tensor], ys: &[&Tensor]| matvec::matvec_multi_normed(gpu, &a.xn, ws, ys, eps);
         let q_flat = a.q.reshaped(&[t, c.n_heads * c.head_dim]);
         let k_flat = a.k.reshaped(&[t, c.n_kv_heads * c.head_dim]);
         let v_flat = a.v.reshaped(&[t, c.n_kv_heads * c.head_dim]);

@@ -462,23 +462,17 @@ fn decode_dispatches(
     );
     // The merge reads only params, step, the partials and writes out and xq: bindings 0, 1,
     // 5, 6, 7. (xq's binding stays in both layouts with QX off: the partials stand in, unused.)
-    fn entry(binding: u32, b: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
-        wgpu::BindGroupEntry {
-            binding,
-            resource: b.as_entire_binding(),
-        }
-    }
-    let merge_bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("attention_decode.merge"),
-        layout: &merge_pipeline.get_bind_group_layout(0),
-        entries: &[
-            entry(0, &u),
-            entry(1, step),
-            entry(5, &out.buffer),
-            entry(6, &part),
-            entry(7, xq.map_or(&part, |t| &t.buffer)),
+    let merge_bind_group = gpu.bind_at(
+        "attention_decode.merge",
+        &merge_pipeline,
+        &[
+            (0, &u),
+            (1, step),
+            (5, &out.buffer),
+            (6, &part),
+            (7, xq.map_or(&part, |t| &t.buffer)),
         ],
-    });
+    );
     let kv_bytes = if s.kv_f16 { 2 } else { 4 };
     let rows = s.t * s.n_heads;
     let main = Dispatch {

@@ -638,33 +638,42 @@ fn fold_type(dtype: DType, k: usize, int8: bool) -> bool {
     }
 }
 
-/// Whether `matvec_norm` can run for weight `w` [N, K] with int8 (`int8`) or f32 activations
-/// on this device: its pick has subgroup rows, one row per subgroup and a workgroup's rows dividing
-/// 32, N a multiple of 128, and the device binds enough storage buffers.
-pub fn norm_out_supported(gpu: &Gpu, w: &Tensor, int8: bool) -> bool {
-    let Ok((dtype, n, k)) = check_weight("matvec", "w", w) else {
-        return false;
-    };
-    let kn = fold_pick(gpu, dtype, k, int8);
-    let rows = kn.rows_per_workgroup(gpu) as usize;
-    fold_type(dtype, k, int8)
-        && kn.subgroup_rows
-        && kn.rows == 1
-        && kn.lanes >= 32
+/// Whether matvec_sgr_norm runs `kernel` over a weight of `dtype` [N, K]: a type with its
+/// loop, one row per subgroup (subgroup rows), a workgroup's rows dividing 32 (a block's
+/// workgroups), at least 32 lanes (the block's last workgroup), N a multiple of 128, and the
+/// device binds enough storage buffers. `norm_out_supported` and `matvec_norm` both ask it.
+fn fold_out_fits(gpu: &Gpu, kernel: MatvecKernel, dtype: DType, n: usize, k: usize) -> bool {
+    let rows = kernel.rows_per_workgroup(gpu) as usize;
+    fold_type(dtype, k, kernel.int8_x)
+        && kernel.subgroup_rows
+        && kernel.rows == 1
+        && kernel.lanes >= 32
         && 32 % rows == 0
         && n.is_multiple_of(128)
         && gpu.limits.max_storage_buffers_per_shader_stage >= NORM_STORAGE_BUFFERS
 }
 
+/// Whether matvec_sgr with NORM_IN runs `kernel` over rows of `k` values of `dtype`: a type
+/// with its loop, subgroup rows, K a multiple of 128 (inv_rms's vec4 loads of the sums).
+/// `normed_supported` and `matvec_multi_normed` both ask it.
+fn fold_in_fits(kernel: MatvecKernel, dtype: DType, k: usize) -> bool {
+    fold_type(dtype, k, kernel.int8_x) && kernel.subgroup_rows && k.is_multiple_of(128)
+}
+
+/// Whether `matvec_norm` can run for weight `w` [N, K] with int8 (`int8`) or f32 activations
+/// on this device (`fold_out_fits` of its pick).
+pub fn norm_out_supported(gpu: &Gpu, w: &Tensor, int8: bool) -> bool {
+    let Ok((dtype, n, k)) = check_weight("matvec", "w", w) else {
+        return false;
+    };
+    fold_out_fits(gpu, fold_pick(gpu, dtype, k, int8), dtype, n, k)
+}
+
 /// Whether `matvec_multi_normed` over `ws` (all [*, K]) can read a fold's output with int8
-/// (`int8`) or f32 activations: their pick has subgroup rows and K is a multiple of 128.
+/// (`int8`) or f32 activations (`fold_in_fits` of their picks).
 pub fn normed_supported(gpu: &Gpu, ws: &[&Tensor], int8: bool) -> bool {
     ws.iter().all(|w| match check_weight("matvec", "w", w) {
-        Ok((dtype, _, k)) => {
-            fold_type(dtype, k, int8)
-                && fold_pick(gpu, dtype, k, int8).subgroup_rows
-                && k.is_multiple_of(128)
-        }
+        Ok((dtype, _, k)) => fold_in_fits(fold_pick(gpu, dtype, k, int8), dtype, k),
         Err(_) => false,
     })
 }
@@ -776,11 +785,12 @@ fn matvec_dispatch(
     }
     let k = k.unwrap();
     if let Norm::In(_) = norm {
-        if !(kernel.subgroup_rows && k.is_multiple_of(128)) {
+        if !dtypes.iter().all(|&dt| fold_in_fits(kernel, dt, k)) {
             return Err(bad(
                 op,
                 format!(
-                    "needs a subgroup-rows kernel and K a multiple of 128 ({kernel:?}, K = {k})"
+                    "needs weights with a fold loop (int8: Q4_K, Q6_K, Q8_0; f32: F16, BF16), a \
+                     subgroup-rows kernel and K a multiple of 128 ({kernel:?}, K = {k})"
                 ),
             ));
         }
@@ -807,17 +817,7 @@ fn matvec_dispatch(
     check_int8_types(op, kernel, &dtypes)?;
     if let Norm::Out { w: nw, out } = norm {
         let n = params.n[0] as usize;
-        let rows = kernel.rows_per_workgroup(gpu);
-        if ws.len() != 1
-            || !accumulate
-            || !fold_type(dtypes[0], k, kernel.int8_x)
-            || !kernel.subgroup_rows
-            || kernel.rows != 1
-            || kernel.lanes < 32
-            || 32 % rows != 0
-            || !n.is_multiple_of(128)
-            || gpu.limits.max_storage_buffers_per_shader_stage < NORM_STORAGE_BUFFERS
-        {
+        if ws.len() != 1 || !accumulate || !fold_out_fits(gpu, kernel, dtypes[0], n, k) {
             return Err(bad(
                 op,
                 format!(
@@ -881,20 +881,11 @@ fn matvec_dispatch(
         // matvec_sgr_norm writes y0 only (no bindings 6, 7), and its int8 output and norm
         // weight are bindings 9 and 10.
         Norm::Out { w: nw, out } => {
-            let entries = [0, 1, 2, 3, 4, 5, 8]
-                .map(|i| (i as u32, buffers[i]))
-                .into_iter()
-                .chain([(9, &out.buffer), (10, &nw.buffer)])
-                .map(|(binding, b)| wgpu::BindGroupEntry {
-                    binding,
-                    resource: b.as_entire_binding(),
-                })
-                .collect::<Vec<_>>();
-            gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(label),
-                layout: &pipeline.get_bind_group_layout(0),
-                entries: &entries,
-            })
+            let mut at: Vec<(u32, &wgpu::Buffer)> = [0, 1, 2, 3, 4, 5, 8]
+                .map(|i| (i, buffers[i as usize]))
+                .to_vec();
+            at.extend([(9, &out.buffer), (10, &nw.buffer)]);
+            gpu.bind_at(label, &pipeline, &at)
         }
         _ => gpu.bind(label, &pipeline, &buffers),
     };
@@ -992,24 +983,19 @@ pub fn matvec_glu_with(
         dt_gate,
     );
     // matvec_glu reads no y1, y2 (bindings 6, 7).
-    let entries = [
-        (0, &u),
-        (1, &x.buffer),
-        (2, &w_gate.buffer),
-        (3, &w_up.buffer),
-        (4, &w_gate.buffer),
-        (5, &y.buffer),
-        (8, &x.buffer),
-    ]
-    .map(|(binding, b)| wgpu::BindGroupEntry {
-        binding,
-        resource: b.as_entire_binding(),
-    });
-    let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(label),
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &entries,
-    });
+    let bind_group = gpu.bind_at(
+        label,
+        &pipeline,
+        &[
+            (0, &u),
+            (1, &x.buffer),
+            (2, &w_gate.buffer),
+            (3, &w_up.buffer),
+            (4, &w_gate.buffer),
+            (5, &y.buffer),
+            (8, &x.buffer),
+        ],
+    );
     let weight_bytes = crate::weights::gpu_bytes(dt_gate, (n * k) as u64)
         + crate::weights::gpu_bytes(dt_up, (n * k) as u64);
     Ok(Dispatch {
