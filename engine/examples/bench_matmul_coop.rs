@@ -10,7 +10,8 @@
 //! with the sweep's best tile as well; "exp" times the first kernel (depth 0, f32 x) against
 //! depth 1 with f32 and f16 x on eight tiles and the large shapes, then on the models (the
 //! first kernel with the tile pick it had, the others with `CoopTile::pick`), all with the
-//! session-3 tiles (bk 32, double-buffered). SCALE divides
+//! session-3 tiles (bk 32, double-buffered); "big" times the picked tile against 128 x 256 and
+//! 256 x 128 tiles of 16 subgroups on the model shapes (no tiled kernel). SCALE divides
 //! every dimension (a quick run).
 //!
 //! The H100 idles at a low clock and drops back to it in gaps (a pipeline compile is one): all
@@ -217,6 +218,25 @@ fn main() -> Result<()> {
         multi(&gpu, &mut rng)?;
         return Ok(());
     }
+    if mode == "big" {
+        // The picked tile against tiles of 16 subgroups (512 lanes) of LARGE's 4 x 2 blocks,
+        // 128 x 256 and 256 x 128 (a quarter less staging traffic a multiplication): on the
+        // H100 2-2.5x slower than LARGE (128 registers a lane at 512 lanes;
+        // benches/results/2026-11-24-h100-s11/big/).
+        let big = |sg_t, sg_n, bk| CoopTile {
+            sg_t,
+            sg_n,
+            bk,
+            ..CoopTile::LARGE
+        };
+        let tiles = [None, Some(big(2, 8, 32)), Some(big(4, 4, 32))];
+        for (i, tile) in tiles.iter().enumerate() {
+            let name = tile.map_or("picked per shape".into(), |t| tile_name(&t));
+            println!("coop{i}: {name}");
+        }
+        model_table(&gpu, &mut rng, scale, &tiles, false)?;
+        return Ok(());
+    }
     if mode == "exp" {
         exp(&gpu, &mut rng, scale)?;
         return Ok(());
@@ -229,13 +249,19 @@ fn main() -> Result<()> {
             let name = tile.map_or("picked per shape".into(), |t| tile_name(&t));
             println!("coop{i}: {name}");
         }
-        model_table(&gpu, &mut rng, scale, &tiles)?;
+        model_table(&gpu, &mut rng, scale, &tiles, true)?;
     }
     Ok(())
 }
 
 /// Every layer shape of both models for Q4_K, Q6_K and F16: coop with each tile, tiled.
-fn model_table(gpu: &Gpu, rng: &mut Rng, scale: usize, tiles: &[Option<CoopTile>]) -> Result<()> {
+fn model_table(
+    gpu: &Gpu,
+    rng: &mut Rng,
+    scale: usize,
+    tiles: &[Option<CoopTile>],
+    with_tiled: bool,
+) -> Result<()> {
     let t = T / scale;
     // (model, dtype, shape) rows, each with its dispatches: coop per tile, then tiled.
     let mut rows = Vec::new();
@@ -255,14 +281,16 @@ fn model_table(gpu: &Gpu, rng: &mut Rng, scale: usize, tiles: &[Option<CoopTile>
                     let tile = tile.unwrap_or(CoopTile::pick(t, n, !dtype.is_quantized()));
                     jobs.push(matmul_coop_with(gpu, &xh, &w, &y, false, tile)?);
                 }
-                jobs.push(matmul_tiled(gpu, &x, &w, &y, false)?);
+                if with_tiled {
+                    jobs.push(matmul_tiled(gpu, &x, &w, &y, false)?);
+                }
                 rows.push((mi, dtype, si));
                 keep.push((w, x, xh, y));
             }
         }
     }
     let secs = time_all(gpu, &jobs)?;
-    let per_row = tiles.len() + 1;
+    let per_row = tiles.len() + with_tiled as usize;
     let models = models(scale);
     let mut layer = vec![0.0; per_row];
     for (r, &(mi, dtype, si)) in rows.iter().enumerate() {
