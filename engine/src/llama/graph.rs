@@ -12,7 +12,8 @@
 //! slot written by the split that holds it) for one token; decode attention is the split pass
 //! and its merge; the residual adds ride on the Wo and Wdown mat-muls; for decode, q/k/v are
 //! one mat-vec and gate/up/SiLU another: 8 dispatches per layer. Prompts on tensor cores run
-//! q/k/v and gate/up as one GEMM each where the group is small (`FUSE_MAX_FLOPS`).
+//! q/k/v and gate/up as one GEMM each for float weights, and for quantised ones where the
+//! group is small (`FUSE_MAX_FLOPS`).
 //!
 //! Decode on the fast path feeds Q4_K/Q6_K/Q8_0 mat-vecs int8 activations (`int8_group`):
 //! the RMSNorms write int8 directly (`rmsnorm_x8`), decode attention (its merge pass, or a lone split) quantises the
@@ -285,17 +286,18 @@ fn linear(
     matmul::matmul(gpu, x, w, y, accumulate)
 }
 
-/// Largest group of prompt GEMMs (2 T sum(N) K flops) that `linears` runs as one dispatch.
-/// Measured on the H100 at T = 512 (benches/results/2026-11-24-h100-s8/multi/): fused, TinyLlama's
-/// q/k/v (5.4 GFLOP) and gate/up (23.6) cut the prompt pass 6% (Q4_K_M) and 11% (F16), but
-/// Llama-2-7B's (51.5 and 185) ran 12% slower a GEMM (the fused kernel picked its weight by a
-/// branch per load) with nothing to gain: each of its GEMMs already fills the GPU. (Float
-/// weights have no such branch since the shader's SPLIT; fused 7B f16 GEMMs then measured
-/// 1-3% faster than single ones, s9/split/bench-multi.txt, not yet taken up here.)
+/// Largest group of prompt GEMMs (2 T sum(N) K flops) of quantised weights that `linears` runs
+/// as one dispatch. Measured on the H100 at T = 512 (benches/results/2026-11-24-h100-s8/multi/):
+/// fused, TinyLlama's q/k/v (5.4 GFLOP) and gate/up (23.6) cut the prompt pass 6% (Q4_K_M) and
+/// 11% (F16), but Llama-2-7B's (51.5 and 185) ran 12% slower a GEMM (the fused kernel picked
+/// its weight by a branch per load) with nothing to gain: each of its GEMMs already fills the
+/// GPU. Float weights have no such branch since the shader's SPLIT (fused 7B f16 GEMMs
+/// measured 1-3% faster than single ones, s9/split/bench-multi.txt), so they always fuse.
 const FUSE_MAX_FLOPS: usize = 32_000_000_000;
 
 /// Linear layers sharing x (q, k, v; gate, up): `linear` each, except that on the tensor-core
-/// path small groups (`FUSE_MAX_FLOPS`) run each run of weights of one type as one
+/// path float weights and small groups of quantised ones (`FUSE_MAX_FLOPS`) run each run of
+/// weights of one type as one
 /// `matmul_coop_multi` dispatch (TinyLlama's k and v alone make 32 workgroups each; gate and
 /// up alone each end in a part-filled wave).
 fn linears(
@@ -310,7 +312,10 @@ fn linears(
         .iter()
         .map(|w| w.shape.first().copied().unwrap_or(0))
         .sum();
-    if !on_tensor_cores(gpu, x, precision) || 2 * tokens_of(x) * rows * k > FUSE_MAX_FLOPS {
+    let float = ws.iter().all(|w| matmul_coop::CoopTile::float_weight(w));
+    if !on_tensor_cores(gpu, x, precision)
+        || (!float && 2 * tokens_of(x) * rows * k > FUSE_MAX_FLOPS)
+    {
         return ws
             .iter()
             .zip(ys)

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# A/B of two release builds on the same synthesised models (run from the repository root on
+# the device machine): bench -r 5 with ARGS (default: --pp 512 --tg 0) for build A
+# ($A, default .dev/lead/wgllama) and build B ($B, default .dev/new/wgllama), alternating
+# A, B ROUNDS times per model so that clock drift hits both alike. Gzipped binaries are
+# unpacked; Vulkan loader debs in .gl/. MODELS: names as in h100_prefill.sh (default
+# tinyllama-f16 llama2-7b-f16). Results under $OUT (default ./ab-out).
+set -u
+for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
+A=${A:-.dev/lead/wgllama}
+B=${B:-.dev/new/wgllama}
+for z in "$A.gz" "$B.gz"; do [ -e "$z" ] && gunzip -kf "$z" && chmod +x "${z%.gz}"; done
+OUT=${OUT:-ab-out}
+ARGS=${ARGS:---pp 512 --tg 0}
+ROUNDS=${ROUNDS:-2}
+MODELS=${MODELS:-tinyllama-f16 llama2-7b-f16}
+M=/tmp/wgllama-models
+mkdir -p "$OUT" "$M"
+args_of() {
+    case $1 in
+    tinyllama-q4_k_m) echo "--preset tinyllama-1.1b --dtype q4_k_m" ;;
+    tinyllama-f16) echo "--preset tinyllama-1.1b --dtype f16" ;;
+    llama2-7b-q4_k_m) echo "--preset llama-2-7b --dtype q4_k_m" ;;
+    llama2-7b-f16) echo "--preset llama-2-7b --dtype f16" ;;
+    esac
+}
+for name in $MODELS; do
+    path=$M/$name.gguf
+    # shellcheck disable=SC2046
+    [ -f "$path" ] || timeout 300 "$A" synth --threads 16 $(args_of "$name") -o "$path" \
+        >"$OUT/synth-$name.txt" 2>&1 || { echo "== $name: synthesis failed"; continue; }
+    for r in $(seq "$ROUNDS"); do
+        for which in A B; do
+            bin=$A; [ $which = B ] && bin=$B
+            # shellcheck disable=SC2086
+            timeout 150 "$bin" bench -m "$path" $ARGS -r 5 >"$OUT/bench-$name-$which-$r.txt" 2>&1
+            echo "$name $which round $r: $(grep -E '^\| ' "$OUT/bench-$name-$which-$r.txt" | tail -n +3 | awk -F'|' '{print $7 $9}' | tr -s ' ' | tr '\n' ';')"
+        done
+    done
+    rm -f "$path"
+done | tee "$OUT/summary.txt"
