@@ -33,6 +33,14 @@ enable wgpu_cooperative_matrix;
 // With NW > 1 one dispatch does up to three GEMMs sharing x (q, k, v or gate, up: weights of
 // one type and K): the grid's tile columns are weight 0's, then weight 1's, then weight 2's,
 // each workgroup's in one weight, and it writes that weight's own output.
+//
+// With GLU (NW = 2: w the gate, w1 the up weight) a workgroup's BN rows are BN / 2 gate rows
+// and the same BN / 2 up rows, and it writes silu(gate) * up rounded to f16 for those BN / 2
+// features to y16 (SwiGLU's activation, the down projection's f16 input) instead of two f32
+// outputs: the f32 gate and up tensors and the silu_mul dispatch that read them are gone.
+// Each lane's first staged weight chunk is a gate row, its second an up row (W_PER = 2 and
+// WN = 2 WG, checked by the host), and subgroups of the first SG_N / 2 columns own gate
+// tiles, the others the matching up tiles; the output passes through `cs` as at the edges.
 
 struct Params {
     n: u32,    // rows of weight 0 = output features of y
@@ -59,6 +67,8 @@ struct Params {
 @group(0) @binding(5) var<storage, read> w2: array<vec4<u32>>;
 @group(0) @binding(6) var<storage, read_write> y1: array<f32>;
 @group(0) @binding(7) var<storage, read_write> y2: array<f32>;
+// GLU: [t, n] f16 (two per word), silu(x w^T) * (x w1^T); bound to y again where unused.
+@group(0) @binding(8) var<storage, read_write> y16: array<u32>;
 
 // Weights (and outputs) in this dispatch, 1..=3. Each workgroup's tile columns lie in one
 // weight (its *region*; each weight's columns start a new tile), so the region is uniform per
@@ -67,6 +77,7 @@ struct Params {
 override NW: u32 = 1u;
 
 override ACC: bool = false;
+override GLU: bool = false;
 // x holds f16 values (two per word, as `Elem::F16`) rather than f32: staging x is then a
 // straight copy of 8 values per 16-byte load, half the bytes of f32.
 override XH: bool = false;
@@ -211,6 +222,10 @@ fn h16(v: Chunk) -> H16 {
 // row n - 1 (outputs never stored) and chunks past the row its last chunk (finite values
 // that meet x's zeros there).
 fn w_row(i: u32, n0: u32) -> u32 {
+    if (GLU) {
+        // Chunks [0, WG) are gate rows n0.., chunks [WG, 2 WG) the same up rows.
+        return min(n0 + (i / (BK / 16u)) % (BN / 2u), rn - 1u);
+    }
     return min(n0 + i / (BK / 16u), rn - 1u);
 }
 fn w_col(i: u32, k0: u32) -> u32 {
@@ -411,7 +426,9 @@ fn x_decode(v: vec4<u32>, i: u32, k0: u32) -> XH8 {
 fn fetch(rg: u32, k0: u32, t0: u32, n0: u32, lid: u32) -> Raw {
     var s: Raw;
     s.w0 = w_raw(rg, w_row(lid, n0), w_col(lid, k0));
-    if (W_PER > 1u) { s.w1 = w_raw(rg, w_row(lid + WG, n0), w_col(lid + WG, k0)); }
+    if (GLU) {
+        s.w1 = w_raw(1u, w_row(lid + WG, n0), w_col(lid + WG, k0));
+    } else if (W_PER > 1u) { s.w1 = w_raw(rg, w_row(lid + WG, n0), w_col(lid + WG, k0)); }
     s.x0 = x_raw(lid, k0, t0);
     if (X_PER > 1u) { s.x1 = x_raw(lid + WG, k0, t0); }
     if (X_PER > 2u) { s.x2 = x_raw(lid + 2u * WG, k0, t0); }
@@ -512,6 +529,36 @@ fn out_edge(rg: u32, c: coop_mat16x16<f32, C>, i: u32, j: u32, t0: u32, n0: u32,
     }
 }
 
+// GLU: tile (i, j) of every subgroup, PARK subgroups at a time (PARK a multiple of SG_N, so a
+// gate tile and its up tile are parked together); the lanes then write silu(gate) * up for
+// the parked gate tiles' elements inside y16, two features a lane. All subgroups call it.
+fn out_glu(c: coop_mat16x16<f32, C>, i: u32, j: u32, t0: u32, n0: u32, sg: u32, lid: u32) {
+    let half = SG_N / 2u;
+    for (var r = 0u; r < SUBGROUPS; r = r + PARK) {
+        if ((sg >= r) & (sg < r + PARK)) {
+            let park = (sg - r) * 256u;
+            coopStoreT(c, &cs[park], 16u);
+        }
+        workgroupBarrier();
+        for (var e2 = lid; e2 < PARK * 128u; e2 = e2 + WG) {
+            let e = 2u * e2;
+            let slot = e / 256u;
+            let g = r + slot;
+            let sn = g % SG_N;
+            let t = t0 + 16u * ((g / SG_N) * TM + i) + (e % 256u) / 16u;
+            let n = n0 + 16u * (sn * TN + j) + e % 16u;
+            if ((g < SUBGROUPS) & (sn < half) & (t < p.t) & (n < rn)) {
+                let at = e % 256u;
+                let up = (slot + half) * 256u + at;
+                let gate = vec2<f32>(cs[e], cs[e + 1u]);
+                let v = vec2<f32>(silu(gate.x), silu(gate.y)) * vec2<f32>(cs[up], cs[up + 1u]);
+                y16[(t * rn + n) / 2u] = f16_pair(v);
+            }
+        }
+        workgroupBarrier();
+    }
+}
+
 @compute @workgroup_size(WG)
 fn matmul_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sg: u32) {
@@ -537,8 +584,11 @@ fn matmul_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         rn = p.n1;
         rnb = p.nb1;
     }
-    let n0 = (col - c0) * BN;
-    if (SPLIT && NW > 1u) {
+    let n0 = (col - c0) * select(BN, BN / 2u, GLU);
+    if (GLU) {
+        // One region: weight 0 a literal, so that its loads carry no branch.
+        gemm(0u, t0, n0, lid, sg);
+    } else if (SPLIT && NW > 1u) {
         // One `gemm` per region, the region a literal in each call.
         if (rg == 2u) {
             gemm(2u, t0, n0, lid, sg);
@@ -632,7 +682,24 @@ fn gemm(rg: u32, t0: u32, n0: u32, lid: u32, sg: u32) {
         if (DEPTH == 1u) { ra = fetch(rg, k1 + BK, t0, n0, lid); }
     }
 
-    if ((t0 + BT <= p.t) & (n0 + BN <= rn)) {
+    if (GLU) {
+        { out_glu(c00, 0u, 0u, t0, n0, sg, lid); }
+        if (TN > 1u) { out_glu(c01, 0u, 1u, t0, n0, sg, lid); }
+        if (TN > 2u) { out_glu(c02, 0u, 2u, t0, n0, sg, lid); }
+        if (TN > 3u) { out_glu(c03, 0u, 3u, t0, n0, sg, lid); }
+        if (TM > 1u) { out_glu(c10, 1u, 0u, t0, n0, sg, lid); }
+        if ((TM > 1u) & (TN > 1u)) { out_glu(c11, 1u, 1u, t0, n0, sg, lid); }
+        if ((TM > 1u) & (TN > 2u)) { out_glu(c12, 1u, 2u, t0, n0, sg, lid); }
+        if ((TM > 1u) & (TN > 3u)) { out_glu(c13, 1u, 3u, t0, n0, sg, lid); }
+        if (TM > 2u) { out_glu(c20, 2u, 0u, t0, n0, sg, lid); }
+        if ((TM > 2u) & (TN > 1u)) { out_glu(c21, 2u, 1u, t0, n0, sg, lid); }
+        if ((TM > 2u) & (TN > 2u)) { out_glu(c22, 2u, 2u, t0, n0, sg, lid); }
+        if ((TM > 2u) & (TN > 3u)) { out_glu(c23, 2u, 3u, t0, n0, sg, lid); }
+        if (TM > 3u) { out_glu(c30, 3u, 0u, t0, n0, sg, lid); }
+        if ((TM > 3u) & (TN > 1u)) { out_glu(c31, 3u, 1u, t0, n0, sg, lid); }
+        if ((TM > 3u) & (TN > 2u)) { out_glu(c32, 3u, 2u, t0, n0, sg, lid); }
+        if ((TM > 3u) & (TN > 3u)) { out_glu(c33, 3u, 3u, t0, n0, sg, lid); }
+    } else if ((t0 + BT <= p.t) & (n0 + BN <= rn)) {
         let ts = t0 + 16u * st * TM;   // this subgroup's first token and row
         let ns = n0 + 16u * sn * TN;
         { out_full(rg, c00, ts + 0u, ns + 0u); }

@@ -11,13 +11,14 @@
 //! the test allows 1.1x that, plus f32 rounding of the output. Typical errors are random
 //! walks far inside it: nmse ~ (2u^2/3) ~ 2e-7 for two rounded factors; allowed 1e-6.
 
+use wgllama_engine::ops::elementwise::silu_mul;
 use wgllama_engine::ops::matmul_coop::{
-    coop_available, matmul_coop, matmul_coop_multi, matmul_coop_multi_with, matmul_coop_with,
-    CoopTile,
+    coop_available, glu_fits, matmul_coop, matmul_coop_glu, matmul_coop_glu_with,
+    matmul_coop_multi, matmul_coop_multi_with, matmul_coop_with, CoopTile,
 };
 use wgllama_engine::reference::matmul::matmul as ref_matmul;
 use wgllama_engine::testing::weights::upload_random_weight;
-use wgllama_engine::testing::{errors, test_gpu, Rng};
+use wgllama_engine::testing::{errors, read_f16, test_gpu, Rng};
 use wgllama_engine::{EngineError, Gpu};
 use wgllama_loaders::DType;
 
@@ -457,5 +458,156 @@ fn coop_multi_refuses_mixed_weights() {
         let e = matmul_coop_multi(gpu, &x, &ws, &ys).unwrap_err();
         assert!(matches!(e, EngineError::Shape { .. }), "{what}: {e}");
         eprintln!("{what}: refused: {e}");
+    }
+}
+
+/// SwiGLU on tensor cores (`matmul_coop_glu`: gate and up rows in one tile, silu(gate) * up
+/// rounded to f16 by the GEMM itself) against (1) the unfused GPU path, gate and up by
+/// `matmul_coop_multi_with` on the same tile then `silu_mul` into f16, which must agree bit
+/// for bit (same products in the same order, the same SiLU and rounding), and (2) the f64 CPU
+/// reference: silu(g) * u with g, u from the dequantised weights, saturated at f16's largest
+/// finite value, allowed the GEMM bound of `check_x` on g and u carried through (|silu'| <=
+/// 1.1) plus f16's rounding of the result.
+/// Ragged T and N (edge tiles), whole tiles, f32 and f16 x, the tiles `pick` takes.
+#[test]
+fn coop_glu_matches_unfused_and_reference() {
+    let gpu = test_gpu();
+    if skip(gpu, "coop_glu_matches_unfused_and_reference") {
+        return;
+    }
+    let sg = gpu.caps.subgroup_size.1;
+    assert_eq!(CoopTile::pick(512, 2 * 5632, true), CoopTile::LARGE);
+    for tile in [CoopTile::SMALL, CoopTile::MEDIUM, CoopTile::LARGE] {
+        assert!(glu_fits(&tile, sg), "{tile:?}");
+    }
+    let silu = |g: f64| g / (1.0 + (-g).exp());
+    for dtype in [DType::Q4K, DType::Q6K, DType::Q8_0, DType::F16, DType::BF16] {
+        let k = row_lengths(dtype)[1];
+        for (t, n, tile) in [
+            (300, 200, Some(CoopTile::SMALL)),
+            (33, 70, Some(CoopTile::MEDIUM)),
+            (128, 128, Some(CoopTile::LARGE)),
+            (250, 326, Some(CoopTile::LARGE)),
+            (1, 2, None),
+        ] {
+            for x_f16 in [false, true] {
+                let case = format!("{} T={t} N={n} K={k} {tile:?} x_f16={x_f16}", dtype.name());
+                let mut rng = Rng::new(dtype.ggml_id() as u64 * 104729 + (t * 131 + n) as u64);
+                let x = rng.normal_vec(t * k, 1.0);
+                let tx = if x_f16 {
+                    gpu.upload_f16("x", &x, &[t, k]).unwrap()
+                } else {
+                    gpu.upload_f32("x", &x, &[t, k]).unwrap()
+                };
+                let (wg, wgv) = upload_random_weight(gpu, &mut rng, dtype, n, k);
+                let (wu, wuv) = upload_random_weight(gpu, &mut rng, dtype, n, k);
+                let act = gpu
+                    .upload_f16("act", &vec![f32::NAN; t * n], &[t, n])
+                    .unwrap();
+                let tile = tile.unwrap_or(CoopTile::pick(t, 2 * n, !dtype.is_quantized()));
+                let fused = match t {
+                    1 => matmul_coop_glu(gpu, &tx, &wg, &wu, &act),
+                    _ => matmul_coop_glu_with(gpu, &tx, &wg, &wu, &act, tile),
+                }
+                .unwrap();
+                assert_eq!(fused.cost.flops, 4 * (t * n * k) as u64, "{case}");
+                let g = gpu.poisoned_f32("gate", &[t, n]).unwrap();
+                let u = gpu.poisoned_f32("up", &[t, n]).unwrap();
+                let act_ref = gpu
+                    .upload_f16("act_ref", &vec![f32::NAN; t * n], &[t, n])
+                    .unwrap();
+                let multi = matmul_coop_multi_with(gpu, &tx, &[&wg, &wu], &[&g, &u], tile).unwrap();
+                let glu = silu_mul(gpu, &g, &u, &act_ref).unwrap();
+                gpu.run(&[fused, multi, glu]).unwrap();
+                let (got, unfused) = (read_f16(gpu, &act), read_f16(gpu, &act_ref));
+                if let Some(j) = got
+                    .iter()
+                    .zip(&unfused)
+                    .position(|(a, b)| a.to_bits() != b.to_bits())
+                {
+                    panic!(
+                        "{case}: output {j} (token {}, feature {}): fused {} unfused {}",
+                        j / n,
+                        j % n,
+                        got[j],
+                        unfused[j]
+                    );
+                }
+                // The CPU reference and the GEMM error bound of each of g and u.
+                let (gv, uv) = (ref_matmul(&x, &wgv, k, None), ref_matmul(&x, &wuv, k, None));
+                let ax: Vec<f32> = x.iter().map(|v| v.abs()).collect();
+                let sum_abs = |w: &[f32]| {
+                    let aw: Vec<f32> = w.iter().map(|v| v.abs()).collect();
+                    let max_w = aw.iter().fold(0f64, |m, &v| m.max(v as f64));
+                    (ref_matmul(&ax, &aw, k, None), max_w)
+                };
+                let ((sg_, mg), (su, mu)) = (sum_abs(&wgv), sum_abs(&wuv));
+                let max_x = ax.iter().fold(0f64, |m, &v| m.max(v as f64));
+                let uu = 2f64.powi(-11);
+                let rel = 2.0 * uu + uu * uu + k as f64 * 2f64.powi(-24);
+                let mut worst = (0.0f64, 0usize);
+                for i in 0..t * n {
+                    let (gi, ui) = (gv[i] as f64, uv[i] as f64);
+                    let eg = 1.1 * (rel * sg_[i] as f64 + k as f64 * 2f64.powi(-25) * (max_x + mg));
+                    let eu = 1.1 * (rel * su[i] as f64 + k as f64 * 2f64.powi(-25) * (max_x + mu));
+                    // The kernel saturates at f16's largest finite value, as silu_mul does.
+                    let want = (silu(gi) * ui).clamp(-65504.0, 65504.0);
+                    let bound = 1.1 * (1.1 * ui.abs() * eg + (silu(gi).abs() + 1.1 * eg) * eu)
+                        + uu * want.abs()
+                        + 2f64.powi(-24);
+                    let r = (got[i] as f64 - want).abs() / bound;
+                    if r > worst.0 || r.is_nan() {
+                        worst = (r, i);
+                    }
+                }
+                let i = worst.1;
+                assert!(
+                    worst.0 <= 1.0,
+                    "{case}: output {i} (token {}, feature {}) = {} want {}: {:.2} of the bound",
+                    i / n,
+                    i % n,
+                    got[i],
+                    (silu(gv[i] as f64) * uv[i] as f64).clamp(-65504.0, 65504.0),
+                    worst.0
+                );
+                eprintln!(
+                    "{case}: identical to multi + silu_mul; worst {:.2} of the reference bound",
+                    worst.0
+                );
+            }
+        }
+    }
+}
+
+/// `matmul_coop_glu` refuses gate and up weights that differ, an odd N and an output of the
+/// wrong type, on every adapter (the checks come before the one for cooperative matrices).
+#[test]
+fn coop_glu_refuses_bad_shapes() {
+    let gpu = test_gpu();
+    let mut rng = Rng::new(5);
+    let x = gpu.upload_f16("x", &[0.0; 4 * 64], &[4, 64]).unwrap();
+    let w = |n: usize, dtype: DType, rng: &mut Rng| upload_random_weight(gpu, rng, dtype, n, 64).0;
+    let act = |n: usize| gpu.zeros_f16("act", &[4, n]).unwrap();
+    let (g8, u8_, u6) = (
+        w(8, DType::F16, &mut rng),
+        w(8, DType::F16, &mut rng),
+        w(6, DType::F16, &mut rng),
+    );
+    let (g7, u7) = (w(7, DType::F16, &mut rng), w(7, DType::F16, &mut rng));
+    let q8 = w(8, DType::Q8_0, &mut rng);
+    let f32_act = gpu.zeros_f32("act", &[4, 8]).unwrap();
+    for (what, r) in [
+        ("rows differ", matmul_coop_glu(gpu, &x, &g8, &u6, &act(8))),
+        ("types differ", matmul_coop_glu(gpu, &x, &g8, &q8, &act(8))),
+        ("odd N", matmul_coop_glu(gpu, &x, &g7, &u7, &act(7))),
+        ("f32 output", matmul_coop_glu(gpu, &x, &g8, &u8_, &f32_act)),
+        (
+            "output too short",
+            matmul_coop_glu(gpu, &x, &g8, &u8_, &act(6)),
+        ),
+    ] {
+        let e = r.expect_err(what);
+        assert!(matches!(e, EngineError::Shape { .. }), "{what}: {e}");
+        eprintln!("{what}: {e}");
     }
 }

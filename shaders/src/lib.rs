@@ -172,7 +172,12 @@ pub const MATVEC_SUBGROUP: Shader = Shader {
 /// opens with the `enable` directives, which must precede every declaration of the module.
 pub const MATMUL_COOP: Shader = Shader {
     name: "matmul_coop",
-    parts: &[include_str!("../matmul_coop.wgsl"), QUANT_WGSL],
+    parts: &[
+        include_str!("../matmul_coop.wgsl"),
+        QUANT_WGSL,
+        SILU_WGSL,
+        F16_PACK_WGSL,
+    ],
 };
 /// The decode mat-vec family (one token: plain, up to three weights sharing x, SwiGLU pair)
 /// with subgroup reductions (needs the device's SUBGROUP feature).
@@ -364,6 +369,24 @@ mod tests {
                 ("BK", 64.0),
             ],
             &[("SG_T", 4.0), ("SG_N", 4.0), ("TM", 2.0), ("TN", 2.0)],
+            &[
+                ("SG_T", 2.0),
+                ("SG_N", 4.0),
+                ("TM", 4.0),
+                ("TN", 2.0),
+                ("BK", 64.0),
+                ("NW", 2.0),
+                ("GLU", 1.0),
+            ],
+            &[
+                ("SG_T", 2.0),
+                ("SG_N", 2.0),
+                ("TM", 2.0),
+                ("TN", 2.0),
+                ("BK", 64.0),
+                ("NW", 2.0),
+                ("GLU", 1.0),
+            ],
         ];
         let mut failures = Vec::new();
         for dt in [0.0, 1.0, 2.0, 6.0, 8.0, 12.0, 13.0, 14.0, 30.0] {

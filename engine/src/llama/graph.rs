@@ -12,8 +12,9 @@
 //! slot written by the split that holds it) for one token; decode attention is the split pass
 //! and its merge; the residual adds ride on the Wo and Wdown mat-muls; for decode, q/k/v are
 //! one mat-vec and gate/up/SiLU another: 8 dispatches per layer. Prompts on tensor cores run
-//! q/k/v and gate/up as one GEMM each for float weights, and for quantised ones where the
-//! group is small (`FUSE_MAX_FLOPS`).
+//! q/k/v as one GEMM for float weights, and for quantised ones where the group is small
+//! (`FUSE_MAX_FLOPS`), and for float weights gate/up/SiLU as one GEMM writing the down
+//! projection's f16 input (`matmul_coop_glu`).
 //!
 //! Decode on the fast path feeds Q4_K/Q6_K/Q8_0 mat-vecs int8 activations (`int8_group`):
 //! the RMSNorms write int8 directly (`rmsnorm_x8`), decode attention (its merge pass, or a lone split) quantises the
@@ -523,6 +524,16 @@ impl Graph {
                     &[&a.gate, &a.up],
                 )?);
                 body.push(elementwise::silu_mul(gpu, &a.gate, &a.up, &a.act)?);
+            } else if let Some(hf) = a.half.as_ref().filter(|_| {
+                on_tensor_cores(gpu, normed_out, fast)
+                    && matmul_coop::glu_supported(gpu, normed_out, &lw.w_gate, &lw.w_up)
+            }) {
+                // Prompts on tensor cores, float weights: SiLU * up from the gate/up GEMM
+                // itself, in f16.
+                body.push(matmul_coop::matmul_coop_glu(
+                    gpu, normed_out, &lw.w_gate, &lw.w_up, &hf.act,
+                )?);
+                act = &hf.act;
             } else {
                 body.extend(linears(gpu, normed_out, &gate_up, &[&a.gate, &a.up], fast)?);
                 if let Some(hf) = &a.half {

@@ -261,6 +261,7 @@ pub(crate) fn variant_label(kernel: &str, dtype: DType) -> &'static str {
         "matvec_sg" => by_dtype!("matvec_sg"),
         "matmul_coop" => by_dtype!("matmul_coop"),
         "matmul_coop_multi" => by_dtype!("matmul_coop_multi"),
+        "matmul_coop_glu" => by_dtype!("matmul_coop_glu"),
         "matvec" => by_dtype!("matvec"),
         "matvec_multi" => by_dtype!("matvec_multi"),
         "matvec_glu" => by_dtype!("matvec_glu"),
@@ -277,6 +278,7 @@ pub(crate) fn variant_label(kernel: &str, dtype: DType) -> &'static str {
 }
 
 /// Sizes of one linear layer, checked.
+#[derive(Clone, Copy)]
 pub(crate) struct Sizes {
     pub(crate) dtype: DType,
     pub(crate) t: usize,

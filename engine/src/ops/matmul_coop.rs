@@ -9,7 +9,8 @@
 use crate::dispatch::{grid, Cost, Dispatch};
 use crate::error::{EngineError, Result};
 use crate::gpu::Gpu;
-use crate::ops::matmul::{check_x, variant_label};
+use crate::ops::expect;
+use crate::ops::matmul::{check_weight, check_x, variant_label, Sizes};
 use crate::tensor::{Elem, Tensor};
 
 const OP: &str = "matmul_coop";
@@ -213,7 +214,7 @@ pub fn matmul_coop_with(
     accumulate: bool,
     tile: CoopTile,
 ) -> Result<Dispatch> {
-    coop_dispatch(gpu, x, &[w], &[y], accumulate, tile)
+    coop_dispatch(gpu, x, &[w], &[y], accumulate, tile, None)
 }
 
 /// Several GEMMs sharing x in one dispatch: ys[i] = x · ws[i]^T for up to three weights of one
@@ -236,7 +237,7 @@ pub fn matmul_coop_multi(
         .map(|w| w.shape.first().copied().unwrap_or(1))
         .sum();
     let float = ws.first().is_some_and(|w| CoopTile::float_weight(w));
-    coop_dispatch(gpu, x, ws, ys, false, CoopTile::pick(t, n, float))
+    coop_dispatch(gpu, x, ws, ys, false, CoopTile::pick(t, n, float), None)
 }
 
 /// `matmul_coop_multi` with an explicit tile.
@@ -247,7 +248,115 @@ pub fn matmul_coop_multi_with(
     ys: &[&Tensor],
     tile: CoopTile,
 ) -> Result<Dispatch> {
-    coop_dispatch(gpu, x, ws, ys, false, tile)
+    coop_dispatch(gpu, x, ws, ys, false, tile, None)
+}
+
+/// SwiGLU's activation in one tensor-core dispatch: act = silu(x · w_gate^T) * (x · w_up^T),
+/// rounded to f16 (saturating), the down projection's input. Each workgroup multiplies x by
+/// matching gate and up rows (half its tile each) and applies SiLU * up to its accumulators,
+/// so the f32 gate and up outputs and a `silu_mul` dispatch are not needed. x: f32 or f16
+/// [T, K]; w_gate, w_up: weights of one type [N, K] (K % 16 == 0, N even); act: f16 [T, N].
+/// The tile is `CoopTile::pick`'s for 2N rows. Same roundings as `matmul_coop_multi` and
+/// `elementwise::silu_mul` with an f16 output.
+pub fn matmul_coop_glu(
+    gpu: &Gpu,
+    x: &Tensor,
+    w_gate: &Tensor,
+    w_up: &Tensor,
+    act: &Tensor,
+) -> Result<Dispatch> {
+    let t = match x.shape.last() {
+        Some(&k) if k > 0 => x.numel() / k,
+        _ => 1, // malformed: coop_dispatch reports it
+    };
+    let n = w_gate.shape.first().copied().unwrap_or(1);
+    let tile = CoopTile::pick(t, 2 * n, CoopTile::float_weight(w_gate));
+    matmul_coop_glu_with(gpu, x, w_gate, w_up, act, tile)
+}
+
+/// `matmul_coop_glu` with an explicit tile (its lanes must stage exactly two weight chunks a
+/// step, and sg_n be 2 or 4: `glu_fits`).
+pub fn matmul_coop_glu_with(
+    gpu: &Gpu,
+    x: &Tensor,
+    w_gate: &Tensor,
+    w_up: &Tensor,
+    act: &Tensor,
+    tile: CoopTile,
+) -> Result<Dispatch> {
+    coop_dispatch(gpu, x, &[w_gate, w_up], &[], false, tile, Some(act))
+}
+
+/// Whether `tile` can run `matmul_coop_glu` with subgroups of `sg` lanes: each lane stages one
+/// gate chunk and one up chunk a step (the shader's W_PER = 2 and WN = 2 WG), and a round of
+/// parked tiles (4 subgroups) holds whole rows of subgroups, so gate tiles meet their up tiles.
+pub fn glu_fits(tile: &CoopTile, sg: u32) -> bool {
+    let lanes = sg * tile.sg_t * tile.sg_n;
+    let chunks = tile.rows() * tile.bk / 16;
+    chunks == 2 * lanes && (tile.sg_n == 2 || tile.sg_n == 4)
+}
+
+/// Whether the prompt pass should take `matmul_coop_glu` for x [T, K] and these weights on
+/// `gpu`: cooperative matrices, float gate and up weights of one type and shape with N even,
+/// and a picked tile that `glu_fits` (every preset does with 32-lane subgroups). Quantised
+/// weights keep `matmul_coop_multi` (or single GEMMs) + `silu_mul`: on the H100 at T = 512
+/// their fused form measured slower (TinyLlama Q4_K_M pp512 39.6-39.8k -> 39.1-39.4k,
+/// Llama-2-7B Q4_K_M 9,740-9,789 -> 9,268-9,380), where float weights gained (TinyLlama F16
+/// 48.9-50.3k -> 51.9k; benches/results/2026-11-24-h100-s11/ab-glu*).
+pub fn glu_supported(gpu: &Gpu, x: &Tensor, w_gate: &Tensor, w_up: &Tensor) -> bool {
+    let (Some(&k), Some(&n)) = (x.shape.last(), w_gate.shape.first()) else {
+        return false;
+    };
+    let t = x.numel().checked_div(k).unwrap_or(0);
+    coop_available(gpu)
+        && t > 0
+        && CoopTile::float_weight(w_gate)
+        && w_gate.elem == w_up.elem
+        && w_gate.shape == w_up.shape
+        && n.is_multiple_of(2)
+        && glu_fits(
+            &CoopTile::pick(t, 2 * n, CoopTile::float_weight(w_gate)),
+            gpu.caps.subgroup_size.1,
+        )
+}
+
+/// The sizes of a GLU dispatch: gate and up alike ([N, K], one type, N even), act f16 [T, N].
+fn glu_sizes(x: &Tensor, ws: &[&Tensor], act: &Tensor, x_elem: Elem) -> Result<Vec<Sizes>> {
+    let [gate, up] = ws else {
+        return Err(EngineError::Shape {
+            op: OP,
+            detail: format!("SwiGLU: want a gate and an up weight, got {}", ws.len()),
+        });
+    };
+    let (dtype, n, k) = check_weight(OP, "w_gate", gate)?;
+    if check_weight(OP, "w_up", up)? != (dtype, n, k) {
+        return Err(EngineError::Shape {
+            op: OP,
+            detail: format!(
+                "SwiGLU: gate {:?} {:?} and up {:?} {:?} differ",
+                gate.elem, gate.shape, up.elem, up.shape
+            ),
+        });
+    }
+    if x.shape.last() != Some(&k) || !n.is_multiple_of(2) {
+        return Err(EngineError::Shape {
+            op: OP,
+            detail: format!(
+                "SwiGLU: x {:?} must end in K = {k}, and N = {n} be even",
+                x.shape
+            ),
+        });
+    }
+    let t = x.numel() / k;
+    expect(OP, "x", x, x_elem, t * k)?;
+    expect(OP, "act", act, Elem::F16, t * n)?;
+    if act.shape.last() != Some(&n) || t * n > u32::MAX as usize || t * k > u32::MAX as usize {
+        return Err(EngineError::Shape {
+            op: OP,
+            detail: format!("act {:?}: want [{t}, {n}] within u32 indices", act.shape),
+        });
+    }
+    Ok(vec![Sizes { dtype, t, n, k }; 2])
 }
 
 /// Params of matmul_coop.wgsl (its `Params`).
@@ -268,7 +377,8 @@ struct CoopParams {
     _pad: u32,
 }
 
-/// The dispatch of 1..=3 GEMMs sharing x (`ws[i]` into `ys[i]`), every check first.
+/// The dispatch of 1..=3 GEMMs sharing x (`ws[i]` into `ys[i]`), or with `glu` SwiGLU's
+/// activation from `ws` = [gate, up] into that f16 tensor (`ys` empty), every check first.
 fn coop_dispatch(
     gpu: &Gpu,
     x: &Tensor,
@@ -276,10 +386,14 @@ fn coop_dispatch(
     ys: &[&Tensor],
     accumulate: bool,
     tile: CoopTile,
+    glu: Option<&Tensor>,
 ) -> Result<Dispatch> {
     let x_f16 = x.elem == Elem::F16;
     let x_elem = if x_f16 { Elem::F16 } else { Elem::F32 };
-    if ws.is_empty() || ws.len() > 3 || ws.len() != ys.len() || (accumulate && ws.len() > 1) {
+    let glu_sizes = glu.map(|act| glu_sizes(x, ws, act, x_elem)).transpose()?;
+    if glu.is_none()
+        && (ws.is_empty() || ws.len() > 3 || ws.len() != ys.len() || (accumulate && ws.len() > 1))
+    {
         return Err(EngineError::Shape {
             op: OP,
             detail: format!(
@@ -289,11 +403,14 @@ fn coop_dispatch(
             ),
         });
     }
-    let sizes = ws
-        .iter()
-        .zip(ys)
-        .map(|(w, y)| check_x(OP, x, w, y, x_elem))
-        .collect::<Result<Vec<_>>>()?;
+    let sizes = match glu_sizes {
+        Some(sizes) => sizes,
+        None => ws
+            .iter()
+            .zip(ys)
+            .map(|(w, y)| check_x(OP, x, w, y, x_elem))
+            .collect::<Result<Vec<_>>>()?,
+    };
     let s = &sizes[0];
     // Each weight's output is a whole buffer of its own (the kernel writes each from its start).
     for (i, y) in ys.iter().enumerate() {
@@ -359,13 +476,15 @@ fn coop_dispatch(
         || lanes > lim.max_compute_invocations_per_workgroup
         || lanes > lim.max_compute_workgroup_size_x
         || tile.workgroup_bytes() > lim.max_compute_workgroup_storage_size as u64
+        || (glu.is_some() && !glu_fits(&tile, sg))
     {
         return Err(EngineError::Shape {
             op: OP,
             detail: format!(
                 "tile {tile:?}: 1..=4 tiles per subgroup each way, bk 16/32/64, depth 0 or 1, 1 or 2 stages, at \
                  most {} lanes (subgroups of {sg}), {} B of workgroup memory (needs {}), 2 \
-                 weight chunks and 8 x units per lane and step (needs {w_share}, {x_share})",
+                 weight chunks and 8 x units per lane and step (needs {w_share}, {x_share}); \
+                 SwiGLU: exactly 2 chunks a lane and sg_n 2 or 4",
                 lim.max_compute_invocations_per_workgroup,
                 lim.max_compute_workgroup_storage_size,
                 tile.workgroup_bytes()
@@ -390,13 +509,21 @@ fn coop_dispatch(
             ("NW", ws.len() as f64),
             // One loop per weight for float weights (H100, TinyLlama at T = 512: fused F16
             // GEMMs 10% faster, fused Q4_K ones 6% slower; benches/results/2026-11-24-h100-s9/split/).
-            ("SPLIT", !s.dtype.is_quantized() as u32 as f64),
+            (
+                "SPLIT",
+                (!s.dtype.is_quantized() && glu.is_none()) as u32 as f64,
+            ),
+            ("GLU", glu.is_some() as u32 as f64),
         ],
     )?;
-    let cols: Vec<u32> = sizes
-        .iter()
-        .map(|o| o.n.div_ceil(tile.rows() as usize) as u32)
-        .collect();
+    // SwiGLU: one region, each tile column half gate, half up rows.
+    let cols: Vec<u32> = match glu {
+        Some(_) => vec![s.n.div_ceil(tile.rows() as usize / 2) as u32],
+        None => sizes
+            .iter()
+            .map(|o| o.n.div_ceil(tile.rows() as usize) as u32)
+            .collect(),
+    };
     let col = |i: usize| cols.get(i).copied().unwrap_or(0);
     let n_of = |i: usize| sizes.get(i).map_or(0, |o| o.n as u32);
     let nb_of = |i: usize| {
@@ -421,10 +548,16 @@ fn coop_dispatch(
     let tiles = s.t.div_ceil(tile.tokens() as usize) * params.cols as usize;
     let workgroups = grid(gpu, tiles as u32);
     let u = gpu.uniform("matmul_coop.params", &params);
-    // Unused weight and output slots bind weight 0 and y 0 again (never read or written).
+    // Unused weight and output slots bind weight 0 and y 0 (SwiGLU: its f16 output) again,
+    // never read or written.
     let w_at = |i: usize| &ws.get(i).unwrap_or(&ws[0]).buffer;
-    let y_at = |i: usize| &ys.get(i).unwrap_or(&ys[0]).buffer;
-    let label = if ws.len() > 1 {
+    let y_at = |i: usize| match glu {
+        Some(act) => &act.buffer,
+        None => &ys.get(i).unwrap_or(&ys[0]).buffer,
+    };
+    let label = if glu.is_some() {
+        variant_label("matmul_coop_glu", s.dtype)
+    } else if ws.len() > 1 {
         variant_label("matmul_coop_multi", s.dtype)
     } else {
         variant_label(OP, s.dtype)
@@ -441,6 +574,7 @@ fn coop_dispatch(
             w_at(2),
             y_at(1),
             y_at(2),
+            y_at(0),
         ],
     );
     let (t, k) = (s.t as u64, s.k as u64);
@@ -454,6 +588,10 @@ fn coop_dispatch(
         cost.bytes +=
             crate::weights::gpu_bytes(o.dtype, n * k) + 4 * t * n * if accumulate { 2 } else { 1 };
         cost.flops += 2 * t * n * k;
+    }
+    if glu.is_some() {
+        // One f16 output for the two weights, not two f32 ones.
+        cost.bytes -= 6 * t * s.n as u64;
     }
     Ok(Dispatch {
         label,
