@@ -118,8 +118,11 @@ override LDS: u32 = BK + 8u;
 // array length that is an unnamed override expression).
 override XS_LEN: u32 = STAGES * BT * LDS / 4u;
 override WS_LEN: u32 = STAGES * BN * LDS / 4u;
-// Output tiles parked at once in cs by an edge workgroup (at most 4: 4 KiB).
-override PARK: u32 = select(SUBGROUPS, 4u, SUBGROUPS > 4u);
+// Output tiles parked at once in cs by an edge workgroup (at most 4: 4 KiB; GLU 8).
+// GLU parks 8 (8 KiB: every tile of LARGE's 8 subgroups in one round, half the rounds and
+// barriers of its epilogue; 44 KiB in all with LARGE's staging).
+override PARK_MAX: u32 = select(4u, 8u, GLU);
+override PARK: u32 = select(SUBGROUPS, PARK_MAX, SUBGROUPS > PARK_MAX);
 override CS_LEN: u32 = PARK * 256u;
 
 var<workgroup> xs: array<vec4<f16>, XS_LEN>;    // STAGES x [BT][LDS] tokens, f16

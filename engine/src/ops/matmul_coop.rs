@@ -124,8 +124,13 @@ impl CoopTile {
     /// Workgroup memory: `stages` f16 stages of x and W (rows padded by 8 values) and up to 4
     /// parked f32 16 x 16 output tiles (the shader's PARK).
     pub fn workgroup_bytes(&self) -> u64 {
+        self.workgroup_bytes_parking(4)
+    }
+
+    /// `workgroup_bytes` with up to `park` parked tiles (`matmul_coop_glu` parks 8).
+    fn workgroup_bytes_parking(&self, park: u32) -> u64 {
         let stage = (self.tokens() + self.rows()) as u64 * (self.bk as u64 + 8) * 2;
-        self.stages as u64 * stage + (self.sg_t * self.sg_n).min(4) as u64 * 1024
+        self.stages as u64 * stage + (self.sg_t * self.sg_n).min(park) as u64 * 1024
     }
 
     /// Candidate tiles for benchmark sweeps (each fits 48 KiB of workgroup memory and the
@@ -289,7 +294,8 @@ pub fn matmul_coop_glu_with(
 
 /// Whether `tile` can run `matmul_coop_glu` with subgroups of `sg` lanes: each lane stages one
 /// gate chunk and one up chunk a step (the shader's W_PER = 2 and WN = 2 WG), and a round of
-/// parked tiles (4 subgroups) holds whole rows of subgroups, so gate tiles meet their up tiles.
+/// parked tiles (up to 8 subgroups) holds whole rows of subgroups, so gate tiles meet their up
+/// tiles.
 pub fn glu_fits(tile: &CoopTile, sg: u32) -> bool {
     let lanes = sg * tile.sg_t * tile.sg_n;
     let chunks = tile.rows() * tile.bk / 16;
@@ -463,6 +469,8 @@ fn coop_dispatch(
         stages,
     } = tile;
     let (w_share, x_share) = tile.lane_share(sg, x_f16);
+    // Output tiles parked at once (the shader's PARK_MAX).
+    let park = if glu.is_some() { 8 } else { 4 };
     let lim = &gpu.limits;
     if sg_t == 0
         || sg_n == 0
@@ -475,7 +483,7 @@ fn coop_dispatch(
         || x_share > 8
         || lanes > lim.max_compute_invocations_per_workgroup
         || lanes > lim.max_compute_workgroup_size_x
-        || tile.workgroup_bytes() > lim.max_compute_workgroup_storage_size as u64
+        || tile.workgroup_bytes_parking(park) > lim.max_compute_workgroup_storage_size as u64
         || (glu.is_some() && !glu_fits(&tile, sg))
     {
         return Err(EngineError::Shape {
@@ -487,7 +495,7 @@ fn coop_dispatch(
                  SwiGLU: exactly 2 chunks a lane and sg_n 2 or 4",
                 lim.max_compute_invocations_per_workgroup,
                 lim.max_compute_workgroup_storage_size,
-                tile.workgroup_bytes()
+                tile.workgroup_bytes_parking(park)
             ),
         });
     }
