@@ -84,12 +84,14 @@ impl Activations {
         t: usize,
         rows: LogitRows,
         half: bool,
+        glu: bool,
     ) -> Result<Activations> {
         let c = &w.config;
         let (d, f, hd) = (c.hidden_size, c.ffn_size, c.head_dim);
         let r = if rows == LogitRows::All { t } else { 1 };
         let z = |label: &str, shape: &[usize]| gpu.zeros_f32(label, shape);
         let u = |label: &str, words: usize| gpu.upload_u32(label, &vec![0; words], &[words]);
+        let gate_up = if glu { [1, 1] } else { [t, f] };
         Ok(Activations {
             x: z("x", &[t, d])?,
             h: z("h", &[t, d])?,
@@ -97,8 +99,9 @@ impl Activations {
             k: z("k", &[t, c.n_kv_heads, hd])?,
             v: z("v", &[t, c.n_kv_heads, hd])?,
             att: z("att", &[t, c.n_heads, hd])?,
-            gate: z("gate", &[t, f])?,
-            up: z("up", &[t, f])?,
+            // With `glu` (every layer's SwiGLU in its GEMM) never used: one value each.
+            gate: z("gate", &gate_up)?,
+            up: z("up", &gate_up)?,
             act: z("act", &[t, f])?,
             x_last: z("x_last", &[1, d])?,
             hn: z("hn", &[r, d])?,
@@ -351,7 +354,12 @@ impl Graph {
             && [c.hidden_size, c.n_heads * c.head_dim, c.ffn_size]
                 .iter()
                 .all(|k| k.is_multiple_of(16));
-        let mut a = Activations::new(gpu, w, t, rows, half)?;
+        // Every layer's SwiGLU inside its gate/up GEMM: the f32 gate and up are never written.
+        let glu = half
+            && w.layers
+                .iter()
+                .all(|lw| matmul_coop::glu_supported(gpu, t, &lw.w_gate, &lw.w_up));
+        let mut a = Activations::new(gpu, w, t, rows, half, glu)?;
         let folds = Folds::plan(gpu, w, t, io.precision);
         if folds.ffn.iter().any(|&f| f) {
             let d = c.hidden_size;
@@ -526,7 +534,7 @@ impl Graph {
                 body.push(elementwise::silu_mul(gpu, &a.gate, &a.up, &a.act)?);
             } else if let Some(hf) = a.half.as_ref().filter(|_| {
                 on_tensor_cores(gpu, normed_out, fast)
-                    && matmul_coop::glu_supported(gpu, normed_out, &lw.w_gate, &lw.w_up)
+                    && matmul_coop::glu_supported(gpu, t, &lw.w_gate, &lw.w_up)
             }) {
                 // Prompts on tensor cores, float weights: SiLU * up from the gate/up GEMM
                 // itself, in f16.

@@ -302,18 +302,17 @@ pub fn glu_fits(tile: &CoopTile, sg: u32) -> bool {
     chunks == 2 * lanes && (tile.sg_n == 2 || tile.sg_n == 4)
 }
 
-/// Whether the prompt pass should take `matmul_coop_glu` for x [T, K] and these weights on
+/// Whether the prompt pass should take `matmul_coop_glu` for T tokens and these weights on
 /// `gpu`: cooperative matrices, float gate and up weights of one type and shape with N even,
 /// and a picked tile that `glu_fits` (every preset does with 32-lane subgroups). Quantised
 /// weights keep `matmul_coop_multi` (or single GEMMs) + `silu_mul`: on the H100 at T = 512
 /// their fused form measured slower (TinyLlama Q4_K_M pp512 39.6-39.8k -> 39.1-39.4k,
 /// Llama-2-7B Q4_K_M 9,740-9,789 -> 9,268-9,380), where float weights gained (TinyLlama F16
 /// 48.9-50.3k -> 51.9k; benches/results/2026-11-24-h100-s11/ab-glu*).
-pub fn glu_supported(gpu: &Gpu, x: &Tensor, w_gate: &Tensor, w_up: &Tensor) -> bool {
-    let (Some(&k), Some(&n)) = (x.shape.last(), w_gate.shape.first()) else {
+pub fn glu_supported(gpu: &Gpu, t: usize, w_gate: &Tensor, w_up: &Tensor) -> bool {
+    let Some(&n) = w_gate.shape.first() else {
         return false;
     };
-    let t = x.numel().checked_div(k).unwrap_or(0);
     coop_available(gpu)
         && t > 0
         && CoopTile::float_weight(w_gate)
