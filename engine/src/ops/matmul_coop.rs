@@ -1,5 +1,7 @@
 //! `matmul_coop.wgsl`: linear layers on cooperative matrices (tensor cores),
-//! y[T, N] = x[T, K] · W[N, K]^T (+ y with `accumulate`), for weights of every `DType`.
+//! y[T, N] = x[T, K] · W[N, K]^T (+ y with `accumulate`), for weights of every `DType`; up to
+//! three weights sharing x in one dispatch (`matmul_coop_multi`), and SwiGLU's
+//! silu(x · Wgate^T) * (x · Wup^T) straight to f16 (`matmul_coop_glu`).
 //!
 //! x and the decoded weights are rounded to f16 before the products (sums stay f32), so the
 //! result differs from `matmul::matmul`'s by about 1e-3 of sum |x||w| per output: an opt-in
