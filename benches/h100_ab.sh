@@ -16,14 +16,8 @@ ROUNDS=${ROUNDS:-2}
 MODELS=${MODELS:-tinyllama-f16 llama2-7b-f16}
 M=/tmp/wgllama-models
 mkdir -p "$OUT" "$M"
-args_of() {
-    case $1 in
-    tinyllama-q4_k_m) echo "--preset tinyllama-1.1b --dtype q4_k_m" ;;
-    tinyllama-f16) echo "--preset tinyllama-1.1b --dtype f16" ;;
-    llama2-7b-q4_k_m) echo "--preset llama-2-7b --dtype q4_k_m" ;;
-    llama2-7b-f16) echo "--preset llama-2-7b --dtype f16" ;;
-    esac
-}
+# shellcheck source=benches/model_args.sh
+. "$(dirname "$0")/model_args.sh"
 for name in $MODELS; do
     path=$M/$name.gguf
     # shellcheck disable=SC2046

@@ -18,14 +18,8 @@ for t in "$D"/ops_matmul_coop "$D"/ops_attention; do
     timeout 120 "$t" --test-threads 4 >"$OUT/$(basename "$t").txt" 2>&1
     grep -E "test result|FAILED|panicked" "$OUT/$(basename "$t").txt"
 done
-args_of() {
-    case $1 in
-    tinyllama-q4_k_m) echo "--preset tinyllama-1.1b --dtype q4_k_m" ;;
-    tinyllama-f16) echo "--preset tinyllama-1.1b --dtype f16" ;;
-    llama2-7b-q4_k_m) echo "--preset llama-2-7b --dtype q4_k_m" ;;
-    llama2-7b-f16) echo "--preset llama-2-7b --dtype f16" ;;
-    esac
-}
+# shellcheck source=benches/model_args.sh
+. "$(dirname "$0")/model_args.sh"
 for name in $MODELS; do
     path=$M/$name.gguf
     # A model already there (synthesised ahead, e.g. in the background) is used as it is.

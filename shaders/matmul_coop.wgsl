@@ -515,17 +515,11 @@ fn out_full(rg: u32, c: coop_mat16x16<f32, C>, t: u32, n: u32) {
 // lie inside y. Called by all subgroups alike (it has barriers).
 fn out_edge(rg: u32, c: coop_mat16x16<f32, C>, i: u32, j: u32, t0: u32, n0: u32, sg: u32, lid: u32) {
     for (var r = 0u; r < SUBGROUPS; r = r + PARK) {
-        if ((sg >= r) & (sg < r + PARK)) {
-            let park = (sg - r) * 256u;
-            coopStoreT(c, &cs[park], 16u);
-        }
-        workgroupBarrier();
+        park(c, r, sg);
         for (var e = lid; e < PARK * 256u; e = e + WG) {
-            let g = r + e / 256u;
-            let t = t0 + 16u * ((g / SG_N) * TM + i) + (e % 256u) / 16u;
-            let n = n0 + 16u * ((g % SG_N) * TN + j) + e % 16u;
-            if ((g < SUBGROUPS) & (t < p.t) & (n < rn)) {
-                y_put(rg, t * rn + n, cs[e]);
+            let at = parked_at(e, r, i, j, t0, n0);
+            if ((r + e / 256u < SUBGROUPS) & (at.x < p.t) & (at.y < rn)) {
+                y_put(rg, at.x * rn + at.y, cs[e]);
             }
         }
         workgroupBarrier();
@@ -538,28 +532,37 @@ fn out_edge(rg: u32, c: coop_mat16x16<f32, C>, i: u32, j: u32, t0: u32, n0: u32,
 fn out_glu(c: coop_mat16x16<f32, C>, i: u32, j: u32, t0: u32, n0: u32, sg: u32, lid: u32) {
     let half = SG_N / 2u;
     for (var r = 0u; r < SUBGROUPS; r = r + PARK) {
-        if ((sg >= r) & (sg < r + PARK)) {
-            let park = (sg - r) * 256u;
-            coopStoreT(c, &cs[park], 16u);
-        }
-        workgroupBarrier();
+        park(c, r, sg);
         for (var e2 = lid; e2 < PARK * 128u; e2 = e2 + WG) {
             let e = 2u * e2;
             let slot = e / 256u;
-            let g = r + slot;
-            let sn = g % SG_N;
-            let t = t0 + 16u * ((g / SG_N) * TM + i) + (e % 256u) / 16u;
-            let n = n0 + 16u * (sn * TN + j) + e % 16u;
-            if ((g < SUBGROUPS) & (sn < half) & (t < p.t) & (n < rn)) {
-                let at = e % 256u;
-                let up = (slot + half) * 256u + at;
+            let at = parked_at(e, r, i, j, t0, n0);
+            if ((r + slot < SUBGROUPS) & ((r + slot) % SG_N < half) & (at.x < p.t) & (at.y < rn)) {
+                let up = (slot + half) * 256u + e % 256u;
                 let gate = vec2<f32>(cs[e], cs[e + 1u]);
                 let v = vec2<f32>(silu(gate.x), silu(gate.y)) * vec2<f32>(cs[up], cs[up + 1u]);
-                y16[(t * rn + n) / 2u] = f16_pair(v);
+                y16[(at.x * rn + at.y) / 2u] = f16_pair(v);
             }
         }
         workgroupBarrier();
     }
+}
+
+// Round r of parking an output tile: subgroups r .. r + PARK - 1 store theirs to cs (16 x 16
+// each, in subgroup order), then the workgroup's barrier. Called by all subgroups alike.
+fn park(c: coop_mat16x16<f32, C>, r: u32, sg: u32) {
+    if ((sg >= r) & (sg < r + PARK)) {
+        let at = (sg - r) * 256u;
+        coopStoreT(c, &cs[at], 16u);
+    }
+    workgroupBarrier();
+}
+
+// Token and weight row of parked element e in round r of tile (i, j).
+fn parked_at(e: u32, r: u32, i: u32, j: u32, t0: u32, n0: u32) -> vec2<u32> {
+    let g = r + e / 256u;
+    return vec2<u32>(t0 + 16u * ((g / SG_N) * TM + i) + (e % 256u) / 16u,
+                     n0 + 16u * ((g % SG_N) * TN + j) + e % 16u);
 }
 
 @compute @workgroup_size(WG)

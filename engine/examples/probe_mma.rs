@@ -14,10 +14,9 @@
 //! On the H100 (benches/results/2026-11-24-h100-s11/probe-mma.txt): registers only 597-628
 //! TFLOP/s for 8 subgroups of 4 x 2 tiles (LARGE's block), 551-582 for 4 of 4 x 4, 251-259 for
 //! 1 x 1; with the cooperative loads 506-530 (4 x 2, 8 subgroups); with the step barriers too
-//! 411-430. The workgroups a SM barely matter (1 to 16 a SM within 5%).
+//! 411-430. The workgroups a SM barely matter (1 to 16 a SM: within 10%).
 
-use std::time::Instant;
-
+use wgllama_engine::testing::pass_timer::PassTimer;
 use wgllama_engine::{Gpu, GpuOptions, Result};
 
 const SRC: &str = r#"
@@ -125,17 +124,7 @@ fn main() -> Result<()> {
             label: Some("probe_mma"),
             source: wgpu::ShaderSource::Wgsl(SRC.into()),
         });
-    let qset = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
-        label: Some("probe"),
-        ty: wgpu::QueryType::Timestamp,
-        count: 2,
-    });
-    let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("probe.resolve"),
-        size: 16,
-        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
-    });
+    let timer = PassTimer::new(&gpu);
     let max_wgs = 132 * 16;
     let out = gpu.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("out"),
@@ -194,42 +183,11 @@ fn main() -> Result<()> {
             );
             for per_sm in [1u32, 2, 4, 8, 16] {
                 let wgs = 132 * per_sm;
-                let run = |timed: bool| -> Result<f64> {
-                    let mut enc = gpu.device.create_command_encoder(&Default::default());
-                    {
-                        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                            label: None,
-                            timestamp_writes: timed.then_some(wgpu::ComputePassTimestampWrites {
-                                query_set: &qset,
-                                beginning_of_pass_write_index: Some(0),
-                                end_of_pass_write_index: Some(1),
-                            }),
-                        });
-                        pass.set_pipeline(&pipe);
-                        pass.set_bind_group(0, &bg, &[]);
-                        pass.dispatch_workgroups(wgs, 1, 1);
-                    }
-                    if timed {
-                        enc.resolve_query_set(&qset, 0..2, &resolve, 0);
-                    }
-                    gpu.queue.submit([enc.finish()]);
-                    gpu.wait()?;
-                    if !timed {
-                        return Ok(0.0);
-                    }
-                    let t: Vec<u64> = bytemuck::pod_collect_to_vec(&gpu.read_bytes(&resolve, 16)?);
-                    Ok(t[1].wrapping_sub(t[0]) as f64
-                        * gpu.queue.get_timestamp_period() as f64
-                        * 1e-9)
-                };
-                let warm = Instant::now();
-                while warm.elapsed().as_millis() < 150 {
-                    run(false)?;
-                }
-                let mut best = f64::MAX;
-                for _ in 0..5 {
-                    best = best.min(run(true)?);
-                }
+                let best = timer.best(&gpu, 150, 5, &|pass| {
+                    pass.set_pipeline(&pipe);
+                    pass.set_bind_group(0, &bg, &[]);
+                    pass.dispatch_workgroups(wgs, 1, 1);
+                })?;
                 let flop = 2.0 * 4096.0 * (wgs * sgs * tm * tn) as f64 * iter as f64;
                 line += &format!(" {}/SM {:.0}", per_sm, flop / best * 1e-12);
             }

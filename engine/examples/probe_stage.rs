@@ -25,8 +25,7 @@
 //! GPU, and two steps in flight do not shorten it: the staging is bound by L2 bandwidth, not
 //! by load latency or by the conversions.
 
-use std::time::Instant;
-
+use wgllama_engine::testing::pass_timer::PassTimer;
 use wgllama_engine::{Gpu, GpuOptions, Result};
 
 const SRC: &str = r#"
@@ -186,17 +185,7 @@ fn main() -> Result<()> {
             label: Some("probe_stage"),
             source: wgpu::ShaderSource::Wgsl(SRC.into()),
         });
-    let qset = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
-        label: Some("probe"),
-        ty: wgpu::QueryType::Timestamp,
-        count: 2,
-    });
-    let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("probe.resolve"),
-        size: 16,
-        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
-    });
+    let timer = PassTimer::new(&gpu);
     let k = 4096u64;
     let storage = |label: &str, bytes: u64| {
         // Small f16 values (0x2000 | low bits): finite, so the products stay finite.
@@ -260,42 +249,11 @@ fn main() -> Result<()> {
                     layout: &layout,
                     entries: &entries,
                 });
-                let run = |timed: bool| -> Result<f64> {
-                    let mut enc = gpu.device.create_command_encoder(&Default::default());
-                    {
-                        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                            label: None,
-                            timestamp_writes: timed.then_some(wgpu::ComputePassTimestampWrites {
-                                query_set: &qset,
-                                beginning_of_pass_write_index: Some(0),
-                                end_of_pass_write_index: Some(1),
-                            }),
-                        });
-                        pass.set_pipeline(&pipe);
-                        pass.set_bind_group(0, &bg, &[]);
-                        pass.dispatch_workgroups(wgs, 1, 1);
-                    }
-                    if timed {
-                        enc.resolve_query_set(&qset, 0..2, &resolve, 0);
-                    }
-                    gpu.queue.submit([enc.finish()]);
-                    gpu.wait()?;
-                    if !timed {
-                        return Ok(0.0);
-                    }
-                    let t: Vec<u64> = bytemuck::pod_collect_to_vec(&gpu.read_bytes(&resolve, 16)?);
-                    Ok(t[1].wrapping_sub(t[0]) as f64
-                        * gpu.queue.get_timestamp_period() as f64
-                        * 1e-9)
-                };
-                let warm = Instant::now();
-                while warm.elapsed().as_millis() < 150 {
-                    run(false)?;
-                }
-                let mut best = f64::MAX;
-                for _ in 0..5 {
-                    best = best.min(run(true)?);
-                }
+                let best = timer.best(&gpu, 150, 5, &|pass| {
+                    pass.set_pipeline(&pipe);
+                    pass.set_bind_group(0, &bg, &[]);
+                    pass.dispatch_workgroups(wgs, 1, 1);
+                })?;
                 let flop = 2.0 * 512.0 * (cols * 128) as f64 * k as f64;
                 println!(
                     "N {n:5} MMA {} DEPTH {depth} V {v} ({:<26}): {:7.1} us {:6.1} TFLOP/s",

@@ -20,6 +20,7 @@
 
 use std::time::Instant;
 
+use wgllama_engine::testing::pass_timer::PassTimer;
 use wgllama_engine::{Gpu, GpuOptions, Result};
 
 const SRC: &str = r#"
@@ -110,17 +111,7 @@ fn main() -> Result<()> {
         })
     };
     let errs = storage("errs", 8);
-    let qset = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
-        label: Some("probe"),
-        ty: wgpu::QueryType::Timestamp,
-        count: 2,
-    });
-    let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("probe.resolve"),
-        size: 16,
-        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
-    });
+    let timer = PassTimer::new(&gpu);
     let seeds = [storage("seed0", 4), storage("seed1", 4)];
     gpu.queue
         .write_buffer(&seeds[0], 0, &0x1234u32.to_le_bytes());
@@ -199,16 +190,7 @@ fn main() -> Result<()> {
                 let mut best_gpu = f64::MAX;
                 for _round in 0..5 {
                     let start = Instant::now();
-                    let mut enc = gpu.device.create_command_encoder(&Default::default());
-                    {
-                        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                            label: None,
-                            timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                                query_set: &qset,
-                                beginning_of_pass_write_index: Some(0),
-                                end_of_pass_write_index: Some(1),
-                            }),
-                        });
+                    let gpu_s = timer.run(&gpu, true, &|pass| {
                         for i in 0..n {
                             pass.set_pipeline(&main_p);
                             pass.set_bind_group(0, &main_bgs[i % 2], &[]);
@@ -219,15 +201,9 @@ fn main() -> Result<()> {
                                 pass.dispatch_workgroups(groups, 1, 1);
                             }
                         }
-                    }
-                    enc.resolve_query_set(&qset, 0..2, &resolve, 0);
-                    gpu.queue.submit([enc.finish()]);
-                    gpu.wait()?;
+                    })?;
                     best = best.min(start.elapsed().as_secs_f64());
-                    let t: Vec<u64> = bytemuck::pod_collect_to_vec(&gpu.read_bytes(&resolve, 16)?);
-                    let ns =
-                        t[1].wrapping_sub(t[0]) as f64 * gpu.queue.get_timestamp_period() as f64;
-                    best_gpu = best_gpu.min(ns * 1e-9);
+                    best_gpu = best_gpu.min(gpu_s);
                 }
                 let e: Vec<u32> = bytemuck::pod_collect_to_vec(&gpu.read_bytes(&errs, 8)?);
                 println!(

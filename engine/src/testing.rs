@@ -3,6 +3,7 @@
 
 use std::sync::OnceLock;
 
+pub mod pass_timer;
 pub mod weights;
 
 use crate::gpu::{Gpu, GpuOptions};

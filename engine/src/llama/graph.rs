@@ -532,12 +532,13 @@ impl Graph {
                     &[&a.gate, &a.up],
                 )?);
                 body.push(elementwise::silu_mul(gpu, &a.gate, &a.up, &a.act)?);
-            } else if let Some(hf) = a.half.as_ref().filter(|_| {
-                on_tensor_cores(gpu, normed_out, fast)
-                    && matmul_coop::glu_supported(gpu, t, &lw.w_gate, &lw.w_up)
-            }) {
-                // Prompts on tensor cores, float weights: SiLU * up from the gate/up GEMM
-                // itself, in f16.
+            } else if let Some(hf) = a
+                .half
+                .as_ref()
+                .filter(|_| matmul_coop::glu_supported(gpu, t, &lw.w_gate, &lw.w_up))
+            {
+                // Prompts on tensor cores (f16 inputs), float weights: SiLU * up from the
+                // gate/up GEMM itself, in f16.
                 body.push(matmul_coop::matmul_coop_glu(
                     gpu, normed_out, &lw.w_gate, &lw.w_up, &hf.act,
                 )?);

@@ -339,6 +339,18 @@ pub(crate) fn check_x(
     y: &Tensor,
     x_elem: Elem,
 ) -> Result<Sizes> {
+    check_xy(op, x, w, y, x_elem, Elem::F32)
+}
+
+/// `check_x` with y of element type `y_elem` (f16 for `matmul_coop_glu`'s output).
+pub(crate) fn check_xy(
+    op: &'static str,
+    x: &Tensor,
+    w: &Tensor,
+    y: &Tensor,
+    x_elem: Elem,
+    y_elem: Elem,
+) -> Result<Sizes> {
     let (dtype, n, k) = check_weight(op, "w", w)?;
     if x.shape.last() != Some(&k) {
         return Err(EngineError::Shape {
@@ -348,7 +360,7 @@ pub(crate) fn check_x(
     }
     let t = x.numel() / k;
     expect(op, "x", x, x_elem, t * k)?;
-    expect(op, "y", y, Elem::F32, t * n)?;
+    expect(op, "y", y, y_elem, t * n)?;
     if y.shape.last() != Some(&n) {
         return Err(EngineError::Shape {
             op,

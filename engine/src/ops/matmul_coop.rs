@@ -11,8 +11,7 @@
 use crate::dispatch::{grid, Cost, Dispatch};
 use crate::error::{EngineError, Result};
 use crate::gpu::Gpu;
-use crate::ops::expect;
-use crate::ops::matmul::{check_weight, check_x, variant_label, Sizes};
+use crate::ops::matmul::{check_weight, check_x, check_xy, variant_label, Sizes};
 use crate::tensor::{Elem, Tensor};
 
 const OP: &str = "matmul_coop";
@@ -235,10 +234,7 @@ pub fn matmul_coop_multi(
     ws: &[&Tensor],
     ys: &[&Tensor],
 ) -> Result<Dispatch> {
-    let t = match x.shape.last() {
-        Some(&k) if k > 0 => x.numel() / k,
-        _ => 1, // malformed: coop_dispatch reports it
-    };
+    let t = x_rows(x);
     let n: usize = ws
         .iter()
         .map(|w| w.shape.first().copied().unwrap_or(1))
@@ -272,10 +268,7 @@ pub fn matmul_coop_glu(
     w_up: &Tensor,
     act: &Tensor,
 ) -> Result<Dispatch> {
-    let t = match x.shape.last() {
-        Some(&k) if k > 0 => x.numel() / k,
-        _ => 1, // malformed: coop_dispatch reports it
-    };
+    let t = x_rows(x);
     let n = w_gate.shape.first().copied().unwrap_or(1);
     let tile = CoopTile::pick(t, 2 * n, CoopTile::float_weight(w_gate));
     matmul_coop_glu_with(gpu, x, w_gate, w_up, act, tile)
@@ -308,7 +301,7 @@ pub fn glu_fits(tile: &CoopTile, sg: u32) -> bool {
 /// `gpu`: cooperative matrices, float gate and up weights of one type and shape with N even,
 /// and a picked tile that `glu_fits` (every preset does with 32-lane subgroups). Quantised
 /// weights keep `matmul_coop_multi` (or single GEMMs) + `silu_mul`: on the H100 at T = 512
-/// their fused form measured slower (TinyLlama Q4_K_M pp512 39.6-39.8k -> 39.1-39.4k,
+/// their fused form measured slower (TinyLlama Q4_K_M pp512 39.6-39.8k -> 38.1-39.4k,
 /// Llama-2-7B Q4_K_M 9,740-9,789 -> 9,268-9,380), where float weights gained (TinyLlama F16
 /// 48.9-50.3k -> 51.9k; benches/results/2026-11-24-h100-s11/ab-glu*).
 pub fn glu_supported(gpu: &Gpu, t: usize, w_gate: &Tensor, w_up: &Tensor) -> bool {
@@ -321,10 +314,7 @@ pub fn glu_supported(gpu: &Gpu, t: usize, w_gate: &Tensor, w_up: &Tensor) -> boo
         && w_gate.elem == w_up.elem
         && w_gate.shape == w_up.shape
         && n.is_multiple_of(2)
-        && glu_fits(
-            &CoopTile::pick(t, 2 * n, CoopTile::float_weight(w_gate)),
-            gpu.caps.subgroup_size.1,
-        )
+        && glu_fits(&CoopTile::pick(t, 2 * n, true), gpu.caps.subgroup_size.1)
 }
 
 /// The sizes of a GLU dispatch: gate and up alike ([N, K], one type, N even), act f16 [T, N].
@@ -335,35 +325,25 @@ fn glu_sizes(x: &Tensor, ws: &[&Tensor], act: &Tensor, x_elem: Elem) -> Result<V
             detail: format!("SwiGLU: want a gate and an up weight, got {}", ws.len()),
         });
     };
-    let (dtype, n, k) = check_weight(OP, "w_gate", gate)?;
-    if check_weight(OP, "w_up", up)? != (dtype, n, k) {
+    let s = check_xy(OP, x, gate, act, x_elem, Elem::F16)?;
+    if check_weight(OP, "w_up", up)? != (s.dtype, s.n, s.k) || !s.n.is_multiple_of(2) {
         return Err(EngineError::Shape {
             op: OP,
             detail: format!(
-                "SwiGLU: gate {:?} {:?} and up {:?} {:?} differ",
+                "SwiGLU: gate {:?} {:?} and up {:?} {:?} must match, with an even number of rows",
                 gate.elem, gate.shape, up.elem, up.shape
             ),
         });
     }
-    if x.shape.last() != Some(&k) || !n.is_multiple_of(2) {
-        return Err(EngineError::Shape {
-            op: OP,
-            detail: format!(
-                "SwiGLU: x {:?} must end in K = {k}, and N = {n} be even",
-                x.shape
-            ),
-        });
+    Ok(vec![s; 2])
+}
+
+/// x's rows (tokens) for the tile pick; 1 where x is malformed (`coop_dispatch` reports it).
+fn x_rows(x: &Tensor) -> usize {
+    match x.shape.last() {
+        Some(&k) if k > 0 => x.numel() / k,
+        _ => 1,
     }
-    let t = x.numel() / k;
-    expect(OP, "x", x, x_elem, t * k)?;
-    expect(OP, "act", act, Elem::F16, t * n)?;
-    if act.shape.last() != Some(&n) || t * n > u32::MAX as usize || t * k > u32::MAX as usize {
-        return Err(EngineError::Shape {
-            op: OP,
-            detail: format!("act {:?}: want [{t}, {n}] within u32 indices", act.shape),
-        });
-    }
-    Ok(vec![Sizes { dtype, t, n, k }; 2])
 }
 
 /// Params of matmul_coop.wgsl (its `Params`).
