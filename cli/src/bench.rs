@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use wgllama_engine::bench::{random_tokens, time_decode, time_prefill, warm_up, Summary};
 use wgllama_engine::kv_cache::KvDtype;
+use wgllama_engine::llama::prefetch::Budgets;
 use wgllama_engine::llama::{Sampling, Session, SessionOptions};
 use wgllama_engine::GpuOptions;
 
@@ -81,6 +82,9 @@ pub fn run(gpu_opts: &GpuOptions, a: BenchArgs) -> Result<(), String> {
     );
     eprintln!("precision: {}", a.precision.describe(&loaded.gpu));
     eprintln!("measuring: {precision}; greedy sampling on the GPU");
+    let prefetch = Budgets::for_model(&loaded.gpu, loaded.weights.float_layers())
+        .map_err(|e| e.to_string())?;
+    eprintln!("decode L2 prefetch: {prefetch}");
     let csv = if a.scenarios {
         scenarios(&loaded, &a, kv_dtype)?
     } else {
@@ -104,6 +108,7 @@ fn session<'a>(
         prefill_chunk: a.chunk,
         submit_every: a.submit_every,
         precision: a.precision,
+        prefetch: None,
     };
     Session::new(&l.gpu, &l.weights, opts, Sampling::greedy()).map_err(|e| e.to_string())
 }

@@ -83,9 +83,10 @@ pub fn run(gpu_opts: &GpuOptions, a: ProfileArgs) -> Result<(), String> {
     let err = |e: wgllama_engine::EngineError| e.to_string();
     let mode = Profiler::new(gpu).map_err(err)?.mode();
     println!(
-        "profile: {}, {} KV cache; {}",
+        "profile: {}, {} KV cache; decode L2 prefetch: {}; {}",
         a.precision.describe(gpu),
         if a.kv_f16 { "f16" } else { "f32" },
+        s.prefetch(),
         mode.describe()
     );
     println!(

@@ -28,6 +28,12 @@ pub enum EngineError {
         detail: String,
         adapter: String,
     },
+    #[error("{name}={value:?}: expected {expected}")]
+    Setting {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
     #[error("golden check: {0}")]
     Golden(String),
     #[error(transparent)]

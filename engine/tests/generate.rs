@@ -206,3 +206,40 @@ fn prefill_graphs_stay_bounded_and_correct() {
         );
     }
 }
+
+#[test]
+fn decode_prefetches_change_no_logit() {
+    // L2 prefetches only read weights: decode logits with every window on (budgets past the
+    // tensors' sizes and inside them) are bit-identical to none, on the fast path whose folded
+    // norms give every window a place.
+    use wgllama_engine::llama::prefetch::Budgets;
+    use wgllama_engine::Precision;
+    let w = weights();
+    let prompt = [1, 20, 30, 40, 50];
+    let logits = |prefetch: Budgets| {
+        let opts = SessionOptions {
+            ctx: 32,
+            precision: Precision::Fast,
+            prefetch: Some(prefetch),
+            ..Default::default()
+        };
+        let mut s = Session::new(test_gpu(), &w, opts, Sampling::greedy()).unwrap();
+        s.prefill(&prompt).unwrap();
+        (0..3)
+            .flat_map(|_| {
+                s.decode().unwrap();
+                s.last_logits(true).unwrap()
+            })
+            .collect::<Vec<f32>>()
+    };
+    let none = logits(Budgets::default());
+    for spec in ["0.001,0.002,0.003,0.004,0.005", "64,64,64,64,64"] {
+        let got = logits(Budgets::parse(spec).unwrap());
+        assert!(
+            got.iter()
+                .zip(&none)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "decode logits with prefetch budgets {spec} MiB differ from none"
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! Op tests for the small kernels: smoke round trip and RMSNorm.
 
 use wgllama_engine::ops::matvec::Reduction;
+use wgllama_engine::ops::prefetch::{prefetch, sink_len, PER_WG, STRIDE};
 use wgllama_engine::ops::{rmsnorm::rmsnorm_with, sg_reduction, smoke::smoke};
 use wgllama_engine::reference;
 use wgllama_engine::testing::{assert_close, assert_f16_rounding, read_f16, test_gpu, Rng, Tol};
@@ -24,6 +25,49 @@ fn smoke_round_trip() {
             max_abs: 0.0,
         },
     );
+}
+
+#[test]
+fn prefetch_touches_every_line_of_its_range() {
+    // The sink holds each workgroup's XOR of the words it loaded: a range, workgroup split or
+    // stride off by one changes it. Ranges start off a line, end mid-workgroup, or run past
+    // the buffer (clamped).
+    let gpu = test_gpu();
+    let mut rng = Rng::new(7);
+    let n = 3 * PER_WG + 1237;
+    let words: Vec<u32> = (0..n).map(|_| rng.next_u64() as u32).collect();
+    let src = gpu.upload_u32("src", &words, &[n]).unwrap();
+    for (from_word, count) in [
+        (0, n),
+        (5, 1),
+        (13, PER_WG + 9),
+        (PER_WG - 3, 2 * PER_WG),
+        (n - 700, 5000),
+    ] {
+        let bytes = count as u64 * 4;
+        let sink_n = sink_len(bytes);
+        let sink = gpu
+            .upload_u32("sink", &vec![0xdead_beef; sink_n], &[sink_n])
+            .unwrap();
+        gpu.run(&[prefetch(gpu, &src.buffer, from_word as u64 * 4, bytes, &sink).unwrap()])
+            .unwrap();
+        let got = gpu.read_u32(&sink).unwrap();
+        let touched = count.min(n - from_word);
+        let want = reference::prefetch::xor_lines(&words, from_word, touched, PER_WG, STRIDE);
+        assert_eq!(
+            &got[..want.len()],
+            &want[..],
+            "prefetch from word {from_word}, {count} words, buffer of {n}"
+        );
+    }
+    assert!(prefetch(
+        gpu,
+        &src.buffer,
+        (n as u64 + 8) * 4,
+        16,
+        &gpu.upload_u32("s", &[0], &[1]).unwrap()
+    )
+    .is_err());
 }
 
 #[test]

@@ -233,6 +233,12 @@ pub const EMBEDDING: Shader = Shader {
 };
 
 /// Every shader module, for validation.
+/// L2 prefetch of the next mat-vec's weights during a decode kernel that streams little.
+pub const PREFETCH: Shader = Shader {
+    name: "prefetch",
+    parts: &[include_str!("../prefetch.wgsl")],
+};
+
 pub const ALL: &[Shader] = &[
     SMOKE,
     RMSNORM,
@@ -259,6 +265,7 @@ pub const ALL: &[Shader] = &[
     QUANTIZE_X8_WG,
     DEQUANT,
     EMBEDDING,
+    PREFETCH,
 ];
 
 #[cfg(test)]

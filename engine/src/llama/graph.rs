@@ -28,6 +28,7 @@ use crate::dispatch::Dispatch;
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kv_cache::KvCache;
+use crate::llama::prefetch::{Budgets, Prefetches};
 use crate::llama::weights::LlamaWeights;
 use crate::ops::attention_decode::{self, FusedRope};
 use crate::ops::{
@@ -143,6 +144,8 @@ pub struct GraphIo<'a> {
     /// Where the sampler writes the chosen id (index 0), when sampling.
     pub sampled: Option<(&'a Tensor, &'a sample::Sampling)>,
     pub precision: Precision,
+    /// Decode's L2 prefetch budgets (T = 1; prompts ignore them).
+    pub prefetch: Budgets,
 }
 
 /// Whether decode computes silu(gate) * up in the mat-vec itself. Its kernel loops over the
@@ -387,6 +390,11 @@ impl Graph {
         let fast = io.precision;
         // The RMSNorms' output: f16 where the prompt's mat-muls take f16 inputs.
         let normed_out = a.half.as_ref().map_or(&a.h, |hf| &hf.h);
+        let mut pf = Prefetches::new(if t == 1 {
+            io.prefetch
+        } else {
+            Budgets::default()
+        });
         for (l, lw) in w.layers.iter().enumerate() {
             let qkv = [&lw.wq, &lw.wk, &lw.wv];
             // The norm after this layer's down (the next layer's or the last) and whether it
@@ -434,9 +442,11 @@ impl Graph {
                     style: w.rope_style,
                 };
                 let xq = wo_int8.then_some(&a.xq_d);
+                let at = body.len();
                 body.extend(attention_decode::attention_decode_rope(
                     gpu, &a.q, &layer.k, &layer.v, io.step, &a.att, xq, &rope,
                 )?);
+                pf.attention(at, body.len() - at, &[&lw.wo, &lw.w_gate, &lw.w_up]);
                 body.push(match (folds.ffn[l], wo_int8) {
                     (true, true) => norm_out(&a.xq_d, &lw.wo, &lw.ffn_norm)?,
                     (true, false) => norm_out(&att_flat, &lw.wo, &lw.ffn_norm)?,
@@ -485,6 +495,7 @@ impl Graph {
             if folds.ffn[l] {
                 // Wo wrote this norm's input; down writes the next one's where that is folded.
                 body.push(normed(&gate_up, &[&a.gate, &a.up])?);
+                pf.glu(body.len(), &lw.w_down);
                 let act = if folds.int8 {
                     body.push(matvec::silu_mul_x8(gpu, &a.gate, &a.up, &a.xq_f)?);
                     &a.xq_f
@@ -492,6 +503,9 @@ impl Graph {
                     body.push(elementwise::silu_mul(gpu, &a.gate, &a.up, &a.act)?);
                     &a.act
                 };
+                if let Some(nl) = w.layers.get(l + 1) {
+                    pf.down(body.len(), &[&nl.wq, &nl.wk, &nl.wv]);
+                }
                 body.push(match (down_folded, folds.int8) {
                     (true, _) => norm_out(act, &lw.w_down, next_norm)?,
                     (false, true) => matvec::matvec_int8(gpu, act, &lw.w_down, &a.x, true)?,
@@ -574,6 +588,7 @@ impl Graph {
                 linear(gpu, &a.hn, &w.output, &a.logits, false, fast)?,
             ]
         };
+        pf.insert(gpu, &mut body)?;
         if let Some((sampled, params)) = io.sampled {
             let last = a.logits.reshaped(&[c.vocab_size]);
             head.push(sample::sample(gpu, &last, io.step, sampled, 0, params)?);

@@ -2,6 +2,7 @@
 //! prompts (prefill, in chunks) and generates (one submission per token).
 
 pub mod graph;
+pub mod prefetch;
 pub mod session;
 pub mod weights;
 

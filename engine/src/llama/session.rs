@@ -33,6 +33,9 @@ pub struct SessionOptions {
     pub submit_every: usize,
     /// Exact (golden checks) or fast (tensor-core prompts) arithmetic: `precision.rs`.
     pub precision: crate::precision::Precision,
+    /// Decode's L2 prefetches (`llama/prefetch.rs`); `None`: the adapter's default
+    /// (`Budgets::for_model`, which reads WGLLAMA_PREFETCH).
+    pub prefetch: Option<crate::llama::prefetch::Budgets>,
 }
 
 impl Default for SessionOptions {
@@ -43,6 +46,7 @@ impl Default for SessionOptions {
             prefill_chunk: 256,
             submit_every: crate::llama::graph::SUBMIT_EVERY,
             precision: crate::precision::Precision::Exact,
+            prefetch: None,
         }
     }
 }
@@ -118,10 +122,16 @@ impl<'m> Session<'m> {
     pub fn new(
         gpu: &'m Gpu,
         weights: &'m LlamaWeights,
-        opts: SessionOptions,
+        mut opts: SessionOptions,
         sampling: Sampling,
     ) -> Result<Session<'m>> {
         let c = &weights.config;
+        if opts.prefetch.is_none() {
+            opts.prefetch = Some(crate::llama::prefetch::Budgets::for_model(
+                gpu,
+                weights.float_layers(),
+            )?);
+        }
         if opts.ctx == 0 || opts.prefill_chunk == 0 || opts.submit_every == 0 {
             return Err(EngineError::Shape {
                 op: "session",
@@ -164,6 +174,7 @@ impl<'m> Session<'m> {
             kv: &kv,
             sampled: Some((&sampled, &spec)),
             precision: opts.precision,
+            prefetch: opts.prefetch.unwrap_or_default(),
         };
         let decode = Graph::build(gpu, weights, 1, LogitRows::Last, &io)?;
         Ok(Session {
@@ -252,6 +263,7 @@ impl<'m> Session<'m> {
                 kv: &self.kv,
                 sampled,
                 precision: self.opts.precision,
+                prefetch: Default::default(),
             };
             let g = Graph::build(self.gpu, self.weights, t, rows, &io)?;
             self.prefill.insert(key, g);
@@ -388,6 +400,11 @@ impl<'m> Session<'m> {
             .queue
             .write_buffer(&self.sampled.buffer, 0, bytemuck::bytes_of(&token));
         self.decode()
+    }
+
+    /// Decode's L2 prefetch budgets (resolved at creation).
+    pub fn prefetch(&self) -> crate::llama::prefetch::Budgets {
+        self.opts.prefetch.unwrap_or_default()
     }
 
     /// The logits the last `decode` or `prefill` chose from [vocab] (checks only: a readback).

@@ -35,6 +35,20 @@ pub struct LlamaWeights {
 }
 
 impl LlamaWeights {
+    /// Whether every layer's Wo, gate and up are F16 or BF16 (the weights decode's L2
+    /// prefetch pays for: `prefetch::Budgets::for_model`).
+    pub fn float_layers(&self) -> bool {
+        let float = |t: &Tensor| {
+            matches!(
+                t.elem,
+                crate::tensor::Elem::Weight(DType::F16 | DType::BF16)
+            )
+        };
+        self.layers
+            .iter()
+            .all(|l| float(&l.wo) && float(&l.w_gate) && float(&l.w_up))
+    }
+
     /// Uploads every tensor a Llama needs. `progress(done_bytes, total_bytes)` is called after
     /// each tensor, for a progress bar.
     pub fn load(

@@ -13,6 +13,7 @@ pub mod kvcache;
 pub mod matmul;
 pub mod matmul_coop;
 pub mod matvec;
+pub mod prefetch;
 pub mod rmsnorm;
 pub mod rope;
 pub mod rope_kv;

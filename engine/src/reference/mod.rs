@@ -5,6 +5,7 @@ pub mod attention;
 pub mod elementwise;
 pub mod embedding;
 pub mod matmul;
+pub mod prefetch;
 pub mod quantize;
 pub mod rmsnorm;
 pub mod rope;
