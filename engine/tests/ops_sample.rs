@@ -117,6 +117,7 @@ fn greedy_picks_the_first_maximum() {
         tied.push((tied[0] + 1024) % v); // greedy_wide: the same lane's next element
         tied.push((tied[0] + 8192) % v); // greedy_wide: the same lane's next round
         tied.push((tied[0] + 32768) % v); // greedy_wide: a later round
+        tied.push((tied[0] + 2048) % v); // greedy_split: the next workgroup's chunk
         for &t in &tied {
             x[t] = top;
         }
@@ -156,6 +157,42 @@ fn greedy_picks_the_first_maximum() {
                 &x[..4]
             );
         }
+    }
+}
+
+#[test]
+fn greedy_split_reruns_with_its_ticket_reset() {
+    // greedy_split's last workgroup resets the ticket; a recorded dispatch replayed over new
+    // logits (as decode replays its graph) must pick each new maximum, wherever it lies.
+    let gpu = test_gpu();
+    if !greedy_kernels(gpu).contains(&Greedy::Split) {
+        return;
+    }
+    let v = 32000;
+    let mut rng = Rng::new(77);
+    let tx = gpu
+        .upload_f32("logits", &rng.normal_vec(v, 1.0), &[1, v])
+        .unwrap();
+    let step = Step {
+        pos: 0,
+        n_tokens: 1,
+        rand: 0,
+        _pad: 0,
+    };
+    let step = gpu.upload_bytes("step", bytemuck::bytes_of(&step)).unwrap();
+    let tokens = gpu.upload_u32("tokens", &[u32::MAX], &[1]).unwrap();
+    let d = greedy_with(gpu, &tx, &step, &tokens, 0, Greedy::Split).unwrap();
+    for (run, at) in [31999usize, 0, 2047, 2048, 17000].into_iter().enumerate() {
+        let mut x = rng.normal_vec(v, 1.0);
+        x[at] = 50.0;
+        gpu.queue
+            .write_buffer(&tx.buffer, 0, bytemuck::cast_slice(&x));
+        gpu.run(std::slice::from_ref(&d)).unwrap();
+        assert_eq!(
+            gpu.read_u32(&tokens).unwrap()[0] as usize,
+            at,
+            "greedy_split replay {run}: maximum at {at}"
+        );
     }
 }
 

@@ -16,8 +16,9 @@
 //!   (the top 24 bits of `step.rand`, exact in f32 and < 1), pick the first kept token whose
 //!   running mass exceeds u * P; if rounding leaves none, the last kept token.
 //!
-//! Algorithm and cost: see sample.wgsl. One dispatch of one workgroup; passes over the row:
-//! greedy 1; sampling 1 + up to 13 per search for a 128256 vocab (3-6 in practice), with a
+//! Algorithm and cost: see sample.wgsl. One dispatch of one workgroup (greedy on subgroup
+//! adapters: `Greedy::Split`, one workgroup per 2048 logits and an atomic ticket); passes over
+//! the row: greedy 1; sampling 1 + up to 13 per search for a 128256 vocab (3-6 in practice), with a
 //! top-k search when 1 < k < vocab, a top-p search when p < 1, and the sample search: about
 //! 5 passes for k=0 p=1 and 14 for k=40 p=0.9. The workgroup uses ~16.1 KiB of workgroup
 //! memory. Speed-ups left for later: gather the top-k set (k <= a few hundred) into workgroup
@@ -83,7 +84,16 @@ pub enum Greedy {
     Wide,
     /// 1024 lanes, subgroupMin and one barrier.
     Subgroup,
+    /// One 256-lane workgroup per 2048 logits, each a single round of loads; the last to
+    /// finish picks from their pairs (an atomic ticket).
+    Split,
 }
+
+/// greedy_split's chunk per workgroup and most workgroups (sample_sg.wgsl SPLIT_CHUNK,
+/// SPLIT_MAX_WG), and its scratch words: a (key, index) pair per workgroup and the ticket.
+const SPLIT_CHUNK: usize = 2048;
+const SPLIT_MAX_WG: usize = 256;
+const SPLIT_WORDS: usize = 2 * SPLIT_MAX_WG + 1;
 
 /// The greedy kernels this adapter can run, slowest first (`sample` takes the last).
 pub fn greedy_kernels(gpu: &Gpu) -> Vec<Greedy> {
@@ -97,6 +107,9 @@ pub fn greedy_kernels(gpu: &Gpu) -> Vec<Greedy> {
             ks.push(Greedy::Subgroup);
         }
     }
+    if gpu.caps.subgroups && gpu.caps.subgroup_size.0 >= 4 {
+        ks.push(Greedy::Split);
+    }
     ks
 }
 
@@ -105,6 +118,7 @@ fn greedy_entry(kernel: Greedy) -> (&'static wgllama_shaders::Shader, &'static s
         Greedy::Narrow => (&wgllama_shaders::SAMPLE, "greedy"),
         Greedy::Wide => (&wgllama_shaders::SAMPLE, "greedy_wide"),
         Greedy::Subgroup => (&wgllama_shaders::SAMPLE_SG, "greedy_sg"),
+        Greedy::Split => (&wgllama_shaders::SAMPLE_SG, "greedy_split"),
     }
 }
 
@@ -145,7 +159,12 @@ pub fn sample(
     out_index: usize,
     sampling: &Sampling,
 ) -> Result<Dispatch> {
-    let best = *greedy_kernels(gpu).last().unwrap_or(&Greedy::Narrow);
+    let vocab = logits.shape.last().copied().unwrap_or(0);
+    let fits = |k: &Greedy| *k != Greedy::Split || vocab.div_ceil(SPLIT_CHUNK) <= SPLIT_MAX_WG;
+    let best = greedy_kernels(gpu)
+        .into_iter()
+        .rfind(fits)
+        .unwrap_or(Greedy::Narrow);
     sample_via(gpu, logits, step, tokens, out_index, sampling, best)
 }
 
@@ -207,6 +226,22 @@ fn sample_via(
         idx_digits: idx_digits(vocab),
         _pad: 0,
     };
+    let split = sampling.is_greedy() && greedy == Greedy::Split;
+    let workgroups = if split {
+        let n = vocab.div_ceil(SPLIT_CHUNK);
+        if n > SPLIT_MAX_WG {
+            return Err(EngineError::Shape {
+                op,
+                detail: format!(
+                    "greedy_split: vocab {vocab} over its {} values",
+                    SPLIT_MAX_WG * SPLIT_CHUNK
+                ),
+            });
+        }
+        n as u32
+    } else {
+        1
+    };
     let (shader, entry) = if sampling.is_greedy() {
         greedy_entry(greedy)
     } else {
@@ -214,7 +249,17 @@ fn sample_via(
     };
     let pipeline = gpu.pipeline(shader, entry, &[])?;
     let u = gpu.uniform("sample.params", &params);
-    let bind_group = gpu.bind(op, &pipeline, &[&u, step, &logits.buffer, &tokens.buffer]);
+    let bind_group = if split {
+        // The pairs and the ticket (zero between dispatches: the last workgroup resets it).
+        let scratch = gpu.upload_u32("sample.split", &[0; SPLIT_WORDS], &[SPLIT_WORDS])?;
+        gpu.bind(
+            op,
+            &pipeline,
+            &[&u, step, &logits.buffer, &tokens.buffer, &scratch.buffer],
+        )
+    } else {
+        gpu.bind(op, &pipeline, &[&u, step, &logits.buffer, &tokens.buffer])
+    };
     // A lower bound: the argmax pass plus one pass per search that runs.
     let searches = if sampling.is_greedy() {
         0
@@ -225,7 +270,7 @@ fn sample_via(
         label: op,
         pipeline,
         bind_group,
-        workgroups: [1, 1, 1],
+        workgroups: [workgroups, 1, 1],
         cost: Cost {
             bytes: 4 * vocab as u64 * (1 + searches),
             flops: 4 * vocab as u64 * (1 + searches),
