@@ -217,8 +217,9 @@ fn preferred_int8(k: usize) -> (u32, u32, u32) {
 ///   with two units a step from K = 4096 (11008 x 4096: 2077 GB/s, the shared row 1790).
 /// - Q6_K x int8: 128 lanes up to K = 4096; 32 beyond (4096 x 11008: 1952 GB/s against 1642).
 /// - Q8_0 x int8: 128 lanes, two units a step, up to K = 4096; the shared row beyond (-15%).
-/// - F16/BF16: one subgroup per workgroup with four units a step up to K = 8192 (2048 x 5632:
-///   2083 GB/s against 1533; 11008 x 4096: 2812 against 2553); the shared row at K = 11008.
+/// - F16/BF16: four units a step up to K = 8192 (2048 x 5632: 2083 GB/s against 1533; 11008 x
+///   4096: 2812 against 2553); the shared row at K = 11008. One subgroup per workgroup won
+///   those isolated chains, 128 lanes the model (below).
 fn subgroup_rows_pick(dtype: DType, k: usize, int8_x: bool) -> Option<(u32, u32)> {
     match (dtype, int8_x) {
         (DType::Q4K, true) if k >= 4096 => Some((32, 2)),
@@ -226,7 +227,14 @@ fn subgroup_rows_pick(dtype: DType, k: usize, int8_x: bool) -> Option<(u32, u32)
         (DType::Q6K, true) if k > 4096 => Some((32, 1)),
         (DType::Q6K, true) => Some((128, 1)),
         (DType::Q8_0, true) if k <= 4096 => Some((128, 2)),
-        (DType::F16 | DType::BF16, false) if k.is_multiple_of(16) && k <= 8192 => Some((32, 4)),
+        // 128 lanes (four subgroups, four rows) rather than one subgroup: in the decode chain
+        // on the H100 the Llama-2-7B F16 pass went 6009 -> 5914 us, TinyLlama F16 1524 ->
+        // 1514 (benches/results/2026-11-24-h100-s12/half-pick/; by our reading the 32-lane
+        // workgroups hit the SM's limit of 32 resident workgroups, 1024 lanes). 8 units a
+        // step (a trial half_flat, not kept) ran 2-5% slower at 32, 64 or 128 lanes; 128
+        // lanes for the int8 Q4_K (K = 4096) and Q6_K (K > 4096) picks ran 3-4% and 0-1%
+        // slower (half-pick/sgr/).
+        (DType::F16 | DType::BF16, false) if k.is_multiple_of(16) && k <= 8192 => Some((128, 4)),
         _ => None,
     }
 }
