@@ -1,34 +1,5 @@
 #!/usr/bin/env bash
-# Decode L2-prefetch sweep on the H100: per model, per WGLLAMA_PREFETCH budget set ("A,M,W,S,D"
-# MiB: during attention, merge, Wo, SwiGLU, down; see engine/src/llama/prefetch.rs),
-# `bench --pp 0 --tg 128 -r 5` and the plain decode pass from `profile`, configs alternating
-# in ROUNDS rounds. Variables: MODELS, CONFIGS (space-separated; "0" = none), ROUNDS (1),
-# D (binary dir, default .dev/lead).
-set -u
-for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
-D=${D:-.dev/lead}
-for z in $D/*.gz; do gunzip -kf "$z"; chmod +x "${z%.gz}"; done
-B=$D/wgllama
-OUT=${OUT:-bench-out}; mkdir -p "$OUT"
-M=/tmp/wgllama-models; mkdir -p $M
-. benches/model_args.sh
-MODELS=${MODELS:-"tinyllama-f16 llama2-7b-f16"}
-CONFIGS=${CONFIGS:-"0 16,4"}
-ROUNDS=${ROUNDS:-1}
-for m in $MODELS; do
-    [ -e $M/$m.gguf ] || timeout 400 $B synth --threads 14 $(args_of $m) -o $M/$m.gguf > $OUT/synth-$m.txt 2>&1 &
-done
-wait
-$B adapters | head -2 > $OUT/adapters.txt
-for m in $MODELS; do
-    for r in $(seq $ROUNDS); do
-        for c in $CONFIGS; do
-            tag=$m-${c//,/_}-r$r
-            WGLLAMA_PREFETCH=$c timeout 120 $B bench -m $M/$m.gguf --pp 0 --tg 128 -r 5 > $OUT/bench-$tag.txt 2>&1
-            WGLLAMA_PREFETCH=$c timeout 120 $B profile -m $M/$m.gguf --pp 0 --tg 128 > $OUT/profile-$tag.txt 2>&1
-            printf "%-22s %-16s r%s %s | %s\n" $m "$c" $r \
-                "$(grep -oE 'tg128 \| [0-9.]+ ± [0-9.]+ \| [0-9.]+' $OUT/bench-$tag.txt)" \
-                "$(grep -oE 'plain pass [0-9.]+ us' $OUT/profile-$tag.txt)"
-        done
-    done
-done
+# Decode L2-prefetch sweep on the H100 (engine/src/llama/prefetch.rs): h100_env_sweep.sh over
+# WGLLAMA_PREFETCH="A,M,W,S,D" MiB budgets (during attention, merge, Wo, SwiGLU, down).
+# Variables: CONFIGS (space-separated; "0" = none; default "0 16"), MODELS, ROUNDS, D.
+VAR=WGLLAMA_PREFETCH VALUES=${CONFIGS:-"0 16"} exec bash "$(dirname "$0")/h100_env_sweep.sh"
