@@ -26,28 +26,33 @@ pub struct Budgets {
     pub down: u64,
 }
 
-/// The default attention window, for F16/BF16 weights on GPUs. On the H100, 16 MiB (Wo and
-/// the start of gate/up) took TinyLlama F16's decode pass 1578 -> 1548-1553 us (tg128 621 ->
-/// 632 t/s) and Llama-2-7B F16's 6088-6095 -> 6047 (163.4 -> 164.4 t/s); TinyLlama Q4_K_M was
-/// unchanged and Llama-2-7B Q4_K_M 0.9% slower (its int8 mat-vecs gain nothing from L2 and the
-/// prefetch's traffic competes), so quantised models get none. 24 MiB outlasted attention;
-/// prefetches beside the short merge or SwiGLU kernels cost ~3.8 us a layer each
-/// (benches/results/2026-11-24-h100-s12/).
-const ATTENTION_DEFAULT: u64 = 16 << 20;
+/// The default attention windows on GPUs. On the H100, 16 MiB for F16/BF16 layers (Wo and the
+/// start of gate/up) took TinyLlama F16's decode pass 1578 -> 1548-1553 us (tg128 621 -> 632
+/// t/s) and Llama-2-7B F16's 6088-6095 -> 6047 (163.4 -> 164.4 t/s), but made Llama-2-7B
+/// Q4_K_M 0.9% slower; 4 MiB for quantised layers took TinyLlama Q4_K_M 1156 -> 1144-1146 us
+/// and Llama-2-7B Q4_K_M 2845 -> 2827-2828 (tg128 347.5 -> 349.8). 24 MiB outlasted
+/// attention; prefetches beside the short merge or SwiGLU kernels cost ~3.8 us a layer each
+/// (benches/results/2026-11-24-h100-s12/prefetch-*).
+const ATTENTION_FLOAT: u64 = 16 << 20;
+const ATTENTION_QUANTISED: u64 = 4 << 20;
 
 impl Budgets {
     /// The budgets for a model on this adapter: `WGLLAMA_PREFETCH="A,M,W,S,D"` (MiB during
     /// attention, merge, Wo, SwiGLU, down; missing fields 0; "0" turns prefetching off) where
-    /// set; else the attention window for `float` (F16/BF16) weights on a GPU, none otherwise
-    /// (CPU adapters have no L2 to fill).
+    /// set; else on a GPU the attention window, 16 MiB for `float` (F16/BF16) layers and 4 for
+    /// quantised ones; none on CPU adapters (no L2 to fill).
     pub fn for_model(gpu: &Gpu, float: bool) -> Result<Budgets> {
         match std::env::var("WGLLAMA_PREFETCH") {
             Ok(s) => Budgets::parse(&s),
-            Err(_) if float && gpu.info.device_type != wgpu::DeviceType::Cpu => Ok(Budgets {
-                attention: ATTENTION_DEFAULT,
+            Err(_) if gpu.info.device_type == wgpu::DeviceType::Cpu => Ok(Budgets::default()),
+            Err(_) => Ok(Budgets {
+                attention: if float {
+                    ATTENTION_FLOAT
+                } else {
+                    ATTENTION_QUANTISED
+                },
                 ..Budgets::default()
             }),
-            Err(_) => Ok(Budgets::default()),
         }
     }
 

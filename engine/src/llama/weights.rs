@@ -35,8 +35,8 @@ pub struct LlamaWeights {
 }
 
 impl LlamaWeights {
-    /// Whether every layer's Wo, gate and up are F16 or BF16 (the weights decode's L2
-    /// prefetch pays for: `prefetch::Budgets::for_model`).
+    /// Whether every layer's Wo, gate and up are F16 or BF16 (decode's L2 prefetch takes a
+    /// larger budget for them: `prefetch::Budgets::for_model`).
     pub fn float_layers(&self) -> bool {
         let float = |t: &Tensor| {
             matches!(
