@@ -14,7 +14,8 @@
 //! one mat-vec and gate/up/SiLU another: 8 dispatches per layer. Prompts on tensor cores run
 //! q/k/v as one GEMM for float weights, and for quantised ones where the group is small
 //! (`FUSE_MAX_FLOPS`), and for float weights gate/up/SiLU as one GEMM writing the down
-//! projection's f16 input (`matmul_coop_glu`).
+//! projection's f16 input (`matmul_coop_glu`). Decode also records L2 prefetches of the next
+//! weights beside attention (`prefetch.rs`; no barrier before them, no effect on results).
 //!
 //! Decode on the fast path feeds Q4_K/Q6_K/Q8_0 mat-vecs int8 activations (`int8_group`):
 //! the RMSNorms write int8 directly (`rmsnorm_x8`), decode attention (its merge pass, or a lone split) quantises the

@@ -1,9 +1,10 @@
-//! L2 prefetches in the decode graph: while a decode kernel that streams little memory runs
-//! (attention's split pass, its merge, SwiGLU), `ops::prefetch` dispatches pull the weights
-//! the next mat-vecs read into the GPU's L2, so those mat-vecs spend less of their time on
-//! HBM. Each layer's weights after attention form a stream (Wo, gate, up); the windows take
-//! consecutive bytes of it, each up to its budget; SwiGLU's window takes the down
-//! projection's first bytes, and the down's the next layer's q, k, v.
+//! L2 prefetches in the decode graph: while a decode kernel that streams little memory runs,
+//! `ops::prefetch` dispatches pull the weights the next mat-vecs read into the GPU's L2, so
+//! those mat-vecs spend less of their time on HBM. Each layer's weights after attention form a
+//! stream (Wo, gate, up); the windows beside attention's split pass, its merge and Wo take
+//! consecutive bytes of it, each up to its budget; SwiGLU's window takes the down projection's
+//! first bytes, and the down's the next layer's q, k, v. By default only the attention window
+//! is open: beside the other, shorter kernels a prefetch lengthened the chain on the H100.
 
 use crate::dispatch::Dispatch;
 use crate::error::{EngineError, Result};
@@ -121,7 +122,7 @@ struct Window {
 
 /// The windows of one decode graph, collected while it is built and inserted at the end.
 pub struct Prefetches {
-    pub budgets: Budgets,
+    budgets: Budgets,
     windows: Vec<Window>,
 }
 

@@ -18,9 +18,9 @@
 //!
 //! Algorithm and cost: see sample.wgsl. One dispatch of one workgroup (greedy on subgroup
 //! adapters: `Greedy::Split`, one workgroup per 2048 logits and an atomic ticket); passes over
-//! the row: greedy 1; sampling 1 + up to 13 per search for a 128256 vocab (3-6 in practice), with a
-//! top-k search when 1 < k < vocab, a top-p search when p < 1, and the sample search: about
-//! 5 passes for k=0 p=1 and 14 for k=40 p=0.9. The workgroup uses ~16.1 KiB of workgroup
+//! the row: greedy 1; sampling 1 + up to 13 per search for a 128256 vocab (3-6 in practice),
+//! with a top-k search when 1 < k < vocab, a top-p search when p < 1, and the sample search:
+//! about 5 passes for k=0 p=1 and 14 for k=40 p=0.9. The workgroup uses ~16.1 KiB of workgroup
 //! memory. Speed-ups left for later: gather the top-k set (k <= a few hundred) into workgroup
 //! memory so top-p and the sample touch only it; spread a search's first pass over many
 //! workgroups.
