@@ -261,27 +261,33 @@ fn search(lid: u32, base: u32, m: f32, by_mass: bool, k: u32, frac: f32, strict:
 const GREEDY_WG: u32 = 1024u;
 const GREEDY_UNROLL: u32 = 8u;
 
-// This lane's (rank_key, index) of its first-ranked token of the row, (NONE, NONE) if none.
-fn greedy_scan(lid: u32, base: u32) -> vec2<u32> {
-    var best_key = NONE;
-    var best_idx = NONE;
-    for (var i0 = 0u; i0 < p.vocab; i0 = i0 + GREEDY_WG * GREEDY_UNROLL) {
-        var v: array<f32, GREEDY_UNROLL>;
-        for (var u = 0u; u < GREEDY_UNROLL; u = u + 1u) {
-            let i = i0 + u * GREEDY_WG + lid;
-            if (i < p.vocab) { v[u] = logits[base + i]; }
-        }
-        // Indices rise with u and i0, so strict < keeps the lowest index among equal logits.
-        for (var u = 0u; u < GREEDY_UNROLL; u = u + 1u) {
-            let i = i0 + u * GREEDY_WG + lid;
-            let k = rank_key(v[u]);
-            if (i < p.vocab && (k < best_key || best_idx == NONE)) {
-                best_key = k;
-                best_idx = i;
-            }
+// One round of GREEDY_UNROLL loads a lane, indices i0 + u * lanes + lid, all issued before any
+// is compared (past the row a lane loads the last logit again and drops it), folded into
+// `best` = (rank_key, index). Indices rise with u (and with i0 from round to round), so strict
+// < keeps the lowest index among equal logits.
+fn scan_round(lid: u32, base: u32, i0: u32, lanes: u32, best_in: vec2<u32>) -> vec2<u32> {
+    var v: array<f32, GREEDY_UNROLL>;
+    for (var u = 0u; u < GREEDY_UNROLL; u = u + 1u) {
+        v[u] = logits[base + min(i0 + u * lanes + lid, p.vocab - 1u)];
+    }
+    var best = best_in;
+    for (var u = 0u; u < GREEDY_UNROLL; u = u + 1u) {
+        let i = i0 + u * lanes + lid;
+        let k = rank_key(v[u]);
+        if (i < p.vocab && (k < best.x || best.y == NONE)) {
+            best = vec2<u32>(k, i);
         }
     }
-    return vec2<u32>(best_key, best_idx);
+    return best;
+}
+
+// This lane's (rank_key, index) of its first-ranked token of the row, (NONE, NONE) if none.
+fn greedy_scan(lid: u32, base: u32) -> vec2<u32> {
+    var best = vec2<u32>(NONE, NONE);
+    for (var i0 = 0u; i0 < p.vocab; i0 = i0 + GREEDY_WG * GREEDY_UNROLL) {
+        best = scan_round(lid, base, i0, GREEDY_WG, best);
+    }
+    return best;
 }
 
 @compute @workgroup_size(GREEDY_WG)

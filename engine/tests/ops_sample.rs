@@ -23,15 +23,7 @@ fn draw(gpu: &Gpu, logits: &Tensor, s: &Sampling, n_tokens: u32, rands: &[u32]) 
     let tokens = gpu.upload_u32("tokens", &vec![u32::MAX; n], &[n]).unwrap();
     let steps: Vec<wgpu::Buffer> = rands
         .iter()
-        .map(|&rand| {
-            let step = Step {
-                pos: 0,
-                n_tokens,
-                rand,
-                _pad: 0,
-            };
-            gpu.upload_bytes("step", bytemuck::bytes_of(&step)).unwrap()
-        })
+        .map(|&rand| step_buffer(gpu, n_tokens, rand))
         .collect();
     let dispatches: Vec<_> = steps
         .iter()
@@ -44,16 +36,21 @@ fn draw(gpu: &Gpu, logits: &Tensor, s: &Sampling, n_tokens: u32, rands: &[u32]) 
     gpu.read_u32(&tokens).unwrap()
 }
 
+/// A step buffer at position 0 with `n_tokens` and `rand`.
+fn step_buffer(gpu: &Gpu, n_tokens: u32, rand: u32) -> wgpu::Buffer {
+    let step = Step {
+        pos: 0,
+        n_tokens,
+        rand,
+        _pad: 0,
+    };
+    gpu.upload_bytes("step", bytemuck::bytes_of(&step)).unwrap()
+}
+
 /// The token one greedy dispatch through `kernel` picks from the one row of `logits`.
 fn greedy_via(gpu: &Gpu, logits: &Tensor, kernel: Greedy) -> u32 {
     let tokens = gpu.upload_u32("tokens", &[u32::MAX], &[1]).unwrap();
-    let step = Step {
-        pos: 0,
-        n_tokens: 1,
-        rand: 0,
-        _pad: 0,
-    };
-    let step = gpu.upload_bytes("step", bytemuck::bytes_of(&step)).unwrap();
+    let step = step_buffer(gpu, 1, 0);
     let d = greedy_with(gpu, logits, &step, &tokens, 0, kernel).unwrap();
     gpu.run(&[d]).unwrap();
     gpu.read_u32(&tokens).unwrap()[0]
@@ -173,13 +170,7 @@ fn greedy_split_reruns_with_its_ticket_reset() {
     let tx = gpu
         .upload_f32("logits", &rng.normal_vec(v, 1.0), &[1, v])
         .unwrap();
-    let step = Step {
-        pos: 0,
-        n_tokens: 1,
-        rand: 0,
-        _pad: 0,
-    };
-    let step = gpu.upload_bytes("step", bytemuck::bytes_of(&step)).unwrap();
+    let step = step_buffer(gpu, 1, 0);
     let tokens = gpu.upload_u32("tokens", &[u32::MAX], &[1]).unwrap();
     let d = greedy_with(gpu, &tx, &step, &tokens, 0, Greedy::Split).unwrap();
     for (run, at) in [31999usize, 0, 2047, 2048, 17000].into_iter().enumerate() {
