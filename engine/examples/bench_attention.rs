@@ -24,6 +24,7 @@ use wgllama_engine::ops::kvcache::kv_write;
 use wgllama_engine::ops::rope::{rope, RopeStyle};
 use wgllama_engine::ops::rope_kv::rope_kv;
 use wgllama_engine::step::{Step, StepBuffer};
+use wgllama_engine::testing::pass_timer::PassTimer;
 use wgllama_engine::testing::Rng;
 use wgllama_engine::{Dispatch, Gpu, GpuOptions, Result, Tensor};
 
@@ -65,62 +66,22 @@ struct Job {
     flops: f64,
 }
 
-struct Timer {
-    set: Option<(wgpu::QuerySet, wgpu::Buffer)>,
-}
+struct Timer(PassTimer);
 
 impl Timer {
     fn new(gpu: &Gpu) -> Timer {
-        let set = gpu.caps.timestamps.then(|| {
-            (
-                gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
-                    label: Some("bench"),
-                    ty: wgpu::QueryType::Timestamp,
-                    count: 2,
-                }),
-                gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("bench.resolve"),
-                    size: 16,
-                    usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                    mapped_at_creation: false,
-                }),
-            )
-        });
-        Timer { set }
+        Timer(PassTimer::new(gpu))
     }
 
     /// Seconds for `reps` calls of `ds` in one pass.
     fn chain(&self, gpu: &Gpu, ds: &[Dispatch], reps: usize) -> Result<f64> {
-        let start = Instant::now();
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("bench"),
-                timestamp_writes: self.set.as_ref().map(|(set, _)| {
-                    wgpu::ComputePassTimestampWrites {
-                        query_set: set,
-                        beginning_of_pass_write_index: Some(0),
-                        end_of_pass_write_index: Some(1),
-                    }
-                }),
-            });
+        self.0.run(gpu, true, &|pass| {
             for _ in 0..reps {
                 for d in ds {
-                    d.record(&mut pass);
+                    d.record(pass);
                 }
             }
-        }
-        if let Some((set, resolve)) = &self.set {
-            enc.resolve_query_set(set, 0..2, resolve, 0);
-        }
-        gpu.queue.submit([enc.finish()]);
-        gpu.wait()?;
-        let wall = start.elapsed().as_secs_f64();
-        let Some((_, resolve)) = &self.set else {
-            return Ok(wall);
-        };
-        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&gpu.read_bytes(resolve, 16)?);
-        Ok(ticks[1].wrapping_sub(ticks[0]) as f64 * gpu.queue.get_timestamp_period() as f64 * 1e-9)
+        })
     }
 
     /// Runs chains of `ds` until `ms` milliseconds have passed.

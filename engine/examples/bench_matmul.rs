@@ -13,11 +13,10 @@
 //! back-to-back dispatches in one compute pass, timed with GPU timestamps where the adapter
 //! has them (else wall clock, which adds submission overhead).
 
-use std::time::Instant;
-
 use wgllama_engine::ops::matmul::{
     matmul, matmul_tiled, matvec_subgroup, matvec_with, MatvecKind, MatvecShape, SubgroupShape,
 };
+use wgllama_engine::testing::pass_timer::PassTimer;
 use wgllama_engine::testing::weights::random_weight_bytes;
 use wgllama_engine::testing::Rng;
 use wgllama_engine::{Dispatch, Gpu, GpuOptions, Result};
@@ -28,49 +27,12 @@ const REPS: u32 = 50;
 /// Seconds per dispatch of `d`, over REPS dispatches in one pass.
 fn time(gpu: &Gpu, d: &Dispatch) -> Result<f64> {
     gpu.run(std::slice::from_ref(d))?; // warm-up: pipeline and caches
-    let queries = gpu.caps.timestamps.then(|| {
-        let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
-            label: Some("bench"),
-            ty: wgpu::QueryType::Timestamp,
-            count: 2,
-        });
-        let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("bench.resolve"),
-            size: 16,
-            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        (set, resolve)
-    });
-    let start = Instant::now();
-    let mut enc = gpu.device.create_command_encoder(&Default::default());
-    {
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("bench"),
-            timestamp_writes: queries
-                .as_ref()
-                .map(|(set, _)| wgpu::ComputePassTimestampWrites {
-                    query_set: set,
-                    beginning_of_pass_write_index: Some(0),
-                    end_of_pass_write_index: Some(1),
-                }),
-        });
+    let t = PassTimer::new(gpu).run(gpu, true, &|pass| {
         for _ in 0..REPS {
-            d.record(&mut pass);
+            d.record(pass);
         }
-    }
-    if let Some((set, resolve)) = &queries {
-        enc.resolve_query_set(set, 0..2, resolve, 0);
-    }
-    gpu.queue.submit([enc.finish()]);
-    gpu.wait()?;
-    let wall = start.elapsed().as_secs_f64();
-    let Some((_, resolve)) = &queries else {
-        return Ok(wall / REPS as f64);
-    };
-    let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&gpu.read_bytes(resolve, 16)?);
-    let ns = (ticks[1].wrapping_sub(ticks[0])) as f64 * gpu.queue.get_timestamp_period() as f64;
-    Ok(ns * 1e-9 / REPS as f64)
+    })?;
+    Ok(t / REPS as f64)
 }
 
 fn main() -> Result<()> {

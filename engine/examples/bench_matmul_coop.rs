@@ -25,6 +25,7 @@ use wgllama_engine::ops::matmul::matmul_tiled;
 use wgllama_engine::ops::matmul_coop::{
     coop_available, matmul_coop, matmul_coop_multi, matmul_coop_with, CoopTile,
 };
+use wgllama_engine::testing::pass_timer::PassTimer;
 use wgllama_engine::testing::weights::random_weight_bytes;
 use wgllama_engine::testing::Rng;
 use wgllama_engine::{Dispatch, Gpu, GpuOptions, Result, Tensor};
@@ -89,55 +90,20 @@ fn warm(gpu: &Gpu, d: &Dispatch, ms: u128) -> Result<()> {
 /// Seconds per dispatch of `d`: `reps` dispatches in a timed pass, after an untimed pass of
 /// `reps / 2 + 1` in the same submit.
 fn time_reps(gpu: &Gpu, d: &Dispatch, reps: u32) -> Result<f64> {
-    let queries = gpu.caps.timestamps.then(|| {
-        let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
-            label: Some("bench"),
-            ty: wgpu::QueryType::Timestamp,
-            count: 2,
-        });
-        let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("bench.resolve"),
-            size: 16,
-            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        (set, resolve)
-    });
-    let mut enc = gpu.device.create_command_encoder(&Default::default());
-    {
-        let mut pass = enc.begin_compute_pass(&Default::default());
-        for _ in 0..reps / 2 + 1 {
-            d.record(&mut pass);
-        }
-    }
-    let start = Instant::now();
-    {
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("bench"),
-            timestamp_writes: queries
-                .as_ref()
-                .map(|(set, _)| wgpu::ComputePassTimestampWrites {
-                    query_set: set,
-                    beginning_of_pass_write_index: Some(0),
-                    end_of_pass_write_index: Some(1),
-                }),
-        });
-        for _ in 0..reps {
-            d.record(&mut pass);
-        }
-    }
-    if let Some((set, resolve)) = &queries {
-        enc.resolve_query_set(set, 0..2, resolve, 0);
-    }
-    gpu.queue.submit([enc.finish()]);
-    gpu.wait()?;
-    let wall = start.elapsed().as_secs_f64();
-    let Some((_, resolve)) = &queries else {
-        return Ok(wall / reps as f64);
-    };
-    let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&gpu.read_bytes(resolve, 16)?);
-    let ns = (ticks[1].wrapping_sub(ticks[0])) as f64 * gpu.queue.get_timestamp_period() as f64;
-    Ok(ns * 1e-9 / reps as f64)
+    let t = PassTimer::new(gpu).run_after(
+        gpu,
+        &|pass| {
+            for _ in 0..reps / 2 + 1 {
+                d.record(pass);
+            }
+        },
+        &|pass| {
+            for _ in 0..reps {
+                d.record(pass);
+            }
+        },
+    )?;
+    Ok(t / reps as f64)
 }
 
 /// Seconds per dispatch, with enough repetitions for about 20 ms of timed work.

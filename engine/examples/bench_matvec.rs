@@ -12,7 +12,7 @@
 //! through, so it streams from memory rather than the L2 cache.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wgllama_engine::bench::warm_up;
 use wgllama_engine::ops::elementwise::silu_mul;
@@ -23,6 +23,7 @@ use wgllama_engine::ops::matvec::{
     int8_words, matvec, matvec_glu, matvec_glu_int8, matvec_glu_with, matvec_int8, matvec_multi,
     matvec_multi_int8, matvec_multi_with, quantize_x8, MatvecKernel, Reduction,
 };
+use wgllama_engine::testing::pass_timer::PassTimer;
 use wgllama_engine::testing::weights::random_weight_bytes;
 use wgllama_engine::testing::Rng;
 use wgllama_engine::{Dispatch, Gpu, GpuOptions, Result, Tensor};
@@ -32,49 +33,14 @@ const REPS: u32 = 100;
 
 /// Seconds per repetition of `ds` (all recorded in order, REPS times, in one pass).
 fn time(gpu: &Gpu, ds: &[&Dispatch]) -> Result<f64> {
-    let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
-        label: Some("bench"),
-        ty: wgpu::QueryType::Timestamp,
-        count: 2,
-    });
-    let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("bench.resolve"),
-        size: 16,
-        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
-    });
-    let start = Instant::now();
-    let mut enc = gpu.device.create_command_encoder(&Default::default());
-    {
-        let ts = gpu
-            .caps
-            .timestamps
-            .then_some(wgpu::ComputePassTimestampWrites {
-                query_set: &set,
-                beginning_of_pass_write_index: Some(0),
-                end_of_pass_write_index: Some(1),
-            });
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("bench"),
-            timestamp_writes: ts,
-        });
+    let t = PassTimer::new(gpu).run(gpu, true, &|pass| {
         for _ in 0..REPS {
             for d in ds {
-                d.record(&mut pass);
+                d.record(pass);
             }
         }
-    }
-    if gpu.caps.timestamps {
-        enc.resolve_query_set(&set, 0..2, &resolve, 0);
-    }
-    gpu.queue.submit([enc.finish()]);
-    gpu.wait()?;
-    if !gpu.caps.timestamps {
-        return Ok(start.elapsed().as_secs_f64() / REPS as f64);
-    }
-    let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&gpu.read_bytes(&resolve, 16)?);
-    let ns = ticks[1].wrapping_sub(ticks[0]) as f64 * gpu.queue.get_timestamp_period() as f64;
-    Ok(ns * 1e-9 / REPS as f64)
+    })?;
+    Ok(t / REPS as f64)
 }
 
 /// Keeps the GPU busy for `ms` so it leaves its idle clock.
