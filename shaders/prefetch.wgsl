@@ -18,8 +18,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read> src: array<u32>;          // the weight buffer
 @group(0) @binding(2) var<storage, read_write> sink: array<u32>;   // [workgroups]
 
-// Words between touched words: 8 words = one 32-byte sector, the L2's unit of fill.
-override STRIDE: u32 = 8u;
+// Words between touched words: 8 words = one 32-byte sector, the L2's unit of fill (the
+// host's STRIDE).
+const STRIDE: u32 = 8u;
 const PF_WG: u32 = 256u;
 // Lines a lane touches: per_wg = PF_WG * STRIDE * LINES (the host's PER_WG).
 const LINES: u32 = 8u;

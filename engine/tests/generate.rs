@@ -224,6 +224,23 @@ fn decode_prefetches_change_no_logit() {
             ..Default::default()
         };
         let mut s = Session::new(test_gpu(), &w, opts, Sampling::greedy()).unwrap();
+        let prefetches = s
+            .decode_graph()
+            .dispatches()
+            .filter(|d| d.label == "prefetch")
+            .count();
+        // Every window placed: attention, merge, Wo and SwiGLU in each layer, down in all
+        // but the last (or none at all).
+        let layers = w.config.n_layers;
+        let want_min = if prefetch == Budgets::default() {
+            0
+        } else {
+            5 * layers - 1
+        };
+        assert!(
+            prefetches >= want_min && (want_min > 0 || prefetches == 0),
+            "{prefetches} prefetch dispatches for {layers} layers with {prefetch}"
+        );
         s.prefill(&prompt).unwrap();
         (0..3)
             .flat_map(|_| {

@@ -82,10 +82,6 @@ impl Budgets {
             down: at(4),
         })
     }
-
-    pub fn any(&self) -> bool {
-        *self != Budgets::default()
-    }
 }
 
 impl std::fmt::Display for Budgets {
@@ -101,7 +97,10 @@ impl std::fmt::Display for Budgets {
         let on: Vec<String> = named
             .iter()
             .filter(|(_, b)| *b > 0)
-            .map(|(n, b)| format!("{n} {} MiB", *b as f64 / (1u64 << 20) as f64))
+            .map(|(n, b)| match b % (1 << 20) {
+                0 => format!("{n} {} MiB", b >> 20),
+                _ => format!("{n} {:.3} MiB", *b as f64 / (1u64 << 20) as f64),
+            })
             .collect();
         if on.is_empty() {
             f.write_str("off")
@@ -211,7 +210,7 @@ mod tests {
     fn budgets_parse_in_mib_and_refuse_junk() {
         let b = Budgets::parse("16, 4").unwrap();
         assert_eq!((b.attention, b.merge, b.down), (16 << 20, 4 << 20, 0));
-        assert!(!Budgets::parse("0").unwrap().any());
+        assert_eq!(Budgets::parse("0").unwrap(), Budgets::default());
         assert_eq!(b.to_string(), "attention 16 MiB, merge 4 MiB");
         assert_eq!(Budgets::default().to_string(), "off");
         for bad in ["", "x", "1,2,3,4,5,6", "-1", "1e9"] {

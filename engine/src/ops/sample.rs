@@ -100,14 +100,15 @@ pub fn greedy_kernels(gpu: &Gpu) -> Vec<Greedy> {
     let mut ks = vec![Greedy::Narrow];
     let wide = gpu.limits.max_compute_invocations_per_workgroup >= 1024
         && gpu.limits.max_compute_workgroup_size_x >= 1024;
+    // sample_sg.wgsl keeps a pair per subgroup for at most 256 subgroups.
+    let sg = gpu.caps.subgroups && gpu.caps.subgroup_size.0 >= 4;
     if wide {
         ks.push(Greedy::Wide);
-        // sample_sg.wgsl keeps a pair per subgroup for at most 256 subgroups.
-        if gpu.caps.subgroups && gpu.caps.subgroup_size.0 >= 4 {
+        if sg {
             ks.push(Greedy::Subgroup);
         }
     }
-    if gpu.caps.subgroups && gpu.caps.subgroup_size.0 >= 4 {
+    if sg {
         ks.push(Greedy::Split);
     }
     ks
