@@ -221,6 +221,22 @@ fn matvec_f16() {
 fn matvec_bf16() {
     all_paths(DType::BF16);
 }
+
+/// F16 / BF16 rows past 8192 values (Llama-2-7B's down projection, K = 11008) with the default
+/// pick: one row per subgroup where the subgroup size is fixed, a step (128 lanes x 4 units x
+/// 8 values) not dividing K, N not a multiple of the workgroup's rows.
+#[test]
+fn matvec_half_long_rows() {
+    let gpu = test_gpu();
+    if MatvecKernel::subgroup_rows_size(gpu).is_some() {
+        assert!(
+            MatvecKernel::pick(gpu, DType::F16, 11008).subgroup_rows,
+            "F16 rows of 11008 values should take a row per subgroup"
+        );
+    }
+    check_multi(&[DType::F16], &[37], 8336, true, None);
+    check_multi(&[DType::BF16, DType::F16], &[5, 70], 11008, false, None);
+}
 #[test]
 fn matvec_f32() {
     all_paths(DType::F32);
@@ -919,6 +935,8 @@ fn matvec_norm_fold_int8() {
 fn matvec_norm_fold_f32() {
     check_norm_fold(false, DType::F16, 640, 768, [384, 128]);
     check_norm_fold(false, DType::BF16, 1280, 528, [256, 1000]);
+    // A producer with rows past 8192 values (Llama-2-7B's F16 down projection folds its norm).
+    check_norm_fold(false, DType::F16, 256, 8336, [128, 200]);
 }
 
 /// The fold against the unfused path: the same int8 values but for rounding ties (v and

@@ -218,8 +218,9 @@ fn preferred_int8(k: usize) -> (u32, u32, u32) {
 /// - Q6_K x int8: 128 lanes up to K = 4096; 32 beyond (4096 x 11008: 1952 GB/s against 1642).
 /// - Q8_0 x int8: 128 lanes, two units a step, up to K = 4096; the shared row beyond (-15%).
 /// - F16/BF16: four units a step up to K = 8192 (2048 x 5632: 2083 GB/s against 1533; 11008 x
-///   4096: 2812 against 2553); the shared row at K = 11008. One subgroup per workgroup won
-///   those isolated chains, 128 lanes the model (below).
+///   4096: 2812 against 2553); the shared row at K = 11008 in those isolated chains (2619 GB/s
+///   against 2509), but in the model the subgroup rows win there too (below). One subgroup per
+///   workgroup won the isolated chains, 128 lanes the model.
 fn subgroup_rows_pick(dtype: DType, k: usize, int8_x: bool) -> Option<(u32, u32)> {
     match (dtype, int8_x) {
         (DType::Q4K, true) if k >= 4096 => Some((32, 2)),
@@ -233,8 +234,10 @@ fn subgroup_rows_pick(dtype: DType, k: usize, int8_x: bool) -> Option<(u32, u32)
         // workgroups hit the SM's limit of 32 resident workgroups, 1024 lanes). 8 units a
         // step (a trial half_flat, not kept) ran 2-5% slower at 32, 64 or 128 lanes; 128
         // lanes for the int8 Q4_K (K = 4096) and Q6_K (K > 4096) picks ran 3-4% and 0-1%
-        // slower (half-pick/sgr/).
-        (DType::F16 | DType::BF16, false) if k.is_multiple_of(16) && k <= 8192 => Some((128, 4)),
+        // slower (half-pick/sgr/). Up to K = 16384 since the thirteenth session: Llama-2-7B's
+        // F16 down projection (K = 11008) then takes it too, and with it both RMSNorm folds
+        // (Folds::plan): the decode pass 5903 -> 5860 us (benches/results/2026-11-24-h100-s13/).
+        (DType::F16 | DType::BF16, false) if k.is_multiple_of(16) && k <= 16384 => Some((128, 4)),
         _ => None,
     }
 }
