@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use wgllama_engine::bench::{random_tokens, time_decode, time_prefill, warm_up, Summary};
+use wgllama_engine::bench::{
+    random_tokens, time_decode, time_prefill, warm_up_steady, Summary, WARM_UP_MAX,
+};
 use wgllama_engine::kv_cache::KvDtype;
 use wgllama_engine::llama::prefetch::Budgets;
 use wgllama_engine::llama::{Sampling, Session, SessionOptions};
@@ -50,9 +52,24 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = wgllama_engine::llama::SUBMIT_EVERY)]
     submit_every: usize,
     /// Minimum warm-up before each test, in ms: a datacenter GPU needs ~200 ms of
-    /// continuous work to reach its full clock.
+    /// continuous work to reach its full clock (~0.5 s after a long idle). The warm-up goes
+    /// on past it until three runs agree within 3% (at most 5 s); 0: one untimed run.
     #[arg(long, default_value_t = 300)]
     warmup_ms: u64,
+    /// Also print every repetition's t/s, in order, under the table (a single slow
+    /// repetition shows as itself, not only as a wide ±).
+    #[arg(long)]
+    each: bool,
+}
+
+/// The longest a warm-up of at least `min` may take: `WARM_UP_MAX`, or none past one run
+/// with `--warmup-ms 0`.
+fn warm_up_max(min: Duration) -> Duration {
+    if min.is_zero() {
+        min
+    } else {
+        min.max(WARM_UP_MAX)
+    }
 }
 
 /// The scenario prompts, built into the binary so it runs from any directory.
@@ -142,8 +159,8 @@ fn time_test(
             time_decode(s, tokens[0], n)
         }
     };
-    warm_up(Duration::from_millis(a.warmup_ms), || once().map(|_| ()))
-        .map_err(|e| e.to_string())?;
+    let min = Duration::from_millis(a.warmup_ms);
+    warm_up_steady(min, warm_up_max(min), &mut once).map_err(|e| e.to_string())?;
     // Back to back: the GPU must not idle (and clock down) between repetitions.
     let mut secs = Vec::with_capacity(a.repetitions);
     for _ in 0..a.repetitions {
@@ -188,10 +205,17 @@ fn throughput(
     let mut csv = String::from(
         "model,size_gib,params_b,adapter,precision,test,reps,tps_mean,tps_sd,tps_median\n",
     );
+    let mut each = String::new();
     for (kind, n) in tests {
         let test = format!("{kind}{n}");
         let secs = time_test(&mut s, kind, n, c.vocab_size, a)?;
         let tps: Vec<f64> = secs.iter().map(|t| n as f64 / t).collect();
+        let reps: Vec<String> = tps.iter().map(|t| format!("{t:.2}")).collect();
+        let _ = writeln!(
+            each,
+            "{test} repetitions (t/s, in order): {}",
+            reps.join(" ")
+        );
         let sum = Summary::of(&tps).expect("at least one repetition");
         let row = format!(
             "| {name} | {} | {} | {adapter} | {precision} | {test} | {:.2} ± {:.2} | {:.2} |",
@@ -213,6 +237,9 @@ fn throughput(
             sum.sd,
             sum.median
         );
+    }
+    if a.each {
+        println!("\n{each}");
     }
     Ok(csv)
 }
@@ -306,9 +333,10 @@ fn scenarios(l: &Loaded, a: &BenchArgs, kv_dtype: KvDtype) -> Result<String, Str
                 .map_err(|e| e.to_string())?;
             Ok((start.elapsed(), stats))
         };
-        warm_up(Duration::from_millis(a.warmup_ms), || {
+        let min = Duration::from_millis(a.warmup_ms);
+        warm_up_steady(min, warm_up_max(min), || {
             once()
-                .map(|_| ())
+                .map(|(wall, _)| wall)
                 .map_err(|e| wgllama_engine::EngineError::Gpu {
                     context: "warm-up".into(),
                     message: e,

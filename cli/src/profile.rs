@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde_json::json;
-use wgllama_engine::bench::{random_tokens, time_decode, time_prefill, warm_up};
+use wgllama_engine::bench::{
+    random_tokens, time_decode, time_prefill, warm_up_steady, WARM_UP_MAX,
+};
 use wgllama_engine::kv_cache::KvDtype;
 use wgllama_engine::llama::{Sampling, Session, SessionOptions};
 use wgllama_engine::profile::{KernelEvent, Profile, Profiler};
@@ -99,7 +101,7 @@ pub fn run(gpu_opts: &GpuOptions, a: ProfileArgs) -> Result<(), String> {
     let mut trace = Vec::new();
 
     if pp > 0 {
-        warm_up(warm, || time_prefill(&mut s, &tokens).map(|_| ())).map_err(err)?;
+        warm_up_steady(warm, WARM_UP_MAX, || time_prefill(&mut s, &tokens)).map_err(err)?;
         let mut p = Profiler::new(gpu).map_err(err)?;
         s.reset();
         p.prefill(&mut s, &tokens).map_err(err)?;
@@ -123,7 +125,7 @@ pub fn run(gpu_opts: &GpuOptions, a: ProfileArgs) -> Result<(), String> {
 
     if tg > 0 {
         let first = tokens[0];
-        warm_up(warm, || time_decode(&mut s, first, tg).map(|_| ())).map_err(err)?;
+        warm_up_steady(warm, WARM_UP_MAX, || time_decode(&mut s, first, tg)).map_err(err)?;
         let mut p = Profiler::new(gpu).map_err(err)?;
         s.reset();
         s.prefill(&[first]).map_err(err)?;

@@ -44,9 +44,25 @@ fn bench_pp_tg_table_and_csv() {
         "0",
         "--csv",
         csv.to_str().unwrap(),
+        "--each",
     ]);
     for test in ["| pp32 |", "| pp16 |", "| tg8 |"] {
         assert!(out.contains(test), "no {test} row in:\n{out}");
+    }
+    // --each: every repetition's t/s, in order, under the table.
+    for test in ["pp32", "pp16", "tg8"] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("{test} repetitions")))
+            .unwrap_or_else(|| panic!("no {test} repetitions line in:\n{out}"));
+        let reps: Vec<f64> = line
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert!(reps.len() == 2 && reps.iter().all(|&t| t > 0.0), "{line}");
     }
     assert!(out.contains("f32 KV cache"), "{out}");
     let text = std::fs::read_to_string(&csv).unwrap();

@@ -1,8 +1,9 @@
 //! Throughput measurements in the manner of llama-bench: prompt processing (pp) and token
 //! generation (tg) timed on the CPU wall clock, each call a continuous burst of GPU work.
 //!
-//! Callers warm up first (`warm_up`): graphs for a new prompt length are built on first use,
-//! and a datacenter GPU idles at a low clock until it has run ~200 ms of continuous work.
+//! Callers warm up first (`warm_up_steady`; `warm_up` for a fixed time): graphs for a new
+//! prompt length are built on first use, and a datacenter GPU idles at a low clock until it has
+//! run ~200 ms of continuous work (~0.5 s after a long idle).
 
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,56 @@ pub fn warm_up(min: Duration, mut work: impl FnMut() -> Result<()>) -> Result<()
     Ok(())
 }
 
+/// Runs the timed `work` until at least `min` has passed *and* its latest runs, spanning at
+/// least `STEADY_WINDOW` and `STEADY_RUNS` runs, agree within `STEADY_SPREAD` (the GPU has
+/// reached its working clock), or until `max` has passed. After a long idle (a model load, a
+/// synthesis) the H100 took ~0.5 s of continuous work to reach its clock, in steps: behind a
+/// fixed 300 ms warm-up the first timed prompts of a run came out at 15-60% of the rest, and
+/// three agreeing 13 ms runs could still sit on an intermediate step
+/// (benches/results/2026-11-24-h100-s13/pp-each/). Returns the runs made.
+pub fn warm_up_steady(
+    min: Duration,
+    max: Duration,
+    mut work: impl FnMut() -> Result<Duration>,
+) -> Result<usize> {
+    let start = Instant::now();
+    let mut times: Vec<Duration> = Vec::new();
+    loop {
+        times.push(work()?);
+        let elapsed = start.elapsed();
+        if elapsed >= max || (elapsed >= min && steady(&times)) {
+            return Ok(times.len());
+        }
+    }
+}
+
+/// The longest the CLI's warm-ups wait for steady run times.
+pub const WARM_UP_MAX: Duration = Duration::from_secs(5);
+/// The fewest latest runs that must agree for `warm_up_steady`...
+pub const STEADY_RUNS: usize = 3;
+/// ...and the least time they must span (a clock step can last several short runs).
+pub const STEADY_WINDOW: Duration = Duration::from_millis(250);
+/// How far apart (slowest / fastest - 1) those runs may be.
+pub const STEADY_SPREAD: f64 = 0.03;
+
+/// Whether the latest runs of `times` spanning `STEADY_WINDOW` (and `STEADY_RUNS` runs)
+/// agree within `STEADY_SPREAD`.
+fn steady(times: &[Duration]) -> bool {
+    let mut span = Duration::ZERO;
+    let mut k = 0;
+    for t in times.iter().rev() {
+        span += *t;
+        k += 1;
+        if k >= STEADY_RUNS && span >= STEADY_WINDOW {
+            let last = &times[times.len() - k..];
+            let lo = last.iter().min().unwrap().as_secs_f64();
+            let hi = last.iter().max().unwrap().as_secs_f64();
+            return hi <= lo * (1.0 + STEADY_SPREAD);
+        }
+    }
+    false
+}
+
 /// Mean, sample standard deviation and median of repeated measurements.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Summary {
@@ -81,5 +132,42 @@ impl Summary {
             (sorted[mid - 1] + sorted[mid]) / 2.0
         };
         Some(Summary { mean, sd, median })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A work closure replaying `ms` as its run times (the last one forever), counting calls.
+    fn replay(ms: &[u64]) -> impl FnMut() -> Result<Duration> + '_ {
+        let mut i = 0;
+        move || {
+            let t = ms[i.min(ms.len() - 1)];
+            i += 1;
+            Ok(Duration::from_millis(t))
+        }
+    }
+
+    #[test]
+    fn steady_warm_up_waits_for_agreeing_runs() {
+        // A clock ramp: slow runs, then three that agree within 3%. With no minimum time, the
+        // warm-up stops at the third agreeing run.
+        let ramp = [300, 200, 130, 102, 100, 101, 100];
+        let runs = warm_up_steady(Duration::ZERO, Duration::from_secs(60), replay(&ramp)).unwrap();
+        assert_eq!(runs, 6);
+        // Runs 4% apart never agree: the maximum time ends it (a zero maximum: one run).
+        let jitter = [100, 104, 100, 104];
+        let runs = warm_up_steady(Duration::ZERO, Duration::ZERO, replay(&jitter)).unwrap();
+        assert_eq!(runs, 1);
+        assert!(!steady(&[100, 104, 100].map(Duration::from_millis)));
+        assert!(steady(&[100, 102, 101].map(Duration::from_millis)));
+        assert!(!steady(&[100, 100].map(Duration::from_millis)));
+        // Short runs on a clock step (five 20 ms runs agree but span 100 ms), then the full
+        // clock: it waits for 250 ms of agreeing 10 ms runs, not the step's three.
+        let mut step = vec![40, 20, 20, 20, 20, 20];
+        step.extend([10; 40]);
+        let runs = warm_up_steady(Duration::ZERO, Duration::from_secs(60), replay(&step)).unwrap();
+        assert_eq!(runs, 6 + 25);
     }
 }
