@@ -17,6 +17,7 @@
 //! 411-430. The workgroups a SM barely matter (1 to 16 a SM: within 10%).
 
 use wgllama_engine::testing::pass_timer::PassTimer;
+use wgllama_engine::testing::probe::{storage, wgsl_module};
 use wgllama_engine::{Gpu, GpuOptions, Result};
 
 const SRC: &str = r#"
@@ -118,20 +119,10 @@ fn main() -> Result<()> {
         println!("no 16x16x16 f16/f32 cooperative matrices: nothing to probe");
         return Ok(());
     }
-    let module = gpu
-        .device
-        .create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("probe_mma"),
-            source: wgpu::ShaderSource::Wgsl(SRC.into()),
-        });
+    let module = wgsl_module(&gpu, "probe_mma", SRC);
     let timer = PassTimer::new(&gpu);
     let max_wgs = 132 * 16;
-    let out = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("out"),
-        size: (max_wgs * 256 * 4) as u64,
-        usage: wgpu::BufferUsages::STORAGE,
-        mapped_at_creation: false,
-    });
+    let out = storage(&gpu, "out", (max_wgs * 256 * 4) as u64);
     let iter = 2048u32;
     // (TM, TN, subgroups a workgroup)
     let shapes = [

@@ -30,6 +30,7 @@
 //! decode kernel does not pay through WGSL here.
 
 use wgllama_engine::testing::pass_timer::PassTimer;
+use wgllama_engine::testing::probe::{storage, wgsl_module};
 use wgllama_engine::testing::Rng;
 use wgllama_engine::{Gpu, GpuOptions, Result};
 
@@ -194,22 +195,8 @@ fn main() -> Result<()> {
         println!("needs subgroups of exactly 32 lanes; skipped");
         return Ok(());
     }
-    let module = gpu
-        .device
-        .create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("probe_persistent"),
-            source: wgpu::ShaderSource::Wgsl(SRC.into()),
-        });
-    let storage = |label: &str, size: u64| {
-        gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size,
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_DST
-                | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        })
-    };
+    let module = wgsl_module(&gpu, "probe_persistent", SRC);
+    let storage = |label: &str, size: u64| storage(&gpu, label, size);
     let timer = PassTimer::new(&gpu);
     let mut rng = Rng::new(7);
     let matrix = (n as u64) * (n as u64) * 2;
@@ -364,8 +351,8 @@ fn main() -> Result<()> {
         }
         times.sort_by(f64::total_cmp);
         let per = times[times.len() / 2] / phases as f64;
-        let out = read(&gpu, &xs[RUNS - 1])?;
-        let bar_words = read(&gpu, &bar)?;
+        let out = gpu.read_bytes(&xs[RUNS - 1], x0.len() as u64)?;
+        let bar_words = gpu.read_bytes(&bar, 8)?;
         let errors = u32::from_le_bytes(bar_words[4..8].try_into().unwrap());
         println!(
             "n = k = {n} ({:.1} MB a mat-vec, {copies} copies, {phases} in a chain) {:42} \
@@ -422,29 +409,4 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The bytes of `buffer` (copied to a mappable buffer).
-fn read(gpu: &Gpu, buffer: &wgpu::Buffer) -> Result<Vec<u8>> {
-    let size = buffer.size();
-    let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("read"),
-        size,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut enc = gpu.device.create_command_encoder(&Default::default());
-    enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
-    gpu.queue.submit([enc.finish()]);
-    let slice = staging.slice(..);
-    slice.map_async(wgpu::MapMode::Read, |_| {});
-    gpu.wait()?;
-    let bytes = slice
-        .get_mapped_range()
-        .map_err(|e| wgllama_engine::EngineError::Gpu {
-            context: "probe readback".into(),
-            message: e.to_string(),
-        })?
-        .to_vec();
-    Ok(bytes)
 }

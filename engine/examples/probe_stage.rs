@@ -26,6 +26,7 @@
 //! by load latency or by the conversions.
 
 use wgllama_engine::testing::pass_timer::PassTimer;
+use wgllama_engine::testing::probe::{storage, wgsl_module};
 use wgllama_engine::{Gpu, GpuOptions, Result};
 
 const SRC: &str = r#"
@@ -179,36 +180,21 @@ fn main() -> Result<()> {
         println!("no 16x16x16 f16/f32 cooperative matrices: nothing to probe");
         return Ok(());
     }
-    let module = gpu
-        .device
-        .create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("probe_stage"),
-            source: wgpu::ShaderSource::Wgsl(SRC.into()),
-        });
+    let module = wgsl_module(&gpu, "probe_stage", SRC);
     let timer = PassTimer::new(&gpu);
     let k = 4096u64;
-    let storage = |label: &str, bytes: u64| {
+    let filled = |label: &str, bytes: u64| {
         // Small f16 values (0x2000 | low bits): finite, so the products stay finite.
         let words: Vec<u32> = (0..bytes / 4)
             .map(|i| 0x2000_2000u32 | ((i as u32).wrapping_mul(2654435761) & 0x03ff_03ff))
             .collect();
-        let b = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: bytes,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let b = storage(&gpu, label, bytes);
         gpu.queue.write_buffer(&b, 0, bytemuck::cast_slice(&words));
         b
     };
-    let x = storage("x", 512 * k * 2);
-    let w = storage("w", 11008 * k * 2);
-    let out = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("out"),
-        size: 400 * 8 * 256 * 4,
-        usage: wgpu::BufferUsages::STORAGE,
-        mapped_at_creation: false,
-    });
+    let x = filled("x", 512 * k * 2);
+    let w = filled("w", 11008 * k * 2);
+    let out = storage(&gpu, "out", 400 * 8 * 256 * 4);
     // (V, DEPTH): every way of loading one step ahead, then the kernel's way two steps ahead.
     let variants = [(0u32, 1u32), (1, 1), (2, 1), (3, 1), (0, 2)];
     for n in [4096u32, 11008] {

@@ -21,6 +21,7 @@
 use std::time::Instant;
 
 use wgllama_engine::testing::pass_timer::PassTimer;
+use wgllama_engine::testing::probe::{storage, wgsl_module};
 use wgllama_engine::{Gpu, GpuOptions, Result};
 
 const SRC: &str = r#"
@@ -100,16 +101,7 @@ fn main() -> Result<()> {
     let gpu = Gpu::new(&GpuOptions::default())?;
     println!("adapter: {}", gpu.describe());
     let g = 8u32;
-    let storage = |label: &str, size: u64| {
-        gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size,
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        })
-    };
+    let storage = |label: &str, size: u64| storage(&gpu, label, size);
     let errs = storage("errs", 8);
     let timer = PassTimer::new(&gpu);
     let seeds = [storage("seed0", 4), storage("seed1", 4)];
@@ -121,12 +113,7 @@ fn main() -> Result<()> {
         let rec = storage("rec", (groups * g * 64 * 4) as u64);
         let tickets = storage("tickets", (groups * 4) as u64);
         for atomic in [false, true] {
-            let module = gpu
-                .device
-                .create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some("probe"),
-                    source: wgpu::ShaderSource::Wgsl(source(atomic).into()),
-                });
+            let module = wgsl_module(&gpu, "probe", &source(atomic));
             // 0: ticket in the kernel; 1: no ticket (write only); 2: no ticket + check dispatch.
             for variant in 0..7 {
                 if !atomic && variant > 2 {

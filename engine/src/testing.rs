@@ -4,6 +4,7 @@
 use std::sync::OnceLock;
 
 pub mod pass_timer;
+pub mod probe;
 pub mod weights;
 
 use crate::gpu::{Gpu, GpuOptions};
