@@ -49,14 +49,14 @@ pub enum LogitRows {
 /// Scratch tensors of a T-token pass. Sized at build time, reused every replay.
 pub struct Activations {
     pub x: Tensor,      // [T, D] residual stream
-    pub h: Tensor,      // [T, D] normed
+    pub h: Tensor,      // [T, D] normed ([1, 1], unused, with `half`)
     pub q: Tensor,      // [T, n_heads, head_dim]
     pub k: Tensor,      // [T, n_kv_heads, head_dim]
     pub v: Tensor,      // [T, n_kv_heads, head_dim]
     pub att: Tensor,    // [T, n_heads, head_dim]
     pub gate: Tensor,   // [T, F]
     pub up: Tensor,     // [T, F]
-    pub act: Tensor,    // [T, F]
+    pub act: Tensor,    // [T, F] ([1, 1], unused, with `half`)
     pub x_last: Tensor, // [1, D] last row of x, when only its logits are wanted
     pub hn: Tensor,     // [R, D] final-normed rows (R = 1 or T)
     pub logits: Tensor, // [R, vocab]
@@ -94,9 +94,16 @@ impl Activations {
         let z = |label: &str, shape: &[usize]| gpu.zeros_f32(label, shape);
         let u = |label: &str, words: usize| gpu.upload_u32(label, &vec![0; words], &[words]);
         let gate_up = if glu { [1, 1] } else { [t, f] };
+        // With f16 mat-mul inputs (`half`) the prompt's norms and SwiGLU write the f16 copies
+        // only: the f32 h and act are never bound (one value each, not T rows).
+        let (h, act) = if half {
+            ([1, 1], [1, 1])
+        } else {
+            ([t, d], [t, f])
+        };
         Ok(Activations {
             x: z("x", &[t, d])?,
-            h: z("h", &[t, d])?,
+            h: z("h", &h)?,
             q: z("q", &[t, c.n_heads, hd])?,
             k: z("k", &[t, c.n_kv_heads, hd])?,
             v: z("v", &[t, c.n_kv_heads, hd])?,
@@ -104,7 +111,7 @@ impl Activations {
             // With `glu` (every layer's SwiGLU in its GEMM) never used: one value each.
             gate: z("gate", &gate_up)?,
             up: z("up", &gate_up)?,
-            act: z("act", &[t, f])?,
+            act: z("act", &act)?,
             x_last: z("x_last", &[1, d])?,
             hn: z("hn", &[r, d])?,
             logits: z("logits", &[r, c.vocab_size])?,
