@@ -53,7 +53,8 @@ pub struct BenchArgs {
     submit_every: usize,
     /// Minimum warm-up before each test, in ms: a datacenter GPU needs ~200 ms of
     /// continuous work to reach its full clock (~0.5 s after a long idle). The warm-up goes
-    /// on past it until three runs agree within 3% (at most 5 s); 0: one untimed run.
+    /// on past it until its latest runs (250 ms of them, at least three) agree within 3%, at
+    /// most 5 s; 0: one untimed run.
     #[arg(long, default_value_t = 300)]
     warmup_ms: u64,
     /// Also print every repetition's t/s, in order, under the table (a single slow

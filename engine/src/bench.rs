@@ -55,7 +55,7 @@ pub fn warm_up(min: Duration, mut work: impl FnMut() -> Result<()>) -> Result<()
 /// least `STEADY_WINDOW` and `STEADY_RUNS` runs, agree within `STEADY_SPREAD` (the GPU has
 /// reached its working clock), or until `max` has passed. After a long idle (a model load, a
 /// synthesis) the H100 took ~0.5 s of continuous work to reach its clock, in steps: behind a
-/// fixed 300 ms warm-up the first timed prompts of a run came out at 15-60% of the rest, and
+/// fixed 300 ms warm-up the first timed prompts of a run came out at 23-80% of the rest, and
 /// three agreeing 13 ms runs could still sit on an intermediate step
 /// (benches/results/2026-11-24-h100-s13/pp-each/). Returns the runs made.
 pub fn warm_up_steady(
