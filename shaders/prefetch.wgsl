@@ -10,8 +10,7 @@
 struct Params {
     start: u32,    // first word of the range
     words: u32,    // words in the range
-    per_wg: u32,   // words a workgroup covers: PF_WG * STRIDE * LINES
-    _pad: u32,
+    _pad: vec2<u32>,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -22,8 +21,10 @@ struct Params {
 // host's STRIDE).
 const STRIDE: u32 = 8u;
 const PF_WG: u32 = 256u;
-// Lines a lane touches: per_wg = PF_WG * STRIDE * LINES (the host's PER_WG).
+// Lines a lane touches.
 const LINES: u32 = 8u;
+// Words a workgroup covers (the host's PER_WG, which sizes the grid and the sink).
+const PER_WG: u32 = PF_WG * STRIDE * LINES;
 
 var<workgroup> folded: atomic<u32>;
 
@@ -35,8 +36,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         atomicStore(&folded, 0u);
     }
     workgroupBarrier();
-    let first = wg * p.per_wg;
-    let end = min(first + p.per_wg, p.words);
+    let first = wg * PER_WG;
+    let end = min(first + PER_WG, p.words);
     // LINES loads a lane, all issued before any is used (a first version's loop measured the
     // same in the model on the H100: beside a short kernel the dispatch's cost is its launch).
     // Past the range a lane loads the last word again and drops it.

@@ -232,13 +232,13 @@ pub const EMBEDDING: Shader = Shader {
     parts: &[QUANT_WGSL, include_str!("../embedding.wgsl")],
 };
 
-/// Every shader module, for validation.
 /// L2 prefetch of the next mat-vec's weights during a decode kernel that streams little.
 pub const PREFETCH: Shader = Shader {
     name: "prefetch",
     parts: &[include_str!("../prefetch.wgsl")],
 };
 
+/// Every shader module, for validation.
 pub const ALL: &[Shader] = &[
     SMOKE,
     RMSNORM,

@@ -18,16 +18,15 @@ use crate::tensor::{Elem, Tensor};
 pub struct PrefetchParams {
     pub start: u32,
     pub words: u32,
-    pub per_wg: u32,
-    pub _pad: u32,
+    pub _pad: [u32; 2],
 }
 
 /// Workgroup size of prefetch.wgsl (PF_WG).
 const WG: usize = 256;
 /// Words between touched words (the shader's STRIDE): one 32-byte L2 sector.
 pub const STRIDE: usize = 8;
-/// Words a workgroup covers: 8 lines a lane, enough loads in flight per lane to hide latency
-/// without a long tail.
+/// Words a workgroup covers (the shader's PER_WG): 8 lines a lane, enough loads in flight per
+/// lane to hide latency without a long tail.
 pub const PER_WG: usize = WG * STRIDE * 8;
 
 /// Sink words `prefetch` writes for a range of `bytes`: one per workgroup.
@@ -68,8 +67,7 @@ pub fn prefetch(
     let params = PrefetchParams {
         start: start as u32,
         words: words as u32,
-        per_wg: PER_WG as u32,
-        _pad: 0,
+        _pad: [0; 2],
     };
     let pipeline = gpu.pipeline(&wgllama_shaders::PREFETCH, "main", &[])?;
     let u = gpu.uniform("prefetch.params", &params);

@@ -95,6 +95,12 @@ const SPLIT_CHUNK: usize = 2048;
 const SPLIT_MAX_WG: usize = 256;
 const SPLIT_WORDS: usize = 2 * SPLIT_MAX_WG + 1;
 
+/// greedy_split's workgroups for a row of `vocab` logits, where it covers them.
+fn split_workgroups(vocab: usize) -> Option<u32> {
+    let n = vocab.div_ceil(SPLIT_CHUNK);
+    (n <= SPLIT_MAX_WG).then_some(n as u32)
+}
+
 /// The greedy kernels this adapter can run, slowest first (`sample` takes the last).
 pub fn greedy_kernels(gpu: &Gpu) -> Vec<Greedy> {
     let mut ks = vec![Greedy::Narrow];
@@ -161,7 +167,7 @@ pub fn sample(
     sampling: &Sampling,
 ) -> Result<Dispatch> {
     let vocab = logits.shape.last().copied().unwrap_or(0);
-    let fits = |k: &Greedy| *k != Greedy::Split || vocab.div_ceil(SPLIT_CHUNK) <= SPLIT_MAX_WG;
+    let fits = |k: &Greedy| *k != Greedy::Split || split_workgroups(vocab).is_some();
     let best = greedy_kernels(gpu)
         .into_iter()
         .rfind(fits)
@@ -229,17 +235,13 @@ fn sample_via(
     };
     let split = sampling.is_greedy() && greedy == Greedy::Split;
     let workgroups = if split {
-        let n = vocab.div_ceil(SPLIT_CHUNK);
-        if n > SPLIT_MAX_WG {
-            return Err(EngineError::Shape {
-                op,
-                detail: format!(
-                    "greedy_split: vocab {vocab} over its {} values",
-                    SPLIT_MAX_WG * SPLIT_CHUNK
-                ),
-            });
-        }
-        n as u32
+        split_workgroups(vocab).ok_or_else(|| EngineError::Shape {
+            op,
+            detail: format!(
+                "greedy_split: vocab {vocab} over its {} values",
+                SPLIT_MAX_WG * SPLIT_CHUNK
+            ),
+        })?
     } else {
         1
     };
