@@ -140,9 +140,12 @@ pub fn run(gpu_opts: &GpuOptions, a: ProfileArgs) -> Result<(), String> {
         }
         let wall = start.elapsed().as_secs_f64();
         let r = p.report();
+        let calls = decode_calls(&s, tg);
+        let most = s.decode_graph().dispatches().count();
+        let mean = calls.iter().map(|c| c.1).sum::<f64>();
         println!(
-            "\n== decode: {tg} tokens at positions 1..={tg}, {} dispatches per token",
-            s.decode_graph().dispatches().count()
+            "\n== decode: {tg} tokens at positions 1..={tg}, {most} dispatches per token \
+             ({mean:.1} recorded on average: some have no work at short contexts)"
         );
         print_table(&r);
         let per_token_us = r.plain_total_ms * 1e3 / tg as f64;
@@ -157,7 +160,7 @@ pub fn run(gpu_opts: &GpuOptions, a: ProfileArgs) -> Result<(), String> {
         add_csv(&mut csv, "decode", &r);
         add_trace(&mut trace, 2, "decode", &p.events);
         if a.ablate {
-            ablate(&mut s, &mut p, first, tg).map_err(err)?;
+            ablate(&mut s, &mut p, first, tg, &calls).map_err(err)?;
         }
     }
 
@@ -172,22 +175,31 @@ pub fn run(gpu_opts: &GpuOptions, a: ProfileArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Dispatches recorded per token by kernel label, averaged over decode positions 1..=tg (a
+/// dispatch with no work at a position is not recorded there: `Dispatch::idle_keys`).
+fn decode_calls(s: &Session<'_>, tg: usize) -> Vec<(&'static str, f64)> {
+    let mut labels: Vec<(&'static str, f64)> = Vec::new();
+    for pos in 1..=tg {
+        for d in s.decode_graph().dispatches_at(pos + 1) {
+            match labels.iter_mut().find(|(l, _)| *l == d.label) {
+                Some((_, n)) => *n += 1.0 / tg as f64,
+                None => labels.push((d.label, 1.0 / tg as f64)),
+            }
+        }
+    }
+    labels
+}
+
 /// The decode pass timed with each kernel label left out in turn (`--ablate`): per token and
 /// per call, the time the pass loses without it. The full pass is timed before and after so
-/// clock drift shows.
+/// clock drift shows. `labels`: `decode_calls`.
 fn ablate(
     s: &mut Session<'_>,
     p: &mut Profiler<'_>,
     first: u32,
     tg: usize,
+    labels: &[(&'static str, f64)],
 ) -> wgllama_engine::Result<()> {
-    let mut labels: Vec<(&'static str, usize)> = Vec::new();
-    for d in s.decode_graph().dispatches() {
-        match labels.iter_mut().find(|(l, _)| *l == d.label) {
-            Some((_, n)) => *n += 1,
-            None => labels.push((d.label, 1)),
-        }
-    }
     // A label no dispatch has: the whole pass.
     let mut per_token = |s: &mut Session<'_>, skip: &'static str| {
         s.reset();
@@ -200,7 +212,7 @@ fn ablate(
     };
     let full0 = per_token(s, "")?;
     let mut rows = Vec::new();
-    for &(label, calls) in &labels {
+    for &(label, calls) in labels {
         rows.push((label, calls, per_token(s, label)?));
     }
     let full1 = per_token(s, "")?;
@@ -217,8 +229,8 @@ fn ablate(
     for (label, calls, us) in rows {
         let saved = full - us;
         println!(
-            "{label:<22} {calls:>6} {us:>12.1} {saved:>11.1} {:>11.2} {:>6.1}",
-            saved / calls as f64,
+            "{label:<22} {calls:>6.1} {us:>12.1} {saved:>11.1} {:>11.2} {:>6.1}",
+            saved / calls,
             100.0 * saved / full
         );
     }

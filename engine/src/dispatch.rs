@@ -19,6 +19,11 @@ pub struct Cost {
 #[derive(Clone, Debug)]
 pub struct Dispatch {
     pub label: &'static str,
+    /// The dispatch does nothing in a pass whose tokens attend to at most this many keys
+    /// (pos + t): `attention_decode`'s merge while one split covers every key. Recorders that
+    /// know the count leave it out (`Graph::record`), saving the dispatch's launch and barrier
+    /// in the decode chain. 0 for dispatches that always work.
+    pub idle_keys: usize,
     pub pipeline: wgpu::ComputePipeline,
     pub bind_group: wgpu::BindGroup,
     pub workgroups: [u32; 3],
@@ -26,6 +31,11 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
+    /// Whether a pass attending to `keys` keys has work for this dispatch.
+    pub fn works_at(&self, keys: usize) -> bool {
+        keys > self.idle_keys
+    }
+
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind_group, &[]);

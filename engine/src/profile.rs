@@ -185,17 +185,17 @@ impl<'g> Profiler<'g> {
     fn prompt(&mut self, s: &mut Session<'_>, tokens: &[u32], instrumented: bool) -> Result<u32> {
         let ctx = s.context() as f64;
         let mut pos = s.position();
-        let id = s.prefill_with(tokens, |g, enc| {
+        let id = s.prefill_with(tokens, |g, enc, keys| {
             self.attention_fraction = ((pos + g.t) as f64 / ctx).min(1.0);
             pos += g.t;
-            self.record(g, enc, instrumented);
+            self.record(g, enc, keys, instrumented);
         });
         self.finish(id)
     }
 
     fn step(&mut self, s: &mut Session<'_>, instrumented: bool) -> Result<u32> {
         self.attention_fraction = ((s.position() + 1) as f64 / s.context() as f64).min(1.0);
-        let id = s.decode_with(|g, enc| self.record(g, enc, instrumented));
+        let id = s.decode_with(|g, enc, keys| self.record(g, enc, keys, instrumented));
         self.finish(id)
     }
 
@@ -209,12 +209,18 @@ impl<'g> Profiler<'g> {
         }
     }
 
-    fn record(&mut self, g: &Graph, enc: &mut wgpu::CommandEncoder, instrumented: bool) {
+    fn record(
+        &mut self,
+        g: &Graph,
+        enc: &mut wgpu::CommandEncoder,
+        keys: usize,
+        instrumented: bool,
+    ) {
         // A multi-chunk prefill records the next chunk after the last one was waited for.
         if let Err(e) = self.collect() {
             self.error.get_or_insert(e);
         }
-        let n = g.dispatches().count() as u32;
+        let n = g.dispatches_at(keys).count() as u32;
         let needed = match (instrumented, self.mode) {
             (false, _) => 2,
             (true, TimestampMode::InsidePass) => n + 2,
@@ -225,17 +231,17 @@ impl<'g> Profiler<'g> {
                 context: "profiler".into(),
                 message: format!("{n} dispatches need {needed} timestamps, over {MAX_QUERIES}"),
             });
-            g.record(enc);
+            g.record(enc, keys);
             return;
         }
         let set = self.query_set(needed);
         let pending = if !instrumented {
-            record_plain(g, enc, &set, self.skip);
+            record_plain(g, enc, keys, &set, self.skip);
             Pending::Pass
         } else if self.mode == TimestampMode::InsidePass {
-            Pending::Kernels(record_inside_pass(g, enc, &set))
+            Pending::Kernels(record_inside_pass(g, enc, keys, &set))
         } else {
-            Pending::Kernels(record_pass_per_kernel(g, enc, &set))
+            Pending::Kernels(record_pass_per_kernel(g, enc, keys, &set))
         };
         let used = match &pending {
             Pending::Pass => 2,
@@ -374,20 +380,25 @@ fn pass_desc<'a>(
 fn record_plain(
     g: &Graph,
     enc: &mut wgpu::CommandEncoder,
+    keys: usize,
     set: &wgpu::QuerySet,
     skip: Option<&'static str>,
 ) {
     let kept = |d: &&Dispatch| Some(d.label) != skip;
     if g.needs_last_row_copy() {
         let mut pass = enc.begin_compute_pass(&pass_desc(set, Some(0), None));
-        g.body.iter().filter(kept).for_each(|d| d.record(&mut pass));
+        g.body_at(keys)
+            .filter(kept)
+            .for_each(|d| d.record(&mut pass));
         drop(pass);
         g.record_last_row_copy(enc);
         let mut pass = enc.begin_compute_pass(&pass_desc(set, None, Some(1)));
-        g.head.iter().filter(kept).for_each(|d| d.record(&mut pass));
+        g.head_at(keys)
+            .filter(kept)
+            .for_each(|d| d.record(&mut pass));
     } else {
         let mut pass = enc.begin_compute_pass(&pass_desc(set, Some(0), Some(1)));
-        g.dispatches()
+        g.dispatches_at(keys)
             .filter(kept)
             .for_each(|d| d.record(&mut pass));
     }
@@ -397,15 +408,20 @@ type Timed = Vec<(&'static str, Cost, u32, u32)>;
 
 /// One pass (two around the last-row copy) with a timestamp before the first dispatch and
 /// after each, so a dispatch runs between two consecutive queries.
-fn record_inside_pass(g: &Graph, enc: &mut wgpu::CommandEncoder, set: &wgpu::QuerySet) -> Timed {
+fn record_inside_pass(
+    g: &Graph,
+    enc: &mut wgpu::CommandEncoder,
+    keys: usize,
+    set: &wgpu::QuerySet,
+) -> Timed {
     let mut timed = Vec::new();
     let mut q = 0;
     if g.needs_last_row_copy() {
-        timed_segment(enc, set, g.body.iter(), &mut q, &mut timed);
+        timed_segment(enc, set, g.body_at(keys), &mut q, &mut timed);
         g.record_last_row_copy(enc);
-        timed_segment(enc, set, g.head.iter(), &mut q, &mut timed);
+        timed_segment(enc, set, g.head_at(keys), &mut q, &mut timed);
     } else {
-        timed_segment(enc, set, g.dispatches(), &mut q, &mut timed);
+        timed_segment(enc, set, g.dispatches_at(keys), &mut q, &mut timed);
     }
     timed
 }
@@ -432,6 +448,7 @@ fn timed_segment<'d>(
 fn record_pass_per_kernel(
     g: &Graph,
     enc: &mut wgpu::CommandEncoder,
+    keys: usize,
     set: &wgpu::QuerySet,
 ) -> Timed {
     let mut timed = Vec::new();
@@ -442,10 +459,10 @@ fn record_pass_per_kernel(
         timed.push((d.label, d.cost, q, q + 1));
         q += 2;
     };
-    g.body.iter().for_each(|d| one(enc, d));
+    g.body_at(keys).for_each(|d| one(enc, d));
     if g.needs_last_row_copy() {
         g.record_last_row_copy(enc);
     }
-    g.head.iter().for_each(|d| one(enc, d));
+    g.head_at(keys).for_each(|d| one(enc, d));
     timed
 }

@@ -260,3 +260,40 @@ fn decode_prefetches_change_no_logit() {
         );
     }
 }
+
+#[test]
+fn decode_records_the_attention_merge_only_past_one_split() {
+    // attention_decode's merge has nothing to do while one split covers every key (it wrote
+    // the output itself): a pass records it only once the keys outgrow that split. (The golden
+    // model checks decode across the boundary and catch a merge left out past it.)
+    let w = weights();
+    let opts = SessionOptions {
+        ctx: 256,
+        ..Default::default()
+    };
+    let s = Session::new(test_gpu(), &w, opts, Sampling::greedy()).unwrap();
+    let g = s.decode_graph();
+    let merges = |keys: usize| {
+        g.dispatches_at(keys)
+            .filter(|d| d.label == "attention_decode_merge")
+            .count()
+    };
+    let idle = g
+        .dispatches()
+        .find(|d| d.label == "attention_decode_merge")
+        .map(|d| d.idle_keys)
+        .expect("the decode graph has attention_decode merges");
+    assert!(idle >= 32, "one split covers at least 32 keys, got {idle}");
+    let layers = w.config.n_layers;
+    assert_eq!(
+        (merges(1), merges(idle)),
+        (0, 0),
+        "merges at <= {idle} keys"
+    );
+    assert_eq!((merges(idle + 1), merges(256)), (layers, layers));
+    assert_eq!(
+        g.dispatches().count() - g.dispatches_at(idle).count(),
+        layers,
+        "only the merges are left out"
+    );
+}

@@ -613,31 +613,35 @@ impl Graph {
     /// Records the pass in parts of `every` body dispatches, submitting each part as
     /// soon as it is recorded so the GPU starts while the CPU records the rest (wgpu encodes a
     /// dispatch in ~3 us of CPU: ~1.4 ms for a Llama-2-7B prompt pass, which otherwise leaves
-    /// the GPU idle and lets its clock drop). Returns the encoder holding the last part, the
-    /// last-row copy and the head, for the caller to submit (with its readback).
-    pub fn record_in_parts(&self, gpu: &Gpu, every: usize) -> wgpu::CommandEncoder {
-        let parts: Vec<&[Dispatch]> = self.body.chunks(every.max(1)).collect();
+    /// the GPU idle and lets its clock drop). `keys`: as in `record`. Returns the encoder
+    /// holding the last part, the last-row copy and the head, for the caller to submit (with
+    /// its readback).
+    pub fn record_in_parts(&self, gpu: &Gpu, every: usize, keys: usize) -> wgpu::CommandEncoder {
+        let body: Vec<&Dispatch> = self.body.iter().filter(|d| d.works_at(keys)).collect();
+        let parts: Vec<&[&Dispatch]> = body.chunks(every.max(1)).collect();
         let (last, leading) = parts
             .split_last()
             .map_or((&[][..], &[][..]), |(l, r)| (*l, r));
         for part in leading {
             let mut enc = gpu.device.create_command_encoder(&Default::default());
-            record_dispatches(&mut enc, part);
+            record_dispatches(&mut enc, part.iter().copied());
             gpu.queue.submit([enc.finish()]);
         }
         let mut enc = gpu.device.create_command_encoder(&Default::default());
-        record_dispatches(&mut enc, last);
+        record_dispatches(&mut enc, last.iter().copied());
         if self.needs_last_row_copy() {
             self.record_last_row_copy(&mut enc);
         }
-        record_dispatches(&mut enc, &self.head);
+        record_dispatches(&mut enc, self.head_at(keys));
         enc
     }
 
-    /// Records the whole pass into `enc`: body, last-row copy (prefill only), head.
-    pub fn record(&self, enc: &mut wgpu::CommandEncoder) {
+    /// Records the whole pass into `enc`: body, last-row copy (prefill only), head. `keys`:
+    /// the keys the pass's last token attends to (position + t), which leaves out dispatches
+    /// with nothing to do there (`Dispatch::idle_keys`).
+    pub fn record(&self, enc: &mut wgpu::CommandEncoder, keys: usize) {
         let mut pass = enc.begin_compute_pass(&Default::default());
-        for d in &self.body {
+        for d in self.body_at(keys) {
             d.record(&mut pass);
         }
         if self.needs_last_row_copy() {
@@ -646,9 +650,19 @@ impl Graph {
             self.record_last_row_copy(enc);
             pass = enc.begin_compute_pass(&Default::default());
         }
-        for d in &self.head {
+        for d in self.head_at(keys) {
             d.record(&mut pass);
         }
+    }
+
+    /// The body dispatches a pass attending to `keys` keys records.
+    pub fn body_at(&self, keys: usize) -> impl Iterator<Item = &Dispatch> {
+        self.body.iter().filter(move |d| d.works_at(keys))
+    }
+
+    /// The head dispatches a pass attending to `keys` keys records.
+    pub fn head_at(&self, keys: usize) -> impl Iterator<Item = &Dispatch> {
+        self.head.iter().filter(move |d| d.works_at(keys))
     }
 
     /// Whether the head reads a copy of the last row, made between the body's pass and the
@@ -664,9 +678,15 @@ impl Graph {
         enc.copy_buffer_to_buffer(&self.acts.x.buffer, from, &self.acts.x_last.buffer, 0, d);
     }
 
-    /// Every dispatch of the pass, in order (for the profiler and dispatch counts).
+    /// Every dispatch of the pass, in order (for the profiler and dispatch counts; a pass
+    /// records those of `dispatches_at`).
     pub fn dispatches(&self) -> impl Iterator<Item = &Dispatch> {
         self.body.iter().chain(&self.head)
+    }
+
+    /// The dispatches a pass attending to `keys` keys records, in order.
+    pub fn dispatches_at(&self, keys: usize) -> impl Iterator<Item = &Dispatch> {
+        self.body_at(keys).chain(self.head_at(keys))
     }
 }
 
@@ -696,7 +716,7 @@ fn rope_kv_of(
 pub const SUBMIT_EVERY: usize = 48;
 
 /// `ds` in one compute pass of `enc`.
-fn record_dispatches(enc: &mut wgpu::CommandEncoder, ds: &[Dispatch]) {
+fn record_dispatches<'d>(enc: &mut wgpu::CommandEncoder, ds: impl Iterator<Item = &'d Dispatch>) {
     let mut pass = enc.begin_compute_pass(&Default::default());
     for d in ds {
         d.record(&mut pass);

@@ -83,7 +83,9 @@ pub struct GenerateStats {
 }
 
 /// A caller's recording of a graph into an encoder (the profiler's timestamps).
-type RecordHook<'a> = dyn FnMut(&Graph, &mut wgpu::CommandEncoder) + 'a;
+/// Records a graph into an encoder for a pass whose last token attends to the given number
+/// of keys (`Graph::record`'s arguments).
+type RecordHook<'a> = dyn FnMut(&Graph, &mut wgpu::CommandEncoder, usize) + 'a;
 
 /// A submitted step whose token id is being copied into a readback slot.
 struct PendingToken {
@@ -320,14 +322,15 @@ impl<'m> Session<'m> {
                 },
             );
             let gpu = self.gpu;
+            let keys = self.pos + t;
             let graph = self.prefill_graph(t, all_rows)?;
             let enc = match record.as_mut() {
                 Some(r) => {
                     let mut enc = gpu.device.create_command_encoder(&Default::default());
-                    r(graph, &mut enc);
+                    r(graph, &mut enc, keys);
                     enc
                 }
-                None => graph.record_in_parts(gpu, every),
+                None => graph.record_in_parts(gpu, every, keys),
             };
             if all_rows {
                 gpu.queue.submit([enc.finish()]);
@@ -360,7 +363,7 @@ impl<'m> Session<'m> {
     pub fn prefill_with(
         &mut self,
         tokens: &[u32],
-        mut record: impl FnMut(&Graph, &mut wgpu::CommandEncoder),
+        mut record: impl FnMut(&Graph, &mut wgpu::CommandEncoder, usize),
     ) -> Result<u32> {
         Ok(self.run_prompt(tokens, false, Some(&mut record))?.1)
     }
@@ -374,7 +377,7 @@ impl<'m> Session<'m> {
     /// finished on the GPU when this returns.
     pub fn decode_with(
         &mut self,
-        record: impl FnOnce(&Graph, &mut wgpu::CommandEncoder),
+        record: impl FnOnce(&Graph, &mut wgpu::CommandEncoder, usize),
     ) -> Result<u32> {
         self.check_room(1)?;
         self.step.write(
@@ -387,7 +390,7 @@ impl<'m> Session<'m> {
             },
         );
         let mut enc = self.gpu.device.create_command_encoder(&Default::default());
-        record(&self.decode, &mut enc);
+        record(&self.decode, &mut enc, self.pos + 1);
         let id = self.finish_with_readback(enc)?;
         self.pos += 1;
         Ok(id)
@@ -508,7 +511,7 @@ impl<'m> Session<'m> {
                     },
                 );
                 let mut enc = self.gpu.device.create_command_encoder(&Default::default());
-                self.decode.record(&mut enc);
+                self.decode.record(&mut enc, start + submitted + 1);
                 in_flight.push_back(self.submit_with_readback(enc, submitted % DECODE_DEPTH));
                 submitted += 1;
             }

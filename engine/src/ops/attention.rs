@@ -340,6 +340,7 @@ pub fn attention_with_splits(
     // Costs at a full cache (the most a step can cost): every row block reads K and V once.
     let mut dispatches = vec![Dispatch {
         label: "attention",
+        idle_keys: 0,
         pipeline,
         bind_group,
         workgroups: grid(gpu, workgroups as u32),

@@ -193,6 +193,7 @@ pub fn attention_coop_with(
     );
     Ok(Dispatch {
         label: OP,
+        idle_keys: 0,
         pipeline,
         bind_group,
         workgroups: grid(gpu, (n_row_blocks * s.n_kv_heads) as u32),

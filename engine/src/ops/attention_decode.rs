@@ -477,6 +477,7 @@ fn decode_dispatches(
     let rows = s.t * s.n_heads;
     let main = Dispatch {
         label: "attention_decode",
+        idle_keys: 0,
         pipeline,
         bind_group,
         workgroups: grid(gpu, (blocks * cfg.max_splits) as u32),
@@ -489,6 +490,8 @@ fn decode_dispatches(
     };
     let merge = Dispatch {
         label: "attention_decode_merge",
+        // n_keys <= CH_MIN: one live split, which wrote the output itself.
+        idle_keys: cfg.min_chunk,
         pipeline: merge_pipeline,
         bind_group: merge_bind_group,
         workgroups: grid(gpu, blocks as u32),

@@ -44,6 +44,7 @@ pub fn attention_merge(
     let bind_group = gpu.bind("attention_merge", &pipeline, &[&u, partials, &out.buffer]);
     Ok(Dispatch {
         label: "attention_merge",
+        idle_keys: 0,
         pipeline,
         bind_group,
         workgroups: grid(gpu, n_rows as u32),

@@ -153,6 +153,7 @@ pub fn attention_prefill_with(
     );
     Ok(Dispatch {
         label: "attention_prefill",
+        idle_keys: 0,
         pipeline,
         bind_group,
         workgroups: grid(gpu, (s.n_kv_heads * n_pairs) as u32),

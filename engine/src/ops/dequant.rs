@@ -40,6 +40,7 @@ pub fn dequant(gpu: &Gpu, w: &Tensor, out: &Tensor) -> Result<Dispatch> {
     let chunks = n * k.div_ceil(16);
     Ok(Dispatch {
         label: "dequant",
+        idle_keys: 0,
         pipeline,
         bind_group,
         workgroups: grid(gpu, chunks.div_ceil(WG) as u32),

@@ -42,6 +42,7 @@ fn build(
     let bind_group = gpu.bind(label, &pipeline, &all);
     Ok(Dispatch {
         label,
+        idle_keys: 0,
         pipeline,
         bind_group,
         workgroups: grid(gpu, (n as u32).div_ceil(WG)),

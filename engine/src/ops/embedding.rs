@@ -49,6 +49,7 @@ pub fn embedding(gpu: &Gpu, table: &Tensor, tokens: &Tensor, out: &Tensor) -> Re
     let row_bytes = crate::weights::gpu_bytes(dtype, d as u64);
     Ok(Dispatch {
         label: "embedding",
+        idle_keys: 0,
         pipeline,
         bind_group,
         workgroups: grid(gpu, chunks.max(1).div_ceil(WG) as u32),

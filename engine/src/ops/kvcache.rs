@@ -97,6 +97,7 @@ pub fn kv_write(
     );
     Ok(Dispatch {
         label: "kv_write",
+        idle_keys: 0,
         pipeline,
         bind_group,
         workgroups: grid(gpu, (t * row_words).div_ceil(WG as usize) as u32),

@@ -411,6 +411,7 @@ pub(crate) fn dispatch(
     let y_bytes = 4 * t * n * if accumulate { 2 } else { 1 };
     Ok(Dispatch {
         label,
+        idle_keys: 0,
         pipeline,
         bind_group,
         workgroups,

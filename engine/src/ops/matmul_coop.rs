@@ -584,6 +584,7 @@ fn coop_dispatch(
     }
     Ok(Dispatch {
         label,
+        idle_keys: 0,
         pipeline,
         bind_group,
         workgroups,

@@ -520,6 +520,7 @@ pub fn to_int8_with(
     let bind_group = gpu.bind(op, &pipeline, &buffers);
     Ok(Dispatch {
         label: op,
+        idle_keys: 0,
         pipeline,
         bind_group,
         workgroups: grid(gpu, workgroups as u32),
@@ -903,6 +904,7 @@ fn matvec_dispatch(
     let y_bytes = 4 * out_rows * if accumulate { 2 } else { 1 };
     Ok(Dispatch {
         label,
+        idle_keys: 0,
         pipeline,
         bind_group,
         workgroups: grid(gpu, params.wg_end),
@@ -1011,6 +1013,7 @@ pub fn matvec_glu_with(
         + crate::weights::gpu_bytes(dt_up, (n * k) as u64);
     Ok(Dispatch {
         label,
+        idle_keys: 0,
         pipeline,
         bind_group,
         workgroups: grid(gpu, workgroups),

@@ -74,6 +74,7 @@ pub fn prefetch(
     let bind_group = gpu.bind("prefetch", &pipeline, &[&u, src, &sink.buffer]);
     Ok(Dispatch {
         label: "prefetch",
+        idle_keys: 0,
         pipeline,
         bind_group,
         workgroups: grid(gpu, words.div_ceil(PER_WG) as u32),

@@ -101,6 +101,7 @@ pub fn rmsnorm_with(
     );
     Ok(Dispatch {
         label: "rmsnorm",
+        idle_keys: 0,
         pipeline,
         bind_group,
         workgroups: grid(gpu, rows as u32),

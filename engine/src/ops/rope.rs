@@ -73,6 +73,7 @@ pub fn rope(
     let bind_group = gpu.bind("rope", &pipeline, &[&u, step, &inv_freq.buffer, &x.buffer]);
     Ok(Dispatch {
         label: "rope",
+        idle_keys: 0,
         pipeline,
         bind_group,
         workgroups: grid(gpu, (n_pairs as u32).div_ceil(WG)),

@@ -141,6 +141,7 @@ pub fn rope_kv(
     let kv_row = t * n_kv_heads * head_dim;
     Ok(Dispatch {
         label: "rope_kv",
+        idle_keys: 0,
         pipeline,
         bind_group,
         workgroups: grid(gpu, (n_items as u32).div_ceil(WG)),

@@ -271,6 +271,7 @@ fn sample_via(
     };
     Ok(Dispatch {
         label: op,
+        idle_keys: 0,
         pipeline,
         bind_group,
         workgroups: [workgroups, 1, 1],

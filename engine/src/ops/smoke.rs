@@ -14,6 +14,7 @@ pub fn smoke(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
     let bind_group = gpu.bind("smoke", &pipeline, &[&x.buffer, &y.buffer]);
     Ok(Dispatch {
         label: "smoke",
+        idle_keys: 0,
         pipeline,
         bind_group,
         workgroups: [(n as u32).div_ceil(64), 1, 1],

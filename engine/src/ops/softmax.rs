@@ -48,6 +48,7 @@ pub fn softmax(gpu: &Gpu, x: &Tensor, y: &Tensor, temperature: f32) -> Result<Di
     let bind_group = gpu.bind("softmax", &pipeline, &[&u, &x.buffer, &y.buffer]);
     Ok(Dispatch {
         label: "softmax",
+        idle_keys: 0,
         pipeline,
         bind_group,
         workgroups: grid(gpu, rows as u32),
