@@ -126,7 +126,7 @@ fn session<'a>(
         prefill_chunk: a.chunk,
         submit_every: a.submit_every,
         precision: a.precision,
-        prefetch: None,
+        ..Default::default()
     };
     Session::new(&l.gpu, &l.weights, opts, Sampling::greedy()).map_err(|e| e.to_string())
 }

@@ -93,13 +93,13 @@ pub fn run(gpu_opts: &GpuOptions, a: RunArgs) -> Result<(), String> {
         ctx,
         kv_dtype,
         precision: a.precision,
+        seed: a.seed,
         ..Default::default()
     };
     let sampling = Sampling {
         temperature: a.temp,
         top_k: a.top_k,
         top_p: a.top_p,
-        seed: a.seed,
     };
     let mut session =
         Session::new(&loaded.gpu, &loaded.weights, opts, sampling).map_err(|e| e.to_string())?;

@@ -12,9 +12,10 @@ fn weights() -> LlamaWeights {
     LlamaWeights::load(test_gpu(), &ModelFile::open(&path).unwrap(), |_, _| {}).unwrap()
 }
 
-fn generate(w: &LlamaWeights, sampling: Sampling, prompt: &[u32], n: usize) -> Vec<u32> {
+fn generate(w: &LlamaWeights, sampling: Sampling, seed: u64, prompt: &[u32], n: usize) -> Vec<u32> {
     let opts = SessionOptions {
         ctx: 64,
+        seed,
         ..Default::default()
     };
     let mut s = Session::new(test_gpu(), w, opts, sampling).unwrap();
@@ -31,15 +32,14 @@ fn generate(w: &LlamaWeights, sampling: Sampling, prompt: &[u32], n: usize) -> V
 fn same_seed_same_tokens_other_seed_other_tokens() {
     let w = weights();
     let prompt = [1, 20, 30, 40];
-    let sampling = |seed| Sampling {
+    let sampling = Sampling {
         temperature: 1.0,
         top_k: 40,
         top_p: 0.95,
-        seed,
     };
-    let a = generate(&w, sampling(7), &prompt, 24);
-    let b = generate(&w, sampling(7), &prompt, 24);
-    let c = generate(&w, sampling(8), &prompt, 24);
+    let a = generate(&w, sampling, 7, &prompt, 24);
+    let b = generate(&w, sampling, 7, &prompt, 24);
+    let c = generate(&w, sampling, 8, &prompt, 24);
     assert_eq!(a.len(), 24);
     assert_eq!(a, b, "same seed must give the same tokens");
     assert_ne!(a, c, "seeds 7 and 8 gave the same 24 tokens");
@@ -49,7 +49,7 @@ fn same_seed_same_tokens_other_seed_other_tokens() {
 fn greedy_generation_is_the_argmax_of_the_prompt_logits() {
     let w = weights();
     let prompt = [1, 50, 60, 70, 80];
-    let first = generate(&w, Sampling::greedy(), &prompt, 1)[0];
+    let first = generate(&w, Sampling::greedy(), 0, &prompt, 1)[0];
     let opts = SessionOptions {
         ctx: 16,
         ..Default::default()

@@ -6,6 +6,7 @@ pub mod prefetch;
 pub mod session;
 pub mod weights;
 
+pub use crate::ops::sample::Sampling;
 pub use graph::SUBMIT_EVERY;
-pub use session::{GenerateStats, Sampling, Session, SessionOptions};
+pub use session::{GenerateStats, Session, SessionOptions};
 pub use weights::LlamaWeights;

@@ -9,7 +9,7 @@ use crate::gpu::Gpu;
 use crate::kv_cache::{KvCache, KvDtype};
 use crate::llama::graph::{Graph, GraphIo, LogitRows};
 use crate::llama::weights::LlamaWeights;
-use crate::ops::sample::{self, SampleRng};
+use crate::ops::sample::{SampleRng, Sampling};
 use crate::step::{Step, StepBuffer};
 use crate::tensor::{Elem, Tensor};
 
@@ -36,6 +36,9 @@ pub struct SessionOptions {
     /// Decode's L2 prefetches (`llama/prefetch.rs`); `None`: the adapter's default
     /// (`Budgets::for_model`, which reads WGLLAMA_PREFETCH).
     pub prefetch: Option<crate::llama::prefetch::Budgets>,
+    /// Seeds the random numbers sampling draws from (one per step): the same seed, prompt and
+    /// `Sampling` give the same tokens.
+    pub seed: u64,
 }
 
 impl Default for SessionOptions {
@@ -47,25 +50,6 @@ impl Default for SessionOptions {
             submit_every: crate::llama::graph::SUBMIT_EVERY,
             precision: crate::precision::Precision::Exact,
             prefetch: None,
-        }
-    }
-}
-
-/// How the next token is chosen. `temperature <= 0` is greedy argmax.
-#[derive(Clone, Copy, Debug)]
-pub struct Sampling {
-    pub temperature: f32,
-    pub top_k: u32,
-    pub top_p: f32,
-    pub seed: u64,
-}
-
-impl Sampling {
-    pub fn greedy() -> Sampling {
-        Sampling {
-            temperature: 0.0,
-            top_k: 0,
-            top_p: 1.0,
             seed: 0,
         }
     }
@@ -107,7 +91,7 @@ pub struct Session<'m> {
     /// A ring of 4-byte staging buffers: decode step i copies its sampled id into slot
     /// i % DECODE_DEPTH, so up to DECODE_DEPTH steps can be in flight (`decode_stream`).
     readback: Vec<wgpu::Buffer>,
-    sampling: sample::Sampling,
+    sampling: Sampling,
     rng: SampleRng,
     decode: Graph,
     /// Prefill graphs by (chunk length, all rows), most recently used last; at most
@@ -165,16 +149,11 @@ impl<'m> Session<'m> {
                 })
             })
             .collect();
-        let spec = sample::Sampling {
-            temperature: sampling.temperature,
-            top_k: sampling.top_k,
-            top_p: sampling.top_p,
-        };
         let io = GraphIo {
             tokens: &sampled,
             step: &step.buffer,
             kv: &kv,
-            sampled: Some((&sampled, &spec)),
+            sampled: Some((&sampled, &sampling)),
             precision: opts.precision,
             prefetch: opts.prefetch.unwrap_or_default(),
         };
@@ -187,8 +166,8 @@ impl<'m> Session<'m> {
             prompt_tokens,
             sampled,
             readback,
-            sampling: spec,
-            rng: SampleRng::new(sampling.seed),
+            sampling,
+            rng: SampleRng::new(opts.seed),
             decode,
             prefill: HashMap::new(),
             prefill_order: Vec::new(),
