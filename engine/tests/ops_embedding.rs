@@ -81,3 +81,58 @@ fn embedding_rejects_bad_operands() {
         }
     }
 }
+
+#[test]
+fn embedding_norm_rejects_bad_operands() {
+    use wgllama_engine::ops::embedding::embedding_norm;
+    use wgllama_engine::ops::matvec::{norm_f32_len, norm_int8_words};
+    let gpu = test_gpu();
+    let d = 128;
+    let table = gpu
+        .upload_weight("emb", DType::F16, &[4, d], &vec![0u8; 8 * d])
+        .unwrap();
+    let token = gpu.upload_u32("token", &[1], &[1]).unwrap();
+    let out = gpu.zeros_f32("out", &[1, d]).unwrap();
+    let nw = gpu.zeros_f32("nw", &[d]).unwrap();
+    let xn8 = gpu.upload_u32("xn", &vec![0; norm_int8_words(d)], &[norm_int8_words(d)]);
+    let xn8 = xn8.unwrap();
+    let xnf = gpu.zeros_f32("xn", &[norm_f32_len(d)]).unwrap();
+    assert!(embedding_norm(gpu, &table, &token, &out, &nw, &xn8).is_ok());
+    assert!(embedding_norm(gpu, &table, &token, &out, &nw, &xnf).is_ok());
+    let two = gpu.upload_u32("tokens", &[1, 2], &[2]).unwrap();
+    let short_xn = gpu.zeros_f32("xn", &[norm_f32_len(d) - 1]).unwrap();
+    let short_nw = gpu.zeros_f32("nw", &[d - 1]).unwrap();
+    // Rows of 96 values: not a multiple of 128, which the folded mat-vecs need.
+    let narrow = gpu
+        .upload_weight("emb", DType::F16, &[4, 96], &[0u8; 768])
+        .unwrap();
+    let out96 = gpu.zeros_f32("out", &[1, 96]).unwrap();
+    let nw96 = gpu.zeros_f32("nw", &[96]).unwrap();
+    let xn96 = gpu.zeros_f32("xn", &[norm_f32_len(96)]).unwrap();
+    for (r, what) in [
+        (embedding_norm(gpu, &table, &two, &out, &nw, &xnf), "tokens"),
+        (
+            embedding_norm(gpu, &table, &token, &out, &nw, &short_xn),
+            "xn",
+        ),
+        (
+            embedding_norm(gpu, &table, &token, &out, &short_nw, &xnf),
+            "norm_w",
+        ),
+        (
+            embedding_norm(gpu, &narrow, &token, &out96, &nw96, &xn96),
+            "multiple of 128",
+        ),
+    ] {
+        match r {
+            Err(e @ EngineError::Shape { .. }) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains("embedding_norm") && msg.contains(what),
+                    "{msg}"
+                );
+            }
+            other => panic!("expected a shape error about {what}, got {other:?}"),
+        }
+    }
+}

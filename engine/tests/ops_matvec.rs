@@ -939,6 +939,111 @@ fn matvec_norm_fold_f32() {
     check_norm_fold(false, DType::F16, 256, 8336, [128, 200]);
 }
 
+/// The first layer's norm folded into the embedding lookup (`embedding_norm`, decode): the
+/// row itself and norm_w * h with its block sums of h^2 (int8 blocks or f32), read by
+/// `matvec_multi_normed`, against the f64 reference of rmsnorm then the mat-vecs and against
+/// the unfused GPU path (embedding, rmsnorm(_x8), matvec_multi(_int8)). Three token ids in
+/// turn on the same buffers, the last past the vocabulary (a row of zeros: rms = sqrt(eps)).
+fn check_embedding_fold(int8: bool, table_dtype: DType, d: usize, ns: [usize; 2]) {
+    use wgllama_engine::ops::embedding::{embedding, embedding_norm};
+    use wgllama_engine::reference::matmul::weight_values;
+    use wgllama_engine::testing::weights::random_weight_bytes;
+    let gpu = test_gpu();
+    let eps = 1e-5;
+    let vocab = 50;
+    let case = format!(
+        "embedding fold {} D={d} consumers {ns:?}",
+        table_dtype.name()
+    );
+    let mut rng = Rng::new(d as u64 * 5 + ns[0] as u64);
+    let cdtype = if int8 { DType::Q4K } else { DType::F16 };
+    let (ws, wvs): (Vec<Tensor>, Vec<Vec<f32>>) = ns
+        .iter()
+        .map(|&m| upload_random(&mut rng, cdtype, m, d))
+        .unzip();
+    let wr: Vec<&Tensor> = ws.iter().collect();
+    if !normed_supported(gpu, &wr, int8) {
+        eprintln!("{case}: skipped, no RMSNorm fold on this device");
+        return;
+    }
+    let bytes = random_weight_bytes(&mut rng, table_dtype, vocab * d);
+    let table = gpu
+        .upload_weight("token_embd.weight", table_dtype, &[vocab, d], &bytes)
+        .unwrap();
+    let rows = weight_values(table_dtype, &bytes, vocab * d).unwrap();
+    let nw: Vec<f32> = (0..d)
+        .map(|_| 1.0 + 0.2 * rng.normal_vec(1, 1.0)[0])
+        .collect();
+    let tnw = gpu.upload_f32("nw", &nw, &[d]).unwrap();
+    let words = |len: usize| gpu.upload_u32("w", &vec![0; len], &[len]).unwrap();
+    let (xn, xq) = if int8 {
+        (words(norm_int8_words(d)), words(int8_words(d)))
+    } else {
+        (
+            gpu.zeros_f32("xn", &[norm_f32_len(d)]).unwrap(),
+            gpu.zeros_f32("hn", &[1, d]).unwrap(),
+        )
+    };
+    let h = gpu.poisoned_f32("h", &[1, d]).unwrap();
+    let h_ref = gpu.poisoned_f32("h_ref", &[1, d]).unwrap();
+    let ys: Vec<Tensor> = ns
+        .iter()
+        .map(|&m| gpu.poisoned_f32("y", &[1, m]).unwrap())
+        .collect();
+    let refs: Vec<Tensor> = ns
+        .iter()
+        .map(|&m| gpu.poisoned_f32("yr", &[1, m]).unwrap())
+        .collect();
+    let yr: Vec<&Tensor> = ys.iter().collect();
+    let rr: Vec<&Tensor> = refs.iter().collect();
+    for id in [7u32, vocab as u32 - 1, vocab as u32] {
+        let tokens = gpu.upload_u32("token", &[id], &[1]).unwrap();
+        let mut ds = vec![
+            embedding_norm(gpu, &table, &tokens, &h, &tnw, &xn).unwrap(),
+            matvec_multi_normed(gpu, &xn, &wr, &yr, eps).unwrap(),
+            embedding(gpu, &table, &tokens, &h_ref).unwrap(),
+        ];
+        if int8 {
+            ds.push(rmsnorm_x8(gpu, &h_ref, &tnw, &xq, eps).unwrap());
+            ds.push(matvec_multi_int8(gpu, &xq, &wr, &rr).unwrap());
+        } else {
+            ds.push(wgllama_engine::ops::rmsnorm::rmsnorm(gpu, &h_ref, &tnw, &xq, eps).unwrap());
+            ds.push(matvec_multi(gpu, &xq, &wr, &rr).unwrap());
+        }
+        gpu.run(&ds).unwrap();
+        let case = format!("{case} token {id}");
+        let row = match rows.get(id as usize * d..(id as usize + 1) * d) {
+            Some(r) => r.to_vec(),
+            None => vec![0.0; d],
+        };
+        assert_eq!(gpu.read_f32(&h).unwrap(), row, "{case}: the embedding row");
+        let hn = ref_rmsnorm(&row, &nw, eps);
+        for (i, (y, r)) in ys.iter().zip(&refs).enumerate() {
+            let got = gpu.read_f32(y).unwrap();
+            let want = ref_matmul(&hn, &wvs[i], d, None);
+            check_int8_case(&format!("{case}: y{i} vs f64"), &got, &want, !int8);
+            assert_close_scaled(
+                &format!("{case}: y{i} vs the unfused GPU path"),
+                &got,
+                &gpu.read_f32(r).unwrap(),
+                TOL_FOLD,
+            );
+        }
+    }
+}
+
+#[test]
+fn embedding_norm_fold_int8() {
+    check_embedding_fold(true, DType::Q4K, 768, [384, 128]);
+    check_embedding_fold(true, DType::Q6K, 1280, [256, 1000]);
+}
+
+#[test]
+fn embedding_norm_fold_f32() {
+    check_embedding_fold(false, DType::F16, 640, [384, 128]);
+    check_embedding_fold(false, DType::BF16, 1280, [256, 1000]);
+}
+
 /// The fold against the unfused path: the same int8 values but for rounding ties (v and
 /// v / rms can round a tie differently) and a different order of the 16-value sums. Measured
 /// on lavapipe: nmse <= 3e-14, max abs <= 2.4e-7 of the largest output; a single int8 value

@@ -229,7 +229,11 @@ pub const DEQUANT: Shader = Shader {
 };
 pub const EMBEDDING: Shader = Shader {
     name: "embedding",
-    parts: &[QUANT_WGSL, include_str!("../embedding.wgsl")],
+    parts: &[
+        QUANT_WGSL,
+        INT8_BLOCK_WGSL,
+        include_str!("../embedding.wgsl"),
+    ],
 };
 
 /// L2 prefetch of the next mat-vec's weights during a decode kernel that streams little.

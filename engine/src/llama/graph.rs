@@ -190,8 +190,9 @@ struct Folds {
     int8: bool,
     /// [layer]: Wo writes ffn_norm's input, gate/up reads it.
     ffn: Vec<bool>,
-    /// [layer]: the down before writes attn_norm's input, q/k/v read it (never layer 0, whose
-    /// input is the embedding; only after a folded ffn norm, whose branch records the down).
+    /// [layer]: the down before (layer 0: the embedding, `embedding_norm`) writes attn_norm's
+    /// input, q/k/v read it (after layer 0, only after a folded ffn norm, whose branch records
+    /// the down).
     attn: Vec<bool>,
     /// The last down writes out_norm's input and the LM head reads it.
     head: bool,
@@ -234,6 +235,10 @@ impl Folds {
         }
         let out = |w: &Tensor| matvec::norm_out_supported(gpu, w, int8);
         let inp = |ws: &[&Tensor]| matvec::normed_supported(gpu, ws, int8);
+        if let Some(l0) = w.layers.first() {
+            f.attn[0] =
+                embedding::norm_supported(w.config.hidden_size) && inp(&[&l0.wq, &l0.wk, &l0.wv]);
+        }
         for (l, lw) in w.layers.iter().enumerate() {
             f.ffn[l] = out(&lw.wo) && inp(&[&lw.w_gate, &lw.w_up]);
             let (down_ok, next_ok) = (
@@ -372,7 +377,7 @@ impl Graph {
                 .all(|lw| matmul_coop::glu_supported(gpu, t, &lw.w_gate, &lw.w_up));
         let mut a = Activations::new(gpu, w, t, rows, half, glu)?;
         let folds = Folds::plan(gpu, w, t, io.precision);
-        if folds.ffn.iter().any(|&f| f) {
+        if folds.ffn.iter().chain(&folds.attn).any(|&f| f) {
             let d = c.hidden_size;
             a.xn = if folds.int8 {
                 let words = matvec::norm_int8_words(d);
@@ -394,7 +399,18 @@ impl Graph {
         let k_flat = a.k.reshaped(&[t, c.n_kv_heads * c.head_dim]);
         let v_flat = a.v.reshaped(&[t, c.n_kv_heads * c.head_dim]);
         let att_flat = a.att.reshaped(&[t, c.n_heads * c.head_dim]);
-        let mut body = vec![embedding::embedding(gpu, &w.embed, io.tokens, &a.x)?];
+        let mut body = match w.layers.first() {
+            // Decode, folds: the first layer's norm input written with the embedding.
+            Some(l0) if folds.attn[0] => vec![embedding::embedding_norm(
+                gpu,
+                &w.embed,
+                io.tokens,
+                &a.x,
+                &l0.attn_norm,
+                &a.xn,
+            )?],
+            _ => vec![embedding::embedding(gpu, &w.embed, io.tokens, &a.x)?],
+        };
         let fast = io.precision;
         // The RMSNorms' output: f16 where the prompt's mat-muls take f16 inputs.
         let normed_out = a.half.as_ref().map_or(&a.h, |hf| &hf.h);
