@@ -13,7 +13,7 @@ use wgllama_engine::reference::matmul::matmul as ref_matmul;
 use wgllama_engine::reference::rmsnorm::rmsnorm as ref_rmsnorm;
 use wgllama_engine::testing::weights::upload_random_weight;
 use wgllama_engine::testing::{assert_close_scaled, assert_int8_words, test_gpu, Rng, Tol};
-use wgllama_engine::{EngineError, Tensor};
+use wgllama_engine::{Dispatch, Elem, EngineError, Tensor};
 use wgllama_loaders::DType;
 
 /// Tolerance of the mat-vec kernels (max abs relative to the largest output): weights decode
@@ -867,14 +867,7 @@ fn check_norm_fold(int8: bool, dtype: DType, n: usize, k: usize, ns: [usize; 2])
             gpu.zeros_f32("hn", &[1, n]).unwrap(),
         )
     };
-    let ys: Vec<Tensor> = ns
-        .iter()
-        .map(|&m| gpu.poisoned_f32("y", &[1, m]).unwrap())
-        .collect();
-    let refs: Vec<Tensor> = ns
-        .iter()
-        .map(|&m| gpu.poisoned_f32("yr", &[1, m]).unwrap())
-        .collect();
+    let (ys, refs) = (outputs("y", &ns), outputs("yr", &ns));
     let yr: Vec<&Tensor> = ys.iter().collect();
     let rr: Vec<&Tensor> = refs.iter().collect();
     for round in 0..3 {
@@ -892,15 +885,12 @@ fn check_norm_fold(int8: bool, dtype: DType, n: usize, k: usize, ns: [usize; 2])
         };
         ds.push(matvec_norm(gpu, x, &wo, &th, &tnw, &xn).unwrap());
         ds.push(matvec_multi_normed(gpu, &xn, &wr, &yr, eps).unwrap());
-        if int8 {
-            ds.push(matvec_int8(gpu, x, &wo, &th_ref, true).unwrap());
-            ds.push(rmsnorm_x8(gpu, &th_ref, &tnw, &xq, eps).unwrap());
-            ds.push(matvec_multi_int8(gpu, &xq, &wr, &rr).unwrap());
+        ds.push(if int8 {
+            matvec_int8(gpu, x, &wo, &th_ref, true).unwrap()
         } else {
-            ds.push(matvec(gpu, x, &wo, &th_ref, true).unwrap());
-            ds.push(wgllama_engine::ops::rmsnorm::rmsnorm(gpu, &th_ref, &tnw, &xq, eps).unwrap());
-            ds.push(matvec_multi(gpu, &xq, &wr, &rr).unwrap());
-        }
+            matvec(gpu, x, &wo, &th_ref, true).unwrap()
+        });
+        ds.extend(unfused_consumers(&th_ref, &tnw, &xq, &wr, &rr, eps));
         gpu.run(&ds).unwrap();
         let case = format!("{case} round {round}");
         let h = gpu.read_f32(&th).unwrap();
@@ -910,18 +900,62 @@ fn check_norm_fold(int8: bool, dtype: DType, n: usize, k: usize, ns: [usize; 2])
         // the consumers on the GPU's h.
         let want_h = ref_matmul(&a, &wov, k, Some(&h0));
         check_int8_case(&format!("{case}: h vs f64"), &h, &want_h, !int8);
-        let hn = ref_rmsnorm(&h, &nw, eps);
-        for (i, (y, r)) in ys.iter().zip(&refs).enumerate() {
-            let got = gpu.read_f32(y).unwrap();
-            let want = ref_matmul(&hn, &wvs[i], n, None);
-            check_int8_case(&format!("{case}: y{i} vs f64"), &got, &want, !int8);
-            assert_close_scaled(
-                &format!("{case}: y{i} vs the unfused GPU path"),
-                &got,
-                &gpu.read_f32(r).unwrap(),
-                TOL_FOLD,
-            );
-        }
+        check_consumers(&case, &ref_rmsnorm(&h, &nw, eps), &wvs, &ys, &refs, int8);
+    }
+}
+
+/// Poisoned outputs [1, m] for each m of `ns`.
+fn outputs(label: &str, ns: &[usize]) -> Vec<Tensor> {
+    ns.iter()
+        .map(|&m| test_gpu().poisoned_f32(label, &[1, m]).unwrap())
+        .collect()
+}
+
+/// rmsnorm(h) (to int8 blocks where `xq` is u32, else f32) then the mat-vecs ws -> ys: the
+/// unfused path a fold is checked against.
+fn unfused_consumers(
+    h: &Tensor,
+    nw: &Tensor,
+    xq: &Tensor,
+    ws: &[&Tensor],
+    ys: &[&Tensor],
+    eps: f32,
+) -> Vec<Dispatch> {
+    let gpu = test_gpu();
+    if xq.elem == Elem::U32 {
+        vec![
+            rmsnorm_x8(gpu, h, nw, xq, eps).unwrap(),
+            matvec_multi_int8(gpu, xq, ws, ys).unwrap(),
+        ]
+    } else {
+        vec![
+            wgllama_engine::ops::rmsnorm::rmsnorm(gpu, h, nw, xq, eps).unwrap(),
+            matvec_multi(gpu, xq, ws, ys).unwrap(),
+        ]
+    }
+}
+
+/// A fold's consumer outputs `ys` against the f64 reference over the normalised input `hn`
+/// (int8 tolerances where `int8`) and against the unfused path's outputs `refs`.
+fn check_consumers(
+    case: &str,
+    hn: &[f32],
+    wvs: &[Vec<f32>],
+    ys: &[Tensor],
+    refs: &[Tensor],
+    int8: bool,
+) {
+    let gpu = test_gpu();
+    for (i, (y, r)) in ys.iter().zip(refs).enumerate() {
+        let got = gpu.read_f32(y).unwrap();
+        let want = ref_matmul(hn, &wvs[i], hn.len(), None);
+        check_int8_case(&format!("{case}: y{i} vs f64"), &got, &want, !int8);
+        assert_close_scaled(
+            &format!("{case}: y{i} vs the unfused GPU path"),
+            &got,
+            &gpu.read_f32(r).unwrap(),
+            TOL_FOLD,
+        );
     }
 }
 
@@ -986,14 +1020,7 @@ fn check_embedding_fold(int8: bool, table_dtype: DType, d: usize, ns: [usize; 2]
     };
     let h = gpu.poisoned_f32("h", &[1, d]).unwrap();
     let h_ref = gpu.poisoned_f32("h_ref", &[1, d]).unwrap();
-    let ys: Vec<Tensor> = ns
-        .iter()
-        .map(|&m| gpu.poisoned_f32("y", &[1, m]).unwrap())
-        .collect();
-    let refs: Vec<Tensor> = ns
-        .iter()
-        .map(|&m| gpu.poisoned_f32("yr", &[1, m]).unwrap())
-        .collect();
+    let (ys, refs) = (outputs("y", &ns), outputs("yr", &ns));
     let yr: Vec<&Tensor> = ys.iter().collect();
     let rr: Vec<&Tensor> = refs.iter().collect();
     for id in [7u32, vocab as u32 - 1, vocab as u32] {
@@ -1003,13 +1030,7 @@ fn check_embedding_fold(int8: bool, table_dtype: DType, d: usize, ns: [usize; 2]
             matvec_multi_normed(gpu, &xn, &wr, &yr, eps).unwrap(),
             embedding(gpu, &table, &tokens, &h_ref).unwrap(),
         ];
-        if int8 {
-            ds.push(rmsnorm_x8(gpu, &h_ref, &tnw, &xq, eps).unwrap());
-            ds.push(matvec_multi_int8(gpu, &xq, &wr, &rr).unwrap());
-        } else {
-            ds.push(wgllama_engine::ops::rmsnorm::rmsnorm(gpu, &h_ref, &tnw, &xq, eps).unwrap());
-            ds.push(matvec_multi(gpu, &xq, &wr, &rr).unwrap());
-        }
+        ds.extend(unfused_consumers(&h_ref, &tnw, &xq, &wr, &rr, eps));
         gpu.run(&ds).unwrap();
         let case = format!("{case} token {id}");
         let row = match rows.get(id as usize * d..(id as usize + 1) * d) {
@@ -1017,18 +1038,7 @@ fn check_embedding_fold(int8: bool, table_dtype: DType, d: usize, ns: [usize; 2]
             None => vec![0.0; d],
         };
         assert_eq!(gpu.read_f32(&h).unwrap(), row, "{case}: the embedding row");
-        let hn = ref_rmsnorm(&row, &nw, eps);
-        for (i, (y, r)) in ys.iter().zip(&refs).enumerate() {
-            let got = gpu.read_f32(y).unwrap();
-            let want = ref_matmul(&hn, &wvs[i], d, None);
-            check_int8_case(&format!("{case}: y{i} vs f64"), &got, &want, !int8);
-            assert_close_scaled(
-                &format!("{case}: y{i} vs the unfused GPU path"),
-                &got,
-                &gpu.read_f32(r).unwrap(),
-                TOL_FOLD,
-            );
-        }
+        check_consumers(&case, &ref_rmsnorm(&row, &nw, eps), &wvs, &ys, &refs, int8);
     }
 }
 
