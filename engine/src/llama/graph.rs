@@ -633,7 +633,7 @@ impl Graph {
     /// holding the last part, the last-row copy and the head, for the caller to submit (with
     /// its readback).
     pub fn record_in_parts(&self, gpu: &Gpu, every: usize, keys: usize) -> wgpu::CommandEncoder {
-        let body: Vec<&Dispatch> = self.body.iter().filter(|d| d.works_at(keys)).collect();
+        let body: Vec<&Dispatch> = self.body_at(keys).collect();
         let parts: Vec<&[&Dispatch]> = body.chunks(every.max(1)).collect();
         let (last, leading) = parts
             .split_last()

@@ -66,9 +66,8 @@ pub struct GenerateStats {
     pub decode: Duration,
 }
 
-/// A caller's recording of a graph into an encoder (the profiler's timestamps).
-/// Records a graph into an encoder for a pass whose last token attends to the given number
-/// of keys (`Graph::record`'s arguments).
+/// A caller's recording of a graph into an encoder (the profiler's timestamps), for a pass
+/// whose last token attends to the given number of keys (`Graph::record`'s arguments).
 type RecordHook<'a> = dyn FnMut(&Graph, &mut wgpu::CommandEncoder, usize) + 'a;
 
 /// A submitted step whose token id is being copied into a readback slot.
