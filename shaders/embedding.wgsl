@@ -61,7 +61,9 @@ var<workgroup> half_ss: array<f32, EMB_WG>;
 @compute @workgroup_size(EMB_WG)
 fn main_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    let n = p.d;  // a multiple of 128 (host-checked), so blocks never straddle workgroups
+    // d is a multiple of 128 (host-checked, for the folded mat-vecs), so the row is whole
+    // 32-value blocks, and a block's two chunks are lanes 2j, 2j + 1 of one workgroup.
+    let n = p.d;
     let chunks = n / 16u;
     let c = (wid.x + wid.y * nwg.x) * EMB_WG + lid;
     // Lanes past the row clamp to its last chunk and store nothing: every lane reaches the

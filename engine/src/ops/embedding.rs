@@ -8,6 +8,7 @@ use crate::gpu::Gpu;
 use crate::ops::expect;
 use crate::ops::matmul::{aligned, check_weight};
 use crate::tensor::{Elem, Tensor};
+use wgllama_loaders::DType;
 
 /// Mirrors `Params` in embedding.wgsl.
 #[repr(C)]
@@ -24,13 +25,13 @@ const WG: usize = 64;
 
 /// out[T, D] (f32) = table[tokens[t], :]; tokens: u32 [T], table: weight [vocab, D].
 pub fn embedding(gpu: &Gpu, table: &Tensor, tokens: &Tensor, out: &Tensor) -> Result<Dispatch> {
-    let (dtype, _, d) = check_weight("embedding", "table", table)?;
+    let (dtype, vocab, d) = check_weight("embedding", "table", table)?;
     let t = tokens.numel();
     expect("embedding", "tokens", tokens, Elem::U32, t)?;
     expect("embedding", "out", out, Elem::F32, t * d)?;
     let constants = [("DT", dtype.ggml_id() as f64), ("W_ALIGNED", aligned(d))];
     let pipeline = gpu.pipeline(&wgllama_shaders::EMBEDDING, "main", &constants)?;
-    let u = gpu.uniform("embedding.params", &params(table, t)?);
+    let u = gpu.uniform("embedding.params", &params(dtype, vocab, d, t));
     let bind_group = gpu.bind(
         "embedding",
         &pipeline,
@@ -56,12 +57,10 @@ pub fn norm_supported(d: usize) -> bool {
 
 /// `embedding` for one token that also writes the first layer's RMSNorm input into `xn` as
 /// `matvec::matvec_norm` does for later layers: norm_w * h, not yet divided by rms(h), with
-/// each 32-value block's sum of h^2; int8 blocks (u32 [`matvec::norm_int8_words`(D)], `int8`)
-/// or f32 (f32 [`matvec::norm_f32_len`(D)]). `matvec::matvec_multi_normed` then reads it, and
-/// the RMSNorm dispatch between them is gone. Needs `norm_supported`.
-///
-/// [`matvec::norm_int8_words`]: crate::ops::matvec::norm_int8_words
-/// [`matvec::norm_f32_len`]: crate::ops::matvec::norm_f32_len
+/// each 32-value block's sum of h^2; as int8 blocks where `xn` is u32 (`norm_int8_words(D)`
+/// words), else f32 (`norm_f32_len(D)` values), both in `crate::ops::matvec`.
+/// `matvec::matvec_multi_normed` then reads it, and the RMSNorm dispatch between them is gone.
+/// Needs `norm_supported`.
 pub fn embedding_norm(
     gpu: &Gpu,
     table: &Tensor,
@@ -72,7 +71,7 @@ pub fn embedding_norm(
 ) -> Result<Dispatch> {
     use crate::ops::matvec::{norm_f32_len, norm_int8_words};
     let op = "embedding_norm";
-    let (dtype, _, d) = check_weight(op, "table", table)?;
+    let (dtype, vocab, d) = check_weight(op, "table", table)?;
     expect(op, "tokens", tokens, Elem::U32, 1)?;
     expect(op, "out", out, Elem::F32, d)?;
     expect(op, "norm_w", norm_w, Elem::F32, d)?;
@@ -94,7 +93,7 @@ pub fn embedding_norm(
         ("XQ", if int8 { 1.0 } else { 0.0 }),
     ];
     let pipeline = gpu.pipeline(&wgllama_shaders::EMBEDDING, "main_norm", &constants)?;
-    let u = gpu.uniform("embedding_norm.params", &params(table, 1)?);
+    let u = gpu.uniform("embedding_norm.params", &params(dtype, vocab, d, 1));
     let bind_group = gpu.bind(
         op,
         &pipeline,
@@ -112,14 +111,14 @@ pub fn embedding_norm(
     Ok(lookup(op, gpu, pipeline, bind_group, d / 16, bytes))
 }
 
-fn params(table: &Tensor, t: usize) -> Result<EmbeddingParams> {
-    let (dtype, vocab, d) = check_weight("embedding", "table", table)?;
-    Ok(EmbeddingParams {
+/// The uniform for `t` lookups in a table of `vocab` rows of `d` values of `dtype`.
+fn params(dtype: DType, vocab: usize, d: usize, t: usize) -> EmbeddingParams {
+    EmbeddingParams {
         t: t as u32,
         vocab: vocab as u32,
         d: d as u32,
         nb: (vocab * d / dtype.block_size()) as u32,
-    })
+    }
 }
 
 /// A dispatch of one thread per 16-value chunk of the output (`chunks` of them).
