@@ -70,6 +70,12 @@ struct Params {
 // GLU: [t, n] f16 (two per word), silu(x w^T) * (x w1^T); bound to y again where unused.
 @group(0) @binding(8) var<storage, read_write> y16: array<u32>;
 
+// dequant_f16: weights 0, 1, 2 decoded to f16 [n, k], [n1, k], [n2, k] (two per word, 16
+// bytes a vec4: the F16 weight layout); bound to one buffer again where unused.
+@group(0) @binding(9) var<storage, read_write> d0: array<vec4<u32>>;
+@group(0) @binding(10) var<storage, read_write> d1: array<vec4<u32>>;
+@group(0) @binding(11) var<storage, read_write> d2: array<vec4<u32>>;
+
 // Weights (and outputs) in this dispatch, 1..=3. Each workgroup's tile columns lie in one
 // weight (its *region*; each weight's columns start a new tile), so the region is uniform per
 // workgroup: one dispatch runs several GEMMs sharing x, filling the GPU where each alone
@@ -741,5 +747,56 @@ fn gemm(rg: u32, t0: u32, n0: u32, lid: u32, sg: u32) {
         if ((TM > 3u) & (TN > 1u)) { out_edge(rg, c31, 3u, 1u, t0, n0, sg, lid); }
         if ((TM > 3u) & (TN > 2u)) { out_edge(rg, c32, 3u, 2u, t0, n0, sg, lid); }
         if ((TM > 3u) & (TN > 3u)) { out_edge(rg, c33, 3u, 3u, t0, n0, sg, lid); }
+    }
+}
+
+// Lanes per workgroup of `dequant_f16`.
+override DQ_WG: u32 = 256u;
+
+// Decodes NW weights of type DT to f16 rows, one 16-value chunk a lane, with the GEMM's own
+// loads and decoding (`w_raw`, `w_decode`): an F16 GEMM over the copies multiplies exactly the
+// f16 values the GEMM over the quantised weights stages. Prompt passes of many tokens decode
+// once into a scratch buffer this way and then run the F16 GEMMs, which stage a plain copy
+// (faster on the H100 than decoding in every workgroup that reads a weight tile). The grid's
+// chunks are weight 0's ([0, c1)), weight 1's ([c1, c2)), then weight 2's ([c2, cols)).
+@compute @workgroup_size(DQ_WG)
+fn dequant_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.x + wid.y * nwg.x) * DQ_WG + lid;
+    if (i >= p.cols) { return; }
+    var rg = 0u;
+    var c0 = 0u;
+    rn = p.n;
+    rnb = p.nb;
+    if (NW > 2u && i >= p.c2) {
+        rg = 2u;
+        c0 = p.c2;
+        rn = p.n2;
+        rnb = p.nb2;
+    } else if (NW > 1u && i >= p.c1) {
+        rg = 1u;
+        c0 = p.c1;
+        rn = p.n1;
+        rnb = p.nb1;
+    }
+    // Chunk g of its weight: row g / (k / 16), 16 values from 16 (g % (k / 16)).
+    let g = i - c0;
+    let per_row = p.k / 16u;
+    let r = g / per_row;
+    let c = g % per_row;
+    let h = w_decode(w_raw(rg, r, c), r, c);
+    let lo = vec4<u32>(pack2x16float(vec2<f32>(h[0].xy)), pack2x16float(vec2<f32>(h[0].zw)),
+                       pack2x16float(vec2<f32>(h[1].xy)), pack2x16float(vec2<f32>(h[1].zw)));
+    let hi = vec4<u32>(pack2x16float(vec2<f32>(h[2].xy)), pack2x16float(vec2<f32>(h[2].zw)),
+                       pack2x16float(vec2<f32>(h[3].xy)), pack2x16float(vec2<f32>(h[3].zw)));
+    if (NW > 2u && rg == 2u) {
+        d2[2u * g] = lo;
+        d2[2u * g + 1u] = hi;
+    } else if (NW > 1u && rg == 1u) {
+        d1[2u * g] = lo;
+        d1[2u * g + 1u] = hi;
+    } else {
+        d0[2u * g] = lo;
+        d0[2u * g + 1u] = hi;
     }
 }

@@ -47,6 +47,11 @@ pub struct BenchArgs {
     /// Prompt tokens per prefill pass.
     #[arg(long, default_value_t = 512)]
     chunk: usize,
+    /// Fast-path prompt chunks of at least this many tokens decode quantised weights once
+    /// into f16 copies and multiply those (faster prompts for a scratch of the largest weights
+    /// in f16); a value above --chunk turns it off.
+    #[arg(long, default_value_t = wgllama_engine::llama::DEQUANT_MIN_TOKENS)]
+    dequant_min_tokens: usize,
     /// Prompt-pass dispatches per queue submission (the first submission starts the GPU
     /// while the rest are recorded).
     #[arg(long, default_value_t = wgllama_engine::llama::SUBMIT_EVERY)]
@@ -126,6 +131,7 @@ fn session<'a>(
         prefill_chunk: a.chunk,
         submit_every: a.submit_every,
         precision: a.precision,
+        dequant_min_tokens: a.dequant_min_tokens,
         ..Default::default()
     };
     Session::new(&l.gpu, &l.weights, opts, Sampling::greedy()).map_err(|e| e.to_string())
@@ -198,6 +204,9 @@ fn throughput(
         ));
     }
     let mut s = session(l, a, needed, kv_dtype)?;
+    if let Some(d) = s.dequant_scratch() {
+        eprintln!("{}", d.describe());
+    }
     let (name, gib, params) = model_facts(l);
     let adapter = &l.gpu.info.name;
     // Rows print as each test finishes: a long run shows progress.
@@ -320,6 +329,9 @@ fn scenarios(l: &Loaded, a: &BenchArgs, kv_dtype: KvDtype) -> Result<String, Str
         .max()
         .unwrap_or(1);
     let mut s = session(l, a, ctx, kv_dtype)?;
+    if let Some(d) = s.dequant_scratch() {
+        eprintln!("{}", d.describe());
+    }
     let backend = format!("wgllama-wgpu-{:?}", l.gpu.info.backend).to_lowercase();
     let mut csv = format!("{SCENARIO_CSV_HEADER}\n");
     println!("| scenario | prompt tokens | generated | ttft ms | ms/token | tokens/s | total ms |");

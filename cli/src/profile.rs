@@ -47,6 +47,11 @@ pub struct ProfileArgs {
     /// Prompt tokens per prefill pass.
     #[arg(long, default_value_t = 512)]
     chunk: usize,
+    /// Fast-path prompt chunks of at least this many tokens decode quantised weights once
+    /// into f16 copies and multiply those (faster prompts for a scratch of the largest weights
+    /// in f16); a value above --chunk turns it off.
+    #[arg(long, default_value_t = wgllama_engine::llama::DEQUANT_MIN_TOKENS)]
+    dequant_min_tokens: usize,
     /// After the decode profile, time the plain pass again with each kernel left out in turn
     /// (decode only): what each kernel really costs a token, free of timestamp overhead.
     #[arg(long)]
@@ -78,6 +83,7 @@ pub fn run(gpu_opts: &GpuOptions, a: ProfileArgs) -> Result<(), String> {
         kv_dtype,
         prefill_chunk: a.chunk,
         precision: a.precision,
+        dequant_min_tokens: a.dequant_min_tokens,
         ..Default::default()
     };
     let mut s =
@@ -91,6 +97,9 @@ pub fn run(gpu_opts: &GpuOptions, a: ProfileArgs) -> Result<(), String> {
         s.prefetch(),
         mode.describe()
     );
+    if let Some(d) = s.dequant_scratch() {
+        println!("{}", d.describe());
+    }
     println!(
         "note: every timestamp adds overhead (~6 us per dispatch on an H100), inflating short \
          kernels; the plain pass time (one timestamp pair per pass) is the real cost"

@@ -297,3 +297,56 @@ fn decode_records_the_attention_merge_only_past_one_split() {
         "only the merges are left out"
     );
 }
+
+#[test]
+fn prompt_dequant_copies_change_no_logit() {
+    // Long fast-path prompt chunks may decode quantised weights to f16 copies first and run the
+    // F16 GEMMs (fused q/k/v, SwiGLU inside gate/up) over them: the same f16 products in the
+    // same order as the GEMMs that decode while staging, so the same logits bit for bit. The
+    // model mixes Q4_K, Q5_0, Q6_K and Q8_0 weights. Adapters without cooperative matrices
+    // have no scratch (and nothing to compare).
+    use wgllama_engine::Precision;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../golden/models/tiny-gqa/tiny-gqa-q4_k_m.gguf");
+    let w = LlamaWeights::load(test_gpu(), &ModelFile::open(&path).unwrap(), |_, _| {}).unwrap();
+    let prompt: Vec<u32> = (0..200).map(|i| (i * 37 + 11) % 320).collect();
+    let logits = |min_tokens: usize| {
+        let opts = SessionOptions {
+            ctx: 256,
+            precision: Precision::Fast,
+            dequant_min_tokens: min_tokens,
+            ..Default::default()
+        };
+        let mut s = Session::new(test_gpu(), &w, opts, Sampling::greedy()).unwrap();
+        let copies = s.dequant_scratch().map(|d| d.describe());
+        (copies, s.prompt_logits(&prompt).unwrap())
+    };
+    let (none, plain) = logits(usize::MAX);
+    assert!(none.is_none(), "a scratch no chunk can use: {none:?}");
+    let (copies, got) = logits(100);
+    let Some(copies) = copies else {
+        eprintln!(
+            "skipped: no cooperative matrices on {}",
+            test_gpu().describe()
+        );
+        return;
+    };
+    eprintln!("{copies}");
+    let bad = got
+        .iter()
+        .zip(&plain)
+        .position(|(a, b)| a.to_bits() != b.to_bits());
+    if let Some(i) = bad {
+        let max = got
+            .iter()
+            .zip(&plain)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        panic!(
+            "logit {i} (token {}): {} with f16 copies, {} without (max difference {max:e})",
+            i / w.config.vocab_size,
+            got[i],
+            plain[i]
+        );
+    }
+}

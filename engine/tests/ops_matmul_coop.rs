@@ -13,10 +13,11 @@
 
 use wgllama_engine::ops::elementwise::silu_mul;
 use wgllama_engine::ops::matmul_coop::{
-    coop_available, glu_fits, matmul_coop, matmul_coop_glu, matmul_coop_glu_with,
+    coop_available, dequant_f16, glu_fits, matmul_coop, matmul_coop_glu, matmul_coop_glu_with,
     matmul_coop_multi, matmul_coop_multi_with, matmul_coop_with, CoopTile,
 };
 use wgllama_engine::reference::matmul::matmul as ref_matmul;
+use wgllama_engine::tensor::{Elem, Tensor};
 use wgllama_engine::testing::weights::upload_random_weight;
 use wgllama_engine::testing::{errors, read_f16, test_gpu, Rng};
 use wgllama_engine::{EngineError, Gpu};
@@ -605,6 +606,190 @@ fn coop_glu_refuses_bad_shapes() {
             "output too short",
             matmul_coop_glu(gpu, &x, &g8, &u8_, &act(6)),
         ),
+    ] {
+        let e = r.expect_err(what);
+        assert!(matches!(e, EngineError::Shape { .. }), "{what}: {e}");
+        eprintln!("{what}: {e}");
+    }
+}
+
+/// An F16 weight view [n, k] of `buffer` (a scratch that may be larger).
+fn f16_view(buffer: &wgpu::Buffer, n: usize, k: usize) -> Tensor {
+    Tensor {
+        buffer: buffer.clone(),
+        elem: Elem::Weight(DType::F16),
+        shape: vec![n, k],
+    }
+}
+
+/// `dequant_f16` writes f16 copies of 1 to 3 quantised weights (views of larger scratch
+/// buffers, as the prompt pass uses them) that (1) agree with the CPU dequantiser to within
+/// f16 rounding of each 16-value chunk's largest value (the GEMM's decode rounds Q4_K and
+/// Q6_K in f16: a few u of the chunk's terms), and (2) give a GEMM bit for bit the outputs
+/// of the GEMM over the quantised weight on the same tile, because they are the values that
+/// GEMM stages. Row counts off every tile and chunk grid.
+#[test]
+fn coop_dequant_f16_copies_stage_like_the_gemm() {
+    let gpu = test_gpu();
+    if skip(gpu, "coop_dequant_f16_copies_stage_like_the_gemm") {
+        return;
+    }
+    let t = 300;
+    for dtype in [
+        DType::Q4K,
+        DType::Q5K,
+        DType::Q6K,
+        DType::Q8_0,
+        DType::Q4_0,
+        DType::Q5_0,
+    ] {
+        let k = row_lengths(dtype)[1];
+        let ns = [100usize, 37, 3];
+        for nw in 1..=3 {
+            let ns = &ns[..nw];
+            let case = format!("{} N={ns:?} K={k}", dtype.name());
+            let mut rng = Rng::new(dtype.ggml_id() as u64 * 131 + nw as u64);
+            let ws: Vec<_> = ns
+                .iter()
+                .map(|&n| upload_random_weight(gpu, &mut rng, dtype, n, k))
+                .collect();
+            // Scratch buffers larger than the copies, poisoned: only the copies are written.
+            let scratch: Vec<_> = ns
+                .iter()
+                .map(|&n| {
+                    gpu.upload_u32(
+                        "scratch",
+                        &vec![0x7e00_7e00; n * k / 2 + 40],
+                        &[n * k / 2 + 40],
+                    )
+                    .unwrap()
+                    .buffer
+                })
+                .collect();
+            let copies: Vec<_> = ns
+                .iter()
+                .zip(&scratch)
+                .map(|(&n, b)| f16_view(b, n, k))
+                .collect();
+            let src: Vec<&Tensor> = ws.iter().map(|(w, _)| w).collect();
+            let dst: Vec<&Tensor> = copies.iter().collect();
+            let d = dequant_f16(gpu, &src, &dst).unwrap();
+            gpu.run(&[d]).unwrap();
+            for (i, ((_, want), copy)) in ws.iter().zip(&copies).enumerate() {
+                let words = gpu.read_u32(&f16_words(copy)).unwrap();
+                let got: Vec<f32> = words
+                    .iter()
+                    .flat_map(|&v| [v as u16, (v >> 16) as u16])
+                    .map(|h| half::f16::from_bits(h).to_f32())
+                    .collect();
+                assert!(
+                    words[ns[i] * k / 2..].iter().all(|&v| v == 0x7e00_7e00),
+                    "{case}: weight {i} wrote past its copy"
+                );
+                for (c, (g, w)) in got.chunks(16).zip(want.chunks(16)).enumerate() {
+                    let big = w.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    let bound = big * 2f32.powi(-9) + 2f32.powi(-24);
+                    if let Some(e) = (0..16).find(|&e| (g[e] - w[e]).abs() > bound) {
+                        panic!(
+                            "{case}: weight {i} value {} (row {}): copy {} CPU {} (bound {bound:e})",
+                            16 * c + e,
+                            (16 * c + e) / k,
+                            g[e],
+                            w[e]
+                        );
+                    }
+                }
+            }
+            // The GEMMs over the quantised weights and over their copies, on each tile.
+            let x = rng.normal_vec(t * k, 1.0);
+            let tx = gpu.upload_f16("x", &x, &[t, k]).unwrap();
+            for tile in [CoopTile::SMALL, CoopTile::LARGE] {
+                for (i, ((w, _), copy)) in ws.iter().zip(&copies).enumerate() {
+                    let n = ns[i];
+                    let (a, b) = (
+                        gpu.poisoned_f32("y", &[t, n]).unwrap(),
+                        gpu.poisoned_f32("y", &[t, n]).unwrap(),
+                    );
+                    gpu.run(&[
+                        matmul_coop_with(gpu, &tx, w, &a, false, tile).unwrap(),
+                        matmul_coop_with(gpu, &tx, copy, &b, false, tile).unwrap(),
+                    ])
+                    .unwrap();
+                    let (a, b) = (gpu.read_f32(&a).unwrap(), gpu.read_f32(&b).unwrap());
+                    if let Some(j) = a
+                        .iter()
+                        .zip(&b)
+                        .position(|(u, v)| u.to_bits() != v.to_bits())
+                    {
+                        panic!(
+                            "{case} {tile:?}: weight {i} output {j} (token {}, row {}): over the copy {} \
+                             over the quantised weight {}",
+                            j / n,
+                            j % n,
+                            b[j],
+                            a[j]
+                        );
+                    }
+                }
+            }
+            eprintln!("{case}: copies within f16 rounding, GEMMs over them bit-identical");
+        }
+    }
+}
+
+/// The words of an F16 weight view (its first N K / 2).
+fn f16_words(w: &Tensor) -> Tensor {
+    Tensor {
+        buffer: w.buffer.clone(),
+        elem: Elem::U32,
+        shape: vec![(w.buffer.size() / 4) as usize],
+    }
+}
+
+/// `dequant_f16` refuses outputs that are not F16 weights of the weight's shape, too small a
+/// buffer, mixed weight types or row lengths, one buffer for two copies, and more than three
+/// weights, on every adapter (the checks come before the one for cooperative matrices).
+#[test]
+fn dequant_f16_refuses_bad_operands() {
+    let gpu = test_gpu();
+    let mut rng = Rng::new(9);
+    let w = |n: usize, k: usize, dtype: DType, rng: &mut Rng| {
+        upload_random_weight(gpu, rng, dtype, n, k).0
+    };
+    let q = w(8, 256, DType::Q4K, &mut rng);
+    let q512 = w(8, 512, DType::Q4K, &mut rng);
+    let q6 = w(8, 256, DType::Q6K, &mut rng);
+    let room = |bytes: u64| gpu.storage("scratch", bytes).unwrap();
+    let (a, b, small) = (room(8 * 256 * 2), room(8 * 512 * 2), room(8 * 256));
+    let ok = f16_view(&a, 8, 256);
+    let f32_out = Tensor {
+        elem: Elem::F32,
+        ..ok.clone()
+    };
+    for (what, r) in [
+        ("f32 output", dequant_f16(gpu, &[&q], &[&f32_out])),
+        (
+            "shape differs",
+            dequant_f16(gpu, &[&q], &[&f16_view(&a, 4, 256)]),
+        ),
+        (
+            "buffer too small",
+            dequant_f16(gpu, &[&q], &[&f16_view(&small, 8, 256)]),
+        ),
+        (
+            "types differ",
+            dequant_f16(gpu, &[&q, &q6], &[&ok, &f16_view(&b, 8, 256)]),
+        ),
+        (
+            "row lengths differ",
+            dequant_f16(gpu, &[&q, &q512], &[&ok, &f16_view(&b, 8, 512)]),
+        ),
+        ("one buffer twice", dequant_f16(gpu, &[&q, &q], &[&ok, &ok])),
+        (
+            "four weights",
+            dequant_f16(gpu, &[&q, &q, &q, &q], &[&ok, &ok, &ok, &ok]),
+        ),
+        ("no output", dequant_f16(gpu, &[&q], &[])),
     ] {
         let e = r.expect_err(what);
         assert!(matches!(e, EngineError::Shape { .. }), "{what}: {e}");

@@ -432,6 +432,15 @@ mod tests {
                 }
             }
         }
+        // dequant_f16 for every weight type and 1 to 3 weights.
+        for dt in [0.0, 1.0, 2.0, 6.0, 8.0, 12.0, 13.0, 14.0, 30.0] {
+            for nw in [1.0, 2.0, 3.0] {
+                let c = [("DT", dt), ("NW", nw)];
+                if let Err(e) = to_spirv(&MATMUL_COOP, "dequant_f16", &c) {
+                    failures.push(format!("dequant_f16 DT {dt} nw {nw}: {e}"));
+                }
+            }
+        }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 

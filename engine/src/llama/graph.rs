@@ -29,6 +29,7 @@ use crate::dispatch::Dispatch;
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kv_cache::KvCache;
+use crate::llama::dequant_scratch::{prompt_weights, DequantScratch};
 use crate::llama::prefetch::{Budgets, Prefetches};
 use crate::llama::weights::LlamaWeights;
 use crate::ops::attention_decode::{self, FusedRope};
@@ -154,6 +155,9 @@ pub struct GraphIo<'a> {
     pub precision: Precision,
     /// Decode's L2 prefetch budgets (T = 1; prompts ignore them).
     pub prefetch: Budgets,
+    /// f16 copies of quantised weights for prompt passes of at least its `min_tokens` tokens
+    /// (with f16 GEMM inputs); None: GEMMs decode quantised weights as they stage them.
+    pub scratch: Option<&'a DequantScratch>,
 }
 
 /// Whether decode computes silu(gate) * up in the mat-vec itself. Its kernel loops over the
@@ -370,11 +374,19 @@ impl Graph {
             && [c.hidden_size, c.n_heads * c.head_dim, c.ffn_size]
                 .iter()
                 .all(|k| k.is_multiple_of(16));
+        // Quantised weights decoded once to f16 copies before their GEMMs (long prompts).
+        let dq = io.scratch.filter(|s| half && t >= s.min_tokens);
         // Every layer's SwiGLU inside its gate/up GEMM: the f32 gate and up are never written.
         let glu = half
-            && w.layers
-                .iter()
-                .all(|lw| matmul_coop::glu_supported(gpu, t, &lw.w_gate, &lw.w_up));
+            && w.layers.iter().all(|lw| {
+                let gu = [&lw.w_gate, &lw.w_up];
+                let [g, u] =
+                    &dq.map_or_else(|| gu.map(Tensor::clone).to_vec(), |s| s.views(&gu))[..]
+                else {
+                    return false;
+                };
+                matmul_coop::glu_supported(gpu, t, g, u)
+            });
         let mut a = Activations::new(gpu, w, t, rows, half, glu)?;
         let folds = Folds::plan(gpu, w, t, io.precision);
         if folds.ffn.iter().chain(&folds.attn).any(|&f| f) {
@@ -450,7 +462,9 @@ impl Graph {
                 // Prompts: with f16 mat-mul inputs (`half`) the RMSNorm writes them itself.
                 let h = normed_out;
                 body.push(rmsnorm::rmsnorm(gpu, &a.x, &lw.attn_norm, h, eps)?);
-                body.extend(linears(gpu, h, &qkv, &[&q_flat, &k_flat, &v_flat], fast)?);
+                let ws = prompt_weights(gpu, dq, &mut body, &qkv)?;
+                let ws: Vec<&Tensor> = ws.iter().collect();
+                body.extend(linears(gpu, h, &ws, &[&q_flat, &k_flat, &v_flat], fast)?);
             }
             let layer = &io.kv.layers[l];
             let wo_int8 = t == 1 && int8_group(fast, &[&lw.wo]);
@@ -509,10 +523,11 @@ impl Graph {
                     )?);
                     half_of(gpu, &mut body, &att_flat, a.half.as_ref().map(|hf| &hf.att))?
                 };
+                let wo = prompt_weights(gpu, dq, &mut body, &[&lw.wo])?;
                 body.push(if folds.ffn[l] {
-                    norm_out(att, &lw.wo, &lw.ffn_norm)?
+                    norm_out(att, &wo[0], &lw.ffn_norm)?
                 } else {
-                    linear(gpu, att, &lw.wo, &a.x, true, fast)?
+                    linear(gpu, att, &wo[0], &a.x, true, fast)?
                 });
             }
             let gate_up = [&lw.w_gate, &lw.w_up];
@@ -557,10 +572,14 @@ impl Graph {
                 continue;
             }
             body.push(rmsnorm::rmsnorm(gpu, &a.x, &lw.ffn_norm, normed_out, eps)?);
+            let gu = prompt_weights(gpu, dq, &mut body, &gate_up)?;
+            let gate_up = [&gu[0], &gu[1]];
             let mut act = &a.act;
-            if t == 1 && glu_fused(&lw.w_gate, &lw.w_up) {
+            if t == 1 && glu_fused(gate_up[0], gate_up[1]) {
                 // Decode: silu(gate) * up straight from one mat-vec dispatch.
-                body.push(matvec::matvec_glu(gpu, &a.h, &lw.w_gate, &lw.w_up, &a.act)?);
+                body.push(matvec::matvec_glu(
+                    gpu, &a.h, gate_up[0], gate_up[1], &a.act,
+                )?);
             } else if t == 1 {
                 // Decode, other types: gate and up in one mat-vec dispatch, then SiLU * up.
                 body.push(matvec::matvec_multi(
@@ -573,12 +592,12 @@ impl Graph {
             } else if let Some(hf) = a
                 .half
                 .as_ref()
-                .filter(|_| matmul_coop::glu_supported(gpu, t, &lw.w_gate, &lw.w_up))
+                .filter(|_| matmul_coop::glu_supported(gpu, t, gate_up[0], gate_up[1]))
             {
                 // Prompts on tensor cores (f16 inputs), float weights: SiLU * up from the
                 // gate/up GEMM itself, in f16.
                 body.push(matmul_coop::matmul_coop_glu(
-                    gpu, normed_out, &lw.w_gate, &lw.w_up, &hf.act,
+                    gpu, normed_out, gate_up[0], gate_up[1], &hf.act,
                 )?);
                 act = &hf.act;
             } else {
@@ -591,7 +610,8 @@ impl Graph {
                     body.push(elementwise::silu_mul(gpu, &a.gate, &a.up, &a.act)?);
                 }
             }
-            body.push(linear(gpu, act, &lw.w_down, &a.x, true, fast)?);
+            let down = prompt_weights(gpu, dq, &mut body, &[&lw.w_down])?;
+            body.push(linear(gpu, act, &down[0], &a.x, true, fast)?);
         }
         let head_in = if rows == LogitRows::All || t == 1 {
             &a.x

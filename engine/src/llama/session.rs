@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::error::{EngineError, Result};
 use crate::gpu::Gpu;
 use crate::kv_cache::{KvCache, KvDtype};
+use crate::llama::dequant_scratch::{DequantScratch, DEQUANT_MIN_TOKENS};
 use crate::llama::graph::{Graph, GraphIo, LogitRows};
 use crate::llama::weights::LlamaWeights;
 use crate::ops::sample::{SampleRng, Sampling};
@@ -39,6 +40,11 @@ pub struct SessionOptions {
     /// Seeds the random numbers sampling draws from (one per step): the same seed, prompt and
     /// `Sampling` give the same tokens.
     pub seed: u64,
+    /// Fast-path prompt chunks of at least this many tokens decode quantised weights once into
+    /// f16 copies and run F16 GEMMs over them (`llama/dequant_scratch.rs`: faster prompts for
+    /// a scratch of the largest weights in f16, allocated only where a chunk can use it);
+    /// `usize::MAX`: never.
+    pub dequant_min_tokens: usize,
 }
 
 impl Default for SessionOptions {
@@ -51,6 +57,7 @@ impl Default for SessionOptions {
             precision: crate::precision::Precision::Exact,
             prefetch: None,
             seed: 0,
+            dequant_min_tokens: DEQUANT_MIN_TOKENS,
         }
     }
 }
@@ -101,6 +108,8 @@ pub struct Session<'m> {
     last_chunk: Option<(usize, bool)>,
     /// Tokens already in the KV cache.
     pos: usize,
+    /// f16 copies of quantised weights for long prompt chunks (`opts.dequant_min_tokens`).
+    scratch: Option<DequantScratch>,
 }
 
 impl<'m> Session<'m> {
@@ -155,9 +164,18 @@ impl<'m> Session<'m> {
             sampled: Some((&sampled, &sampling)),
             precision: opts.precision,
             prefetch: opts.prefetch.unwrap_or_default(),
+            scratch: None,
         };
         let decode = Graph::build(gpu, weights, 1, LogitRows::Last, &io)?;
+        let scratch = DequantScratch::new(
+            gpu,
+            weights,
+            opts.precision,
+            opts.prefill_chunk,
+            opts.dequant_min_tokens,
+        )?;
         Ok(Session {
+            scratch,
             gpu,
             weights,
             kv,
@@ -193,6 +211,11 @@ impl<'m> Session<'m> {
     /// Prefill graphs currently built (at most `PREFILL_GRAPHS`).
     pub fn prefill_graphs(&self) -> usize {
         self.prefill.len()
+    }
+
+    /// The f16 copies' scratch for long prompt chunks, where this session has one.
+    pub fn dequant_scratch(&self) -> Option<&DequantScratch> {
+        self.scratch.as_ref()
     }
 
     pub fn decode_graph(&self) -> &Graph {
@@ -244,6 +267,7 @@ impl<'m> Session<'m> {
                 sampled,
                 precision: self.opts.precision,
                 prefetch: Default::default(),
+                scratch: self.scratch.as_ref(),
             };
             let g = Graph::build(self.gpu, self.weights, t, rows, &io)?;
             self.prefill.insert(key, g);

@@ -262,6 +262,7 @@ pub(crate) fn variant_label(kernel: &str, dtype: DType) -> &'static str {
         "matmul_coop" => by_dtype!("matmul_coop"),
         "matmul_coop_multi" => by_dtype!("matmul_coop_multi"),
         "matmul_coop_glu" => by_dtype!("matmul_coop_glu"),
+        "dequant_f16" => by_dtype!("dequant_f16"),
         "matvec" => by_dtype!("matvec"),
         "matvec_multi" => by_dtype!("matvec_multi"),
         "matvec_glu" => by_dtype!("matvec_glu"),

@@ -591,3 +591,132 @@ fn coop_dispatch(
         cost,
     })
 }
+
+/// Lanes per workgroup of the shader's `dequant_f16` (DQ_WG).
+const DQ_WG: usize = 256;
+
+/// Decodes 1..=3 weights of one type into f16 copies, `outs[i]` = `ws[i]` as an F16 weight of
+/// the same shape, with the GEMM's own staging decode, so `matmul_coop` over the copies gives
+/// the same outputs as over the originals (checked bit for bit on the H100 by
+/// `ops_matmul_coop`). Each out may be a view of a larger buffer (a scratch shared by several
+/// weights); the first N K f16 values of its buffer are written. Needs cooperative matrices
+/// (the decode lives in matmul_coop.wgsl) and K a multiple of 16.
+pub fn dequant_f16(gpu: &Gpu, ws: &[&Tensor], outs: &[&Tensor]) -> Result<Dispatch> {
+    const WHAT: &str = "matmul_coop.dequant_f16";
+    let bad = |detail: String| EngineError::Shape { op: WHAT, detail };
+    if ws.is_empty() || ws.len() > 3 || ws.len() != outs.len() {
+        return Err(bad(format!(
+            "{} weights and {} outputs: want 1 to 3 of each, one to one",
+            ws.len(),
+            outs.len()
+        )));
+    }
+    let mut sizes = Vec::with_capacity(ws.len());
+    for (i, (w, out)) in ws.iter().zip(outs).enumerate() {
+        let (dtype, n, k) = check_weight(WHAT, &format!("weight {i}"), w)?;
+        let need = 2 * (n * k) as u64;
+        if out.elem != Elem::Weight(wgllama_loaders::DType::F16)
+            || out.shape != w.shape
+            || out.buffer.size() < need
+        {
+            return Err(bad(format!(
+                "output {i}: want an F16 weight {:?} in at least {need} bytes, got {:?} {:?} \
+                 in {} bytes",
+                w.shape,
+                out.elem,
+                out.shape,
+                out.buffer.size()
+            )));
+        }
+        if outs[..i].iter().any(|o| o.buffer == out.buffer) {
+            return Err(bad(format!("output {i} is another output's buffer again")));
+        }
+        sizes.push((dtype, n, k));
+    }
+    let (dtype, _, k) = sizes[0];
+    if let Some(&(d, _, kk)) = sizes.iter().find(|s| s.0 != dtype || s.2 != k) {
+        return Err(bad(format!(
+            "weights of one dispatch share a type and row length: {} K = {k} and {} K = {kk}",
+            dtype.name(),
+            d.name()
+        )));
+    }
+    if !k.is_multiple_of(16) {
+        return Err(bad(format!("K = {k} is not a multiple of 16")));
+    }
+    if !coop_available(gpu) {
+        return Err(EngineError::Unsupported {
+            op: WHAT,
+            detail: "its decode is matmul_coop's, which needs cooperative matrices".into(),
+            adapter: gpu.info.name.clone(),
+        });
+    }
+    let chunks: Vec<u32> = sizes.iter().map(|&(_, n, k)| (n * k / 16) as u32).collect();
+    let all: u64 = chunks.iter().map(|&c| c as u64).sum();
+    if all > u32::MAX as u64 {
+        return Err(bad(format!(
+            "{all} chunks of 16 values: beyond u32 indices"
+        )));
+    }
+    let at = |i: usize| sizes.get(i).copied();
+    let n_of = |i: usize| at(i).map_or(0, |(_, n, _)| n as u32);
+    let nb_of = |i: usize| at(i).map_or(0, |(d, n, k)| (n * k / d.block_size()) as u32);
+    let chunk = |i: usize| chunks.get(i).copied().unwrap_or(0);
+    let params = CoopParams {
+        n: n_of(0),
+        k: k as u32,
+        t: 0,
+        nb: nb_of(0),
+        n1: n_of(1),
+        n2: n_of(2),
+        nb1: nb_of(1),
+        nb2: nb_of(2),
+        c1: chunk(0),
+        c2: chunk(0) + chunk(1),
+        cols: all as u32,
+        _pad: 0,
+    };
+    let pipeline = gpu.pipeline(
+        &wgllama_shaders::MATMUL_COOP,
+        "dequant_f16",
+        &[
+            ("DT", dtype.ggml_id() as f64),
+            ("NW", ws.len() as f64),
+            ("DQ_WG", DQ_WG as f64),
+        ],
+    )?;
+    let u = gpu.uniform("dequant_f16.params", &params);
+    let w_at = |i: usize| &ws.get(i).unwrap_or(&ws[0]).buffer;
+    let o_at = |i: usize| &outs.get(i).unwrap_or(&outs[0]).buffer;
+    let label = variant_label("dequant_f16", dtype);
+    let bind_group = gpu.bind_at(
+        label,
+        &pipeline,
+        &[
+            (0, &u),
+            (1, w_at(0)),
+            (4, w_at(1)),
+            (5, w_at(2)),
+            (9, o_at(0)),
+            (10, o_at(1)),
+            (11, o_at(2)),
+        ],
+    );
+    let values: u64 = sizes.iter().map(|&(_, n, k)| (n * k) as u64).sum();
+    let bytes: u64 = sizes
+        .iter()
+        .map(|&(d, n, k)| crate::weights::gpu_bytes(d, (n * k) as u64))
+        .sum::<u64>()
+        + 2 * values;
+    Ok(Dispatch {
+        label,
+        idle_keys: 0,
+        pipeline,
+        bind_group,
+        workgroups: grid(gpu, all.div_ceil(DQ_WG as u64) as u32),
+        cost: Cost {
+            bytes,
+            flops: values,
+        },
+    })
+}
