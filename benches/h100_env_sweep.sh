@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Decode sweep of environment settings on the H100: per model, per configuration,
-# `bench --pp 0 --tg 128 -r R` and (PROFILE=1, the default) the plain decode pass from
-# `profile`, configurations alternating in ROUNDS rounds. Configurations: VAR and VALUES
+# Sweep of environment settings on the H100: per model, per configuration,
+# `bench BENCH_ARGS -r R` (default --pp 0 --tg 128: decode) and (PROFILE=1, the default) the
+# plain passes from `profile PROFILE_ARGS` (default the same), configurations alternating in
+# ROUNDS rounds. Configurations: VAR and VALUES
 # (space-separated values of one variable; "-" = unset), or CONFIGS (';'-separated, each a
 # space-separated list of VAR=value, "-" = none). Also MODELS, ROUNDS (1), R (5), D (binary
 # dir, default .dev/lead).
@@ -17,6 +18,8 @@ MODELS=${MODELS:-"tinyllama-f16 llama2-7b-f16"}
 ROUNDS=${ROUNDS:-1}
 R=${R:-5}
 PROFILE=${PROFILE:-1}
+BENCH_ARGS=${BENCH_ARGS:---pp 0 --tg 128}
+PROFILE_ARGS=${PROFILE_ARGS:-$BENCH_ARGS}
 if [ -z "${CONFIGS:-}" ]; then
     CONFIGS=""
     for v in $VALUES; do
@@ -37,14 +40,16 @@ for m in $MODELS; do
             i=$((i + 1))
             set -- ; [ "$c" = - ] || set -- $c
             tag=$m-c$i-r$r
-            env "$@" timeout 120 $B bench -m $M/$m.gguf --pp 0 --tg 128 -r $R > $OUT/bench-$tag.txt 2>&1
+            # shellcheck disable=SC2086
+            env "$@" timeout 120 $B bench -m $M/$m.gguf $BENCH_ARGS -r $R > $OUT/bench-$tag.txt 2>&1
             pass=""
             if [ "$PROFILE" = 1 ]; then
-                env "$@" timeout 120 $B profile -m $M/$m.gguf --pp 0 --tg 128 > $OUT/profile-$tag.txt 2>&1
-                pass=" | $(grep -oE 'plain pass [0-9.]+ us' $OUT/profile-$tag.txt)"
+                # shellcheck disable=SC2086
+                env "$@" timeout 120 $B profile -m $M/$m.gguf $PROFILE_ARGS > $OUT/profile-$tag.txt 2>&1
+                pass=" | $(grep -oE 'plain pass [0-9.]+ (us|ms)' $OUT/profile-$tag.txt | tr '\n' ' ')"
             fi
             printf "%-18s c%s %-30s r%s %s%s\n" $m $i "$c" $r \
-                "$(grep -oE 'tg128 \| [0-9.]+ ± [0-9.]+ \| [0-9.]+' $OUT/bench-$tag.txt)" "$pass"
+                "$(grep -oE '(pp|tg)[0-9]+ \| [0-9.]+ ± [0-9.]+ \| [0-9.]+' $OUT/bench-$tag.txt | tr '\n' ' ')" "$pass"
         done
     done
 done

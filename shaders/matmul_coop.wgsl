@@ -752,6 +752,21 @@ fn gemm(rg: u32, t0: u32, n0: u32, lid: u32, sg: u32) {
 
 // Lanes per workgroup of `dequant_f16`.
 override DQ_WG: u32 = 256u;
+// Whether `dequant_f16` passes each decoded chunk's two 16-byte halves to the lanes that store
+// them so that every store instruction writes consecutive 16-byte words (else each lane
+// stores its own chunk's 32 bytes: two instructions at a 32-byte stride).
+override DQ_SWIZZLE: bool = true;
+
+// Copy word `at` of region rg's f16 copy.
+fn d_put(rg: u32, at: u32, v: vec4<u32>) {
+    if (NW > 2u && rg == 2u) {
+        d2[at] = v;
+    } else if (NW > 1u && rg == 1u) {
+        d1[at] = v;
+    } else {
+        d0[at] = v;
+    }
+}
 
 // Decodes NW weights of type DT to f16 rows, one 16-value chunk a lane, with the GEMM's own
 // loads and decoding (`w_raw`, `w_decode`): an F16 GEMM over the copies multiplies exactly the
@@ -761,9 +776,13 @@ override DQ_WG: u32 = 256u;
 // chunks are weight 0's ([0, c1)), weight 1's ([c1, c2)), then weight 2's ([c2, cols)).
 @compute @workgroup_size(DQ_WG)
 fn dequant_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-               @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * nwg.x) * DQ_WG + lid;
-    if (i >= p.cols) { return; }
+               @builtin(local_invocation_index) lid: u32,
+               @builtin(subgroup_invocation_id) sl: u32, @builtin(subgroup_size) ss: u32) {
+    let i_all = (wid.x + wid.y * nwg.x) * DQ_WG + lid;
+    // Lanes past the end decode the last chunk again (the swizzle needs every lane) and store
+    // nothing.
+    let inside = i_all < p.cols;
+    let i = min(i_all, p.cols - 1u);
     var rg = 0u;
     var c0 = 0u;
     rn = p.n;
@@ -789,14 +808,25 @@ fn dequant_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
                        pack2x16float(vec2<f32>(h[1].xy)), pack2x16float(vec2<f32>(h[1].zw)));
     let hi = vec4<u32>(pack2x16float(vec2<f32>(h[2].xy)), pack2x16float(vec2<f32>(h[2].zw)),
                        pack2x16float(vec2<f32>(h[3].xy)), pack2x16float(vec2<f32>(h[3].zw)));
-    if (NW > 2u && rg == 2u) {
-        d2[2u * g] = lo;
-        d2[2u * g + 1u] = hi;
-    } else if (NW > 1u && rg == 1u) {
-        d1[2u * g] = lo;
-        d1[2u * g + 1u] = hi;
-    } else {
-        d0[2u * g] = lo;
-        d0[2u * g + 1u] = hi;
+    if (!DQ_SWIZZLE) {
+        if (inside) {
+            d_put(rg, 2u * g, lo);
+            d_put(rg, 2u * g + 1u, hi);
+        }
+        return;
+    }
+    // The subgroup's chunks are consecutive: its first ss / 2 chunks are the words of the
+    // first store, the rest those of the second. Lane sl stores half sl % 2 of chunk sl / 2,
+    // then of chunk ss / 2 + sl / 2, fetched from the lanes that decoded them.
+    let odd = (sl & 1u) == 1u;
+    let packed = (g << 3u) | (rg << 1u) | u32(inside);   // g < 2^29: checked by the host
+    for (var s = 0u; s < 2u; s = s + 1u) {
+        let src = s * (ss / 2u) + sl / 2u;
+        let a = subgroupShuffle(lo, src);
+        let b = subgroupShuffle(hi, src);
+        let m = subgroupShuffle(packed, src);
+        if ((m & 1u) == 1u) {
+            d_put((m >> 1u) & 3u, 2u * (m >> 3u) + u32(odd), select(a, b, odd));
+        }
     }
 }

@@ -643,7 +643,8 @@ fn coop_dequant_f16_copies_stage_like_the_gemm() {
         DType::Q4_0,
         DType::Q5_0,
     ] {
-        let k = row_lengths(dtype)[1];
+        // 16 or 6 chunks a row: the weights' chunks meet inside subgroups and workgroups.
+        let k = row_lengths(dtype)[0];
         let ns = [100usize, 37, 3];
         for nw in 1..=3 {
             let ns = &ns[..nw];

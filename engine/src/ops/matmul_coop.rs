@@ -651,17 +651,18 @@ pub fn dequant_f16(gpu: &Gpu, ws: &[&Tensor], outs: &[&Tensor]) -> Result<Dispat
             adapter: gpu.info.name.clone(),
         });
     }
-    let chunks: Vec<u32> = sizes.iter().map(|&(_, n, k)| (n * k / 16) as u32).collect();
-    let all: u64 = chunks.iter().map(|&c| c as u64).sum();
-    if all > u32::MAX as u64 {
+    let chunks: Vec<u64> = sizes.iter().map(|&(_, n, k)| (n * k / 16) as u64).collect();
+    let all: u64 = chunks.iter().sum();
+    // The shader packs a chunk's index in its weight into 29 bits.
+    if all > u32::MAX as u64 || chunks.iter().any(|&c| c >= 1 << 29) {
         return Err(bad(format!(
-            "{all} chunks of 16 values: beyond u32 indices"
+            "{chunks:?} chunks of 16 values: beyond the kernel's indices"
         )));
     }
     let at = |i: usize| sizes.get(i).copied();
     let n_of = |i: usize| at(i).map_or(0, |(_, n, _)| n as u32);
     let nb_of = |i: usize| at(i).map_or(0, |(d, n, k)| (n * k / d.block_size()) as u32);
-    let chunk = |i: usize| chunks.get(i).copied().unwrap_or(0);
+    let chunk = |i: usize| chunks.get(i).copied().unwrap_or(0) as u32;
     let params = CoopParams {
         n: n_of(0),
         k: k as u32,
@@ -683,6 +684,10 @@ pub fn dequant_f16(gpu: &Gpu, ws: &[&Tensor], outs: &[&Tensor]) -> Result<Dispat
             ("DT", dtype.ggml_id() as f64),
             ("NW", ws.len() as f64),
             ("DQ_WG", DQ_WG as f64),
+            (
+                "DQ_SWIZZLE",
+                (std::env::var("WGLLAMA_DQ_SWIZZLE").as_deref() != Ok("0")) as u32 as f64,
+            ),
         ],
     )?;
     let u = gpu.uniform("dequant_f16.params", &params);
