@@ -684,10 +684,6 @@ pub fn dequant_f16(gpu: &Gpu, ws: &[&Tensor], outs: &[&Tensor]) -> Result<Dispat
             ("DT", dtype.ggml_id() as f64),
             ("NW", ws.len() as f64),
             ("DQ_WG", DQ_WG as f64),
-            (
-                "DQ_SWIZZLE",
-                (std::env::var("WGLLAMA_DQ_SWIZZLE").as_deref() != Ok("0")) as u32 as f64,
-            ),
         ],
     )?;
     let u = gpu.uniform("dequant_f16.params", &params);
