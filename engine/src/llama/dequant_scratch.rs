@@ -17,10 +17,11 @@ use crate::tensor::{Elem, Tensor};
 use wgllama_loaders::DType;
 
 /// Prompt chunks of at least this many tokens take the f16 copies by default
-/// (`SessionOptions::dequant_min_tokens`). Break-even estimate for the H100: a Q4_K weight's
-/// decode writes 2 bytes a value (~0.9 ns per 1000 values at ~2.8 TB/s) and saves the GEMM
-/// ~2 T (1/127 - 1/176) fs per value, about 4.4e-3 T ns per 1000 values: even at T ~ 200.
-pub const DEQUANT_MIN_TOKENS: usize = 256;
+/// (`SessionOptions::dequant_min_tokens`). On the H100 (benches/results/2026-11-24-h100-s15/
+/// threshold/), copies against none: TinyLlama Q4_K_M pp128 +5%, pp192 +12%, pp256 +10%;
+/// Llama-2-7B Q4_K_M pp128 -4%, pp192 +16%, pp256 +15% (the decode writes 2 bytes a value
+/// whatever T; the GEMMs save time in proportion to T).
+pub const DEQUANT_MIN_TOKENS: usize = 160;
 
 /// Scratch buffers for the f16 copies, one per position in a group of weights that share an
 /// input: slot 0 holds q, Wo, gate or down while its GEMM runs, slot 1 k or up, slot 2 v.
