@@ -51,9 +51,9 @@ struct Params {
     n2: u32,
     nb1: u32,  // their blocks
     nb2: u32,
-    c1: u32,   // first tile column of weight 1, and of weight 2 (ceil(n / BN), + ceil(n1 / BN))
-    c2: u32,
-    cols: u32, // tile columns of the whole dispatch
+    c1: u32,   // first tile column of weight 1, and of weight 2 (ceil(n / BN), + ceil(n1 / BN));
+    c2: u32,   // dequant_f16: first 16-value chunk of weight 1, and of weight 2
+    cols: u32, // tile columns of the whole dispatch (dequant_f16: chunks)
     _pad: u32,
 }
 

@@ -43,6 +43,11 @@ pub struct RunArgs {
     /// Store the KV cache in f16 (half the memory; not the exact path).
     #[arg(long)]
     kv_f16: bool,
+    /// Fast path: prompt chunks of at least this many tokens decode quantised weights once
+    /// into f16 copies and multiply those (faster prompts for a scratch of the largest
+    /// weights in f16, e.g. 204 MiB for Llama-2-7B); a value above 256 (the chunk) turns it off.
+    #[arg(long, default_value_t = wgllama_engine::llama::DEQUANT_MIN_TOKENS)]
+    dequant_min_tokens: usize,
     /// Arithmetic path: `fast` (prompt mat-muls on tensor cores with f16 inputs where the
     /// adapter has cooperative matrices) or `exact` (f32 throughout, as the golden checks).
     #[arg(long, default_value = "fast")]
@@ -94,6 +99,7 @@ pub fn run(gpu_opts: &GpuOptions, a: RunArgs) -> Result<(), String> {
         kv_dtype,
         precision: a.precision,
         seed: a.seed,
+        dequant_min_tokens: a.dequant_min_tokens,
         ..Default::default()
     };
     let sampling = Sampling {

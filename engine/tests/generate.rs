@@ -319,7 +319,18 @@ fn prompt_dequant_copies_change_no_logit() {
         };
         let mut s = Session::new(test_gpu(), &w, opts, Sampling::greedy()).unwrap();
         let copies = s.dequant_scratch().map(|d| d.describe());
-        (copies, s.prompt_logits(&prompt).unwrap())
+        let logits = s.prompt_logits(&prompt).unwrap();
+        let decodes = s
+            .prefill_dispatches()
+            .filter(|d| d.label.starts_with("dequant_f16"))
+            .count();
+        // With a scratch every layer's four groups are copied (one dispatch a run of one type).
+        assert_eq!(
+            copies.is_some(),
+            decodes >= 4 * w.config.n_layers,
+            "{decodes} dequant_f16 dispatches with scratch {copies:?}"
+        );
+        (copies, logits)
     };
     let (none, plain) = logits(usize::MAX);
     assert!(none.is_none(), "a scratch no chunk can use: {none:?}");

@@ -2,7 +2,7 @@
 //!
 //! A prompt GEMM over a quantised weight decodes each weight tile in every workgroup that
 //! reads it (T / 128 times for T tokens); its decode made Q4_K and Q6_K GEMMs run at
-//! ~120-135 TFLOP/s on the H100 where F16 ones reach ~165-195. Past a few hundred tokens it
+//! ~120-135 TFLOP/s on the H100 where F16 ones reach ~165-195. Past ~160 tokens (H100) it
 //! pays to decode each weight once into a scratch buffer (`matmul_coop::dequant_f16`, the
 //! GEMM's own decode, so the products are the same) and run the F16 GEMMs over the copies,
 //! fused as the F16 models' are (q/k/v in one dispatch, SwiGLU inside the gate/up GEMM).
@@ -49,8 +49,9 @@ fn quantised(w: &Tensor) -> bool {
 
 impl DequantScratch {
     /// The scratch for prompt chunks of up to `chunk` tokens, or None where no pass would use
-    /// it: the exact precision, no cooperative matrices, no quantised layer weight, a row length
-    /// not a multiple of 16, or chunks shorter than `min_tokens`.
+    /// it: the exact precision, no cooperative matrices, no quantised layer weight, a GEMM row
+    /// length not a multiple of 16, chunks shorter than `min_tokens`, or a copy beyond the
+    /// adapter's largest binding.
     pub fn new(
         gpu: &Gpu,
         w: &LlamaWeights,
@@ -58,9 +59,14 @@ impl DequantScratch {
         chunk: usize,
         min_tokens: usize,
     ) -> Result<Option<DequantScratch>> {
+        // The prompt graph takes tensor-core GEMMs (and so the copies) only where every
+        // GEMM's row length is a multiple of 16 (`Graph::build`'s `half`).
+        let c = &w.config;
+        let ks = [c.hidden_size, c.n_heads * c.head_dim, c.ffn_size];
         if precision != Precision::Fast
             || chunk < min_tokens.max(2)
             || !matmul_coop::coop_available(gpu)
+            || !ks.iter().all(|k| k.is_multiple_of(16))
         {
             return Ok(None);
         }
@@ -71,14 +77,13 @@ impl DequantScratch {
                     if !quantised(t) {
                         continue;
                     }
-                    if !t.shape.last().is_some_and(|k| k.is_multiple_of(16)) {
-                        return Ok(None);
-                    }
                     bytes[slot] = bytes[slot].max(2 * t.numel() as u64);
                 }
             }
         }
-        if bytes[0] == 0 {
+        // No quantised weight, or a copy larger than one binding (an f16 copy is up to 3.6x
+        // its Q4_K weight): the GEMMs decode as they stage, as without the option.
+        if bytes[0] == 0 || bytes.iter().any(|&b| b > gpu.max_binding()) {
             return Ok(None);
         }
         let slots = bytes

@@ -213,6 +213,12 @@ impl<'m> Session<'m> {
         self.prefill.len()
     }
 
+    /// Every dispatch of the prefill graphs built so far (their labels tell which kernels a
+    /// prompt pass ran).
+    pub fn prefill_dispatches(&self) -> impl Iterator<Item = &crate::dispatch::Dispatch> {
+        self.prefill.values().flat_map(|g| g.dispatches())
+    }
+
     /// The f16 copies' scratch for long prompt chunks, where this session has one.
     pub fn dequant_scratch(&self) -> Option<&DequantScratch> {
         self.scratch.as_ref()

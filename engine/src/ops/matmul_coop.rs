@@ -631,6 +631,9 @@ pub fn dequant_f16(gpu: &Gpu, ws: &[&Tensor], outs: &[&Tensor]) -> Result<Dispat
         if outs[..i].iter().any(|o| o.buffer == out.buffer) {
             return Err(bad(format!("output {i} is another output's buffer again")));
         }
+        if ws.iter().any(|w| w.buffer == out.buffer) {
+            return Err(bad(format!("output {i} is a weight's buffer")));
+        }
         sizes.push((dtype, n, k));
     }
     let (dtype, _, k) = sizes[0];
@@ -644,10 +647,15 @@ pub fn dequant_f16(gpu: &Gpu, ws: &[&Tensor], outs: &[&Tensor]) -> Result<Dispat
     if !k.is_multiple_of(16) {
         return Err(bad(format!("K = {k} is not a multiple of 16")));
     }
-    if !coop_available(gpu) {
+    let sg = gpu.caps.subgroup_size.1;
+    if !coop_available(gpu) || !sg.is_multiple_of(2) || !(DQ_WG as u32).is_multiple_of(sg) {
         return Err(EngineError::Unsupported {
             op: WHAT,
-            detail: "its decode is matmul_coop's, which needs cooperative matrices".into(),
+            detail: format!(
+                "its decode is matmul_coop's, which needs cooperative matrices, and its stores \
+                 whole subgroups of an even size dividing {DQ_WG} (subgroups {:?})",
+                gpu.caps.subgroup_size
+            ),
             adapter: gpu.info.name.clone(),
         });
     }
