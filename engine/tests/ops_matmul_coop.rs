@@ -765,8 +765,10 @@ fn dequant_f16_refuses_bad_operands() {
     let q = w(8, 256, DType::Q4K, &mut rng);
     let q512 = w(8, 512, DType::Q4K, &mut rng);
     let q6 = w(8, 256, DType::Q6K, &mut rng);
+    let q64 = w(64, 256, DType::Q4K, &mut rng);
     let room = |bytes: u64| gpu.storage("scratch", bytes).unwrap();
     let (a, b, small) = (room(8 * 256 * 2), room(8 * 512 * 2), room(8 * 256));
+    let b64 = room(64 * 256 * 2);
     let ok = f16_view(&a, 8, 256);
     let f32_out = Tensor {
         elem: Elem::F32,
@@ -792,8 +794,13 @@ fn dequant_f16_refuses_bad_operands() {
         ),
         ("one buffer twice", dequant_f16(gpu, &[&q, &q], &[&ok, &ok])),
         (
+            // The second weight's buffer holds the first's copy (64 Q4_K rows: room for 8 f16).
             "output is a weight's buffer",
-            dequant_f16(gpu, &[&q], &[&f16_view(&q.buffer, 8, 256)]),
+            dequant_f16(
+                gpu,
+                &[&q, &q64],
+                &[&f16_view(&q64.buffer, 8, 256), &f16_view(&b64, 64, 256)],
+            ),
         ),
         (
             "four weights",
