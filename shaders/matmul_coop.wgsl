@@ -580,23 +580,10 @@ fn matmul_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     // Token tiles vary fastest, so neighbouring workgroups share a weight tile in cache.
     let t0 = (tile % tiles_t) * BT;
     let col = tile / tiles_t;
-    // The region (which weight), its rows and blocks, and the tile's first row in its weight.
-    var rg = 0u;
-    var c0 = 0u;
-    rn = p.n;
-    rnb = p.nb;
-    if (NW > 2u && col >= p.c2) {
-        rg = 2u;
-        c0 = p.c2;
-        rn = p.n2;
-        rnb = p.nb2;
-    } else if (NW > 1u && col >= p.c1) {
-        rg = 1u;
-        c0 = p.c1;
-        rn = p.n1;
-        rnb = p.nb1;
-    }
-    let n0 = (col - c0) * select(BN, BN / 2u, GLU);
+    // The region (which weight) and the tile's first row in its weight.
+    let region = region_of(col);
+    let rg = region.x;
+    let n0 = (col - region.y) * select(BN, BN / 2u, GLU);
     if (GLU) {
         // One region: weight 0 a literal, so that its loads carry no branch.
         gemm(0u, t0, n0, lid, sg);
@@ -612,6 +599,25 @@ fn matmul_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     } else {
         gemm(rg, t0, n0, lid, sg);
     }
+}
+
+// The region (which weight, 0..NW) of grid position `at` (a tile column; in dequant_f16 a
+// chunk) and its first position (p.c1 and p.c2 start regions 1 and 2); sets rn and rnb to its
+// rows and blocks.
+fn region_of(at: u32) -> vec2<u32> {
+    if (NW > 2u && at >= p.c2) {
+        rn = p.n2;
+        rnb = p.nb2;
+        return vec2<u32>(2u, p.c2);
+    }
+    if (NW > 1u && at >= p.c1) {
+        rn = p.n1;
+        rnb = p.nb1;
+        return vec2<u32>(1u, p.c1);
+    }
+    rn = p.n;
+    rnb = p.nb;
+    return vec2<u32>(0u, 0u);
 }
 
 // The workgroup's tile, tokens t0.., rows n0.. of region rg's weight.
@@ -778,31 +784,18 @@ fn dequant_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     // nothing.
     let inside = i_all < p.cols;
     let i = min(i_all, p.cols - 1u);
-    var rg = 0u;
-    var c0 = 0u;
-    rn = p.n;
-    rnb = p.nb;
-    if (NW > 2u && i >= p.c2) {
-        rg = 2u;
-        c0 = p.c2;
-        rn = p.n2;
-        rnb = p.nb2;
-    } else if (NW > 1u && i >= p.c1) {
-        rg = 1u;
-        c0 = p.c1;
-        rn = p.n1;
-        rnb = p.nb1;
-    }
+    let region = region_of(i);
+    let rg = region.x;
     // Chunk g of its weight: row g / (k / 16), 16 values from 16 (g % (k / 16)).
-    let g = i - c0;
+    let g = i - region.y;
     let per_row = p.k / 16u;
     let r = g / per_row;
     let c = g % per_row;
     let h = w_decode(w_raw(rg, r, c), r, c);
-    let lo = vec4<u32>(pack2x16float(vec2<f32>(h[0].xy)), pack2x16float(vec2<f32>(h[0].zw)),
-                       pack2x16float(vec2<f32>(h[1].xy)), pack2x16float(vec2<f32>(h[1].zw)));
-    let hi = vec4<u32>(pack2x16float(vec2<f32>(h[2].xy)), pack2x16float(vec2<f32>(h[2].zw)),
-                       pack2x16float(vec2<f32>(h[3].xy)), pack2x16float(vec2<f32>(h[3].zw)));
+    // f16_quad's clamp changes only infinite values (whose staged products would be inf or
+    // NaN anyway); every finite f16 value is kept exactly.
+    let lo = vec4<u32>(f16_quad(vec4<f32>(h[0])), f16_quad(vec4<f32>(h[1])));
+    let hi = vec4<u32>(f16_quad(vec4<f32>(h[2])), f16_quad(vec4<f32>(h[3])));
     // Stores of consecutive 16-byte words: the subgroup's chunks are consecutive, its first
     // ss / 2 chunks are the words of its first store, the rest those of its second. Lane sl
     // stores half sl % 2 of chunk sl / 2, then of chunk ss / 2 + sl / 2, fetched from the

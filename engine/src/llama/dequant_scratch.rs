@@ -10,6 +10,7 @@
 use crate::dispatch::Dispatch;
 use crate::error::Result;
 use crate::gpu::Gpu;
+use crate::llama::graph::tensor_core_prompts;
 use crate::llama::weights::LlamaWeights;
 use crate::ops::matmul_coop;
 use crate::precision::Precision;
@@ -59,15 +60,7 @@ impl DequantScratch {
         chunk: usize,
         min_tokens: usize,
     ) -> Result<Option<DequantScratch>> {
-        // The prompt graph takes tensor-core GEMMs (and so the copies) only where every
-        // GEMM's row length is a multiple of 16 (`Graph::build`'s `half`).
-        let c = &w.config;
-        let ks = [c.hidden_size, c.n_heads * c.head_dim, c.ffn_size];
-        if precision != Precision::Fast
-            || chunk < min_tokens.max(2)
-            || !matmul_coop::coop_available(gpu)
-            || !ks.iter().all(|k| k.is_multiple_of(16))
-        {
+        if chunk < min_tokens.max(2) || !tensor_core_prompts(gpu, &w.config, precision) {
             return Ok(None);
         }
         let mut bytes = [0u64; 3];
@@ -147,19 +140,24 @@ impl DequantScratch {
     }
 }
 
-/// The weights a prompt pass's GEMMs read for the group `ws`: with a scratch, the f16 copies
-/// (their decode dispatches pushed onto `body`), else the weights themselves.
+/// The weights a prompt pass's GEMMs read for the group `ws`: with a scratch, its views
+/// (`DequantScratch::views`), else the weights themselves.
+pub fn prompt_views(scratch: Option<&DequantScratch>, ws: &[&Tensor]) -> Vec<Tensor> {
+    match scratch {
+        Some(s) => s.views(ws),
+        None => ws.iter().map(|w| (*w).clone()).collect(),
+    }
+}
+
+/// `prompt_views`, with the dispatches that write the copies pushed onto `body` first.
 pub fn prompt_weights(
     gpu: &Gpu,
     scratch: Option<&DequantScratch>,
     body: &mut Vec<Dispatch>,
     ws: &[&Tensor],
 ) -> Result<Vec<Tensor>> {
-    match scratch {
-        Some(s) => {
-            s.decode(gpu, body, ws)?;
-            Ok(s.views(ws))
-        }
-        None => Ok(ws.iter().map(|w| (*w).clone()).collect()),
+    if let Some(s) = scratch {
+        s.decode(gpu, body, ws)?;
     }
+    Ok(prompt_views(scratch, ws))
 }

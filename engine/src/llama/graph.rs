@@ -29,7 +29,7 @@ use crate::dispatch::Dispatch;
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kv_cache::KvCache;
-use crate::llama::dequant_scratch::{prompt_weights, DequantScratch};
+use crate::llama::dequant_scratch::{prompt_views, prompt_weights, DequantScratch};
 use crate::llama::prefetch::{Budgets, Prefetches};
 use crate::llama::weights::LlamaWeights;
 use crate::ops::attention_decode::{self, FusedRope};
@@ -295,6 +295,21 @@ fn on_tensor_cores(gpu: &Gpu, x: &Tensor, precision: Precision) -> bool {
             && matmul_coop::coop_available(gpu))
 }
 
+/// Whether prompt passes (T > 1) of a model with this config take the tensor-core mat-muls
+/// with f16 inputs: the fast path, cooperative matrices, and every GEMM's row length (hidden,
+/// attention output, FFN) a multiple of 16. (The f16 copies' scratch is only made then.)
+pub(crate) fn tensor_core_prompts(
+    gpu: &Gpu,
+    c: &wgllama_loaders::LlamaConfig,
+    precision: Precision,
+) -> bool {
+    precision == Precision::Fast
+        && matmul_coop::coop_available(gpu)
+        && [c.hidden_size, c.n_heads * c.head_dim, c.ffn_size]
+            .iter()
+            .all(|k| k.is_multiple_of(16))
+}
+
 /// A linear layer y (+)= x W^T on the path `on_tensor_cores` picks.
 fn linear(
     gpu: &Gpu,
@@ -368,24 +383,14 @@ impl Graph {
         // Prompts on the fast path feed the tensor-core mat-muls f16 inputs (matmul_coop stages
         // x as straight copies: 4-11% less GEMM time on the H100,
         // benches/results/2026-11-23-h100-s3/README.md), written by their producers.
-        let half = t > 1
-            && io.precision == Precision::Fast
-            && matmul_coop::coop_available(gpu)
-            && [c.hidden_size, c.n_heads * c.head_dim, c.ffn_size]
-                .iter()
-                .all(|k| k.is_multiple_of(16));
+        let half = t > 1 && tensor_core_prompts(gpu, c, io.precision);
         // Quantised weights decoded once to f16 copies before their GEMMs (long prompts).
         let dq = io.scratch.filter(|s| half && t >= s.min_tokens);
         // Every layer's SwiGLU inside its gate/up GEMM: the f32 gate and up are never written.
         let glu = half
             && w.layers.iter().all(|lw| {
-                let gu = [&lw.w_gate, &lw.w_up];
-                let [g, u] =
-                    &dq.map_or_else(|| gu.map(Tensor::clone).to_vec(), |s| s.views(&gu))[..]
-                else {
-                    return false;
-                };
-                matmul_coop::glu_supported(gpu, t, g, u)
+                let gu = prompt_views(dq, &[&lw.w_gate, &lw.w_up]);
+                matmul_coop::glu_supported(gpu, t, &gu[0], &gu[1])
             });
         let mut a = Activations::new(gpu, w, t, rows, half, glu)?;
         let folds = Folds::plan(gpu, w, t, io.precision);

@@ -346,6 +346,26 @@ fn x_rows(x: &Tensor) -> usize {
     }
 }
 
+/// Each output a buffer of its own: not another output's (the kernels write each output
+/// from its start) and not a weight's (a buffer bound read-only and read-write in one dispatch
+/// fails wgpu's validation).
+fn check_outputs(op: &'static str, ws: &[&Tensor], outs: &[&Tensor]) -> Result<()> {
+    for (i, o) in outs.iter().enumerate() {
+        let whose = if outs[..i].iter().any(|p| p.buffer == o.buffer) {
+            "another output's"
+        } else if ws.iter().any(|w| w.buffer == o.buffer) {
+            "a weight's"
+        } else {
+            continue;
+        };
+        return Err(EngineError::Shape {
+            op,
+            detail: format!("output {i} is {whose} buffer"),
+        });
+    }
+    Ok(())
+}
+
 /// Params of matmul_coop.wgsl (its `Params`).
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -399,14 +419,9 @@ fn coop_dispatch(
             .collect::<Result<Vec<_>>>()?,
     };
     let s = &sizes[0];
-    // Each weight's output is a whole buffer of its own (the kernel writes each from its start).
-    for (i, y) in ys.iter().enumerate() {
-        if ys[..i].iter().any(|o| o.buffer == y.buffer) {
-            return Err(EngineError::Shape {
-                op: OP,
-                detail: format!("output {i} is another output's buffer again"),
-            });
-        }
+    match glu {
+        Some(act) => check_outputs(OP, ws, &[act])?,
+        None => check_outputs(OP, ws, ys)?,
     }
     if let Some(o) = sizes.iter().find(|o| o.dtype != s.dtype) {
         return Err(EngineError::Shape {
@@ -628,14 +643,9 @@ pub fn dequant_f16(gpu: &Gpu, ws: &[&Tensor], outs: &[&Tensor]) -> Result<Dispat
                 out.buffer.size()
             )));
         }
-        if outs[..i].iter().any(|o| o.buffer == out.buffer) {
-            return Err(bad(format!("output {i} is another output's buffer again")));
-        }
-        if ws.iter().any(|w| w.buffer == out.buffer) {
-            return Err(bad(format!("output {i} is a weight's buffer")));
-        }
         sizes.push((dtype, n, k));
     }
+    check_outputs(WHAT, ws, outs)?;
     let (dtype, _, k) = sizes[0];
     if let Some(&(d, _, kk)) = sizes.iter().find(|s| s.0 != dtype || s.2 != k) {
         return Err(bad(format!(
