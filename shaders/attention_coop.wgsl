@@ -86,17 +86,8 @@ override LDQ: u32 = HD + 8u;   // Q rows: HD + 8, or HD where the pad would pass
 override LDP: u32 = BC + 8u;
 override LDS: u32 = BC + 4u;
 // Named lengths (naga's pipeline-constant pass wants named override array lengths).
-// SPLITKV: K and V take turns in one tile buffer (K for S = Q K^T, then V for O += P V), and
-// q is staged through it 16 dims at a time: half the K/V memory, so that a workgroup fits in
-// half of the 48 KiB an SM holds (head_dim 128).
-override SPLITKV: bool = false;
-override KVS_LEN: u32 = select(2u, 1u, SPLITKV) * BC * LDK / 4u;   // K tile then V tile
-// QKV: q is staged through kvs (rows of LDK; BR <= 2 BC) and kept in registers (QREG), so
-// qs is a placeholder: less workgroup memory, more workgroups resident per SM.
-override QKV: bool = false;
-// (The placeholder keeps 128 bytes: a workgroup variable of 8 bytes shifted the cooperative
-// loads' view of the arrays after it on the H100; see the top.)
-override QS_LEN: u32 = select(BR * LDQ / 4u, 16u, QKV || SPLITKV);
+override KVS_LEN: u32 = 2u * BC * LDK / 4u;   // K tile then V tile
+override QS_LEN: u32 = BR * LDQ / 4u;
 override VOTE: u32 = NSG * 16u * LDS;   // the vote slot, after the scores
 override SS_LEN: u32 = VOTE + 4u;
 override PS_LEN: u32 = NSG * 16u * LDP / 4u;
@@ -128,7 +119,7 @@ fn tile_quad(i: u32, k0: u32, kend: u32, kvh: u32, from_v: bool) -> vec4<f32> {
 
 fn put_quad(i: u32, x: vec4<f32>, from_v: bool) {
     if (i < BC * HD4) {
-        let at = (select(0u, BC, from_v && !SPLITKV) + i / HD4) * LDK + 4u * (i % HD4);
+        let at = (select(0u, BC, from_v) + i / HD4) * LDK + 4u * (i % HD4);
         kvs[at / 4u] = to_h(x);
     }
 }
@@ -160,55 +151,6 @@ fn stage_kv(lid: u32, k0: u32, kend: u32, kvh: u32) {
     if (KPL > 5u) { put_quad(lid + 5u * WG, k5q, false); put_quad(lid + 5u * WG, v5q, true); }
     if (KPL > 6u) { put_quad(lid + 6u * WG, k6q, false); put_quad(lid + 6u * WG, v6q, true); }
     if (KPL > 7u) { put_quad(lid + 7u * WG, k7q, false); put_quad(lid + 7u * WG, v7q, true); }
-}
-
-// SPLITKV: one lane's K (or V) quads of keys k0 .., loaded (QuadsKV), then stored.
-struct QuadsKV {
-    a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>,
-    a4: vec4<f32>, a5: vec4<f32>, a6: vec4<f32>, a7: vec4<f32>,
-}
-
-fn load_tile(lid: u32, k0: u32, kend: u32, kvh: u32, from_v: bool) -> QuadsKV {
-    var t: QuadsKV;
-    t.a0 = tile_quad(lid, k0, kend, kvh, from_v);
-    if (KPL > 1u) { t.a1 = tile_quad(lid + WG, k0, kend, kvh, from_v); }
-    if (KPL > 2u) { t.a2 = tile_quad(lid + 2u * WG, k0, kend, kvh, from_v); }
-    if (KPL > 3u) { t.a3 = tile_quad(lid + 3u * WG, k0, kend, kvh, from_v); }
-    if (KPL > 4u) { t.a4 = tile_quad(lid + 4u * WG, k0, kend, kvh, from_v); }
-    if (KPL > 5u) { t.a5 = tile_quad(lid + 5u * WG, k0, kend, kvh, from_v); }
-    if (KPL > 6u) { t.a6 = tile_quad(lid + 6u * WG, k0, kend, kvh, from_v); }
-    if (KPL > 7u) { t.a7 = tile_quad(lid + 7u * WG, k0, kend, kvh, from_v); }
-    return t;
-}
-
-fn store_tile(lid: u32, t: QuadsKV) {
-    put_quad(lid, t.a0, false);
-    if (KPL > 1u) { put_quad(lid + WG, t.a1, false); }
-    if (KPL > 2u) { put_quad(lid + 2u * WG, t.a2, false); }
-    if (KPL > 3u) { put_quad(lid + 3u * WG, t.a3, false); }
-    if (KPL > 4u) { put_quad(lid + 4u * WG, t.a4, false); }
-    if (KPL > 5u) { put_quad(lid + 5u * WG, t.a5, false); }
-    if (KPL > 6u) { put_quad(lid + 6u * WG, t.a6, false); }
-    if (KPL > 7u) { put_quad(lid + 7u * WG, t.a7, false); }
-}
-
-// SPLITKV: round j of staging q: dims 16j .. 16j + 15 of the block's rows (pre-scaled, f16)
-// into kvs at a row stride of 24 f16, then every subgroup's A tile j. Called by the whole
-// workgroup (barriers) with a constant j.
-fn q_round(j: u32, lid: u32, sg: u32, rb: u32, kvh: u32, group: u32, n_rows: u32, qscale: f32) -> coop_mat16x16<f16, A> {
-    for (var i = lid; i < BR * 4u; i = i + WG) {
-        let r = rb * BR + i / 4u;
-        var x = vec4<f32>(0.0);
-        if (r < n_rows) {
-            let h = kvh * group + r % group;
-            x = q[((r / group) * p.n_heads + h) * HD4 + 4u * j + i % 4u] * qscale;
-        }
-        kvs[((i / 4u) * 24u + 4u * (i % 4u)) / 4u] = to_h(x);
-    }
-    workgroupBarrier();
-    let t = coopLoadT<coop_mat16x16<f16, A>>(&kvs[16u * sg * 24u / 4u], 24u / 4u);
-    workgroupBarrier();
-    return t;
 }
 
 // Parks round r of the output tiles (tiles j with j / NT == r) in this subgroup's rows of
@@ -291,59 +233,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
     // Q block -> f16 (pre-scaled into log2 units) -> A tiles.
     let qscale = p.scale * LOG2E;
+    for (var i = lid; i < BR * HD4; i = i + WG) {
+        let r = rb * BR + i / HD4;
+        var x = vec4<f32>(0.0);
+        if (r < n_rows) {
+            let h = kvh * group + r % group;
+            x = q[((r / group) * p.n_heads + h) * HD4 + i % HD4] * qscale;
+        }
+        qs[((i / HD4) * LDQ + 4u * (i % HD4)) / 4u] = to_h(x);
+    }
+    workgroupBarrier();
     let qrow = 16u * sg * LDQ / 4u;   // this subgroup's q rows in qs
-    if (SPLITKV) {
-        { qa0 = q_round(0u, lid, sg, rb, kvh, group, n_rows, qscale); }
-        if (HD16 > 1u) { qa1 = q_round(1u, lid, sg, rb, kvh, group, n_rows, qscale); }
-        if (HD16 > 2u) { qa2 = q_round(2u, lid, sg, rb, kvh, group, n_rows, qscale); }
-        if (HD16 > 3u) { qa3 = q_round(3u, lid, sg, rb, kvh, group, n_rows, qscale); }
-        if (HD16 > 4u) { qa4 = q_round(4u, lid, sg, rb, kvh, group, n_rows, qscale); }
-        if (HD16 > 5u) { qa5 = q_round(5u, lid, sg, rb, kvh, group, n_rows, qscale); }
-        if (HD16 > 6u) { qa6 = q_round(6u, lid, sg, rb, kvh, group, n_rows, qscale); }
-        if (HD16 > 7u) { qa7 = q_round(7u, lid, sg, rb, kvh, group, n_rows, qscale); }
-    } else if (QKV) {
-        for (var i = lid; i < BR * HD4; i = i + WG) {
-            let r = rb * BR + i / HD4;
-            var x = vec4<f32>(0.0);
-            if (r < n_rows) {
-                let h = kvh * group + r % group;
-                x = q[((r / group) * p.n_heads + h) * HD4 + i % HD4] * qscale;
-            }
-            kvs[((i / HD4) * LDK + 4u * (i % HD4)) / 4u] = to_h(x);
-        }
-        workgroupBarrier();
-        let qk = 16u * sg * LDK / 4u;
-        { qa0 = coopLoadT<coop_mat16x16<f16, A>>(&kvs[qk + 0u], LDK / 4u); }
-        if (HD16 > 1u) { qa1 = coopLoadT<coop_mat16x16<f16, A>>(&kvs[qk + 4u], LDK / 4u); }
-        if (HD16 > 2u) { qa2 = coopLoadT<coop_mat16x16<f16, A>>(&kvs[qk + 8u], LDK / 4u); }
-        if (HD16 > 3u) { qa3 = coopLoadT<coop_mat16x16<f16, A>>(&kvs[qk + 12u], LDK / 4u); }
-        if (HD16 > 4u) { qa4 = coopLoadT<coop_mat16x16<f16, A>>(&kvs[qk + 16u], LDK / 4u); }
-        if (HD16 > 5u) { qa5 = coopLoadT<coop_mat16x16<f16, A>>(&kvs[qk + 20u], LDK / 4u); }
-        if (HD16 > 6u) { qa6 = coopLoadT<coop_mat16x16<f16, A>>(&kvs[qk + 24u], LDK / 4u); }
-        if (HD16 > 7u) { qa7 = coopLoadT<coop_mat16x16<f16, A>>(&kvs[qk + 28u], LDK / 4u); }
-        // Every subgroup's tiles are loaded before the first K/V tile overwrites kvs.
-        workgroupBarrier();
-    } else {
-        for (var i = lid; i < BR * HD4; i = i + WG) {
-            let r = rb * BR + i / HD4;
-            var x = vec4<f32>(0.0);
-            if (r < n_rows) {
-                let h = kvh * group + r % group;
-                x = q[((r / group) * p.n_heads + h) * HD4 + i % HD4] * qscale;
-            }
-            qs[((i / HD4) * LDQ + 4u * (i % HD4)) / 4u] = to_h(x);
-        }
-        workgroupBarrier();
-        if (QREG) {
-            { qa0 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 0u], LDQ / 4u); }
-            if (HD16 > 1u) { qa1 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 4u], LDQ / 4u); }
-            if (HD16 > 2u) { qa2 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 8u], LDQ / 4u); }
-            if (HD16 > 3u) { qa3 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 12u], LDQ / 4u); }
-            if (HD16 > 4u) { qa4 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 16u], LDQ / 4u); }
-            if (HD16 > 5u) { qa5 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 20u], LDQ / 4u); }
-            if (HD16 > 6u) { qa6 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 24u], LDQ / 4u); }
-            if (HD16 > 7u) { qa7 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 28u], LDQ / 4u); }
-        }
+    if (QREG) {
+        { qa0 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 0u], LDQ / 4u); }
+        if (HD16 > 1u) { qa1 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 4u], LDQ / 4u); }
+        if (HD16 > 2u) { qa2 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 8u], LDQ / 4u); }
+        if (HD16 > 3u) { qa3 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 12u], LDQ / 4u); }
+        if (HD16 > 4u) { qa4 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 16u], LDQ / 4u); }
+        if (HD16 > 5u) { qa5 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 20u], LDQ / 4u); }
+        if (HD16 > 6u) { qa6 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 24u], LDQ / 4u); }
+        if (HD16 > 7u) { qa7 = coopLoadT<coop_mat16x16<f16, A>>(&qs[qrow + 28u], LDQ / 4u); }
     }
     if (lid == 0u) { ss[VOTE] = 0.0; }
     workgroupBarrier();
@@ -355,11 +264,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let obase_ss = sg * 16u * LDS;                              // this subgroup's rows of ss
     for (var kt = 0u; kt < n_tiles; kt = kt + 1u) {
         let k0 = kt * BC;
-        if (SPLITKV) {
-            store_tile(lid, load_tile(lid, k0, kend, kvh, false));
-        } else {
-            stage_kv(lid, k0, kend, kvh);
-        }
+        stage_kv(lid, k0, kend, kvh);
         workgroupBarrier();
         for (var c = 0u; c < NT; c = c + 1u) {
             // B = K^T: the tile's K rows (keys 16c ..) are B's columns.
@@ -410,9 +315,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             coopStoreT(sv, &ss[at], LDS);
         }
         workgroupBarrier();
-        // SPLITKV: every subgroup's S is done with K; V's loads fly during the softmax.
-        var vt: QuadsKV;
-        if (SPLITKV) { vt = load_tile(lid, k0, kend, kvh, true); }
         // Masked max of this lane's keys, then of the row.
         let j0 = k0 + part * KPR;
         var mt = NEG_BIG;
@@ -441,7 +343,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             l = l + (p4.x + p4.y) + (p4.z + p4.w);
             ps[prow + i] = vec4<f16>(p4);
         }
-        if (SPLITKV) { store_tile(lid, vt); }
         workgroupBarrier();
         if (lid == 0u) { ss[VOTE] = 0.0; }  // every lane has read it (the barrier above)
         if (rescale) {
@@ -521,7 +422,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             let pa = (sg * 16u * LDP + 16u * c) / 4u;
             let a = coopLoadT<coop_mat16x16<f16, A>>(&ps[pa], LDP / 4u);
             // B = V: rows are keys 16c .., columns dims 16j ..
-            let vb = (select(BC, 0u, SPLITKV) + 16u * c) * LDK / 4u;
+            let vb = (BC + 16u * c) * LDK / 4u;
             { kb0 = coopLoadT<coop_mat16x16<f16, B>>(&kvs[vb + 0u], LDK / 4u); }
             if (HD16 > 1u) { kb1 = coopLoadT<coop_mat16x16<f16, B>>(&kvs[vb + 4u], LDK / 4u); }
             if (HD16 > 2u) { kb2 = coopLoadT<coop_mat16x16<f16, B>>(&kvs[vb + 8u], LDK / 4u); }

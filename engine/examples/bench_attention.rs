@@ -6,9 +6,8 @@
 //!     cargo run --release -p wgllama-engine --example bench_attention [-- MODE]
 //!
 //! MODE: "" (default: the comparison table), "sweep" (every decode and prefill configuration
-//! that fits, per shape), "all" (both), "coop" (only attention_coop's layouts at 32 keys a
-//! tile), "quick" (the table at a 256-slot context and 32-token prompts, briefly: a plumbing
-//! check for lavapipe). WGLLAMA_BENCH_T sets the prompt length (default 512). Every figure is the GPU time per call of a chain of
+//! that fits, per shape), "all" (both), "quick" (the table at a 256-slot context and
+//! 32-token prompts, briefly: a plumbing check for lavapipe). Every figure is the GPU time per call of a chain of
 //! REPS back-to-back calls in one compute pass (each call depends on the previous one through
 //! its read-write buffers, as in the graph), from pass timestamps, best of 3 chains. All
 //! dispatches are built first; a warm-up of >= 300 ms of continuous work precedes the timing,
@@ -154,7 +153,6 @@ fn prefill_sweep(s: &Shape) -> Vec<PrefillConfig> {
 
 fn main() -> Result<()> {
     let mode = std::env::args().nth(1).unwrap_or_default();
-    let coop_only = mode == "coop";
     let (table, sweep) = match mode.as_str() {
         "sweep" => (false, true),
         "all" => (true, true),
@@ -211,9 +209,6 @@ fn main() -> Result<()> {
             let old_splits = auto_splits(1, s.heads, s.kv_heads, s.head_dim, ctx);
             let auto = DecodeConfig::pick(&gpu, s.heads / s.kv_heads, s.head_dim, s.kv_heads, ctx);
             for pos in [128, 512, 2048, 4095] {
-                if coop_only {
-                    break;
-                }
                 let pos = pos.min(ctx - 1);
                 if table {
                     jobs.push(Job {
@@ -251,7 +246,7 @@ fn main() -> Result<()> {
                     }
                 }
             }
-            if table && !coop_only {
+            if table {
                 for pos in [512, 2048] {
                     let mut old = vec![
                         rope(&gpu, &q1, &inv_freq, &step.buffer, RopeStyle::RotateHalf)?,
@@ -326,14 +321,7 @@ fn main() -> Result<()> {
                 });
             }
             // ---- prefill, T = 512 ----
-            let t = if quick {
-                QUICK_T
-            } else {
-                std::env::var("WGLLAMA_BENCH_T")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(512)
-            };
+            let t = if quick { QUICK_T } else { 512 };
             let qp = gpu.upload_f32(
                 "q",
                 &rng.normal_vec(t * s.heads * s.head_dim, 1.0),
@@ -354,7 +342,7 @@ fn main() -> Result<()> {
                     * s.heads as f64
             };
             for pos in [0, ctx - t] {
-                if table && !coop_only {
+                if table {
                     jobs.push(Job {
                         label: format!("prefill {tag} T={t} pos={pos} old"),
                         ds: attention_with_splits(&gpu, &qp, &kc, &vc, &step.buffer, &op, 1)?,
@@ -370,26 +358,16 @@ fn main() -> Result<()> {
                         t,
                         flops: flops(pos),
                     });
-                }
-                if table {
                     let limit = gpu.limits.max_compute_workgroup_storage_size as usize;
-                    let layouts = [
-                        coop::CoopLayout::Staged { q_regs: true },
-                        coop::CoopLayout::Staged { q_regs: false },
-                        coop::CoopLayout::QInKv,
-                        coop::CoopLayout::SplitKv,
-                    ];
-                    for (keys, layout) in [32, 64].into_iter().flat_map(|k| layouts.map(|l| (k, l)))
-                    {
-                        if (coop_only && keys != 32)
-                            || !coop::supports(&gpu, s.head_dim)
-                            || layout.workgroup_bytes(s.head_dim, keys, limit).is_none()
+                    for (keys, q_regs) in [(32, true), (32, false), (64, true)] {
+                        if !coop::supports(&gpu, s.head_dim)
+                            || coop::q_stride(s.head_dim, keys, limit).is_none()
                         {
                             continue;
                         }
                         jobs.push(Job {
                             label: format!(
-                                "prefill {tag} T={t} pos={pos} coop keys={keys} {layout:?}"
+                                "prefill {tag} T={t} pos={pos} coop keys={keys} q_regs={q_regs}"
                             ),
                             ds: vec![coop::attention_coop_with(
                                 &gpu,
@@ -399,7 +377,7 @@ fn main() -> Result<()> {
                                 &step.buffer,
                                 &op,
                                 keys,
-                                layout,
+                                q_regs,
                             )?],
                             pos,
                             t,
@@ -427,7 +405,7 @@ fn main() -> Result<()> {
                     }
                 }
             }
-            if table && !coop_only {
+            if table {
                 jobs.push(Job {
                     label: format!("rope+rope+kv_write {tag} T={t}"),
                     ds: vec![

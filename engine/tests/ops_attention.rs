@@ -5,7 +5,7 @@
 use half::f16;
 use wgllama_engine::kv_cache::{KvCache, KvDtype};
 use wgllama_engine::ops::attention::{attention, attention_with_splits, attention_x8, auto_splits};
-use wgllama_engine::ops::attention_coop::{attention_coop_with, supports, CoopLayout};
+use wgllama_engine::ops::attention_coop::{attention_coop_with, q_stride, supports};
 use wgllama_engine::ops::attention_decode::{
     attention_decode_rope_with, attention_decode_with, attention_decode_x8, DecodeConfig, FusedRope,
 };
@@ -935,17 +935,8 @@ fn attention_coop_kernel_matches_reference() {
         let inp = inputs(gpu, c, 1300 + i as u64, 19);
         if !supports(gpu, c.head_dim) {
             let out = gpu.zeros_f32("out", &[c.t, c.n_heads, c.head_dim]).unwrap();
-            let layout = CoopLayout::Staged { q_regs: true };
-            let e = attention_coop_with(
-                gpu,
-                &inp.q,
-                &inp.kc,
-                &inp.vc,
-                &step.buffer,
-                &out,
-                32,
-                layout,
-            );
+            let e =
+                attention_coop_with(gpu, &inp.q, &inp.kc, &inp.vc, &step.buffer, &out, 32, true);
             assert!(
                 matches!(e, Err(EngineError::Unsupported { .. })),
                 "head_dim {} on {}: want Unsupported, got {:?}",
@@ -957,14 +948,8 @@ fn attention_coop_kernel_matches_reference() {
         }
         write_step(gpu, &step, c.pos, c.t);
         let want = reference_of(&inp, c);
-        let layouts = [
-            CoopLayout::Staged { q_regs: true },
-            CoopLayout::Staged { q_regs: false },
-            CoopLayout::QInKv,
-            CoopLayout::SplitKv,
-        ];
-        for (keys, layout) in [32, 64].into_iter().flat_map(|k| layouts.map(|l| (k, l))) {
-            if layout.workgroup_bytes(c.head_dim, keys, limit).is_none() {
+        for (keys, q_regs) in [(32, true), (32, false), (64, true)] {
+            if q_stride(c.head_dim, keys, limit).is_none() {
                 continue;
             }
             let out = gpu
@@ -978,13 +963,13 @@ fn attention_coop_kernel_matches_reference() {
                 &step.buffer,
                 &out,
                 keys,
-                layout,
+                q_regs,
             )
             .unwrap();
             gpu.run(&[d]).unwrap();
             let got = gpu.read_f32(&out).unwrap();
             let name = format!(
-                "attention_coop head_dim={} heads={}/{} T={} pos={} ctx={} {:?} keys/tile={keys} {layout:?}",
+                "attention_coop head_dim={} heads={}/{} T={} pos={} ctx={} {:?} keys/tile={keys} q_regs={q_regs}",
                 c.head_dim, c.n_heads, c.n_kv_heads, c.t, c.pos, inp.ctx, c.dtype
             );
             let e = errors(&got, &want);
@@ -1028,29 +1013,17 @@ fn attention_coop_f16_out_is_f32_out_rounded() {
         }
         let inp = inputs(gpu, c, 1400 + i as u64, 19);
         write_step(gpu, &step, c.pos, c.t);
-        let staged = CoopLayout::Staged { q_regs: true };
-        let keys = if staged.workgroup_bytes(c.head_dim, 64, limit).is_some() {
+        let keys = if q_stride(c.head_dim, 64, limit).is_some() {
             64
         } else {
             32
         };
-        // The layout the model takes for these keys.
-        let layout = CoopLayout::pick(c.head_dim, keys, limit);
         let shape = [c.t, c.n_heads, c.head_dim];
         let o32 = gpu.poisoned_f32("out", &shape).unwrap();
         let o16 = gpu.zeros_f16("out16", &shape).unwrap();
         let run = |out| {
-            attention_coop_with(
-                gpu,
-                &inp.q,
-                &inp.kc,
-                &inp.vc,
-                &step.buffer,
-                out,
-                keys,
-                layout,
-            )
-            .unwrap()
+            attention_coop_with(gpu, &inp.q, &inp.kc, &inp.vc, &step.buffer, out, keys, true)
+                .unwrap()
         };
         gpu.run(&[run(&o32), run(&o16)]).unwrap();
         let case = format!(
@@ -1087,7 +1060,7 @@ fn attention_coop_rejects_unsupported_shapes() {
             &step.buffer,
             &out,
             keys,
-            CoopLayout::Staged { q_regs: true },
+            true,
         );
         let msg = format!("{:?}", e.as_ref().map(|d| d.label));
         assert!(

@@ -30,16 +30,11 @@ pub struct AttentionCoopParams {
 const BR: usize = 64;
 const LANES: usize = 128;
 
-/// Workgroup memory of the kernel's `Staged` layout for head_dim `hd`, `bc` keys per tile
-/// and q rows of `ldq` f16: K and V tiles (f16, rows padded by 8), q (f16), scores (f32, rows
-/// padded by 4) and p (f16) of 64 rows, and the vote (4 floats after the scores).
+/// Workgroup memory of the kernel for head_dim `hd`, `bc` keys per tile and q rows of `ldq`
+/// f16: K and V tiles (f16, rows padded by 8), q (f16), scores (f32, rows padded by 4) and p
+/// (f16) of 64 rows, and the vote (4 floats after the scores).
 pub fn workgroup_bytes(hd: usize, bc: usize, ldq: usize) -> usize {
-    2 * bc * (hd + 8) * 2 + BR * ldq * 2 + scores_bytes(bc)
-}
-
-/// The scores (+ the vote) and p arrays, the same in every layout.
-fn scores_bytes(bc: usize) -> usize {
-    BR * (bc + 4) * 4 + 16 + BR * (bc + 8) * 2
+    2 * bc * (hd + 8) * 2 + BR * ldq * 2 + BR * (bc + 4) * 4 + 16 + BR * (bc + 8) * 2
 }
 
 /// The q row stride (f16) for `bc` keys per tile within `limit` bytes of workgroup memory:
@@ -49,72 +44,6 @@ pub fn q_stride(hd: usize, bc: usize, limit: usize) -> Option<usize> {
     [hd + 8, hd]
         .into_iter()
         .find(|&ldq| workgroup_bytes(hd, bc, ldq) <= limit)
-}
-
-/// Where a workgroup stages q and the K/V tiles (the shader's QREG, QKV and SPLITKV).
-///
-/// Why it matters: the H100's driver gives an SM as much workgroup memory in all as one
-/// workgroup may have (48 KiB; `probe_resident`: a 128-lane kernel of 8 KiB runs 6 workgroups
-/// an SM, of 24 KiB 2, of 25-48 KiB 1). The `Staged` layout needs 32-48 KiB, so one workgroup
-/// (4 subgroups) ran per SM and every load, barrier and product of its key loop was exposed
-/// (the ablations added up). The other layouts fit in half, two workgroups an SM
-/// (`half_memory`; op-tested with f32 outputs, not yet picked: see `pick`):
-/// `bench_attention coop` at T = 512, 3584 cached keys, 34-35 -> 54-58 TFLOP/s (TinyLlama,
-/// `QInKv`), 38-46 -> 65-72 (Llama-2-7B, `SplitKv`); from position 0 +8-15%
-/// (benches/results/2026-11-24-h100-s16/).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CoopLayout {
-    /// q staged in an array of its own (rows of `q_stride`); its tiles kept in registers
-    /// (`q_regs`) or re-loaded from workgroup memory for every score tile.
-    Staged { q_regs: bool },
-    /// q staged through the K/V tile buffer (64 rows fit in 2 x `bc` key rows) and kept in
-    /// registers: no q array.
-    QInKv,
-    /// K and V take turns in one tile buffer (V loaded during the softmax), q staged through
-    /// it 16 dims a round and kept in registers: half the K/V memory.
-    SplitKv,
-}
-
-impl CoopLayout {
-    /// Workgroup bytes of this layout for head_dim `hd` and `bc` keys per tile within `limit`,
-    /// or None where it cannot take them.
-    pub fn workgroup_bytes(self, hd: usize, bc: usize, limit: usize) -> Option<usize> {
-        // The q placeholder of QInKv and SplitKv keeps 128 bytes (see the shader's QS_LEN).
-        let bytes = match self {
-            CoopLayout::Staged { .. } => {
-                q_stride(hd, bc, limit).map(|ldq| workgroup_bytes(hd, bc, ldq))
-            }
-            CoopLayout::QInKv => {
-                (BR <= 2 * bc).then(|| 2 * bc * (hd + 8) * 2 + 128 + scores_bytes(bc))
-            }
-            CoopLayout::SplitKv => {
-                // A q round is 64 rows of 16 dims at a stride of 24 f16.
-                (bc * (hd + 8) >= BR * 24).then(|| bc * (hd + 8) * 2 + 128 + scores_bytes(bc))
-            }
-        }?;
-        // The shader stages at most 8 K (and V) quads a lane.
-        (bytes <= limit && bc * hd <= 8 * 4 * LANES).then_some(bytes)
-    }
-
-    /// The layout the model takes: `Staged` with q in registers. The half-memory layouts are
-    /// not picked yet: with them the model's prompt passes ran no faster at 512 tokens
-    /// (two workgroups an SM lengthen the heaviest row blocks' serial key loop, which decides
-    /// a pass from position 0) and only ~2% faster at 2048, and `QInKv` with an f16 output
-    /// wrote zeros on the H100 (the f32 output matches the reference): not understood yet.
-    pub fn pick(_hd: usize, _bc: usize, _limit: usize) -> CoopLayout {
-        CoopLayout::Staged { q_regs: true }
-    }
-
-    /// The first of `QInKv` and `SplitKv` that fits in half of `limit` (two workgroups an SM
-    /// on the H100), if any.
-    pub fn half_memory(hd: usize, bc: usize, limit: usize) -> Option<CoopLayout> {
-        [CoopLayout::QInKv, CoopLayout::SplitKv]
-            .into_iter()
-            .find(|l| {
-                l.workgroup_bytes(hd, bc, limit)
-                    .is_some_and(|b| b <= limit / 2)
-            })
-    }
 }
 
 /// Keys per tile: 32 (on the H100, T = 512, 1.05-1.4x faster than 64 in the first version's
@@ -168,7 +97,7 @@ pub fn attention_coop(
         step,
         out,
         keys_per_tile(s.head_dim, limit),
-        CoopLayout::pick(s.head_dim, keys_per_tile(s.head_dim, limit), limit),
+        Q_IN_REGISTERS,
     )
 }
 
@@ -182,7 +111,12 @@ fn out_elem(out: &Tensor) -> Elem {
     }
 }
 
-/// `attention_coop` with an explicit number of keys per tile (32 or 64) and layout.
+/// Whether the kernel keeps each subgroup's q tiles in registers across the key loop (the
+/// shader's QREG) rather than re-loading them from workgroup memory for every score tile.
+pub const Q_IN_REGISTERS: bool = true;
+
+/// `attention_coop` with an explicit number of keys per tile (32 or 64) and q tiles kept in
+/// registers or re-loaded (`q_regs`).
 #[allow(clippy::too_many_arguments)]
 pub fn attention_coop_with(
     gpu: &Gpu,
@@ -192,7 +126,7 @@ pub fn attention_coop_with(
     step: &wgpu::Buffer,
     out: &Tensor,
     keys: usize,
-    layout: CoopLayout,
+    q_regs: bool,
 ) -> Result<Dispatch> {
     let s = check_out(q, k_cache, v_cache, out, out_elem(out))?;
     if !supports(gpu, s.head_dim) {
@@ -207,19 +141,19 @@ pub fn attention_coop_with(
         });
     }
     let limit = gpu.limits.max_compute_workgroup_storage_size as usize;
-    if !(keys == 32 || keys == 64) || layout.workgroup_bytes(s.head_dim, keys, limit).is_none() {
-        return Err(EngineError::Shape {
-            op: OP,
-            detail: format!(
-                "{keys} keys per tile in layout {layout:?}: want 32 or 64 within {limit} B of \
-                 workgroup memory (head_dim {})",
-                s.head_dim
-            ),
-        });
-    }
-    // Staged's q row stride; the other layouts bind LDQ to nothing.
-    let ldq = q_stride(s.head_dim, keys, limit).unwrap_or(s.head_dim);
-    let q_regs = !matches!(layout, CoopLayout::Staged { q_regs: false });
+    let ldq = match q_stride(s.head_dim, keys, limit) {
+        Some(ldq) if keys == 32 || keys == 64 => ldq,
+        _ => {
+            return Err(EngineError::Shape {
+                op: OP,
+                detail: format!(
+                    "{keys} keys per tile: want 32 or 64 within {limit} B of workgroup memory \
+                     (needs {})",
+                    workgroup_bytes(s.head_dim, keys, s.head_dim)
+                ),
+            })
+        }
+    };
     let group = s.n_heads / s.n_kv_heads;
     let n_row_blocks = (s.t * group).div_ceil(BR);
     let params = AttentionCoopParams {
@@ -240,8 +174,7 @@ pub fn attention_coop_with(
             ("KV_F16", s.kv_f16 as u32 as f64),
             ("LDQ", ldq as f64),
             ("QREG", q_regs as u32 as f64),
-            ("QKV", (layout == CoopLayout::QInKv) as u32 as f64),
-            ("SPLITKV", (layout == CoopLayout::SplitKv) as u32 as f64),
+            ("O16", (out.elem == Elem::F16) as u32 as f64),
         ],
     )?;
     let u = gpu.uniform("attention_coop.params", &params);
@@ -281,37 +214,6 @@ mod tests {
         assert_eq!(q_stride(128, 32, limit), Some(128));
         assert_eq!(q_stride(128, 64, limit), None);
         assert_eq!(keys_per_tile(128, limit), 32);
-        // Two workgroups an SM (24 KiB each) for the TinyLlama and Llama-2-7B head dims.
-        assert_eq!(
-            CoopLayout::half_memory(64, 32, limit),
-            Some(CoopLayout::QInKv)
-        );
-        assert_eq!(
-            CoopLayout::QInKv.workgroup_bytes(64, 32, limit),
-            Some(23_696)
-        );
-        assert_eq!(
-            CoopLayout::half_memory(128, 32, limit),
-            Some(CoopLayout::SplitKv)
-        );
-        // 64 keys of head_dim 128 would be 16 quads a lane.
-        assert_eq!(CoopLayout::SplitKv.workgroup_bytes(128, 64, limit), None);
-        assert_eq!(
-            CoopLayout::SplitKv.workgroup_bytes(128, 32, limit),
-            Some(23_184)
-        );
-        assert_eq!(
-            CoopLayout::QInKv.workgroup_bytes(128, 32, limit),
-            Some(31_888)
-        );
-        // Too small a K/V buffer for a q round (head_dim 32: 32 x 40 < 64 x 24 f16).
-        assert_eq!(CoopLayout::SplitKv.workgroup_bytes(32, 32, limit), None);
-        // Neither fits in half of lavapipe's 32 KiB.
-        assert_eq!(CoopLayout::half_memory(128, 32, 32 << 10), None);
-        assert_eq!(
-            CoopLayout::pick(64, 32, limit),
-            CoopLayout::Staged { q_regs: true }
-        );
         // The arrays of attention_coop.wgsl for head_dim 64, 32 keys: K+V, q, scores + vote, p.
         assert_eq!(
             workgroup_bytes(64, 32, 72),
