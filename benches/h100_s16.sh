@@ -2,6 +2,9 @@
 # Sixteenth session's check of attention_coop's layouts on the H100: op tests, generate tests,
 # bench_attention's coop table, fast-path goldens, then an A/B of prompt speed against the
 # fifteenth session's build ($A, default .dev/fin2/wgllama) with the new one (.dev/s16/).
+# It ran builds of cb2ca54 / 09391bf: `bench_attention coop` and the CoopLayout cases of
+# ops_attention exist only there (reverted in 1bec324); on later builds those lines fall back
+# to bench_attention's default table and the old attention tests.
 set -u
 for f in .gl/*.deb; do dpkg -x "$f" / 2>/dev/null; done; ldconfig
 D=.dev/s16; for z in $D/*.gz; do gunzip -kf $z; chmod +x ${z%.gz}; done

@@ -25,6 +25,16 @@ use wgllama_loaders::DType;
 
 const NMSE: f64 = 1e-6;
 
+/// The quantised weight types matmul_coop decodes while staging (and dequant_f16 copies).
+const QUANTISED: [DType; 6] = [
+    DType::Q4K,
+    DType::Q5K,
+    DType::Q6K,
+    DType::Q8_0,
+    DType::Q4_0,
+    DType::Q5_0,
+];
+
 /// True (after printing why) where the device has no cooperative matrices; then the op
 /// must refuse with `Unsupported`.
 fn skip(gpu: &Gpu, test: &str) -> bool {
@@ -267,17 +277,10 @@ fn coop_depths_and_f16_x() {
         ..CoopTile::LARGE
     };
     let mut worst = (0.0f64, 0.0f64);
-    for dtype in [
-        DType::Q4K,
-        DType::Q5K,
-        DType::Q6K,
-        DType::Q8_0,
-        DType::Q4_0,
-        DType::Q5_0,
-        DType::F16,
-        DType::BF16,
-        DType::F32,
-    ] {
+    for dtype in QUANTISED
+        .into_iter()
+        .chain([DType::F16, DType::BF16, DType::F32])
+    {
         let [k0, k1] = row_lengths(dtype);
         for depth in 0..=1 {
             for x_f16 in [false, true] {
@@ -635,14 +638,7 @@ fn coop_dequant_f16_copies_stage_like_the_gemm() {
         return;
     }
     let t = 300;
-    for dtype in [
-        DType::Q4K,
-        DType::Q5K,
-        DType::Q6K,
-        DType::Q8_0,
-        DType::Q4_0,
-        DType::Q5_0,
-    ] {
+    for dtype in QUANTISED {
         // 16 or 6 chunks a row: the weights' chunks meet inside subgroups and workgroups.
         let k = row_lengths(dtype)[0];
         let ns = [100usize, 37, 3];
