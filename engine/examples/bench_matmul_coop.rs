@@ -11,7 +11,9 @@
 //! depth 1 with f32 and f16 x on eight tiles and the large shapes, then on the models (the
 //! first kernel with the tile pick it had, the others with `CoopTile::pick`), all with the
 //! session-3 tiles (bk 32, double-buffered); "big" times the picked tile against 128 x 256 and
-//! 256 x 128 tiles of 16 subgroups on the model shapes (no tiled kernel). SCALE divides
+//! 256 x 128 tiles of 16 subgroups on the model shapes (no tiled kernel); "prompt IDX,IDX.."
+//! times the F16 prompt pass's four GEMMs a layer as the graph calls them (q/k/v fused, Wo,
+//! SwiGLU, down) with the picked tiles and with the candidates of those indices. SCALE divides
 //! every dimension (a quick run).
 //!
 //! The H100 idles at a low clock and drops back to it in gaps (a pipeline compile is one): all
@@ -23,7 +25,8 @@ use std::time::Instant;
 
 use wgllama_engine::ops::matmul::matmul_tiled;
 use wgllama_engine::ops::matmul_coop::{
-    coop_available, matmul_coop, matmul_coop_multi, matmul_coop_with, CoopTile,
+    coop_available, glu_fits, matmul_coop, matmul_coop_glu_with, matmul_coop_multi,
+    matmul_coop_multi_with, matmul_coop_with, CoopTile,
 };
 use wgllama_engine::testing::pass_timer::PassTimer;
 use wgllama_engine::testing::weights::random_weight_bytes;
@@ -207,6 +210,17 @@ fn main() -> Result<()> {
         exp(&gpu, &mut rng, scale)?;
         return Ok(());
     }
+    if mode == "prompt" {
+        // Candidate indices (comma-separated) in place of SCALE.
+        let picks: Vec<usize> = std::env::args()
+            .nth(2)
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        prompt(&gpu, &mut rng, &picks)?;
+        return Ok(());
+    }
     if mode == "models" || mode == "all" {
         // None: the tile `matmul_coop` picks per shape.
         let mut tiles = vec![None];
@@ -296,6 +310,91 @@ fn model_table(
             println!("{line}");
             layer = vec![0.0; per_row];
         }
+    }
+    Ok(())
+}
+
+/// The F16 prompt pass's four GEMMs a layer as the graph calls them at T = 512 (q/k/v in one
+/// `matmul_coop_multi`, Wo accumulating, gate/up as `matmul_coop_glu`, down accumulating) for
+/// both models, with the picked tiles and with each candidate `picks` (by index; the SwiGLU
+/// GEMM keeps the picked tile where the candidate does not `glu_fits`): us a call, TFLOP/s,
+/// and the layer's sum.
+fn prompt(gpu: &Gpu, rng: &mut Rng, picks: &[usize]) -> Result<()> {
+    let all = CoopTile::candidates();
+    let mut tiles = vec![None];
+    for &i in picks {
+        let Some(tile) = all.get(i) else {
+            println!("no candidate {i}");
+            continue;
+        };
+        tiles.push(Some(*tile));
+    }
+    for (i, tile) in tiles.iter().enumerate() {
+        let name = tile.map_or("picked per shape".into(), |t| tile_name(&t));
+        let bytes = tile.map_or(String::new(), |t| {
+            format!(
+                ", {} / {} B",
+                t.workgroup_bytes(false),
+                t.workgroup_bytes(true)
+            )
+        });
+        println!("prompt{i}: {name}{bytes}");
+    }
+    let sg = gpu.caps.subgroup_size.1;
+    let mut jobs = Vec::new();
+    let mut rows = Vec::new();
+    let mut keep = Vec::new();
+    for (name, d, ffn, kv) in [
+        ("TinyLlama-1.1B", 2048, 5632, 256),
+        ("Llama-2-7B", 4096, 11008, 4096),
+    ] {
+        let w = |rng: &mut Rng, n, k| weight(gpu, rng, DType::F16, n, k);
+        let (wq, wk, wv, wo) = (w(rng, d, d)?, w(rng, kv, d)?, w(rng, kv, d)?, w(rng, d, d)?);
+        let (wg, wu, wd) = (w(rng, ffn, d)?, w(rng, ffn, d)?, w(rng, d, ffn)?);
+        let xd = gpu.upload_f16("x", &rng.normal_vec(T * d, 1.0), &[T, d])?;
+        let xf = gpu.upload_f16("act", &rng.normal_vec(T * ffn, 1.0), &[T, ffn])?;
+        let (q, k, v) = (
+            gpu.zeros_f32("q", &[T, d])?,
+            gpu.zeros_f32("k", &[T, kv])?,
+            gpu.zeros_f32("v", &[T, kv])?,
+        );
+        let h = gpu.zeros_f32("h", &[T, d])?;
+        let act = gpu.zeros_f16("act", &[T, ffn])?;
+        for tile in &tiles {
+            let pick = |n| CoopTile::pick(T, n, true);
+            let t_qkv = tile.unwrap_or(pick(d + 2 * kv));
+            let t_o = tile.unwrap_or(pick(d));
+            let t_glu = tile.filter(|t| glu_fits(t, sg)).unwrap_or(pick(2 * ffn));
+            jobs.push(matmul_coop_multi_with(
+                gpu,
+                &xd,
+                &[&wq, &wk, &wv],
+                &[&q, &k, &v],
+                t_qkv,
+            )?);
+            jobs.push(matmul_coop_with(gpu, &xd, &wo, &h, true, t_o)?);
+            jobs.push(matmul_coop_glu_with(gpu, &xd, &wg, &wu, &act, t_glu)?);
+            jobs.push(matmul_coop_with(gpu, &xf, &wd, &h, true, t_o)?);
+            rows.push(name);
+        }
+        keep.push((wq, wk, wv, wo, wg, wu, wd, xd, xf, q, k, v, h, act));
+    }
+    let secs = time_all(gpu, &jobs)?;
+    for (r, name) in rows.iter().enumerate() {
+        let mut line = format!("{name:15} prompt{}:", r % tiles.len());
+        let mut sum = 0.0;
+        for (what, i) in [("qkv", 0), ("o", 1), ("glu", 2), ("down", 3)] {
+            let (d, s) = (&jobs[4 * r + i], secs[4 * r + i]);
+            sum += s;
+            line += &format!(" {what} {:7.1} us {:5.1}", s * 1e6, tflops(d, s));
+        }
+        let flops: u64 = (0..4).map(|i| jobs[4 * r + i].cost.flops).sum();
+        line += &format!(
+            " | layer {:7.1} us {:5.1} TFLOP/s",
+            sum * 1e6,
+            flops as f64 / sum * 1e-12
+        );
+        println!("{line}");
     }
     Ok(())
 }
@@ -393,6 +492,7 @@ fn exp(gpu: &Gpu, rng: &mut Rng, scale: usize) -> Result<()> {
         bk: 32,
         depth: 0,
         stages: 2,
+        park: 0,
     };
     let tiles = [
         old(CoopTile::SMALL),

@@ -13,7 +13,9 @@
 //!   V 1: the same buffers bound again as array<vec4<f16>> (two 8-byte loads a unit);
 //!   V 2: bound as array<mat2x4<f16>> (one 16-byte load a unit);
 //!   V 3: vec4<u32> loads, stored as f16 of the words' low bits (one conversion a value
-//!        instead of two: a lower bound on what conversions cost, results meaningless).
+//!        instead of two: a lower bound on what conversions cost, results meaningless);
+//!   V 4: each subgroup copies 16 x 16 blocks by a cooperative load from the buffers bound as
+//!        array<f16> and a cooperative store to workgroup memory (no per-value conversion).
 //! each with the multiplications (MMA 1) and without (MMA 0: staging alone), and V 0 with two
 //! steps of loads in flight (DEPTH 2, the loop unrolled by 2). GPU time of one dispatch from
 //! pass timestamps, best of 5 after a warm-up.
@@ -40,6 +42,8 @@ enable wgpu_cooperative_matrix;
 @group(0) @binding(4) var<storage, read> wm: array<mat2x4<f16>>;    // the same, 8 f16 a load
 @group(0) @binding(5) var<storage, read> xm: array<mat2x4<f16>>;
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
+@group(0) @binding(7) var<storage, read> wf: array<f16>;             // the same, f16 elements
+@group(0) @binding(8) var<storage, read> xf: array<f16>;
 
 override V: u32 = 0u;
 override MMA: bool = true;
@@ -109,9 +113,92 @@ fn store(r: Raw, lid: u32) {
     put(false, lid + 2u * WG, conv(r.x2)); put(false, lid + 3u * WG, conv(r.x3));
 }
 
+// V 4: 16 x 16 block b (of a step's 32 of W, or of x: 8 row blocks x 4 k blocks) loaded by a
+// cooperative load straight from the f16 bindings, and stored by a cooperative store: no
+// per-value conversion, one 16-byte load a lane a block. (Which of W and x is a literal in
+// each call: cooperative operations need uniform control flow.)
+fn cload_w(b: u32, n0: u32, k0: u32) -> coop_mat16x16<f16, A> {
+    let k = min(k0, K - BK) + 16u * (b % 4u);
+    return coopLoadT<coop_mat16x16<f16, A>>(&wf[(n0 + 16u * (b / 4u)) * K + k], K);
+}
+
+fn cload_x(b: u32, t0: u32, k0: u32) -> coop_mat16x16<f16, A> {
+    let k = min(k0, K - BK) + 16u * (b % 4u);
+    return coopLoadT<coop_mat16x16<f16, A>>(&xf[(t0 + 16u * (b / 4u)) * K + k], K);
+}
+
+fn cstore_w(m: coop_mat16x16<f16, A>, b: u32) {
+    let at = (b / 4u) * 16u * LDS / 4u + 4u * (b % 4u);
+    let v = m;
+    let stride = LDS / 4u;
+    coopStoreT(v, &ws[at], stride);
+}
+
+fn cstore_x(m: coop_mat16x16<f16, A>, b: u32) {
+    let at = (b / 4u) * 16u * LDS / 4u + 4u * (b % 4u);
+    let v = m;
+    let stride = LDS / 4u;
+    coopStoreT(v, &xs[at], stride);
+}
+
+fn cmain(wid: u32, lid: u32, sg: u32) {
+    let n0 = (wid % COLS) * 128u;
+    let t0 = (wid / COLS) * 128u;
+    var c00: coop_mat16x16<f32, C>; var c01: coop_mat16x16<f32, C>;
+    var c10: coop_mat16x16<f32, C>; var c11: coop_mat16x16<f32, C>;
+    var c20: coop_mat16x16<f32, C>; var c21: coop_mat16x16<f32, C>;
+    var c30: coop_mat16x16<f32, C>; var c31: coop_mat16x16<f32, C>;
+    var m0 = cload_w(sg, n0, 0u); var m1 = cload_w(sg + 8u, n0, 0u);
+    var m2 = cload_w(sg + 16u, n0, 0u); var m3 = cload_w(sg + 24u, n0, 0u);
+    var m4 = cload_x(sg, t0, 0u); var m5 = cload_x(sg + 8u, t0, 0u);
+    var m6 = cload_x(sg + 16u, t0, 0u); var m7 = cload_x(sg + 24u, t0, 0u);
+    cstore_w(m0, sg); cstore_w(m1, sg + 8u); cstore_w(m2, sg + 16u); cstore_w(m3, sg + 24u);
+    cstore_x(m4, sg); cstore_x(m5, sg + 8u); cstore_x(m6, sg + 16u); cstore_x(m7, sg + 24u);
+    m0 = cload_w(sg, n0, BK); m1 = cload_w(sg + 8u, n0, BK);
+    m2 = cload_w(sg + 16u, n0, BK); m3 = cload_w(sg + 24u, n0, BK);
+    m4 = cload_x(sg, t0, BK); m5 = cload_x(sg + 8u, t0, BK);
+    m6 = cload_x(sg + 16u, t0, BK); m7 = cload_x(sg + 24u, t0, BK);
+    workgroupBarrier();
+    let xb = 16u * (sg / SG_N) * TM * LDS;
+    let wb = 16u * (sg % SG_N) * TN * LDS;
+    for (var s = 0u; s < K / BK; s += 1u) {
+        for (var kk = 0u; kk < BK && MMA; kk += 16u) {
+            let a0 = coopLoadT<coop_mat16x16<f16, A>>(&xs[(xb + kk) / 4u], LDS / 4u);
+            let a1 = coopLoadT<coop_mat16x16<f16, A>>(&xs[(xb + kk + 16u * LDS) / 4u], LDS / 4u);
+            let a2 = coopLoadT<coop_mat16x16<f16, A>>(&xs[(xb + kk + 32u * LDS) / 4u], LDS / 4u);
+            let a3 = coopLoadT<coop_mat16x16<f16, A>>(&xs[(xb + kk + 48u * LDS) / 4u], LDS / 4u);
+            let b0 = coopLoad<coop_mat16x16<f16, B>>(&ws[(wb + kk) / 4u], LDS / 4u);
+            let b1 = coopLoad<coop_mat16x16<f16, B>>(&ws[(wb + kk + 16u * LDS) / 4u], LDS / 4u);
+            c00 = coopMultiplyAdd(a0, b0, c00); c01 = coopMultiplyAdd(a0, b1, c01);
+            c10 = coopMultiplyAdd(a1, b0, c10); c11 = coopMultiplyAdd(a1, b1, c11);
+            c20 = coopMultiplyAdd(a2, b0, c20); c21 = coopMultiplyAdd(a2, b1, c21);
+            c30 = coopMultiplyAdd(a3, b0, c30); c31 = coopMultiplyAdd(a3, b1, c31);
+        }
+        workgroupBarrier();
+        cstore_w(m0, sg); cstore_w(m1, sg + 8u); cstore_w(m2, sg + 16u); cstore_w(m3, sg + 24u);
+        cstore_x(m4, sg); cstore_x(m5, sg + 8u); cstore_x(m6, sg + 16u); cstore_x(m7, sg + 24u);
+        workgroupBarrier();
+        let k2 = (s + 2u) * BK;
+        m0 = cload_w(sg, n0, k2); m1 = cload_w(sg + 8u, n0, k2);
+        m2 = cload_w(sg + 16u, n0, k2); m3 = cload_w(sg + 24u, n0, k2);
+        m4 = cload_x(sg, t0, k2); m5 = cload_x(sg + 8u, t0, k2);
+        m6 = cload_x(sg + 16u, t0, k2); m7 = cload_x(sg + 24u, t0, k2);
+    }
+    let sum = c00 + c01 + c10 + c11 + c20 + c21 + c30 + c31;
+    if (MMA) {
+        coopStoreT(sum, &out[(wid * 8u + sg) * 256u], 16u);
+    } else if (lid == 0u) {
+        out[wid] = f32(xs[lid].x) + f32(ws[lid + 7u].y);
+    }
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_id) sg: u32) {
+    if (V == 4u) {
+        cmain(wid.x, lid, sg);
+        return;
+    }
     let n0 = (wid.x % COLS) * 128u;
     let t0 = (wid.x / COLS) * 128u;
     var c00: coop_mat16x16<f32, C>; var c01: coop_mat16x16<f32, C>;
@@ -196,7 +283,7 @@ fn main() -> Result<()> {
     let w = filled("w", 11008 * k * 2);
     let out = storage(&gpu, "out", 400 * 8 * 256 * 4);
     // (V, DEPTH): every way of loading one step ahead, then the kernel's way two steps ahead.
-    let variants = [(0u32, 1u32), (1, 1), (2, 1), (3, 1), (0, 2)];
+    let variants = [(0u32, 1u32), (1, 1), (2, 1), (3, 1), (0, 2), (4, 1)];
     for n in [4096u32, 11008] {
         let cols = n.div_ceil(128);
         let wgs = cols * 4;
@@ -221,7 +308,7 @@ fn main() -> Result<()> {
                         cache: None,
                     });
                 let layout = pipe.get_bind_group_layout(0);
-                let bufs = [&w, &x, &w, &x, &w, &x, &out];
+                let bufs = [&w, &x, &w, &x, &w, &x, &out, &w, &x];
                 let entries: Vec<_> = bufs
                     .iter()
                     .enumerate()
@@ -248,7 +335,8 @@ fn main() -> Result<()> {
                         "u32 + unpack + convert",
                         "f16 binding, 2 x 8 B",
                         "mat2x4<f16> binding, 16 B",
-                        "u32, one conversion"
+                        "u32, one conversion",
+                        "coopLoad f16 + coopStore"
                     ][v as usize],
                     best * 1e6,
                     flop / best * 1e-12

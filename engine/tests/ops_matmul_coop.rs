@@ -268,6 +268,7 @@ fn coop_depths_and_f16_x() {
         bk: 32,
         depth: 1,
         stages: 2,
+        park: 0,
     };
     // Two staging buffers (one barrier a step), 32 of k a step: the presets before the ninth
     // session.

@@ -24,7 +24,11 @@ const OP: &str = "matmul_coop";
 /// across the loop's back edge; 0, the first version, loads and decodes each step at the top
 /// of the previous one (1.2-1.5x slower on the H100). `stages`: staging buffers (the shader's
 /// STAGES): 2, double-buffered with one barrier a step; 1, one buffer and two barriers, half
-/// the workgroup memory (room for bk 64 on a 128 x 128 tile).
+/// the workgroup memory (room for bk 64 on a 128 x 128 tile). `park`: output tiles of 16 x 16
+/// f32 an edge (or SwiGLU) workgroup parks in workgroup memory at once (the shader's
+/// PARK_MAX), 0 for the default (4; SwiGLU 8): fewer parked tiles mean more rounds in the
+/// epilogue but less workgroup memory, which on the H100 decides how many workgroups share an
+/// SM (48 KiB an SM in all: two of at most 24 KiB each).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CoopTile {
     pub sg_t: u32,
@@ -34,11 +38,21 @@ pub struct CoopTile {
     pub bk: u32,
     pub depth: u32,
     pub stages: u32,
+    pub park: u32,
 }
 
 /// Below this many workgroups a layer leaves SMs idle (the H100 has 132), so `pick` takes a
-/// smaller tile.
+/// smaller tile (quantised weights).
 const MIN_WORKGROUPS: usize = 96;
+
+/// Workgroups of LARGE or MEDIUM that run at once: the H100's 132 SMs, one each (both tiles
+/// use over 24 KiB of workgroup memory, and the driver gives an SM 48 KiB in all). wgpu does
+/// not report SMs; on other GPUs `pick` is only as good as this guess.
+const WAVE: usize = 132;
+
+/// A LARGE workgroup does twice a MEDIUM one's work at ~1.3x its rate, so takes ~1.5x as long
+/// (H100, T = 512, F16: LARGE 175-196 TFLOP/s on full waves, MEDIUM 122-147).
+const LARGE_OVER_MEDIUM: f64 = 1.5;
 
 impl CoopTile {
     /// 128 x 128 (8 subgroups of 4 x 2 tiles), 64 of k a step in one buffer: the fastest
@@ -53,6 +67,7 @@ impl CoopTile {
         bk: 64,
         depth: 1,
         stages: 1,
+        park: 0,
     };
     /// 64 x 128 (8 subgroups of 2 x 2 tiles), bk 64, one buffer: float weights in layers too
     /// small for LARGE (H100, T = 512, f16, N = 2048: 126-147 TFLOP/s against SMALL's 120-131;
@@ -65,6 +80,7 @@ impl CoopTile {
         bk: 64,
         depth: 1,
         stages: 1,
+        park: 0,
     };
     /// 64 x 64 (4 subgroups of 2 x 2 tiles), bk 64, one buffer: quantised weights in layers
     /// too small for LARGE (H100, T = 512, N = 2048: q4_K 95-104 TFLOP/s, q6_K 82-90; the
@@ -77,19 +93,28 @@ impl CoopTile {
         bk: 64,
         depth: 1,
         stages: 1,
+        park: 0,
     };
 
-    /// The tile `matmul_coop` uses for T x N outputs of a weight (float: F16, BF16 or F32):
-    /// LARGE where it makes at least MIN_WORKGROUPS workgroups, else MEDIUM for float
-    /// weights and SMALL for quantised ones (H100, T = 512, `bench_matmul_coop sweep`,
+    /// The tile `matmul_coop` uses for T x N outputs of a weight (float: F16, BF16 or F32).
+    /// Float weights: LARGE or MEDIUM, whichever finishes first counting whole waves of
+    /// workgroups (`WAVE` at a time, a LARGE one `LARGE_OVER_MEDIUM` times as long): on the H100
+    /// at T = 512 TinyLlama's fused q/k/v (N = 2560) ran 51 us on LARGE's 80 workgroups (one
+    /// wave) against 68 on MEDIUM's 160 (two), its Wo 35 us on MEDIUM against 51 on LARGE
+    /// (benches/results/2026-11-24-h100-s17/). Quantised weights: LARGE where it makes at least
+    /// MIN_WORKGROUPS workgroups, else SMALL (`bench_matmul_coop sweep`,
     /// benches/results/2026-11-24-h100-s9/tiles/).
     pub fn pick(t: usize, n: usize, float: bool) -> CoopTile {
-        if CoopTile::LARGE.workgroups(t, n) >= MIN_WORKGROUPS {
-            CoopTile::LARGE
-        } else if float {
-            CoopTile::MEDIUM
+        let waves = |tile: CoopTile| tile.workgroups(t, n).div_ceil(WAVE) as f64;
+        let large = if float {
+            waves(CoopTile::LARGE) * LARGE_OVER_MEDIUM <= waves(CoopTile::MEDIUM)
         } else {
-            CoopTile::SMALL
+            CoopTile::LARGE.workgroups(t, n) >= MIN_WORKGROUPS
+        };
+        match (large, float) {
+            (true, _) => CoopTile::LARGE,
+            (false, true) => CoopTile::MEDIUM,
+            (false, false) => CoopTile::SMALL,
         }
     }
 
@@ -122,16 +147,26 @@ impl CoopTile {
         (w.div_ceil(lanes), x.div_ceil(lanes))
     }
 
-    /// Workgroup memory: `stages` f16 stages of x and W (rows padded by 8 values) and up to 4
-    /// parked f32 16 x 16 output tiles (the shader's PARK).
-    pub fn workgroup_bytes(&self) -> u64 {
-        self.workgroup_bytes_parking(4)
+    /// Workgroup memory of `matmul_coop` (`glu`: of `matmul_coop_glu`): `stages` f16 stages of
+    /// x and W (rows padded by 8 values) and the parked f32 16 x 16 output tiles (the shader's
+    /// PARK).
+    pub fn workgroup_bytes(&self, glu: bool) -> u64 {
+        let stage = (self.tokens() + self.rows()) as u64 * (self.bk as u64 + 8) * 2;
+        self.stages as u64 * stage + self.parked(glu) as u64 * 1024
     }
 
-    /// `workgroup_bytes` with up to `park` parked tiles (`matmul_coop_glu` parks 8).
-    fn workgroup_bytes_parking(&self, park: u32) -> u64 {
-        let stage = (self.tokens() + self.rows()) as u64 * (self.bk as u64 + 8) * 2;
-        self.stages as u64 * stage + (self.sg_t * self.sg_n).min(park) as u64 * 1024
+    /// The shader's PARK_MAX: `park`, or the default for the entry (4; SwiGLU 8).
+    fn park_max(&self, glu: bool) -> u32 {
+        match (self.park, glu) {
+            (0, false) => 4,
+            (0, true) => 8,
+            (p, _) => p,
+        }
+    }
+
+    /// Output tiles parked at once (the shader's PARK): at most one a subgroup.
+    fn parked(&self, glu: bool) -> u32 {
+        (self.sg_t * self.sg_n).min(self.park_max(glu))
     }
 
     /// Candidate tiles for benchmark sweeps (each fits 48 KiB of workgroup memory and the
@@ -145,11 +180,13 @@ impl CoopTile {
             bk,
             depth: 1,
             stages: 2,
+            park: 0,
         };
         let one = |sg_t, sg_n, tm, tn, bk| CoopTile {
             stages: 1,
             ..t(sg_t, sg_n, tm, tn, bk)
         };
+        let parking = |tile: CoopTile, park| CoopTile { park, ..tile };
         vec![
             one(2, 4, 4, 2, 64), // 128 x 128, one buffer
             one(2, 4, 4, 2, 32),
@@ -175,6 +212,14 @@ impl CoopTile {
             t(4, 4, 2, 2, 32),
             t(2, 2, 1, 1, 32), // 32 x 32
             t(2, 2, 1, 2, 32), // 32 x 64
+            // The seventeenth session's: tiles of at most 24 KiB, so that two share an SM on
+            // the H100 (48 KiB of workgroup memory an SM in all), and their neighbours.
+            parking(one(2, 2, 4, 4, 32), 2), // 128 x 128, 4 subgroups of 4 x 4: 22 KiB
+            parking(one(2, 2, 4, 4, 32), 4), // the same, 24 KiB
+            parking(one(2, 4, 4, 2, 32), 1), // LARGE at bk 32: 21 KiB
+            parking(one(2, 2, 4, 4, 16), 2), // 12 KiB
+            parking(t(2, 2, 4, 4, 32), 2),   // two buffers: 42 KiB, one an SM
+            parking(one(2, 4, 2, 2, 32), 1), // 64 x 128: 16 KiB
         ]
     }
 }
@@ -294,7 +339,9 @@ pub fn matmul_coop_glu_with(
 pub fn glu_fits(tile: &CoopTile, sg: u32) -> bool {
     let lanes = sg * tile.sg_t * tile.sg_n;
     let chunks = tile.rows() * tile.bk / 16;
-    chunks == 2 * lanes && (tile.sg_n == 2 || tile.sg_n == 4)
+    chunks == 2 * lanes
+        && (tile.sg_n == 2 || tile.sg_n == 4)
+        && tile.parked(true).is_multiple_of(tile.sg_n)
 }
 
 /// Whether the prompt pass should take `matmul_coop_glu` for T tokens and these weights on
@@ -463,10 +510,10 @@ fn coop_dispatch(
         bk,
         depth,
         stages,
+        park,
     } = tile;
     let (w_share, x_share) = tile.lane_share(sg, x_f16);
-    // Output tiles parked at once (the shader's PARK_MAX).
-    let park = if glu.is_some() { 8 } else { 4 };
+    let bytes = tile.workgroup_bytes(glu.is_some());
     let lim = &gpu.limits;
     if sg_t == 0
         || sg_n == 0
@@ -479,19 +526,19 @@ fn coop_dispatch(
         || x_share > 8
         || lanes > lim.max_compute_invocations_per_workgroup
         || lanes > lim.max_compute_workgroup_size_x
-        || tile.workgroup_bytes_parking(park) > lim.max_compute_workgroup_storage_size as u64
+        || park > 8
+        || bytes > lim.max_compute_workgroup_storage_size as u64
         || (glu.is_some() && !glu_fits(&tile, sg))
     {
         return Err(EngineError::Shape {
             op: OP,
             detail: format!(
                 "tile {tile:?}: 1..=4 tiles per subgroup each way, bk 16/32/64, depth 0 or 1, 1 or 2 stages, at \
-                 most {} lanes (subgroups of {sg}), {} B of workgroup memory (needs {}), 2 \
-                 weight chunks and 8 x units per lane and step (needs {w_share}, {x_share}); \
-                 SwiGLU: exactly 2 chunks a lane and sg_n 2 or 4",
+                 most 8 parked tiles, at most {} lanes (subgroups of {sg}), {} B of workgroup memory \
+                 (needs {bytes}), 2 weight chunks and 8 x units per lane and step (needs {w_share}, \
+                 {x_share}); SwiGLU: exactly 2 chunks a lane, sg_n 2 or 4 and whole rows of subgroups parked",
                 lim.max_compute_invocations_per_workgroup,
                 lim.max_compute_workgroup_storage_size,
-                tile.workgroup_bytes_parking(park)
             ),
         });
     }
@@ -518,6 +565,7 @@ fn coop_dispatch(
                 (!s.dtype.is_quantized() && glu.is_none()) as u32 as f64,
             ),
             ("GLU", glu.is_some() as u32 as f64),
+            ("PARK_MAX", tile.park_max(glu.is_some()) as f64),
         ],
     )?;
     // SwiGLU: one region, each tile column half gate, half up rows.
@@ -738,4 +786,33 @@ pub fn dequant_f16(gpu: &Gpu, ws: &[&Tensor], outs: &[&Tensor]) -> Result<Dispat
             flops: values,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CoopTile;
+
+    /// `pick` for float weights counts whole waves: TinyLlama's fused q/k/v (2560 rows) takes
+    /// LARGE's one wave over MEDIUM's two, its 2048-row layers MEDIUM's one wave; Llama-2-7B's
+    /// layers fill LARGE's waves; short prompts take MEDIUM; quantised weights keep the
+    /// workgroup-count rule.
+    #[test]
+    fn pick_counts_waves_for_float_weights() {
+        let (large, medium, small) = (CoopTile::LARGE, CoopTile::MEDIUM, CoopTile::SMALL);
+        for (t, n, want) in [
+            (512, 2048 + 2 * 256, large),
+            (512, 2048, medium),
+            (512, 2 * 5632, large),
+            (512, 3 * 4096, large),
+            (512, 4096, large),
+            (512, 2 * 11008, large),
+            (64, 2 * 11008, medium),
+            (128, 256, medium),
+            (2048, 2048, large),
+        ] {
+            assert_eq!(CoopTile::pick(t, n, true), want, "T={t} N={n}");
+        }
+        assert_eq!(CoopTile::pick(512, 2048 + 2 * 256, false), small);
+        assert_eq!(CoopTile::pick(512, 4096, false), large);
+    }
 }
