@@ -26,8 +26,11 @@
 //! every workgroup left every barrier with the counter at its exact target. So plain loads
 //! after a WGSL grid barrier read stale x on this driver even at never-read addresses, and
 //! the hand-offs would need atomicLoad (serialised, ~0.2 us a load a lane:
-//! examples/probe_ticket.rs), which costs more than the 0.7 us a hand-off saves. A persistent
-//! decode kernel does not pay through WGSL here.
+//! examples/probe_ticket.rs), which costs more than the 0.7 us a hand-off saves. With the x
+//! slots declared `@coherent` (the seventeenth session, benches/results/2026-11-24-h100-s17/
+//! probe-persistent-coherent.txt) every x slot is right, but a mat-vec takes 17.7-18.3 us (by
+//! our reading, every subgroup reads all of x past the L1: 2048 x 8 KB from L2 a mat-vec). Staging x once
+//! per workgroup through workgroup memory is the next step; untried.
 
 use wgllama_engine::testing::pass_timer::PassTimer;
 use wgllama_engine::testing::probe::{storage, wgsl_module};
@@ -173,6 +176,8 @@ enum Mode {
         prefetch: bool,
         dep: bool,
         atomic_out: bool,
+        /// x slots declared `@coherent` (SPIR-V's Coherent decoration).
+        coherent: bool,
     },
 }
 
@@ -196,6 +201,14 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let module = wgsl_module(&gpu, "probe_persistent", SRC);
+    let coherent_src = SRC.replace(
+        "@group(0) @binding(2) var<storage, read_write> xs",
+        "@coherent @group(0) @binding(2) var<storage, read_write> xs",
+    );
+    let coherent_module = gpu
+        .caps
+        .coherent
+        .then(|| wgsl_module(&gpu, "probe_persistent_coherent", &coherent_src));
     let storage = |label: &str, size: u64| storage(&gpu, label, size);
     let timer = PassTimer::new(&gpu);
     let mut rng = Rng::new(7);
@@ -231,6 +244,14 @@ fn main() -> Result<()> {
         prefetch,
         dep,
         atomic_out,
+        coherent: false,
+    };
+    let coherent = |prefetch, dep| Mode::Persistent {
+        lanes: 512,
+        prefetch,
+        dep,
+        atomic_out: false,
+        coherent: true,
     };
     let modes = [
         Mode::Dispatches { lanes: 128 },
@@ -241,9 +262,20 @@ fn main() -> Result<()> {
         persistent(false, false, true),
         persistent(false, true, true),
         persistent(true, true, true),
+        coherent(false, false),
+        coherent(true, false),
+        coherent(false, true),
     ];
 
     for mode in modes {
+        let module = match (mode, &coherent_module) {
+            (Mode::Persistent { coherent: true, .. }, None) => {
+                println!("{mode:?}: no @coherent storage buffers on this device; skipped");
+                continue;
+            }
+            (Mode::Persistent { coherent: true, .. }, Some(m)) => m,
+            _ => &module,
+        };
         let lanes = mode.lanes();
         let groups = n / (lanes / 32);
         let pipeline = gpu
@@ -251,7 +283,7 @@ fn main() -> Result<()> {
             .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some("probe_persistent"),
                 layout: None,
-                module: &module,
+                module,
                 entry_point: Some("main"),
                 compilation_options: wgpu::PipelineCompilationOptions {
                     constants: &[

@@ -14,6 +14,10 @@
 //!   V 2: bound as array<mat2x4<f16>> (one 16-byte load a unit);
 //!   V 3: vec4<u32> loads, stored as f16 of the words' low bits (one conversion a value
 //!        instead of two: a lower bound on what conversions cost, results meaningless);
+//!   V 5: vec4<u32> loads, each f16 widened to f32 by integer operations and a multiply by
+//!        2^112, then one conversion to f16 (unpack2x16float's conversions gone);
+//!   V 6: vec4<u32> loads, each value one of two f16 constants picked by one of its bits (no
+//!        conversion at all; results meaningless): what the loads and stores cost alone;
 //!   V 4: each subgroup copies 16 x 16 blocks by a cooperative load from the buffers bound as
 //!        array<f16> and a cooperative store to workgroup memory (no per-value conversion).
 //! each with the multiplications (MMA 1) and without (MMA 0: staging alone), and V 0 with two
@@ -25,7 +29,11 @@
 //! bindings 123-125 / 80 us (slower, though they convert nothing); one conversion 126 / 107;
 //! DEPTH 2 97 / 66. Staging alone moves 32 KiB a workgroup a step, 4.1 TB/s from L2 over the
 //! GPU, and two steps in flight do not shorten it: the staging is bound by L2 bandwidth, not
-//! by load latency or by the conversions.
+//! by load latency or by the conversions. The seventeenth session's variants
+//! (benches/results/2026-11-24-h100-s17/probe-stage-*.txt) agree: cooperative-load staging
+//! (V 4) 139 / 103 us, integer widening (V 5) 118 / 100, no conversion at all (V 6) 109 / 98,
+//! against the kernel's way 85-87 / 67-68 in the same runs: every other way of making the f16
+//! values costs more than unpack2x16float and its conversion.
 
 use wgllama_engine::testing::pass_timer::PassTimer;
 use wgllama_engine::testing::probe::{storage, wgsl_module};
@@ -82,11 +90,30 @@ fn load(isw: bool, row0: u32, k0: u32, u: u32) -> Unit {
 
 fn halves(v: u32) -> vec2<f16> { return vec2<f16>(unpack2x16float(v)); }
 
+// V 5: the two f16 of a word widened to f32 by integer operations and one multiply (the
+// exponent moved into f32's place, then scaled by 2^112: exact for normal and subnormal
+// values, not for inf / NaN), so that only the conversion back to f16 remains.
+fn widen(v: u32) -> vec2<f16> {
+    let lo = ((v & 0x7fffu) << 13u) | ((v & 0x8000u) << 16u);
+    let hi = ((v & 0x7fff0000u) >> 3u) | (v & 0x80000000u);
+    return vec2<f16>(bitcast<vec2<f32>>(vec2<u32>(lo, hi)) * 5.192296858534828e33);
+}
+
 fn conv(o: Unit) -> Unit {
     var r = o;
     if (V == 0u) {
         r.a = vec4<f16>(halves(o.u.x), halves(o.u.y));
         r.b = vec4<f16>(halves(o.u.z), halves(o.u.w));
+    } else if (V == 6u) {
+        // No conversion: each value picked between two constants by one of its bits.
+        let one = vec4<f16>(1.0h);
+        let two = vec4<f16>(2.0h);
+        let bits = vec4<u32>(1u, 65536u, 1u, 65536u);
+        r.a = select(one, two, (vec4<u32>(o.u.x, o.u.x, o.u.y, o.u.y) & bits) != vec4<u32>(0u));
+        r.b = select(one, two, (vec4<u32>(o.u.z, o.u.z, o.u.w, o.u.w) & bits) != vec4<u32>(0u));
+    } else if (V == 5u) {
+        r.a = vec4<f16>(widen(o.u.x), widen(o.u.y));
+        r.b = vec4<f16>(widen(o.u.z), widen(o.u.w));
     } else if (V == 3u) {
         r.a = vec4<f16>(o.u & vec4<u32>(1023u));
         r.b = vec4<f16>(o.u >> vec4<u32>(22u));
@@ -283,7 +310,16 @@ fn main() -> Result<()> {
     let w = filled("w", 11008 * k * 2);
     let out = storage(&gpu, "out", 400 * 8 * 256 * 4);
     // (V, DEPTH): every way of loading one step ahead, then the kernel's way two steps ahead.
-    let variants = [(0u32, 1u32), (1, 1), (2, 1), (3, 1), (0, 2), (4, 1)];
+    let variants = [
+        (0u32, 1u32),
+        (1, 1),
+        (2, 1),
+        (3, 1),
+        (5, 1),
+        (6, 1),
+        (0, 2),
+        (4, 1),
+    ];
     for n in [4096u32, 11008] {
         let cols = n.div_ceil(128);
         let wgs = cols * 4;
@@ -336,7 +372,9 @@ fn main() -> Result<()> {
                         "f16 binding, 2 x 8 B",
                         "mat2x4<f16> binding, 16 B",
                         "u32, one conversion",
-                        "coopLoad f16 + coopStore"
+                        "coopLoad f16 + coopStore",
+                        "integer widen + convert",
+                        "u32, no conversion (select)"
                     ][v as usize],
                     best * 1e6,
                     flop / best * 1e-12

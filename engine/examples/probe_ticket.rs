@@ -11,12 +11,17 @@
 //! with atomicLoad. Variants: the ticket in the kernel; write only (no ticket); write, then the
 //! check as a second dispatch (what the ticket replaces); and the ticket without the acquire
 //! barrier, with one word a lane checked, with nothing checked, without the release fence.
-//! Times are GPU time per iteration from pass timestamps (best of 5 chains).
+//! Times are GPU time per iteration from pass timestamps (best of 5 chains). A third set reads
+//! with plain loads from `rec` declared `@coherent` (SPIR-V's Coherent decoration, where the
+//! device has MEMORY_DECORATION_COHERENT).
 //!
 //! On the H100 (benches/results/2026-11-24-h100-s10/probe-ticket.txt) plain loads read stale
 //! words (the L1 is not made coherent by storageBarrier's device-scope fence) and atomicLoad
 //! read none; the ticket cost ~1.4 us plus ~0.2 us per atomicLoad a lane (they are serialised),
-//! where the second dispatch cost ~4.2 us.
+//! where the second dispatch cost ~4.2 us. Plain loads from a `@coherent` binding
+//! (benches/results/2026-11-24-h100-s17/probe-ticket-coherent.txt) read no stale word either,
+//! at atomicLoad's cost (512 workgroups: ticket + 8 loads a lane 7.21 us, atomicLoad 7.22), but
+//! as plain loads they can be 16 bytes wide.
 
 use std::time::Instant;
 
@@ -25,7 +30,7 @@ use wgllama_engine::testing::probe::{storage, wgsl_module};
 use wgllama_engine::{Gpu, GpuOptions, Result};
 
 const SRC: &str = r#"
-@group(0) @binding(0) var<storage, read_write> rec: array<WORD>;      // [groups * G * 64]
+COHERENT@group(0) @binding(0) var<storage, read_write> rec: array<WORD>;      // [groups * G * 64]
 @group(0) @binding(1) var<storage, read_write> tickets: array<atomic<u32>>; // [groups]
 @group(0) @binding(2) var<storage, read_write> errs: array<atomic<u32>>;    // [2]: errors, checks
 @group(0) @binding(3) var<storage, read> seed: array<u32>;                  // [1]
@@ -79,14 +84,16 @@ fn check(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index)
 }
 "#;
 
-fn source(atomic: bool) -> String {
-    if atomic {
-        SRC.replace("WORD", "atomic<u32>")
+/// Loads of `rec`: 0 plain, 1 atomicLoad, 2 plain from a `@coherent` binding.
+fn source(loads: usize) -> String {
+    let src = SRC.replace("COHERENT", if loads == 2 { "@coherent " } else { "" });
+    if loads == 1 {
+        src.replace("WORD", "atomic<u32>")
             .replace("READ(", "atomicLoad(&rec[")
             .replace("STORE(w * 64u + lid, ", "atomicStore(&rec[w * 64u + lid], ")
             .replace("b * G * 64u + i)", "b * G * 64u + i])")
     } else {
-        SRC.replace("WORD", "u32")
+        src.replace("WORD", "u32")
             .replace("READ(", "(rec[")
             .replace("STORE(w * 64u + lid, ", "rec[w * 64u + lid] = (")
             .replace("b * G * 64u + i)", "b * G * 64u + i])")
@@ -112,11 +119,15 @@ fn main() -> Result<()> {
     for groups in [64u32, 512] {
         let rec = storage("rec", (groups * g * 64 * 4) as u64);
         let tickets = storage("tickets", (groups * 4) as u64);
-        for atomic in [false, true] {
-            let module = wgsl_module(&gpu, "probe", &source(atomic));
+        for loads in [0, 1, 2] {
+            if loads == 2 && !gpu.caps.coherent {
+                println!("no @coherent storage buffers on this device");
+                continue;
+            }
+            let module = wgsl_module(&gpu, "probe", &source(loads));
             // 0: ticket in the kernel; 1: no ticket (write only); 2: no ticket + check dispatch.
             for variant in 0..7 {
-                if !atomic && variant > 2 {
+                if loads == 0 && variant > 2 {
                     continue;
                 }
                 // 3: no acquire barrier; 4: one word per lane checked; 5: none checked;
@@ -196,7 +207,7 @@ fn main() -> Result<()> {
                 println!(
                     "{:>4} workgroups, {:<11} {:<26}: {:>10} stale words in {:>9} group checks; {:.2} us an iteration (GPU; wall {:.2}; best of 5)",
                     groups * g,
-                    if atomic { "atomicLoad" } else { "plain loads" },
+                    ["plain loads", "atomicLoad", "@coherent"][loads],
                     [
                         "ticket in the kernel",
                         "write only",

@@ -29,6 +29,10 @@ pub struct Caps {
     pub coop_16x16x16_f16_f32: bool,
     /// Lanes per subgroup the adapter reports (min, max); 0 when unknown.
     pub subgroup_size: (u32, u32),
+    /// Storage buffers may be declared `@coherent` (MEMORY_DECORATION_COHERENT: SPIR-V's
+    /// Coherent decoration), so plain loads see other workgroups' writes made visible by a
+    /// device-scope barrier in the same dispatch.
+    pub coherent: bool,
 }
 
 /// An open device: the adapter's own limits (not wgpu's defaults) and the features it has.
@@ -85,7 +89,8 @@ impl Gpu {
             | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES
             | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
             | wgpu::Features::PIPELINE_CACHE
-            | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+            | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
+            | wgpu::Features::MEMORY_DECORATION_COHERENT;
         let features = have & optional;
         let experimental_features =
             if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
@@ -137,6 +142,7 @@ impl Gpu {
             cooperative_matrix,
             coop_16x16x16_f16_f32,
             subgroup_size: (info.subgroup_min_size, info.subgroup_max_size),
+            coherent: f.contains(wgpu::Features::MEMORY_DECORATION_COHERENT),
         };
         Gpu {
             limits: device.limits(),
