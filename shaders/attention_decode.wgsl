@@ -25,7 +25,8 @@
 // lanes by `reduce_scores`, and each key group runs its own online softmax (running max m, sum
 // l, accumulator o per row). At the end the key groups combine through workgroup memory. With
 // one live split the workgroup writes the normalised output; otherwise it writes (o, m, l) to
-// `part`, and the merge pass (`merge_block`, a second dispatch) combines the live splits.
+// `part`, and `merge_block` combines the live splits: in a second dispatch (entry `merge`), or
+// with FOLD in the last live split of the row block to finish (an atomic ticket).
 // Each split's partial records fill whole 128-byte lines of their own.
 
 struct Params {
@@ -47,8 +48,8 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> k_cache: array<vec2<u32>>;
 @group(0) @binding(4) var<storage, read_write> v_cache: array<vec2<u32>>;
 @group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>; // [T, n_heads, HD/4]
-// Partials: accumulators [row blocks, S_MAX, R, HD/4] then (m, l, -, -) [row blocks, S_MAX, R].
-@group(0) @binding(6) var<storage, read_write> part: array<vec4<f32>>;
+// Partials `part` (binding 6) and tickets (binding 11): attention_decode_part.wgsl, or
+// attention_decode_part_coherent.wgsl for FOLD.
 // QX (the merge, or the split when it is the only one): `out` again in quantize_x8.wgsl's int8 layout, [11 xq_k / 32] words.
 @group(0) @binding(7) var<storage, read_write> xq: array<u32>;
 // ROPE only (else q again, unused): inv_freq [HD / 2], and this step's k and v [n_kv_heads, HD]
@@ -79,6 +80,13 @@ override QX: bool = false;
 // a first version wrote the slot, then read it back after a storageBarrier: 2.8 us more a
 // layer on the H100, as much as rope_kv's dispatch.)
 override ROPE: u32 = 0u;
+// The merge folded into this dispatch (only with attention_decode_part_coherent.wgsl): each
+// live split writes its partials, releases them (storageBarrier) and takes its row block's
+// ticket; the last to arrive acquires (storageBarrier), resets the ticket and merges as the
+// `merge` entry would, so the merge dispatch is not recorded. (A first ticket merge, in the
+// first session, read stale partials on the H100 now and then: its partials binding was not
+// @coherent.)
+override FOLD: bool = false;
 // Host-checked: KG * R * HD4 <= 1024, KG * R <= 256, S_MAX * R <= 1024, WG <= 1024 / 8 (the
 // workgroup path's reduce_scores keeps B * RG <= 8 quads per invocation in sm4), R < WG.
 
@@ -100,6 +108,7 @@ var<workgroup> sm4: array<vec4<f32>, 1024>;
 var<workgroup> smw: array<f32, 1024>;   // QX: per-quad max |v| and sums (quantize_rows)
 var<workgroup> sm_m: array<f32, 256>;   // [KG, R] running max per key group; merge: reductions
 var<workgroup> sm_l: array<f32, 256>;   // [KG, R] running sum per key group
+var<workgroup> sm_ticket: u32;          // FOLD: this split's ticket
 
 // This invocation's registers. q and o: column r of qa / oa is row r's (rows 0-3) quad 0 of
 // this lane; qb / ob quad 1 (NV = 2); qc, qd / oc, od likewise for rows 4-7 (RG = 2).
@@ -530,6 +539,15 @@ fn decode(vlid: u32, wg_index: u32) {
             }
         }
     }
+    if (FOLD && live > 1u) {
+        storageBarrier();
+        if (vlid == 0u) { sm_ticket = atomicAdd(&tickets[g], 1u); }
+        if (workgroupUniformLoad(&sm_ticket) + 1u == live) {
+            storageBarrier();
+            if (vlid == 0u) { atomicStore(&tickets[g], 0u); }
+            merge_block(vlid, g);
+        }
+    }
     if (QX && live == 1u) {
         // The only split quantises its output: each invocation reads back the quads it wrote
         // to `out` (same loop), once every invocation has stopped reading the key groups'
@@ -550,12 +568,11 @@ fn chunk_of(n_keys: u32) -> u32 {
     return max(CH_MIN, ((n_keys + S_MAX - 1u) / S_MAX + KB - 1u) / KB * KB);
 }
 
-// The merge pass (entry `merge`, a second dispatch, one workgroup per row block): with several
-// live splits, combines their (o, m, l) partials into the output; with one, the split already
-// wrote it and the workgroup leaves. A separate dispatch, not the last split of the block
-// merging in place: that version (an atomic ticket) failed op tests on the H100 now and then
-// (partials from other workgroups seen stale), and the dispatch boundary is the ordering
-// WGSL guarantees.
+// The merge of a row block (entry `merge`, a second dispatch, one workgroup per row block; or
+// with FOLD the block's last live split): with several live splits, combines their (o, m, l)
+// partials into the output; with one, the split already wrote it and the workgroup leaves.
+// FOLD needs the partials binding @coherent: the first session's ticket merge, without it,
+// read other workgroups' partials stale on the H100 now and then.
 fn merge_block(vlid: u32, g: u32) {
     let blocks = p.n_kv_heads * p.n_row_blocks;
     if (g >= blocks) { return; }

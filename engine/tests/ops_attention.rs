@@ -422,8 +422,10 @@ fn prompt_then_decode_through_one_cache() {
         };
         let prompt_graph = build(prompt);
         let decode_graph = build(1);
-        // Decode attention is two dispatches (the splits, then their merge).
-        assert_eq!(decode_graph.4.len(), if fused { 3 } else { 5 });
+        // Decode attention is two dispatches (the splits, then their merge), or one where the
+        // merge is folded into the splits (@coherent storage buffers).
+        let merge = usize::from(!gpu.caps.coherent);
+        assert_eq!(decode_graph.4.len(), if fused { 2 } else { 4 } + merge);
         let (mut all_k, mut all_v) = (Vec::new(), Vec::new());
         let mut pos = 0;
         for t in [prompt, 1, 1, 1] {
@@ -661,7 +663,19 @@ fn decode_configs(gpu: &Gpu, c: &Case, ctx: usize) -> Vec<DecodeConfig> {
         },
     ];
     let mut all: Vec<DecodeConfig> = Vec::new();
-    for cfg in candidates {
+    // The picked and the many-split ones (merging at short contexts too) also with the
+    // merge folded into the split pass and as a dispatch of its own, where the device can
+    // fold (@coherent storage buffers); the others as picked.
+    let toggled = candidates[..4]
+        .iter()
+        .filter(|c| c.max_splits <= 8 || **c == auto);
+    let toggled: Vec<DecodeConfig> = toggled
+        .map(|c| DecodeConfig {
+            fold: !c.fold,
+            ..*c
+        })
+        .collect();
+    for cfg in candidates.into_iter().chain(toggled) {
         if cfg.validate(gpu, c.head_dim).is_ok() && !all.contains(&cfg) {
             all.push(cfg);
         }
@@ -708,6 +722,57 @@ fn attention_decode_kernel_matches_reference() {
                 c.head_dim, c.n_heads, c.n_kv_heads, c.t, c.pos, inp.ctx, c.dtype
             );
             eprintln!("{case}: {:?}", errors(&got, &want));
+            assert_close(&case, &got, &want, TOL_ATTN);
+        }
+    }
+}
+
+/// The folded merge's tickets return to zero after each run: the same dispatches run three
+/// times, the output poisoned before each, and every run matches the reference (a ticket left
+/// at its count would skip the merge and leave the poison). Many splits (small chunks), GQA
+/// 4, f32 and f16 caches.
+#[test]
+fn attention_decode_fold_runs_again() {
+    let gpu = test_gpu();
+    if !gpu.caps.coherent {
+        eprintln!("attention_decode_fold_runs_again: no @coherent storage buffers; skipped");
+        return;
+    }
+    let step = StepBuffer::new(gpu).unwrap();
+    for (i, c) in [
+        case_of(64, 8, 2, 1, 700, KvDtype::F32),
+        case_of(128, 8, 8, 1, 333, KvDtype::F16),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let inp = inputs(gpu, c, 900 + i as u64, 5);
+        write_step(gpu, &step, c.pos, c.t);
+        let want = reference_of(&inp, c);
+        let group = c.n_heads / c.n_kv_heads;
+        let auto = DecodeConfig::pick(gpu, c.t * group, c.head_dim, c.n_kv_heads, inp.ctx);
+        let cfg = DecodeConfig {
+            min_chunk: auto.keys_per_batch(),
+            max_splits: 16,
+            fold: true,
+            ..auto
+        };
+        let out = gpu
+            .poisoned_f32("out", &[c.t, c.n_heads, c.head_dim])
+            .unwrap();
+        let d =
+            attention_decode_with(gpu, &inp.q, &inp.kc, &inp.vc, &step.buffer, &out, cfg).unwrap();
+        assert_eq!(d.len(), 1, "folded: one dispatch");
+        for run in 0..3 {
+            let nan = vec![f32::NAN; c.t * c.n_heads * c.head_dim];
+            gpu.queue
+                .write_buffer(&out.buffer, 0, bytemuck::cast_slice(&nan));
+            gpu.run(&d).unwrap();
+            let got = gpu.read_f32(&out).unwrap();
+            let case = format!(
+                "attention_decode fold run {run} head_dim={} heads={}/{} pos={} {:?} {cfg:?}",
+                c.head_dim, c.n_heads, c.n_kv_heads, c.pos, c.dtype
+            );
             assert_close(&case, &got, &want, TOL_ATTN);
         }
     }
@@ -760,8 +825,11 @@ fn attention_x8_quantises_its_output() {
         assert_close(&case, &got, &want, TOL_ATTN);
         let words = gpu.read_u32(&xq).unwrap();
         assert_int8_words(&case, &words, &got);
-        // Quantised in the merge pass (two dispatches) wherever head_dim allows.
-        assert_eq!(ds.len(), if c.head_dim % 32 == 0 { 2 } else { 3 }, "{case}");
+        // Quantised in the merge (a second dispatch, or folded into the first where the
+        // device has @coherent storage buffers) wherever head_dim allows; else by quantize_x8.
+        let merge = usize::from(!gpu.caps.coherent);
+        let want = if c.head_dim % 32 == 0 { 1 } else { 2 } + merge;
+        assert_eq!(ds.len(), want, "{case}");
     }
     // What the merge pass cannot quantise is refused, naming the op.
     for c in [

@@ -87,15 +87,22 @@ pub const ATTENTION_MERGE: Shader = Shader {
 pub const ATTENTION_DECODE_WGSL: &str = include_str!("../attention_decode.wgsl");
 /// int8 block helpers shared by the quantisers and the decode attention merge.
 pub const INT8_BLOCK_WGSL: &str = include_str!("../int8_block.wgsl");
+/// Decode attention's partials binding: plain (merge dispatch), or @coherent (FOLD).
+pub const ATTENTION_DECODE_PART_WGSL: &str = include_str!("../attention_decode_part.wgsl");
+pub const ATTENTION_DECODE_PART_COHERENT_WGSL: &str =
+    include_str!("../attention_decode_part_coherent.wgsl");
+const ATTENTION_DECODE_SG_WGSL: &str = include_str!("../attention_decode_sg.wgsl");
+const ATTENTION_DECODE_WG_WGSL: &str = include_str!("../attention_decode_wg.wgsl");
 /// Decode attention (flash-decoding, one dispatch) with subgroup shuffles (needs SUBGROUP).
 pub const ATTENTION_DECODE_SG: Shader = Shader {
     name: "attention_decode_sg",
     parts: &[
         STEP_WGSL,
         SINCOS_WGSL,
-        include_str!("../attention_decode_sg.wgsl"),
+        ATTENTION_DECODE_SG_WGSL,
         KV_LOAD_WGSL,
         INT8_BLOCK_WGSL,
+        ATTENTION_DECODE_PART_WGSL,
         ATTENTION_DECODE_WGSL,
     ],
 };
@@ -105,9 +112,37 @@ pub const ATTENTION_DECODE_WG: Shader = Shader {
     parts: &[
         STEP_WGSL,
         SINCOS_WGSL,
-        include_str!("../attention_decode_wg.wgsl"),
+        ATTENTION_DECODE_WG_WGSL,
         KV_LOAD_WGSL,
         INT8_BLOCK_WGSL,
+        ATTENTION_DECODE_PART_WGSL,
+        ATTENTION_DECODE_WGSL,
+    ],
+};
+/// `ATTENTION_DECODE_SG` with @coherent partials, for the merge folded in (FOLD; needs the
+/// device feature MEMORY_DECORATION_COHERENT).
+pub const ATTENTION_DECODE_SG_FOLD: Shader = Shader {
+    name: "attention_decode_sg_fold",
+    parts: &[
+        STEP_WGSL,
+        SINCOS_WGSL,
+        ATTENTION_DECODE_SG_WGSL,
+        KV_LOAD_WGSL,
+        INT8_BLOCK_WGSL,
+        ATTENTION_DECODE_PART_COHERENT_WGSL,
+        ATTENTION_DECODE_WGSL,
+    ],
+};
+/// `ATTENTION_DECODE_WG` with @coherent partials (FOLD).
+pub const ATTENTION_DECODE_WG_FOLD: Shader = Shader {
+    name: "attention_decode_wg_fold",
+    parts: &[
+        STEP_WGSL,
+        SINCOS_WGSL,
+        ATTENTION_DECODE_WG_WGSL,
+        KV_LOAD_WGSL,
+        INT8_BLOCK_WGSL,
+        ATTENTION_DECODE_PART_COHERENT_WGSL,
         ATTENTION_DECODE_WGSL,
     ],
 };
@@ -254,6 +289,8 @@ pub const ALL: &[Shader] = &[
     ATTENTION_MERGE,
     ATTENTION_DECODE_SG,
     ATTENTION_DECODE_WG,
+    ATTENTION_DECODE_SG_FOLD,
+    ATTENTION_DECODE_WG_FOLD,
     ATTENTION_PREFILL,
     ATTENTION_COOP,
     ELEMENTWISE,
@@ -466,6 +503,23 @@ mod tests {
                 ];
                 if let Err(e) = to_spirv(&ATTENTION_COOP, "main", &c) {
                     failures.push(format!("HD {hd} BC {bc} KV_F16 {kv} O16 {o16}: {e}"));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    /// Decode attention with the merge folded in (FOLD, @coherent partials) and without, with
+    /// and without the int8 output and fused RoPE: through the pipeline-constant pass and the
+    /// SPIR-V backend (the default constants leave FOLD's code dead).
+    #[test]
+    fn attention_decode_fold_translates_to_spirv() {
+        let mut failures = Vec::new();
+        for shader in [&ATTENTION_DECODE_SG_FOLD, &ATTENTION_DECODE_WG_FOLD] {
+            for (qx, rope) in [(0.0, 0.0), (1.0, 1.0)] {
+                let c = [("FOLD", 1.0), ("QX", qx), ("ROPE", rope), ("HD", 64.0)];
+                if let Err(e) = to_spirv(shader, "main", &c) {
+                    failures.push(format!("{} QX {qx} ROPE {rope}: {e}", shader.name));
                 }
             }
         }

@@ -1,9 +1,12 @@
 //! `attention_decode.wgsl`: attention for decode steps (T = 1 or a few tokens), flash-decoding
 //! whose work follows `step.pos`: the grid holds `max_splits` workgroups per row block, each
 //! run cuts the live keys into chunks of at least `min_chunk`, workgroups past the live range
-//! return at once, and a second dispatch (`merge`, one workgroup per row block) combines the
-//! live splits, or returns at once when one split wrote the output. (An in-kernel merge by the
-//! last split to finish, through an atomic ticket, failed op tests on the H100 intermittently.)
+//! return at once, and the live splits are combined either by a second dispatch (`merge`, one
+//! workgroup per row block, which returns at once when one split wrote the output) or, where
+//! the device has @coherent storage buffers (`DecodeConfig::fold`), by the last live split of
+//! each row block to finish, through an atomic ticket, in the same dispatch. (The first
+//! session's ticket merge read stale partials on the H100 now and then: its partials binding
+//! was not @coherent; examples/probe_ticket.rs.)
 //! Subgroup shuffles where the adapter has them (`attention_decode_sg.wgsl`), workgroup memory
 //! otherwise (`attention_decode_wg.wgsl`).
 
@@ -52,6 +55,10 @@ pub struct DecodeConfig {
     pub min_chunk: usize,
     /// Subgroup shuffles (else workgroup memory) for the lane sums.
     pub subgroups: bool,
+    /// The merge folded into the split pass (the shader's FOLD): the last live split of a row
+    /// block to finish merges, so no merge dispatch runs. Needs @coherent storage buffers
+    /// (`Caps::coherent`).
+    pub fold: bool,
 }
 
 impl DecodeConfig {
@@ -94,6 +101,7 @@ impl DecodeConfig {
             && self.max_splits * rows <= SM_QUADS
             && self.min_chunk >= self.keys_per_batch()
             && self.min_chunk.is_multiple_of(self.keys_per_batch())
+            && (!self.fold || gpu.caps.coherent)
             && sg_ok;
         if ok {
             Ok(())
@@ -164,6 +172,7 @@ impl DecodeConfig {
             max_splits,
             min_chunk,
             subgroups,
+            fold: gpu.caps.coherent,
         }
     }
 }
@@ -247,8 +256,8 @@ fn check_x8(s: &Shapes, cfg: &DecodeConfig, xq: &Tensor) -> Result<()> {
 }
 
 /// Storage buffers attention_decode.wgsl's split pass binds (step, q, caches, out, partials,
-/// xq, inv_freq, new k and v).
-const STORAGE_BUFFERS: u32 = 10;
+/// xq, inv_freq, new k and v, tickets).
+const STORAGE_BUFFERS: u32 = 11;
 
 /// Quads quantize_rows stages (attention_decode.wgsl: sm4 from QX_STAGE, smw twice).
 const QX_QUADS: usize = 512;
@@ -389,7 +398,7 @@ fn decode_dispatches(
     if let Some(r) = rope {
         r.check(&s)?;
     }
-    // The split pass binds 10 storage buffers whatever its constants (bindings behind a
+    // The split pass binds 11 storage buffers whatever its constants (bindings behind a
     // constant-false branch stay in the layout): more than WebGPU's guaranteed 8.
     let storage = gpu.limits.max_storage_buffers_per_shader_stage;
     if storage < STORAGE_BUFFERS {
@@ -418,10 +427,11 @@ fn decode_dispatches(
         ml_base: acc_quads as u32,
         xq_k: (s.n_heads * s.head_dim) as u32,
     };
-    let shader = if cfg.subgroups {
-        &wgllama_shaders::ATTENTION_DECODE_SG
-    } else {
-        &wgllama_shaders::ATTENTION_DECODE_WG
+    let shader = match (cfg.subgroups, cfg.fold) {
+        (true, false) => &wgllama_shaders::ATTENTION_DECODE_SG,
+        (false, false) => &wgllama_shaders::ATTENTION_DECODE_WG,
+        (true, true) => &wgllama_shaders::ATTENTION_DECODE_SG_FOLD,
+        (false, true) => &wgllama_shaders::ATTENTION_DECODE_WG_FOLD,
     };
     let constants = [
         ("WG", cfg.wg as f64),
@@ -435,14 +445,21 @@ fn decode_dispatches(
         ("KV_F16", s.kv_f16 as u32 as f64),
         ("QX", xq.is_some() as u32 as f64),
         ("ROPE", rope.map_or(0, |r| r.mode()) as f64),
+        ("FOLD", cfg.fold as u32 as f64),
     ];
     let pipeline = gpu.pipeline(shader, "main", &constants)?;
-    let merge_pipeline = gpu.pipeline(shader, "merge", &constants)?;
     let u = gpu.uniform("attention_decode.params", &params);
     let part = gpu.storage(
         "attention_decode.partials",
         ((acc_quads + ml_quads) * 16) as u64,
     )?;
+    // FOLD: a ticket per row block, zero as created (wgpu zeroes new buffers); the merging
+    // split resets its block's. Without FOLD the partials stand in, unused.
+    let tickets = if cfg.fold {
+        Some(gpu.storage("attention_decode.tickets", (blocks * 4) as u64)?)
+    } else {
+        None
+    };
     let bind_group = gpu.bind(
         "attention_decode",
         &pipeline,
@@ -458,19 +475,7 @@ fn decode_dispatches(
             rope.map_or(&q.buffer, |r| &r.inv_freq.buffer),
             rope.map_or(&q.buffer, |r| &r.k.buffer),
             rope.map_or(&q.buffer, |r| &r.v.buffer),
-        ],
-    );
-    // The merge reads only params, step, the partials and writes out and xq: bindings 0, 1,
-    // 5, 6, 7. (xq's binding stays in both layouts with QX off: the partials stand in, unused.)
-    let merge_bind_group = gpu.bind_at(
-        "attention_decode.merge",
-        &merge_pipeline,
-        &[
-            (0, &u),
-            (1, step),
-            (5, &out.buffer),
-            (6, &part),
-            (7, xq.map_or(&part, |t| &t.buffer)),
+            tickets.as_ref().unwrap_or(&part),
         ],
     );
     let kv_bytes = if s.kv_f16 { 2 } else { 4 };
@@ -488,6 +493,24 @@ fn decode_dispatches(
             flops: (4 * rows * s.ctx * s.head_dim) as u64,
         },
     };
+    if cfg.fold {
+        // The last live split of each row block merges: no merge dispatch.
+        return Ok(vec![main]);
+    }
+    let merge_pipeline = gpu.pipeline(shader, "merge", &constants)?;
+    // The merge reads only params, step, the partials and writes out and xq: bindings 0, 1,
+    // 5, 6, 7. (xq's binding stays in both layouts with QX off: the partials stand in, unused.)
+    let merge_bind_group = gpu.bind_at(
+        "attention_decode.merge",
+        &merge_pipeline,
+        &[
+            (0, &u),
+            (1, step),
+            (5, &out.buffer),
+            (6, &part),
+            (7, xq.map_or(&part, |t| &t.buffer)),
+        ],
+    );
     let merge = Dispatch {
         label: "attention_decode_merge",
         // n_keys <= CH_MIN: one live split, which wrote the output itself.
