@@ -30,8 +30,9 @@ pub struct Caps {
     /// Lanes per subgroup the adapter reports (min, max); 0 when unknown.
     pub subgroup_size: (u32, u32),
     /// Storage buffers may be declared `@coherent` (MEMORY_DECORATION_COHERENT: SPIR-V's
-    /// Coherent decoration), so plain loads see other workgroups' writes made visible by a
-    /// device-scope barrier in the same dispatch.
+    /// Coherent decoration on Vulkan): their plain loads skip caches that are not coherent
+    /// across workgroups. Whether that makes another workgroup's writes in the same dispatch
+    /// visible also depends on the backend's barriers (`attention_decode::fold_supported`).
     pub coherent: bool,
 }
 

@@ -142,6 +142,20 @@ pub fn test_gpu() -> &'static Gpu {
     })
 }
 
+/// A second device on the test adapter that treats @coherent storage buffers as missing
+/// (`Caps::coherent` off), so the kernels that fold work behind them take their unfolded form
+/// (decode attention's merge as a dispatch of its own): tests run both where the adapter has
+/// the feature.
+pub fn test_gpu_without_coherent() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| {
+        let mut gpu = Gpu::new(&GpuOptions::default())
+            .unwrap_or_else(|e| panic!("opening a GPU for tests: {e}"));
+        gpu.caps.coherent = false;
+        gpu
+    })
+}
+
 /// GPU int8 words (quantize_x8.wgsl's layout) against the reference quantisation of `want`
 /// (the f32 values the kernel should have quantised). The GPU computes `want` in f32 with
 /// other rounding, so a value on a rounding boundary may land one step away: each dequantised

@@ -3,13 +3,20 @@
 use std::path::Path;
 
 use wgllama_engine::llama::{LlamaWeights, Sampling, Session, SessionOptions};
-use wgllama_engine::testing::test_gpu;
+use wgllama_engine::ops::attention_decode::fold_supported;
+use wgllama_engine::testing::{test_gpu, test_gpu_without_coherent};
+use wgllama_engine::Gpu;
 use wgllama_loaders::ModelFile;
 
 fn weights() -> LlamaWeights {
+    weights_on(test_gpu())
+}
+
+/// The test model's weights on `gpu` (a session uses weights of its own device).
+fn weights_on(gpu: &Gpu) -> LlamaWeights {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../golden/models/tiny-gqa/tiny-gqa-q8_0.gguf");
-    LlamaWeights::load(test_gpu(), &ModelFile::open(&path).unwrap(), |_, _| {}).unwrap()
+    LlamaWeights::load(gpu, &ModelFile::open(&path).unwrap(), |_, _| {}).unwrap()
 }
 
 fn generate(w: &LlamaWeights, sampling: Sampling, seed: u64, prompt: &[u32], n: usize) -> Vec<u32> {
@@ -232,7 +239,7 @@ fn decode_prefetches_change_no_logit() {
         // Every window placed: attention, merge (unless folded into attention: @coherent
         // storage buffers), Wo and SwiGLU in each layer, down in all but the last (or none).
         let layers = w.config.n_layers;
-        let windows = if test_gpu().caps.coherent { 4 } else { 5 };
+        let windows = if fold_supported(test_gpu()) { 4 } else { 5 };
         let want_min = if prefetch == Budgets::default() {
             0
         } else {
@@ -266,19 +273,18 @@ fn decode_prefetches_change_no_logit() {
 fn decode_records_the_attention_merge_only_past_one_split() {
     // attention_decode's merge has nothing to do while one split covers every key (it wrote
     // the output itself): a pass records it only once the keys outgrow that split. (The golden
-    // model checks decode across the boundary and catch a merge left out past it.) Where the
-    // merge is folded into the split pass there is no merge dispatch to leave out.
+    // model checks decode across the boundary and catch a merge left out past it.) On a
+    // device without @coherent storage buffers; with them the merge is folded into the split
+    // pass: no merge dispatch, one attention dispatch a layer at every context.
     let w = weights();
     let opts = SessionOptions {
         ctx: 256,
         ..Default::default()
     };
-    let s = Session::new(test_gpu(), &w, opts, Sampling::greedy()).unwrap();
-    let g = s.decode_graph();
     let layers = w.config.n_layers;
-    if test_gpu().caps.coherent {
-        // The merge folded into the split pass (@coherent storage buffers): no merge dispatch,
-        // one attention dispatch a layer at every context (ops_attention checks the fold).
+    if fold_supported(test_gpu()) {
+        let s = Session::new(test_gpu(), &w, opts.clone(), Sampling::greedy()).unwrap();
+        let g = s.decode_graph();
         let count = |label: &str| g.dispatches().filter(|d| d.label == label).count();
         assert_eq!(
             count("attention_decode_merge"),
@@ -286,8 +292,11 @@ fn decode_records_the_attention_merge_only_past_one_split() {
             "folded: no merge dispatch"
         );
         assert_eq!(count("attention_decode"), layers);
-        return;
     }
+    let plain = test_gpu_without_coherent();
+    let w = weights_on(plain);
+    let s = Session::new(plain, &w, opts, Sampling::greedy()).unwrap();
+    let g = s.decode_graph();
     let merges = |keys: usize| {
         g.dispatches_at(keys)
             .filter(|d| d.label == "attention_decode_merge")

@@ -7,7 +7,8 @@ use wgllama_engine::kv_cache::{KvCache, KvDtype};
 use wgllama_engine::ops::attention::{attention, attention_with_splits, attention_x8, auto_splits};
 use wgllama_engine::ops::attention_coop::{attention_coop_with, q_stride, supports};
 use wgllama_engine::ops::attention_decode::{
-    attention_decode_rope_with, attention_decode_with, attention_decode_x8, DecodeConfig, FusedRope,
+    attention_decode_rope_with, attention_decode_with, attention_decode_x8, fold_supported,
+    DecodeConfig, FusedRope,
 };
 use wgllama_engine::ops::attention_prefill::{attention_prefill_with, PrefillConfig};
 use wgllama_engine::ops::kvcache::kv_write;
@@ -17,7 +18,8 @@ use wgllama_engine::ops::rope_kv::rope_kv;
 use wgllama_engine::reference;
 use wgllama_engine::step::{Step, StepBuffer};
 use wgllama_engine::testing::{
-    assert_close, assert_f16_rounding, assert_int8_words, errors, read_f16, test_gpu, Rng, Tol,
+    assert_close, assert_f16_rounding, assert_int8_words, errors, read_f16, test_gpu,
+    test_gpu_without_coherent, Rng, Tol,
 };
 use wgllama_engine::{Elem, EngineError, Gpu, Tensor};
 use wgllama_loaders::config::{rope_inv_freqs, RopeScaling};
@@ -424,7 +426,7 @@ fn prompt_then_decode_through_one_cache() {
         let decode_graph = build(1);
         // Decode attention is two dispatches (the splits, then their merge), or one where the
         // merge is folded into the splits (@coherent storage buffers).
-        let merge = usize::from(!gpu.caps.coherent);
+        let merge = usize::from(!fold_supported(gpu));
         assert_eq!(decode_graph.4.len(), if fused { 2 } else { 4 } + merge);
         let (mut all_k, mut all_v) = (Vec::new(), Vec::new());
         let mut pos = 0;
@@ -663,12 +665,12 @@ fn decode_configs(gpu: &Gpu, c: &Case, ctx: usize) -> Vec<DecodeConfig> {
         },
     ];
     let mut all: Vec<DecodeConfig> = Vec::new();
-    // The picked and the many-split ones (merging at short contexts too) also with the
-    // merge folded into the split pass and as a dispatch of its own, where the device can
-    // fold (@coherent storage buffers); the others as picked.
-    let toggled = candidates[..4]
+    // The picked one and the 8-split one (merging at short contexts too) also with the merge
+    // the other way (folded into the split pass, or a dispatch of its own), where the device
+    // can fold; the others as picked.
+    let toggled = candidates[..3]
         .iter()
-        .filter(|c| c.max_splits <= 8 || **c == auto);
+        .filter(|c| c.max_splits == 8 || **c == auto);
     let toggled: Vec<DecodeConfig> = toggled
         .map(|c| DecodeConfig {
             fold: !c.fold,
@@ -730,11 +732,11 @@ fn attention_decode_kernel_matches_reference() {
 /// The folded merge's tickets return to zero after each run: the same dispatches run three
 /// times, the output poisoned before each, and every run matches the reference (a ticket left
 /// at its count would skip the merge and leave the poison). Many splits (small chunks), GQA
-/// 4, f32 and f16 caches.
+/// 4 and 1, f32 and f16 caches.
 #[test]
 fn attention_decode_fold_runs_again() {
     let gpu = test_gpu();
-    if !gpu.caps.coherent {
+    if !fold_supported(gpu) {
         eprintln!("attention_decode_fold_runs_again: no @coherent storage buffers; skipped");
         return;
     }
@@ -784,10 +786,15 @@ fn attention_decode_fold_runs_again() {
 /// 32-key minimum chunk where the picked batch covers at most 32 keys) and several (quantised
 /// by the merge pass), GQA 8 and 1, head_dim 64, 96
 /// and 128, f32 and f16 caches; head_dim 80 (not a multiple of 32) takes attention +
-/// quantize_x8 instead. attention_decode_x8 itself refuses what it cannot quantise.
+/// quantize_x8 instead. attention_decode_x8 itself refuses what it cannot quantise. With the
+/// merge folded into the split pass and (a device without @coherent buffers) as a dispatch.
 #[test]
 fn attention_x8_quantises_its_output() {
-    let gpu = test_gpu();
+    x8_cases(test_gpu());
+    x8_cases(test_gpu_without_coherent());
+}
+
+fn x8_cases(gpu: &Gpu) {
     let step = StepBuffer::new(gpu).unwrap();
     let cases = [
         case_of(64, 32, 4, 1, 0, KvDtype::F32),
@@ -827,7 +834,7 @@ fn attention_x8_quantises_its_output() {
         assert_int8_words(&case, &words, &got);
         // Quantised in the merge (a second dispatch, or folded into the first where the
         // device has @coherent storage buffers) wherever head_dim allows; else by quantize_x8.
-        let merge = usize::from(!gpu.caps.coherent);
+        let merge = usize::from(!fold_supported(gpu));
         let want = if c.head_dim % 32 == 0 { 1 } else { 2 } + merge;
         assert_eq!(ds.len(), want, "{case}");
     }
@@ -1344,6 +1351,14 @@ fn attention_decode_rope_matches_rope_kv_then_attention() {
                 if cfg.validate(gpu, d).is_ok() && cfg != auto {
                     runs.push((RopeStyle::RotateHalf, false, cfg));
                 }
+            }
+            // The merge the other way (folded, or a dispatch of its own), with the int8 output.
+            let other = DecodeConfig {
+                fold: !auto.fold,
+                ..auto
+            };
+            if other.validate(gpu, d).is_ok() {
+                runs.push((RopeStyle::RotateHalf, true, other));
             }
         }
         for (style, int8, cfg) in runs {

@@ -509,9 +509,9 @@ mod tests {
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 
-    /// Decode attention with the merge folded in (FOLD, @coherent partials) and without, with
-    /// and without the int8 output and fused RoPE: through the pipeline-constant pass and the
-    /// SPIR-V backend (the default constants leave FOLD's code dead).
+    /// Decode attention with the merge folded in (FOLD, @coherent partials), with and without
+    /// the int8 output and fused RoPE: through the pipeline-constant pass and the SPIR-V
+    /// backend (`every_entry_point_translates_to_spirv` covers the default constants, FOLD off).
     #[test]
     fn attention_decode_fold_translates_to_spirv() {
         let mut failures = Vec::new();

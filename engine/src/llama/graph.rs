@@ -10,15 +10,16 @@
 //! Fused dispatches: rope(q), rope(k) and the cache write are one `rope_kv` for prompts, and
 //! part of decode attention (`attention_decode_rope`: q rotated as it is loaded, the new key's
 //! slot written by the split that holds it) for one token; decode attention is the split pass
-//! and its merge; the residual adds ride on the Wo and Wdown mat-muls; for decode, q/k/v are
-//! one mat-vec and gate/up/SiLU another: 8 dispatches per layer. Prompts on tensor cores run
+//! and its merge (one dispatch where the merge is folded in: `attention_decode::fold_supported`,
+//! one fewer a layer than counted here); the residual adds ride on the Wo and Wdown mat-muls;
+//! for decode, q/k/v are one mat-vec and gate/up/SiLU another: 8 dispatches per layer. Prompts on tensor cores run
 //! q/k/v as one GEMM for float weights, and for quantised ones where the group is small
 //! (`FUSE_MAX_FLOPS`), and for float weights gate/up/SiLU as one GEMM writing the down
 //! projection's f16 input (`matmul_coop_glu`). Decode also records L2 prefetches of the next
 //! weights beside attention (`prefetch.rs`; no barrier before them, no effect on results).
 //!
 //! Decode on the fast path feeds Q4_K/Q6_K/Q8_0 mat-vecs int8 activations (`int8_group`):
-//! the RMSNorms write int8 directly (`rmsnorm_x8`), decode attention (its merge pass, or a lone split) quantises the
+//! the RMSNorms write int8 directly (`rmsnorm_x8`), decode attention (its merge, or a lone split) quantises the
 //! attention output for Wo (`attention_x8`), gate and up come from one int8 mat-vec and
 //! `silu_mul_x8` quantises the down projection's input: 9 dispatches per layer, the mat-vecs
 //! ~1.6-3.5x faster than with f32 activations. (An RMSNorm inside the float mat-vecs ran 2-5x slower than

@@ -1,8 +1,9 @@
 //! L2 prefetches in the decode graph: while a decode kernel that streams little memory runs,
 //! `ops::prefetch` dispatches pull the weights the next mat-vecs read into the GPU's L2, so
 //! those mat-vecs spend less of their time on HBM. Each layer's weights after attention form a
-//! stream (Wo, gate, up); the windows beside attention's split pass, its merge and Wo take
-//! consecutive bytes of it, each up to its budget; SwiGLU's window takes the down projection's
+//! stream (Wo, gate, up); the windows beside attention's split pass, its merge (where it is a
+//! dispatch of its own: not folded into the split pass) and Wo take consecutive bytes of it,
+//! each up to its budget; SwiGLU's window takes the down projection's
 //! first bytes, and the down's the next layer's q, k, v. By default only the attention window
 //! is open: beside the other, shorter kernels a prefetch lengthened the chain on the H100.
 
@@ -17,7 +18,8 @@ use crate::tensor::Tensor;
 pub struct Budgets {
     /// During attention's split pass: the start of Wo, gate, up.
     pub attention: u64,
-    /// During the merge pass: the next bytes of that stream.
+    /// During the merge dispatch (none where the merge is folded into attention): the next
+    /// bytes of that stream.
     pub merge: u64,
     /// During Wo: gate/up bytes after those (never Wo's own).
     pub wo: u64,
@@ -148,16 +150,19 @@ impl Prefetches {
         }
     }
 
-    /// Attention's dispatches start at body index `at` (`n` of them: split pass, merge), then
-    /// Wo at `at + n`; `stream` = Wo, gate, up.
+    /// Attention's dispatches start at body index `at` (`n` of them: split pass, and merge
+    /// unless folded), then Wo at `at + n`; `stream` = Wo, gate, up.
     pub fn attention(&mut self, at: usize, n: usize, stream: &[&Tensor]) {
         let b = self.budgets;
         self.add(at, stream, 0, b.attention);
+        // The merge's window only where the merge is a dispatch: its bytes are not skipped
+        // by Wo's window otherwise.
+        let merge = if n > 1 { b.merge } else { 0 };
         if n > 1 {
-            self.add(at + 1, stream, b.attention, b.merge);
+            self.add(at + 1, stream, b.attention, merge);
         }
         let wo = stream.first().map_or(0, |t| t.buffer.size());
-        self.add(at + n, stream, (b.attention + b.merge).max(wo), b.wo);
+        self.add(at + n, stream, (b.attention + merge).max(wo), b.wo);
     }
 
     /// SwiGLU at body index `at`, the down projection (`down`) after it.

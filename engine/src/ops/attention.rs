@@ -226,7 +226,7 @@ pub fn attention(
 
 /// `attention` for one token, then its output in int8 blocks (`matvec::quantize_x8`'s layout;
 /// xq: u32 [`int8_words`(n_heads * head_dim)]) for an int8 Wo mat-vec: quantised by
-/// `attention_decode` (its merge pass, or a lone split) where it can (`supports_x8`), else by a `quantize_x8`
+/// `attention_decode` (its merge, or a lone split) where it can (`supports_x8`), else by a `quantize_x8`
 /// dispatch after `attention`.
 ///
 /// [`int8_words`]: crate::ops::matvec::int8_words

@@ -56,8 +56,7 @@ pub struct DecodeConfig {
     /// Subgroup shuffles (else workgroup memory) for the lane sums.
     pub subgroups: bool,
     /// The merge folded into the split pass (the shader's FOLD): the last live split of a row
-    /// block to finish merges, so no merge dispatch runs. Needs @coherent storage buffers
-    /// (`Caps::coherent`).
+    /// block to finish merges, so no merge dispatch runs. Needs `fold_supported`.
     pub fold: bool,
 }
 
@@ -101,16 +100,24 @@ impl DecodeConfig {
             && self.max_splits * rows <= SM_QUADS
             && self.min_chunk >= self.keys_per_batch()
             && self.min_chunk.is_multiple_of(self.keys_per_batch())
-            && (!self.fold || gpu.caps.coherent)
             && sg_ok;
-        if ok {
-            Ok(())
-        } else {
-            Err(EngineError::Shape {
+        if !ok {
+            return Err(EngineError::Shape {
                 op: "attention_decode",
                 detail: format!("config {self:?} does not fit head_dim {head_dim} on this device"),
-            })
+            });
         }
+        if self.fold && !fold_supported(gpu) {
+            return Err(EngineError::Shape {
+                op: "attention_decode",
+                detail: format!(
+                    "config {self:?} folds the merge, which needs @coherent storage buffers on \
+                     Vulkan (this device: coherent {}, {:?})",
+                    gpu.caps.coherent, gpu.info.backend
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// The configuration for `n_rows` = T * group query rows per kv head.
@@ -172,9 +179,17 @@ impl DecodeConfig {
             max_splits,
             min_chunk,
             subgroups,
-            fold: gpu.caps.coherent,
+            fold: fold_supported(gpu),
         }
     }
+}
+
+/// Whether the merge can be folded into the split pass on `gpu` (`DecodeConfig::fold`): the
+/// partials binding can be @coherent (`Caps::coherent`), and the backend is Vulkan, where naga
+/// makes WGSL's storageBarrier a device-scope release / acquire (Metal's threadgroup barrier,
+/// for one, orders memory within a workgroup only). Measured on the H100 (Vulkan) and lavapipe.
+pub fn fold_supported(gpu: &Gpu) -> bool {
+    gpu.caps.coherent && gpu.info.backend == wgpu::Backend::Vulkan
 }
 
 /// Decode attention with the picked configuration; see `attention_decode_with`.
@@ -198,8 +213,9 @@ fn picked(gpu: &Gpu, s: &Shapes) -> DecodeConfig {
 
 /// out[T, n_heads, head_dim] = causal attention of q (f32, after RoPE) against cache slots
 /// 0 ..= step.pos + t of k_cache, v_cache [ctx, n_kv_heads, head_dim] (F32 or F16; head_dim a
-/// multiple of 4), as `ops::attention::attention`, in one dispatch for any T (meant for T *
-/// group up to a few dozen rows). Owns its partials and tickets buffers.
+/// multiple of 4), as `ops::attention::attention`, for any T (meant for T * group up to a few
+/// dozen rows): one dispatch with `cfg.fold`, else the split pass and its merge. Owns its
+/// partials (and tickets) buffers.
 pub fn attention_decode_with(
     gpu: &Gpu,
     q: &Tensor,
@@ -256,7 +272,11 @@ fn check_x8(s: &Shapes, cfg: &DecodeConfig, xq: &Tensor) -> Result<()> {
 }
 
 /// Storage buffers attention_decode.wgsl's split pass binds (step, q, caches, out, partials,
-/// xq, inv_freq, new k and v, tickets).
+/// xq, inv_freq, new k and v, tickets). (The tickets' binding is in the plain module too: its
+/// code sits behind FOLD in the body. A build that moved it into the part files, so that only
+/// the folding module binds 11, measured TinyLlama Q4_K_M's tg128 at 853 against 868-871 in one
+/// A/B on the H100, within that model's run-to-run spread; not kept, not settled:
+/// benches/results/2026-11-24-h100-s17/review/.)
 const STORAGE_BUFFERS: u32 = 11;
 
 /// Quads quantize_rows stages (attention_decode.wgsl: sm4 from QX_STAGE, smw twice).
@@ -401,11 +421,12 @@ fn decode_dispatches(
     // The split pass binds 11 storage buffers whatever its constants (bindings behind a
     // constant-false branch stay in the layout): more than WebGPU's guaranteed 8.
     let storage = gpu.limits.max_storage_buffers_per_shader_stage;
-    if storage < STORAGE_BUFFERS {
+    let needed = STORAGE_BUFFERS;
+    if storage < needed {
         return Err(EngineError::Shape {
             op: "attention_decode",
             detail: format!(
-                "needs {STORAGE_BUFFERS} storage buffers per shader stage, the adapter allows {storage}"
+                "needs {needed} storage buffers per shader stage, the adapter allows {storage}"
             ),
         });
     }
@@ -453,44 +474,55 @@ fn decode_dispatches(
         "attention_decode.partials",
         ((acc_quads + ml_quads) * 16) as u64,
     )?;
-    // FOLD: a ticket per row block, zero as created (wgpu zeroes new buffers); the merging
-    // split resets its block's. Without FOLD the partials stand in, unused.
+    let mut buffers = vec![
+        &u,
+        step,
+        &q.buffer,
+        &k_cache.buffer,
+        &v_cache.buffer,
+        &out.buffer,
+        &part,
+        xq.map_or(&part, |t| &t.buffer),
+        rope.map_or(&q.buffer, |r| &r.inv_freq.buffer),
+        rope.map_or(&q.buffer, |r| &r.k.buffer),
+        rope.map_or(&q.buffer, |r| &r.v.buffer),
+    ];
+    // FOLD: a ticket per row block (binding 11), zero as created (wgpu zeroes new buffers);
+    // the merging split resets its block's. Without FOLD the partials stand in, unused.
     let tickets = if cfg.fold {
         Some(gpu.storage("attention_decode.tickets", (blocks * 4) as u64)?)
     } else {
         None
     };
-    let bind_group = gpu.bind(
-        "attention_decode",
-        &pipeline,
-        &[
-            &u,
-            step,
-            &q.buffer,
-            &k_cache.buffer,
-            &v_cache.buffer,
-            &out.buffer,
-            &part,
-            xq.map_or(&part, |t| &t.buffer),
-            rope.map_or(&q.buffer, |r| &r.inv_freq.buffer),
-            rope.map_or(&q.buffer, |r| &r.k.buffer),
-            rope.map_or(&q.buffer, |r| &r.v.buffer),
-            tickets.as_ref().unwrap_or(&part),
-        ],
-    );
+    buffers.push(tickets.as_ref().unwrap_or(&part));
+    let bind_group = gpu.bind("attention_decode", &pipeline, &buffers);
     let kv_bytes = if s.kv_f16 { 2 } else { 4 };
     let rows = s.t * s.n_heads;
+    // The merge: at most every split's partials, read once, and the output (and xq) written.
+    let merge_cost = Cost {
+        bytes: ((acc_quads + ml_quads) * 16 + rows * s.head_dim * 4) as u64
+            + xq.map_or(0, |t| t.buffer.size()),
+        flops: (2 * rows * cfg.max_splits * s.head_dim) as u64,
+    };
+    let split_cost = Cost {
+        // At a full cache: each row block reads K and V once.
+        bytes: (n_row_blocks * 2 * s.ctx * s.n_kv_heads * s.head_dim * kv_bytes
+            + 2 * rows * s.head_dim * 4) as u64,
+        flops: (4 * rows * s.ctx * s.head_dim) as u64,
+    };
     let main = Dispatch {
         label: "attention_decode",
         idle_keys: 0,
         pipeline,
         bind_group,
         workgroups: grid(gpu, (blocks * cfg.max_splits) as u32),
-        // At a full cache: each row block reads K and V once.
-        cost: Cost {
-            bytes: (n_row_blocks * 2 * s.ctx * s.n_kv_heads * s.head_dim * kv_bytes
-                + 2 * rows * s.head_dim * 4) as u64,
-            flops: (4 * rows * s.ctx * s.head_dim) as u64,
+        cost: if cfg.fold {
+            Cost {
+                bytes: split_cost.bytes + merge_cost.bytes,
+                flops: split_cost.flops + merge_cost.flops,
+            }
+        } else {
+            split_cost
         },
     };
     if cfg.fold {
@@ -518,12 +550,7 @@ fn decode_dispatches(
         pipeline: merge_pipeline,
         bind_group: merge_bind_group,
         workgroups: grid(gpu, blocks as u32),
-        // At most every split's partials, read once.
-        cost: Cost {
-            bytes: ((acc_quads + ml_quads) * 16 + rows * s.head_dim * 4) as u64
-                + xq.map_or(0, |t| t.buffer.size()),
-            flops: (2 * rows * cfg.max_splits * s.head_dim) as u64,
-        },
+        cost: merge_cost,
     };
     Ok(vec![main, merge])
 }

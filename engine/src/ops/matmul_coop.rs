@@ -46,8 +46,10 @@ pub struct CoopTile {
 const MIN_WORKGROUPS: usize = 96;
 
 /// Workgroups of LARGE or MEDIUM that run at once: the H100's 132 SMs, one each (both tiles
-/// use over 24 KiB of workgroup memory, and the driver gives an SM 48 KiB in all). wgpu does
-/// not report SMs; on other GPUs `pick` is only as good as this guess.
+/// use over 24 KiB of workgroup memory, and its Vulkan driver, 580.159.04, was seen to give an
+/// SM 48 KiB in all: examples/probe_resident.rs). wgpu does not report SMs; on other GPUs
+/// `pick` is only as good as this guess (it now takes LARGE from about 67 LARGE workgroups,
+/// where the rule before it took LARGE from 96).
 const WAVE: usize = 132;
 
 /// A LARGE workgroup does twice a MEDIUM one's work at ~1.3x its rate, so takes ~1.5x as long
@@ -130,20 +132,24 @@ impl CoopTile {
 
     /// Tokens per workgroup tile.
     pub fn tokens(&self) -> u32 {
-        16 * self.tm * self.sg_t
+        // Saturating: a tile with absurd counts is refused by the checks, not an overflow.
+        16u32.saturating_mul(self.tm).saturating_mul(self.sg_t)
     }
 
     /// Weight rows per workgroup tile.
     pub fn rows(&self) -> u32 {
-        16 * self.tn * self.sg_n
+        16u32.saturating_mul(self.tn).saturating_mul(self.sg_n)
     }
 
     /// Weight chunks and x units (16-byte loads: 4 values of f32 x, 8 of f16 x) each lane
     /// stages per step, with subgroups of `sg` lanes.
     pub fn lane_share(&self, sg: u32, x_f16: bool) -> (u32, u32) {
-        let lanes = sg * self.sg_t * self.sg_n;
-        let w = self.rows() * self.bk / 16;
-        let x = self.tokens() * self.bk / if x_f16 { 8 } else { 4 };
+        let lanes = sg
+            .saturating_mul(self.sg_t)
+            .saturating_mul(self.sg_n)
+            .max(1);
+        let w = self.rows().saturating_mul(self.bk) / 16;
+        let x = self.tokens().saturating_mul(self.bk) / if x_f16 { 8 } else { 4 };
         (w.div_ceil(lanes), x.div_ceil(lanes))
     }
 
@@ -217,7 +223,7 @@ impl CoopTile {
             parking(one(2, 2, 4, 4, 32), 2), // 128 x 128, 4 subgroups of 4 x 4: 22 KiB
             parking(one(2, 2, 4, 4, 32), 4), // the same, 24 KiB
             parking(one(2, 4, 4, 2, 32), 1), // LARGE at bk 32: 21 KiB
-            parking(one(2, 2, 4, 4, 16), 2), // 12 KiB
+            parking(one(2, 2, 4, 4, 16), 2), // 14 KiB
             parking(t(2, 2, 4, 4, 32), 2),   // two buffers: 42 KiB, one an SM
             parking(one(2, 4, 2, 2, 32), 1), // 64 x 128: 16 KiB
         ]
@@ -320,7 +326,8 @@ pub fn matmul_coop_glu(
 }
 
 /// `matmul_coop_glu` with an explicit tile (its lanes must stage exactly two weight chunks a
-/// step, and sg_n be 2 or 4: `glu_fits`).
+/// step, sg_n be 2 or 4, and each round of parked tiles hold whole rows of subgroups:
+/// `glu_fits`).
 pub fn matmul_coop_glu_with(
     gpu: &Gpu,
     x: &Tensor,
@@ -337,9 +344,9 @@ pub fn matmul_coop_glu_with(
 /// parked tiles (up to 8 subgroups) holds whole rows of subgroups, so gate tiles meet their up
 /// tiles.
 pub fn glu_fits(tile: &CoopTile, sg: u32) -> bool {
-    let lanes = sg * tile.sg_t * tile.sg_n;
-    let chunks = tile.rows() * tile.bk / 16;
-    chunks == 2 * lanes
+    let lanes = sg.saturating_mul(tile.sg_t).saturating_mul(tile.sg_n);
+    let chunks = tile.rows().saturating_mul(tile.bk) / 16;
+    chunks == lanes.saturating_mul(2)
         && (tile.sg_n == 2 || tile.sg_n == 4)
         && tile.parked(true).is_multiple_of(tile.sg_n)
 }
@@ -501,7 +508,7 @@ fn coop_dispatch(
         });
     }
     let sg = gpu.caps.subgroup_size.1;
-    let lanes = sg * tile.sg_t * tile.sg_n;
+    let lanes = sg.saturating_mul(tile.sg_t).saturating_mul(tile.sg_n);
     let CoopTile {
         sg_t,
         sg_n,
