@@ -421,12 +421,11 @@ fn decode_dispatches(
     // The split pass binds 11 storage buffers whatever its constants (bindings behind a
     // constant-false branch stay in the layout): more than WebGPU's guaranteed 8.
     let storage = gpu.limits.max_storage_buffers_per_shader_stage;
-    let needed = STORAGE_BUFFERS;
-    if storage < needed {
+    if storage < STORAGE_BUFFERS {
         return Err(EngineError::Shape {
             op: "attention_decode",
             detail: format!(
-                "needs {needed} storage buffers per shader stage, the adapter allows {storage}"
+                "needs {STORAGE_BUFFERS} storage buffers per shader stage, the adapter allows {storage}"
             ),
         });
     }
@@ -474,19 +473,6 @@ fn decode_dispatches(
         "attention_decode.partials",
         ((acc_quads + ml_quads) * 16) as u64,
     )?;
-    let mut buffers = vec![
-        &u,
-        step,
-        &q.buffer,
-        &k_cache.buffer,
-        &v_cache.buffer,
-        &out.buffer,
-        &part,
-        xq.map_or(&part, |t| &t.buffer),
-        rope.map_or(&q.buffer, |r| &r.inv_freq.buffer),
-        rope.map_or(&q.buffer, |r| &r.k.buffer),
-        rope.map_or(&q.buffer, |r| &r.v.buffer),
-    ];
     // FOLD: a ticket per row block (binding 11), zero as created (wgpu zeroes new buffers);
     // the merging split resets its block's. Without FOLD the partials stand in, unused.
     let tickets = if cfg.fold {
@@ -494,8 +480,24 @@ fn decode_dispatches(
     } else {
         None
     };
-    buffers.push(tickets.as_ref().unwrap_or(&part));
-    let bind_group = gpu.bind("attention_decode", &pipeline, &buffers);
+    let bind_group = gpu.bind(
+        "attention_decode",
+        &pipeline,
+        &[
+            &u,
+            step,
+            &q.buffer,
+            &k_cache.buffer,
+            &v_cache.buffer,
+            &out.buffer,
+            &part,
+            xq.map_or(&part, |t| &t.buffer),
+            rope.map_or(&q.buffer, |r| &r.inv_freq.buffer),
+            rope.map_or(&q.buffer, |r| &r.k.buffer),
+            rope.map_or(&q.buffer, |r| &r.v.buffer),
+            tickets.as_ref().unwrap_or(&part),
+        ],
+    );
     let kv_bytes = if s.kv_f16 { 2 } else { 4 };
     let rows = s.t * s.n_heads;
     // The merge: at most every split's partials, read once, and the output (and xq) written.

@@ -157,7 +157,7 @@ impl CoopTile {
     /// x and W (rows padded by 8 values) and the parked f32 16 x 16 output tiles (the shader's
     /// PARK).
     pub fn workgroup_bytes(&self, glu: bool) -> u64 {
-        let stage = (self.tokens() + self.rows()) as u64 * (self.bk as u64 + 8) * 2;
+        let stage = (self.tokens() as u64 + self.rows() as u64) * (self.bk as u64 + 8) * 2;
         self.stages as u64 * stage + self.parked(glu) as u64 * 1024
     }
 
@@ -172,7 +172,7 @@ impl CoopTile {
 
     /// Output tiles parked at once (the shader's PARK): at most one a subgroup.
     fn parked(&self, glu: bool) -> u32 {
-        (self.sg_t * self.sg_n).min(self.park_max(glu))
+        self.sg_t.saturating_mul(self.sg_n).min(self.park_max(glu))
     }
 
     /// Candidate tiles for benchmark sweeps (each fits 48 KiB of workgroup memory and the
