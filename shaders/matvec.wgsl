@@ -49,7 +49,8 @@ struct Params {
 @group(0) @binding(8) var<storage, read> xq: array<vec4<u32>>;
 // matvec_sgr_norm only (the next RMSNorm folded into a residual mat-vec; layout under "RMSNorm
 // folded" below): its output for the next mat-vecs, per-block sums of squares, tickets and
-// staged rows, and the norm weight [n0].
+// staged rows, and the norm weight [n0]. matvec_sgr_glu with XQ: its int8 output, tickets and
+// staged rows in nt (no norm weight).
 @group(0) @binding(9) var<storage, read_write> nt: array<atomic<u32>>;
 @group(0) @binding(10) var<storage, read> nw: array<f32>;
 
@@ -973,6 +974,8 @@ fn glu_main(wg: u32, lanes: Lanes) {
 //   tickets           [12n/32, 13n/32)                       [n + n/32, n + n/16)
 //   h, staged         [13n/32, 45n/32)                       [n + n/16, 2n + n/16)
 // Tickets are zero between dispatches: each block's last workgroup resets its own.
+// matvec_sgr_glu with XQ writes a = silu(W_gate x) * (W_up x) in the XQ layout (its sums of
+// squares unused): int8 blocks for the down projection, staged by rows, one ticket a block.
 
 // Word offsets of nt's sums, tickets and staged h.
 fn ss_at(n: u32) -> u32 {
@@ -1004,28 +1007,49 @@ fn norm_block(b: u32, lid: u32) {
     }
     workgroupBarrier();
     if (lid == 0u) {
-        var m = 0.0;
         var ss = 0.0;
+        for (var j = 0u; j < 16u; j = j + 1u) {
+            ss = ss + (nb_h2[j] + nb_h2[j + 16u]);
+        }
+        atomicStore(&nt[ss_at(n) + b], bitcast<u32>(ss));
+    }
+    if (XQ) {
+        int8_block(b, lid);
+    }
+}
+
+// The int8 form of block b (the 32 values in nb_v, written before a barrier) into nt's first
+// words (quantize_x8.wgsl's layout), by a whole workgroup of at least 8 lanes.
+fn int8_block(b: u32, lid: u32) {
+    let n = p.n[0];
+    if (lid == 0u) {
+        var m = 0.0;
         var s0 = 0.0;
         var s1 = 0.0;
         for (var j = 0u; j < 16u; j = j + 1u) {
             m = max(m, max(abs(nb_v[j]), abs(nb_v[j + 16u])));
             s0 = s0 + nb_v[j];
             s1 = s1 + nb_v[j + 16u];
-            ss = ss + (nb_h2[j] + nb_h2[j + 16u]);
         }
         let d = int8_scale(m);
         nb_d = d;
-        atomicStore(&nt[ss_at(n) + b], bitcast<u32>(ss));
-        if (XQ) {
-            atomicStore(&nt[n / 4u + b], bitcast<u32>(d));
-            atomicStore(&nt[n / 4u + n / 32u + 2u * b], bitcast<u32>(s0));
-            atomicStore(&nt[n / 4u + n / 32u + 2u * b + 1u], bitcast<u32>(s1));
-        }
+        atomicStore(&nt[n / 4u + b], bitcast<u32>(d));
+        atomicStore(&nt[n / 4u + n / 32u + 2u * b], bitcast<u32>(s0));
+        atomicStore(&nt[n / 4u + n / 32u + 2u * b + 1u], bitcast<u32>(s1));
     }
     workgroupBarrier();
-    if (XQ && lid < 8u) {
+    if (lid < 8u) {
         let v = vec4<f32>(nb_v[4u * lid], nb_v[4u * lid + 1u], nb_v[4u * lid + 2u], nb_v[4u * lid + 3u]);
         atomicStore(&nt[8u * b + lid], int8_pack(v, nb_d));
     }
+}
+
+// Block b of a = silu(gate) * up (matvec_sgr_glu with XQ): its int8 form from the staged rows,
+// by the block's last workgroup (every lane calls it).
+fn glu_block(b: u32, lid: u32) {
+    if (lid < 32u) {
+        nb_v[lid] = bitcast<f32>(atomicLoad(&nt[stage_at(p.n[0]) + 32u * b + lid]));
+    }
+    workgroupBarrier();
+    int8_block(b, lid);
 }

@@ -174,12 +174,19 @@ fn norm_block_sg(b: u32, lane: u32) {
         v = h * nw[i];
     }
     let ss = subgroupAdd(h * h);
-    if (!XQ) {
-        if (lane == 0u) {
-            atomicStore(&nt[ss_at(n) + b], bitcast<u32>(ss));
-        }
-        return;
+    if (lane == 0u) {
+        atomicStore(&nt[ss_at(n) + b], bitcast<u32>(ss));
     }
+    if (XQ) {
+        int8_block_sg(b, lane, v);
+    }
+}
+
+// The int8 form of block b into nt's first words (quantize_x8.wgsl's layout) from one value
+// per lane (lane < 32; the others hold zero), by one subgroup of at least 32 lanes.
+fn int8_block_sg(b: u32, lane: u32, v: f32) {
+    let n = p.n[0];
+    let live = lane < 32u;
     let d = int8_scale(subgroupMax(abs(v)));
     let s0 = subgroupAdd(select(0.0, v, lane < 16u));
     let s1 = subgroupAdd(select(0.0, v, live && lane >= 16u));
@@ -193,7 +200,84 @@ fn norm_block_sg(b: u32, lane: u32) {
         atomicStore(&nt[n / 4u + b], bitcast<u32>(d));
         atomicStore(&nt[n / 4u + n / 32u + 2u * b], bitcast<u32>(s0));
         atomicStore(&nt[n / 4u + n / 32u + 2u * b + 1u], bitcast<u32>(s1));
-        atomicStore(&nt[ss_at(n) + b], bitcast<u32>(ss));
+    }
+}
+
+// Gate totals of matvec_sgr_glu, passed to the up subgroups (at most 32 pairs a workgroup).
+var<workgroup> glu_gate: array<f32, 32>;
+
+// a = silu(W_gate x) * (W_up x) (weights 0 and 1, R = 1, flat loops), each row by a pair of
+// subgroups: of the workgroup's 2P subgroups, subgroup i < P takes gate row wg * P + i and
+// subgroup P + i the same up row, so each runs the plain one-weight loop, and the gate total
+// reaches the up subgroup through workgroup memory. With NORM_IN x is a folded norm's output.
+// Without XQ a goes to y0 (f32, for a float down projection); with XQ it is quantised for an
+// int8 one in nt's layout ("RMSNorm folded" in matvec.wgsl): rows staged, and the last
+// workgroup of each 32-row block (P divides 32, n % 32 == 0: host-checked) quantises it. This
+// spares the SwiGLU dispatch between gate/up and down (silu_mul / silu_mul_x8).
+@compute @workgroup_size(WG)
+fn matvec_sgr_glu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sg: u32,
+                  @builtin(subgroup_invocation_id) sg_lane: u32,
+                  @builtin(subgroup_size) sg_size: u32) {
+    let wg = wid.x + wid.y * nwg.x;
+    if (wg >= p.wg_end) {
+        return;
+    }
+    let n = p.n[0];
+    let pairs = max(WG / LPR / 2u, 1u);  // >= 1 (host-checked; the default overrides give 0)
+    let up = sg >= pairs;
+    let row = wg * pairs + sg - select(0u, pairs, up);
+    // Each branch reads one weight slot, a constant: one loop with the slot as a value the
+    // compiler cannot see is uniform switched on it at every load.
+    var part: f32;
+    if (up) {
+        part = row_flat(1u, DT1, min(row, n - 1u), sg_lane);
+    } else {
+        part = row_flat(0u, DT0, min(row, n - 1u), sg_lane);
+    }
+    // The weight loads go out before inv_rms's: the row's memory round trip starts first.
+    var total = subgroupAdd(part);
+    if (NORM_IN) {
+        total = total * inv_rms(sg_lane);
+    }
+    if (!up && sg_lane == 0u) {
+        glu_gate[sg] = total;
+    }
+    workgroupBarrier();
+    if (up && sg_lane == 0u && row < n) {
+        let a = silu(glu_gate[sg - pairs]) * total;
+        if (XQ) {
+            atomicStore(&nt[stage_at(n) + row], bitcast<u32>(a));
+        } else {
+            y0[row] = a;
+        }
+    }
+    if (!XQ) {
+        return;
+    }
+    // Release this workgroup's rows (device scope), then take the block's ticket.
+    storageBarrier();
+    let b = wg * pairs / 32u;
+    if (lid == 0u) {
+        nb_ticket = atomicAdd(&nt[ticket_at(n) + b], 1u);
+    }
+    if (workgroupUniformLoad(&nb_ticket) != 32u / pairs - 1u) {
+        return;
+    }
+    storageBarrier();
+    if (sg_size >= 32u) {
+        if (sg == 0u) {
+            var v = 0.0;
+            if (sg_lane < 32u) {
+                v = bitcast<f32>(atomicLoad(&nt[stage_at(n) + 32u * b + sg_lane]));
+            }
+            int8_block_sg(b, sg_lane, v);
+        }
+    } else {
+        glu_block(b, lid);
+    }
+    if (lid == 0u) {
+        atomicStore(&nt[ticket_at(n) + b], 0u);
     }
 }
 

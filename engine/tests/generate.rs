@@ -237,9 +237,14 @@ fn decode_prefetches_change_no_logit() {
             .filter(|d| d.label == "prefetch")
             .count();
         // Every window placed: attention, merge (unless folded into attention: @coherent
-        // storage buffers), Wo and SwiGLU in each layer, down in all but the last (or none).
+        // storage buffers), Wo and SwiGLU (unless the gate/up mat-vec writes SwiGLU itself:
+        // matvec_swiglu) in each layer, down in all but the last (or none).
         let layers = w.config.n_layers;
-        let windows = if fold_supported(test_gpu()) { 4 } else { 5 };
+        let swiglu = s
+            .decode_graph()
+            .dispatches()
+            .any(|d| d.label.starts_with("matvec_swiglu"));
+        let windows = 3 + !fold_supported(test_gpu()) as usize + !swiglu as usize;
         let want_min = if prefetch == Budgets::default() {
             0
         } else {

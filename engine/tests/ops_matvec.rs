@@ -2,11 +2,13 @@
 //! (mixed types) and SwiGLU, every weight type, both reductions, awkward shapes, against the
 //! f64 CPU reference over the loaders' CPU dequantiser.
 
+use wgllama_engine::ops::matvec::matvec_swiglu;
 use wgllama_engine::ops::matvec::{
     int8_words, matvec, matvec_glu, matvec_glu_int8, matvec_glu_with, matvec_int8, matvec_multi,
     matvec_multi_int8, matvec_multi_normed, matvec_multi_with, matvec_norm, norm_f32_len,
     norm_int8_words, norm_out_supported, normed_supported, quantize_x8 as quantize_x8_gpu,
-    rmsnorm_x8, silu_mul_x8, to_int8_with, x8_reduction, MatvecKernel, Reduction, X8Input,
+    rmsnorm_x8, silu_mul_x8, swiglu_int8_words, swiglu_supported, to_int8_with, x8_reduction,
+    MatvecKernel, Reduction, X8Input,
 };
 use wgllama_engine::reference::elementwise::silu_mul;
 use wgllama_engine::reference::matmul::matmul as ref_matmul;
@@ -971,6 +973,186 @@ fn matvec_norm_fold_f32() {
     check_norm_fold(false, DType::BF16, 1280, 528, [256, 1000]);
     // A producer with rows past 8192 values (Llama-2-7B's F16 down projection folds its norm).
     check_norm_fold(false, DType::F16, 256, 8336, [128, 200]);
+}
+
+/// A folded norm's output for h with norm weight nw, as `matvec_norm` leaves it (matvec.wgsl,
+/// "RMSNorm folded"): nw * h (int8 words by the CPU quantiser, or f32), each 32-value block's
+/// sum of h^2, then zeroed tickets and staging.
+fn folded_norm_input(h: &[f32], nw: &[f32], int8: bool) -> Tensor {
+    let gpu = test_gpu();
+    let k = h.len();
+    let v: Vec<f32> = h.iter().zip(nw).map(|(a, b)| a * b).collect();
+    let mut words: Vec<u32> = if int8 {
+        let (q, d, sums) = wgllama_engine::reference::quantize::quantize_x8(&v);
+        let mut w: Vec<u32> = q
+            .chunks(4)
+            .map(|c| u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]))
+            .collect();
+        w.extend(d.iter().chain(&sums).map(|x| x.to_bits()));
+        w
+    } else {
+        v.iter().map(|x| x.to_bits()).collect()
+    };
+    words.extend(
+        h.chunks(32)
+            .map(|b| b.iter().map(|x| x * x).sum::<f32>().to_bits()),
+    );
+    let len = if int8 {
+        norm_int8_words(k)
+    } else {
+        norm_f32_len(k)
+    };
+    words.resize(len, 0);
+    if int8 {
+        gpu.upload_u32("xn", &words, &[len]).unwrap()
+    } else {
+        let f: Vec<f32> = words.iter().map(|&w| f32::from_bits(w)).collect();
+        gpu.upload_f32("xn", &f, &[len]).unwrap()
+    }
+}
+
+/// SwiGLU folded into the gate/up mat-vec (`matvec_swiglu`: a = silu(W_gate x) * (W_up x) from
+/// subgroup pairs, as int8 blocks for an int8 down projection, quantised by each 32-row
+/// block's last workgroup, or f32), from plain activations (int8 from quantize_x8, or f32) or a
+/// folded norm's output (`normed`), against the f64 reference (int8 tolerances where x is
+/// quantised) and against the unfused GPU path (matvec_multi(_int8 / _normed), then silu * up
+/// on the CPU: the int8 words must be that a's quantisation). Three rounds on the same output,
+/// so the tickets must return to zero. Runs where the device has the fold (`swiglu_supported`).
+fn check_swiglu(int8: bool, dts: [DType; 2], n: usize, k: usize, normed: bool) {
+    let gpu = test_gpu();
+    let eps = 1e-5;
+    let case = format!(
+        "swiglu {}/{} N={n} K={k} int8={int8} normed={normed}",
+        dts[0].name(),
+        dts[1].name()
+    );
+    let mut rng = Rng::new(n as u64 * 11 + k as u64 + normed as u64);
+    let (wg, wgv) = upload_random(&mut rng, dts[0], n, k);
+    let (wu, wuv) = upload_random(&mut rng, dts[1], n, k);
+    if !swiglu_supported(gpu, &wg, &wu, int8, normed) {
+        eprintln!("{case}: skipped, no SwiGLU fold on this device");
+        return;
+    }
+    let out = if int8 {
+        let len = swiglu_int8_words(n);
+        gpu.upload_u32("a", &vec![0; len], &[len]).unwrap()
+    } else {
+        gpu.poisoned_f32("a", &[n]).unwrap()
+    };
+    let (g, u) = (outputs("g", &[n]), outputs("u", &[n]));
+    for round in 0..3 {
+        let case = format!("{case} round {round}");
+        let x = rng.normal_vec(k, 1.0);
+        let nw: Vec<f32> = (0..k)
+            .map(|_| 1.0 + 0.2 * rng.normal_vec(1, 1.0)[0])
+            .collect();
+        let mut ds = Vec::new();
+        // x's buffer and the values the mat-vecs see (before x's int8 rounding).
+        let (xin, x_eff) = if normed {
+            (folded_norm_input(&x, &nw, int8), ref_rmsnorm(&x, &nw, eps))
+        } else if int8 {
+            let tx = gpu.upload_f32("x", &x, &[1, k]).unwrap();
+            let xq = gpu.upload_u32("xq", &vec![0; int8_words(k)], &[int8_words(k)]);
+            let xq = xq.unwrap();
+            ds.push(quantize_x8_gpu(gpu, &tx, &xq).unwrap());
+            (xq, x.clone())
+        } else {
+            (gpu.upload_f32("x", &x, &[1, k]).unwrap(), x.clone())
+        };
+        let e = normed.then_some(eps);
+        ds.push(matvec_swiglu(gpu, &xin, &wg, &wu, &out, e).unwrap());
+        let ws = [&wg, &wu];
+        let ys = [&g[0], &u[0]];
+        ds.push(match (normed, int8) {
+            (true, _) => matvec_multi_normed(gpu, &xin, &ws, &ys, eps).unwrap(),
+            (false, true) => matvec_multi_int8(gpu, &xin, &ws, &ys).unwrap(),
+            (false, false) => matvec_multi(gpu, &xin, &ws, &ys).unwrap(),
+        });
+        gpu.run(&ds).unwrap();
+        let want = silu_mul(
+            &ref_matmul(&x_eff, &wgv, k, None),
+            &ref_matmul(&x_eff, &wuv, k, None),
+        );
+        let unfused: Vec<f32> = gpu
+            .read_f32(&g[0])
+            .unwrap()
+            .iter()
+            .zip(gpu.read_f32(&u[0]).unwrap())
+            .map(|(&g, u)| g / (1.0 + (-g).exp()) * u)
+            .collect();
+        if !int8 {
+            let got = gpu.read_f32(&out).unwrap();
+            check_int8_case(&format!("{case}: vs f64"), &got, &want, true);
+            assert_close_scaled(&format!("{case}: vs unfused"), &got, &unfused, TOL_FOLD);
+            continue;
+        }
+        let words = gpu.read_u32(&out).unwrap();
+        let (q, d) = (&words[..n / 4], &words[n / 4..n / 4 + n / 32]);
+        let got: Vec<f32> = (0..n)
+            .map(|i| (q[i / 4] >> (8 * (i % 4))) as u8 as i8 as f32 * f32::from_bits(d[i / 32]))
+            .collect();
+        check_int8_case(&format!("{case}: dequantised vs f64"), &got, &want, false);
+        assert_int8_words(
+            &format!("{case}: vs unfused"),
+            &words[..int8_words(n)],
+            &unfused,
+        );
+        let tickets = &words[int8_words(n) + n / 32..int8_words(n) + n / 16];
+        assert!(
+            tickets.iter().all(|&t| t == 0),
+            "{case}: tickets left {tickets:?}"
+        );
+    }
+}
+
+#[test]
+fn matvec_swiglu_int8() {
+    check_swiglu(true, [DType::Q4K, DType::Q4K], 384, 768, false);
+    check_swiglu(true, [DType::Q4K, DType::Q4K], 384, 768, true);
+    check_swiglu(true, [DType::Q6K, DType::Q4K], 160, 512, true);
+    check_swiglu(true, [DType::Q8_0, DType::Q8_0], 96, 256, false);
+}
+
+#[test]
+fn matvec_swiglu_f32() {
+    check_swiglu(false, [DType::F16, DType::F16], 200, 768, true);
+    check_swiglu(false, [DType::BF16, DType::BF16], 130, 528, false);
+    check_swiglu(false, [DType::F16, DType::BF16], 64, 256, false);
+}
+
+/// matvec_swiglu names the operand it cannot take, and is not offered past its row limit.
+#[test]
+fn matvec_swiglu_rejects_bad_operands() {
+    let gpu = test_gpu();
+    let mut rng = Rng::new(5);
+    let (g, _) = upload_random(&mut rng, DType::Q4K, 64, 256);
+    let (u, _) = upload_random(&mut rng, DType::Q4K, 64, 256);
+    if !swiglu_supported(gpu, &g, &u, true, false) {
+        eprintln!("matvec_swiglu: skipped, no SwiGLU fold on this device");
+        return;
+    }
+    let (u_short, _) = upload_random(&mut rng, DType::Q4K, 32, 256);
+    let (f, _) = upload_random(&mut rng, DType::F16, 64, 256);
+    let words = |len: usize| gpu.upload_u32("w", &vec![0; len], &[len]).unwrap();
+    let (xq, out) = (words(int8_words(256)), words(swiglu_int8_words(64)));
+    shape_error(matvec_swiglu(gpu, &xq, &g, &u_short, &out, None), &["w_up"]);
+    shape_error(
+        matvec_swiglu(gpu, &xq, &g, &u, &words(int8_words(64)), None),
+        &["out"],
+    );
+    shape_error(
+        matvec_swiglu(gpu, &xq, &g, &f, &out, None),
+        &["f16", "int8"],
+    );
+    shape_error(
+        matvec_swiglu(gpu, &xq, &g, &u, &out, Some(1e-5)),
+        &["matvec_norm"],
+    );
+    assert!(matvec_swiglu(gpu, &xq, &g, &u, &out, None).is_ok());
+    // Past 8192 rows the separate dispatches measured faster on the H100.
+    let (gb, _) = upload_random(&mut rng, DType::Q4K, 8224, 256);
+    let (ub, _) = upload_random(&mut rng, DType::Q4K, 8224, 256);
+    assert!(!swiglu_supported(gpu, &gb, &ub, true, false));
 }
 
 /// The first layer's norm folded into the embedding lookup (`embedding_norm`, decode): the

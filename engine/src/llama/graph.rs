@@ -63,7 +63,7 @@ pub struct Activations {
     pub hn: Tensor,     // [R, D] final-normed rows (R = 1 or T)
     pub logits: Tensor, // [R, vocab]
     pub xq_d: Tensor,   // int8 form of a D-vector (decode, fast path): [int8_words(D)]
-    pub xq_f: Tensor,   // int8 form of an F-vector (the down projection's input): [int8_words(F)]
+    pub xq_f: Tensor, // int8 form of an F-vector (the down projection's input): [swiglu_int8_words(F)]
     /// The next RMSNorm's input written by Wo and down with the norm folded in (decode, fast
     /// path: `Folds`): u32 [norm_int8_words(D)] or f32 [norm_f32_len(D)]; one word otherwise.
     pub xn: Tensor,
@@ -119,7 +119,15 @@ impl Activations {
             logits: z("logits", &[r, c.vocab_size])?,
             // Prompts never use them: one word keeps their graphs' memory as before.
             xq_d: u("xq_d", if t == 1 { matvec::int8_words(d) } else { 1 })?,
-            xq_f: u("xq_f", if t == 1 { matvec::int8_words(f) } else { 1 })?,
+            // Decode: room for matvec_swiglu's tickets and staged rows after the int8 form.
+            xq_f: u(
+                "xq_f",
+                if t == 1 {
+                    matvec::swiglu_int8_words(f)
+                } else {
+                    1
+                },
+            )?,
             xn: u("xn", 1)?,
             half: if half {
                 Some(HalfInputs {
@@ -417,6 +425,12 @@ impl Graph {
         let k_flat = a.k.reshaped(&[t, c.n_kv_heads * c.head_dim]);
         let v_flat = a.v.reshaped(&[t, c.n_kv_heads * c.head_dim]);
         let att_flat = a.att.reshaped(&[t, c.n_heads * c.head_dim]);
+        // The down projection's int8 input: the first words of xq_f (decode).
+        let xq_f8 = a.xq_f.leading(if t == 1 {
+            matvec::int8_words(c.ffn_size)
+        } else {
+            1
+        });
         let mut body = match w.layers.first() {
             // Decode, folds: the first layer's norm input written with the embedding.
             Some(l0) if folds.attn[0] => vec![embedding::embedding_norm(
@@ -537,17 +551,35 @@ impl Graph {
                 });
             }
             let gate_up = [&lw.w_gate, &lw.w_up];
+            // Decode, fast: SwiGLU from the gate/up mat-vec itself where it can write the
+            // down's input (int8 blocks or f32): no silu_mul(_x8) dispatch.
+            let swiglu = |int8: bool, normed: bool| {
+                t == 1
+                    && fast == Precision::Fast
+                    && matvec::swiglu_supported(gpu, &lw.w_gate, &lw.w_up, int8, normed)
+            };
             if folds.ffn[l] {
                 // Wo wrote this norm's input; down writes the next one's where that is folded.
-                body.push(normed(&gate_up, &[&a.gate, &a.up])?);
-                pf.glu(body.len(), &lw.w_down);
-                let act = if folds.int8 {
-                    body.push(matvec::silu_mul_x8(gpu, &a.gate, &a.up, &a.xq_f)?);
-                    &a.xq_f
+                let act = if folds.int8 { &xq_f8 } else { &a.act };
+                if swiglu(folds.int8, true) {
+                    let out = if folds.int8 { &a.xq_f } else { &a.act };
+                    body.push(matvec::matvec_swiglu(
+                        gpu,
+                        &a.xn,
+                        &lw.w_gate,
+                        &lw.w_up,
+                        out,
+                        Some(eps),
+                    )?);
                 } else {
-                    body.push(elementwise::silu_mul(gpu, &a.gate, &a.up, &a.act)?);
-                    &a.act
-                };
+                    body.push(normed(&gate_up, &[&a.gate, &a.up])?);
+                    pf.glu(body.len(), &lw.w_down);
+                    body.push(if folds.int8 {
+                        matvec::silu_mul_x8(gpu, &a.gate, &a.up, act)?
+                    } else {
+                        elementwise::silu_mul(gpu, &a.gate, &a.up, act)?
+                    });
+                }
                 if let Some(nl) = w.layers.get(l + 1) {
                     pf.down(body.len(), &[&nl.wq, &nl.wk, &nl.wv]);
                 }
@@ -560,17 +592,26 @@ impl Graph {
             }
             if t == 1 && int8_group(fast, &gate_up) {
                 // Decode, fast: gate and up from int8 x; SiLU * up quantised for an int8 down
-                // projection in the same dispatch, or kept f32 for the others.
+                // projection (by the mat-vec itself where it can), or kept f32 for the others.
                 body.push(matvec::rmsnorm_x8(gpu, &a.x, &lw.ffn_norm, &a.xq_d, eps)?);
-                body.push(matvec::matvec_multi_int8(
-                    gpu,
-                    &a.xq_d,
-                    &gate_up,
-                    &[&a.gate, &a.up],
-                )?);
-                if int8_group(fast, &[&lw.w_down]) {
-                    body.push(matvec::silu_mul_x8(gpu, &a.gate, &a.up, &a.xq_f)?);
-                    body.push(matvec::matvec_int8(gpu, &a.xq_f, &lw.w_down, &a.x, true)?);
+                let down_int8 = int8_group(fast, &[&lw.w_down]);
+                if down_int8 && swiglu(true, false) {
+                    body.push(matvec::matvec_swiglu(
+                        gpu, &a.xq_d, &lw.w_gate, &lw.w_up, &a.xq_f, None,
+                    )?);
+                } else {
+                    body.push(matvec::matvec_multi_int8(
+                        gpu,
+                        &a.xq_d,
+                        &gate_up,
+                        &[&a.gate, &a.up],
+                    )?);
+                }
+                if down_int8 {
+                    if !swiglu(true, false) {
+                        body.push(matvec::silu_mul_x8(gpu, &a.gate, &a.up, &xq_f8)?);
+                    }
+                    body.push(matvec::matvec_int8(gpu, &xq_f8, &lw.w_down, &a.x, true)?);
                 } else {
                     body.push(elementwise::silu_mul(gpu, &a.gate, &a.up, &a.act)?);
                     body.push(linear(gpu, &a.act, &lw.w_down, &a.x, true, fast)?);
@@ -766,6 +807,21 @@ fn record_dispatches<'d>(enc: &mut wgpu::CommandEncoder, ds: impl Iterator<Item 
 }
 
 impl Tensor {
+    /// The first `n` elements of the same buffer, as a 1-D tensor (a kernel output whose
+    /// consumers read only its leading part, e.g. matvec_swiglu's int8 form before its tickets).
+    pub fn leading(&self, n: usize) -> Tensor {
+        debug_assert!(
+            n <= self.numel(),
+            "{n} leading elements of {:?}",
+            self.shape
+        );
+        Tensor {
+            buffer: self.buffer.clone(),
+            elem: self.elem,
+            shape: vec![n],
+        }
+    }
+
     /// The same buffer seen with another shape of the same element count.
     pub fn reshaped(&self, shape: &[usize]) -> Tensor {
         debug_assert_eq!(

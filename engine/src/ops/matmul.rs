@@ -271,6 +271,8 @@ pub(crate) fn variant_label(kernel: &str, dtype: DType) -> &'static str {
         "matvec_norm" => by_dtype!("matvec_norm"),
         "matvec_multi_i8" => by_dtype!("matvec_multi_i8"),
         "matvec_glu_i8" => by_dtype!("matvec_glu_i8"),
+        "matvec_swiglu" => by_dtype!("matvec_swiglu"),
+        "matvec_swiglu_i8" => by_dtype!("matvec_swiglu_i8"),
         _ => {
             debug_assert_eq!(kernel, "matmul", "no label for kernel {kernel}");
             by_dtype!("matmul")

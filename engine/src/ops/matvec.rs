@@ -22,6 +22,9 @@
 //! [`matvec_norm`] (y += W x, then the next norm's input w * y, not yet divided by rms(y), with
 //! each 32-value block's sum of y^2; int8 blocks or f32) and [`matvec_multi_normed`] (mat-vecs
 //! of that input, divided by rms(y) themselves): no norm dispatch between them.
+//!
+//! SwiGLU folded into gate/up ([`matvec_swiglu`]): silu(W_gate x) * (W_up x) written by the
+//! mat-vec, as int8 blocks for an int8 down projection or f32: no silu_mul dispatch.
 
 use wgllama_loaders::DType;
 
@@ -911,6 +914,212 @@ fn matvec_dispatch(
         cost: Cost {
             bytes: weight_bytes + 4 * k as u64 + y_bytes,
             flops: 2 * out_rows * k as u64,
+        },
+    })
+}
+
+/// Storage buffers `matvec_sgr_glu` binds (x, three weight slots, y0, xq, nt).
+const SWIGLU_STORAGE_BUFFERS: u32 = 7;
+
+/// Most gate/up rows `matvec_swiglu` takes. Measured on the H100 in the decode chain
+/// (benches/results/2026-11-25-h100-s18/): TinyLlama's 5632 rows (K = 2048) gained (plain pass
+/// Q4_K_M 1115 -> 1101 us, F16 1469 -> 1405), Llama-2-7B's 11008 (K = 4096) lost at every
+/// workgroup size tried (64, 128, 256 lanes: F16 5761 -> 5865-5911 us, Q4_K_M 2781-2786 ->
+/// 2786-2818), where the paired rows' kernel ran ~3 us slower than the separate gate/up
+/// dispatch plus silu_mul.
+const SWIGLU_MAX_ROWS: usize = 8192;
+
+/// The kernel `matvec_swiglu` runs for gate/up weights of `dtype` [N, K] with int8 (`int8`) or
+/// f32 activations, read from a folded norm (`normed`) or plain: the fold's pick (one row per
+/// subgroup) with twice its lanes, a subgroup for each of a row's two weights. None where it
+/// does not pay (more than `SWIGLU_MAX_ROWS` rows) or does not fit: a type without its flat
+/// loop, no subgroup rows, more than 256 lanes, more than 32 rows a workgroup, int8 blocks split between workgroups (N % 32, rows not dividing
+/// 32), a norm input of K not a multiple of 128, or too few storage buffers.
+fn swiglu_kernel(
+    gpu: &Gpu,
+    dtype: DType,
+    n: usize,
+    k: usize,
+    int8: bool,
+    normed: bool,
+) -> Option<MatvecKernel> {
+    let kernel = fold_pick(gpu, dtype, k, int8);
+    let sg = MatvecKernel::subgroup_rows_size(gpu)?;
+    let pairs = (kernel.lanes / sg) as usize;
+    let fits = fold_type(dtype, k, int8)
+        && n <= SWIGLU_MAX_ROWS
+        && kernel.subgroup_rows
+        && kernel.rows == 1
+        && 2 * kernel.lanes <= MAX_LANES
+        && pairs <= 32
+        && (!int8 || (32 % pairs == 0 && n.is_multiple_of(32)))
+        && (!normed || k.is_multiple_of(128))
+        && gpu.limits.max_storage_buffers_per_shader_stage >= SWIGLU_STORAGE_BUFFERS;
+    fits.then_some(MatvecKernel {
+        lanes: 2 * kernel.lanes,
+        ..kernel
+    })
+}
+
+/// Whether `matvec_swiglu` runs for these gate and up weights with int8 (`int8`) or f32
+/// activations, from a folded norm's output (`normed`) or plain ones.
+pub fn swiglu_supported(
+    gpu: &Gpu,
+    w_gate: &Tensor,
+    w_up: &Tensor,
+    int8: bool,
+    normed: bool,
+) -> bool {
+    let (Ok((dt_gate, n, k)), Ok((dt_up, n_up, k_up))) = (
+        check_weight("matvec_swiglu", "w_gate", w_gate),
+        check_weight("matvec_swiglu", "w_up", w_up),
+    ) else {
+        return false;
+    };
+    (n, k) == (n_up, k_up)
+        && fold_type(dt_up, k, int8)
+        && swiglu_kernel(gpu, dt_gate, n, k, int8, normed).is_some()
+}
+
+/// u32 words of `matvec_swiglu`'s int8 output for N values: `norm_int8_words`' layout (its
+/// sums of squares unused): the int8 form (`int8_words`(N), what the down projection reads),
+/// then tickets and the staged rows. f32 output: N values.
+pub fn swiglu_int8_words(n: usize) -> usize {
+    norm_int8_words(n)
+}
+
+/// a = silu(w_gate · x) * (w_up · x), decode's SwiGLU straight from its mat-vec: no silu_mul
+/// dispatch between gate/up and down. x: int8 activations (u32 [`int8_words`(K)], Q4_K / Q6_K /
+/// Q8_0 weights) or f32 [K] (F16 / BF16 weights); with `eps` a folded norm's output instead
+/// (`matvec_norm`'s: u32 [`norm_int8_words`(K)] or f32 [`norm_f32_len`(K)]), divided by its rms
+/// here. out: with int8 x, a as int8 blocks for an int8 down projection, u32
+/// [`swiglu_int8_words`(N)], zeroed when made and serving one such dispatch at a time (its
+/// tickets return to zero after each; the down reads its first `int8_words`(N)); else f32
+/// [N]. Needs `swiglu_supported`.
+pub fn matvec_swiglu(
+    gpu: &Gpu,
+    x: &Tensor,
+    w_gate: &Tensor,
+    w_up: &Tensor,
+    out: &Tensor,
+    eps: Option<f32>,
+) -> Result<Dispatch> {
+    let op = "matvec_swiglu";
+    let (dt_gate, n, k) = check_weight(op, "w_gate", w_gate)?;
+    let (dt_up, n_up, k_up) = check_weight(op, "w_up", w_up)?;
+    if (n_up, k_up) != (n, k) {
+        return Err(bad(
+            op,
+            format!(
+                "w_up {:?} must have w_gate's shape {:?}",
+                w_up.shape, w_gate.shape
+            ),
+        ));
+    }
+    let int8 = x.elem == Elem::U32;
+    let normed = eps.is_some();
+    let kernel = swiglu_kernel(gpu, dt_gate, n, k, int8, normed)
+        .filter(|_| fold_type(dt_up, k, int8))
+        .ok_or_else(|| {
+            bad(
+                op,
+                format!(
+                    "no kernel for {} / {} [{n}, {k}] with {} activations{} on this device \
+                     (int8: Q4_K, Q6_K, Q8_0 with N % 32 == 0; f32: F16, BF16 with K % 16 == 0; \
+                     a subgroup-rows pick; a norm input needs K % 128 == 0)",
+                    dt_gate.name(),
+                    dt_up.name(),
+                    if int8 { "int8" } else { "f32" },
+                    if normed { " from a folded norm" } else { "" },
+                ),
+            )
+        })?;
+    match (int8, normed) {
+        (true, true) => expect(
+            op,
+            "x (int8, from matvec_norm)",
+            x,
+            Elem::U32,
+            norm_int8_words(k),
+        )?,
+        (false, true) => expect(
+            op,
+            "x (f32, from matvec_norm)",
+            x,
+            Elem::F32,
+            norm_f32_len(k),
+        )?,
+        (_, false) => check_x(op, x, k, int8)?,
+    }
+    if int8 {
+        expect(op, "out (int8)", out, Elem::U32, swiglu_int8_words(n))?;
+    } else {
+        expect(op, "out", out, Elem::F32, n)?;
+    }
+    if out.buffer == x.buffer {
+        return Err(bad(op, "out must not be x".into()));
+    }
+    let mut constants = kernel_constants(gpu, op, kernel, k)?;
+    constants.extend([
+        ("DT0", dt_gate.ggml_id() as f64),
+        ("DT1", dt_up.ggml_id() as f64),
+        ("NW", 2.0),
+        ("NORM_IN", normed as u32 as f64),
+    ]);
+    let pipeline = gpu.pipeline(shader(kernel.reduction), "matvec_sgr_glu", &constants)?;
+    // Each workgroup: a row of gate and the same row of up per pair of subgroups.
+    let rows = kernel.lanes / kernel.row_lanes(gpu) / 2;
+    let workgroups = (n as u32).div_ceil(rows);
+    let params = MatvecParams {
+        k: k as u32,
+        wg1: workgroups,
+        wg2: workgroups,
+        wg_end: workgroups,
+        n: [n as u32, n as u32, 0, 0],
+        nb: [
+            (n * k / dt_gate.block_size()) as u32,
+            (n * k / dt_up.block_size()) as u32,
+            0,
+            0,
+        ],
+        norm: [eps.unwrap_or(0.0), 0.0, 0.0, 0.0],
+    };
+    let u = gpu.uniform("matvec_swiglu.params", &params);
+    let label = label(
+        if int8 {
+            "matvec_swiglu_i8"
+        } else {
+            "matvec_swiglu"
+        },
+        dt_gate,
+    );
+    // y0 and nt are both `out`: the kernel writes y0 (f32) or nt (int8), never both.
+    let bind_group = gpu.bind_at(
+        label,
+        &pipeline,
+        &[
+            (0, &u),
+            (1, &x.buffer),
+            (2, &w_gate.buffer),
+            (3, &w_up.buffer),
+            (4, &w_gate.buffer),
+            (5, &out.buffer),
+            (8, &x.buffer),
+            (9, &out.buffer),
+        ],
+    );
+    let weight_bytes = crate::weights::gpu_bytes(dt_gate, (n * k) as u64)
+        + crate::weights::gpu_bytes(dt_up, (n * k) as u64);
+    let out_bytes = if int8 { 4 * int8_words(n) } else { 4 * n };
+    Ok(Dispatch {
+        label,
+        idle_keys: 0,
+        pipeline,
+        bind_group,
+        workgroups: grid(gpu, workgroups),
+        cost: Cost {
+            bytes: weight_bytes + 4 * k as u64 + out_bytes as u64,
+            flops: 4 * (n * k) as u64,
         },
     })
 }
