@@ -19,7 +19,7 @@ if [ "${CHECK:-1}" = 1 ]; then
         $B golden kernels | tail -2
         for g in golden/models/*/*.golden.safetensors; do
             v=${g%.golden.safetensors}; m=$v; [ -e "$m" ] || m=$v.gguf
-            echo "== $m (fast)"; $B golden model -m "$m" --golden "$g" --precision fast | tail -n 2
+            echo "== $m (fast)"; $B golden model -m "$m" --golden "$g" --precision fast | tail -n +3
         done
         for t in ops_matvec generate; do
             echo "== $t"; timeout 200 $D/$t 2>&1 | grep -E "test result|FAILED|panicked|skipped" | head
