@@ -1,6 +1,7 @@
 // Decode mat-vec (one token): y_s = W_s x (+ y_s with ACC) for 1-3 weights W_s sharing the
 // input x in one dispatch (`matvec`), and the SwiGLU pair y = silu(W_gate x) * (W_up x)
-// (`matvec_glu`). f32 activations, f32 accumulation. quant.wgsl comes before this file (its
+// (`matvec_glu`; `matvec_sgr_glu` in matvec_reduce_sg.wgsl, a subgroup per row of each).
+// f32 activations, f32 accumulation. quant.wgsl comes before this file (its
 // value helpers; its `w16` reads weight 0 only and is not used here), and one of
 // matvec_reduce_sg.wgsl / matvec_reduce_wg.wgsl after it: each holds the entry points and
 // `reduce_rows`, the sum of a row's partial sums over the workgroup (subgroupAdd, or a
@@ -41,7 +42,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;   // weight 0 [n0, k], GPU layout of DT0
 @group(0) @binding(3) var<storage, read> w1: array<vec4<u32>>;  // weight 1 [n1, k] of DT1 (weight 0 again if unused)
 @group(0) @binding(4) var<storage, read> w2: array<vec4<u32>>;  // weight 2 [n2, k] of DT2 (weight 0 again if unused)
-@group(0) @binding(5) var<storage, read_write> y0: array<f32>;  // [n0]; matvec_glu: [n0] = silu(gate) * up
+@group(0) @binding(5) var<storage, read_write> y0: array<f32>;  // [n0]; matvec_glu, matvec_sgr_glu (f32): [n0] = silu(gate) * up
 @group(0) @binding(6) var<storage, read_write> y1: array<f32>;  // [n1] (matvec only; y0 again if unused)
 @group(0) @binding(7) var<storage, read_write> y2: array<f32>;  // [n2] (matvec only; y0 again if unused)
 // With XQ: x quantised to int8 by quantize_x8.wgsl ([11 k / 32] words, layout there; x is
@@ -1019,7 +1020,8 @@ fn norm_block(b: u32, lid: u32) {
 }
 
 // The int8 form of block b (the 32 values in nb_v, written before a barrier) into nt's first
-// words (quantize_x8.wgsl's layout), by a whole workgroup of at least 8 lanes.
+// words (quantize_x8.wgsl's layout), by a whole workgroup (of at least 32 lanes: its callers
+// fill nb_v with one lane a value).
 fn int8_block(b: u32, lid: u32) {
     let n = p.n[0];
     if (lid == 0u) {

@@ -224,7 +224,8 @@ fn matvec_sgr_glu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
         return;
     }
     let n = p.n[0];
-    let pairs = max(WG / LPR / 2u, 1u);  // >= 1 (host-checked; the default overrides give 0)
+    // >= 1: the host runs it with an even number of subgroups (the default overrides give 0).
+    let pairs = max(WG / LPR / 2u, 1u);
     let up = sg >= pairs;
     let row = wg * pairs + sg - select(0u, pairs, up);
     // Each branch reads one weight slot, a constant: one loop with the slot as a value the

@@ -1111,6 +1111,10 @@ fn matvec_swiglu_int8() {
     check_swiglu(true, [DType::Q4K, DType::Q4K], 384, 768, true);
     check_swiglu(true, [DType::Q6K, DType::Q4K], 160, 512, true);
     check_swiglu(true, [DType::Q8_0, DType::Q8_0], 96, 256, false);
+    // Rows of 4096+ values: the picks of one subgroup a row pair on the H100 (Q4_K two units
+    // a step, Q6_K one), so 32 workgroups share a block's ticket.
+    check_swiglu(true, [DType::Q4K, DType::Q4K], 64, 4096, true);
+    check_swiglu(true, [DType::Q6K, DType::Q6K], 64, 4352, false);
 }
 
 #[test]
@@ -1148,11 +1152,21 @@ fn matvec_swiglu_rejects_bad_operands() {
         matvec_swiglu(gpu, &xq, &g, &u, &out, Some(1e-5)),
         &["matvec_norm"],
     );
+    shape_error(matvec_swiglu(gpu, &out, &g, &u, &out, None), &["x"]);
     assert!(matvec_swiglu(gpu, &xq, &g, &u, &out, None).is_ok());
-    // Past 8192 rows the separate dispatches measured faster on the H100.
-    let (gb, _) = upload_random(&mut rng, DType::Q4K, 8224, 256);
-    let (ub, _) = upload_random(&mut rng, DType::Q4K, 8224, 256);
-    assert!(!swiglu_supported(gpu, &gb, &ub, true, false));
+    // int8 blocks split between rows that do not fill them; a norm input of K % 128 != 0.
+    let (g48, _) = upload_random(&mut rng, DType::Q4K, 48, 256);
+    let (u48, _) = upload_random(&mut rng, DType::Q4K, 48, 256);
+    assert!(!swiglu_supported(gpu, &g48, &u48, true, false));
+    let (f528, _) = upload_random(&mut rng, DType::F16, 64, 528);
+    assert!(!swiglu_supported(gpu, &f528, &f528, false, true));
+    assert!(swiglu_supported(gpu, &f528, &f528, false, false));
+    let x528 = gpu.zeros_f32("x", &[1, 528]).unwrap();
+    let short = gpu.zeros_f32("a", &[63]).unwrap();
+    shape_error(
+        matvec_swiglu(gpu, &x528, &f528, &f528, &short, None),
+        &["out"],
+    );
 }
 
 /// The first layer's norm folded into the embedding lookup (`embedding_norm`, decode): the

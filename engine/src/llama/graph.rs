@@ -21,7 +21,8 @@
 //! Decode on the fast path feeds Q4_K/Q6_K/Q8_0 mat-vecs int8 activations (`int8_group`):
 //! the RMSNorms write int8 directly (`rmsnorm_x8`), decode attention (its merge, or a lone split) quantises the
 //! attention output for Wo (`attention_x8`), gate and up come from one int8 mat-vec and
-//! `silu_mul_x8` quantises the down projection's input: 9 dispatches per layer, the mat-vecs
+//! `silu_mul_x8` quantises the down projection's input (or, up to `SWIGLU_MAX_ROWS`, the
+//! gate/up mat-vec writes it itself: `matvec_swiglu`): 9 (8) dispatches per layer, the mat-vecs
 //! ~1.6-3.5x faster than with f32 activations. (An RMSNorm inside the float mat-vecs ran 2-5x slower than
 //! RMSNorm + `matvec_multi` on the H100 and was removed: benches/results/2026-11-23-h100-s3/
 //! norm.txt and final-norm-fused/.)
@@ -168,6 +169,15 @@ pub struct GraphIo<'a> {
     /// (with f16 GEMM inputs); None: GEMMs decode quantised weights as they stage them.
     pub scratch: Option<&'a DequantScratch>,
 }
+
+/// Most gate/up rows for which decode on the fast path writes SwiGLU from the gate/up mat-vec
+/// (`matvec::matvec_swiglu`) instead of a silu_mul(_x8) dispatch after it. Measured on the
+/// H100 in the decode chain (benches/results/2026-11-25-h100-s18/): TinyLlama's 5632 rows
+/// (K = 2048) gained (plain pass Q4_K_M 1115 -> 1101 us, F16 1469 -> 1405), Llama-2-7B's 11008
+/// (K = 4096) lost at every workgroup size tried (64, 128, 256 lanes: F16 5761 -> 5865-5911 us,
+/// Q4_K_M 2781-2786 -> 2786-2818): there the paired rows' kernel ran ~3 us slower than the
+/// separate gate/up dispatch plus silu_mul.
+const SWIGLU_MAX_ROWS: usize = 8192;
 
 /// Whether decode computes silu(gate) * up in the mat-vec itself. Its kernel loops over the
 /// rows of both weights together; that was fast for Q4_K (and Q8_0) on the H100 but not for
@@ -556,6 +566,7 @@ impl Graph {
             let swiglu = |int8: bool, normed: bool| {
                 t == 1
                     && fast == Precision::Fast
+                    && c.ffn_size <= SWIGLU_MAX_ROWS
                     && matvec::swiglu_supported(gpu, &lw.w_gate, &lw.w_up, int8, normed)
             };
             if folds.ffn[l] {
@@ -595,7 +606,8 @@ impl Graph {
                 // projection (by the mat-vec itself where it can), or kept f32 for the others.
                 body.push(matvec::rmsnorm_x8(gpu, &a.x, &lw.ffn_norm, &a.xq_d, eps)?);
                 let down_int8 = int8_group(fast, &[&lw.w_down]);
-                if down_int8 && swiglu(true, false) {
+                let fused = down_int8 && swiglu(true, false);
+                if fused {
                     body.push(matvec::matvec_swiglu(
                         gpu, &a.xq_d, &lw.w_gate, &lw.w_up, &a.xq_f, None,
                     )?);
@@ -608,7 +620,7 @@ impl Graph {
                     )?);
                 }
                 if down_int8 {
-                    if !swiglu(true, false) {
+                    if !fused {
                         body.push(matvec::silu_mul_x8(gpu, &a.gate, &a.up, &xq_f8)?);
                     }
                     body.push(matvec::matvec_int8(gpu, &xq_f8, &lw.w_down, &a.x, true)?);
@@ -810,7 +822,7 @@ impl Tensor {
     /// The first `n` elements of the same buffer, as a 1-D tensor (a kernel output whose
     /// consumers read only its leading part, e.g. matvec_swiglu's int8 form before its tickets).
     pub fn leading(&self, n: usize) -> Tensor {
-        debug_assert!(
+        assert!(
             n <= self.numel(),
             "{n} leading elements of {:?}",
             self.shape

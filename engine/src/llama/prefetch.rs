@@ -3,8 +3,8 @@
 //! those mat-vecs spend less of their time on HBM. Each layer's weights after attention form a
 //! stream (Wo, gate, up); the windows beside attention's split pass, its merge (where it is a
 //! dispatch of its own: not folded into the split pass) and Wo take consecutive bytes of it,
-//! each up to its budget; SwiGLU's window takes the down projection's
-//! first bytes, and the down's the next layer's q, k, v. By default only the attention window
+//! each up to its budget; SwiGLU's window (where SwiGLU is a dispatch of its own: not written
+//! by the gate/up mat-vec, `matvec_swiglu`) takes the down projection's first bytes, and the down's the next layer's q, k, v. By default only the attention window
 //! is open: beside the other, shorter kernels a prefetch lengthened the chain on the H100.
 
 use crate::dispatch::Dispatch;
@@ -23,7 +23,8 @@ pub struct Budgets {
     pub merge: u64,
     /// During Wo: gate/up bytes after those (never Wo's own).
     pub wo: u64,
-    /// During SwiGLU: the start of the down projection.
+    /// During SwiGLU (none where the gate/up mat-vec writes SwiGLU itself, `matvec_swiglu`):
+    /// the start of the down projection.
     pub glu: u64,
     /// During the down projection: the next layer's q, k, v.
     pub down: u64,

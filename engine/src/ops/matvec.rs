@@ -617,7 +617,8 @@ enum Norm<'a> {
     },
 }
 
-/// u32 words of `matvec_norm`'s int8 output for h of `n` values (n a multiple of 128): the
+/// u32 words of `matvec_norm`'s int8 output for h of `n` values (n a multiple of 128; 32 for
+/// `matvec_swiglu`, which shares the layout): the
 /// int8 layout of `int8_words`, then a sum of h^2 per 32 values, a ticket per 32 values and
 /// the n values of h staged for each block's last workgroup.
 pub fn norm_int8_words(n: usize) -> usize {
@@ -921,19 +922,12 @@ fn matvec_dispatch(
 /// Storage buffers `matvec_sgr_glu` binds (x, three weight slots, y0, xq, nt).
 const SWIGLU_STORAGE_BUFFERS: u32 = 7;
 
-/// Most gate/up rows `matvec_swiglu` takes. Measured on the H100 in the decode chain
-/// (benches/results/2026-11-25-h100-s18/): TinyLlama's 5632 rows (K = 2048) gained (plain pass
-/// Q4_K_M 1115 -> 1101 us, F16 1469 -> 1405), Llama-2-7B's 11008 (K = 4096) lost at every
-/// workgroup size tried (64, 128, 256 lanes: F16 5761 -> 5865-5911 us, Q4_K_M 2781-2786 ->
-/// 2786-2818), where the paired rows' kernel ran ~3 us slower than the separate gate/up
-/// dispatch plus silu_mul.
-const SWIGLU_MAX_ROWS: usize = 8192;
-
 /// The kernel `matvec_swiglu` runs for gate/up weights of `dtype` [N, K] with int8 (`int8`) or
 /// f32 activations, read from a folded norm (`normed`) or plain: the fold's pick (one row per
-/// subgroup) with twice its lanes, a subgroup for each of a row's two weights. None where it
-/// does not pay (more than `SWIGLU_MAX_ROWS` rows) or does not fit: a type without its flat
-/// loop, no subgroup rows, more than 256 lanes, more than 32 rows a workgroup, int8 blocks split between workgroups (N % 32, rows not dividing
+/// subgroup) with twice its lanes, a subgroup for each of a row's two weights. None where that
+/// does not fit: a type without its flat loop, no subgroup rows, fewer than 32 lanes (the
+/// last workgroup of a block quantises it) or more than 256 or the device allows, more than
+/// 32 rows a workgroup, int8 blocks split between workgroups (N % 32, rows not dividing
 /// 32), a norm input of K not a multiple of 128, or too few storage buffers.
 fn swiglu_kernel(
     gpu: &Gpu,
@@ -947,10 +941,11 @@ fn swiglu_kernel(
     let sg = MatvecKernel::subgroup_rows_size(gpu)?;
     let pairs = (kernel.lanes / sg) as usize;
     let fits = fold_type(dtype, k, int8)
-        && n <= SWIGLU_MAX_ROWS
         && kernel.subgroup_rows
         && kernel.rows == 1
-        && 2 * kernel.lanes <= MAX_LANES
+        && (32..=MAX_LANES).contains(&(2 * kernel.lanes))
+        && 2 * kernel.lanes <= gpu.limits.max_compute_invocations_per_workgroup
+        && 2 * kernel.lanes <= gpu.limits.max_compute_workgroup_size_x
         && pairs <= 32
         && (!int8 || (32 % pairs == 0 && n.is_multiple_of(32)))
         && (!normed || k.is_multiple_of(128))
@@ -981,8 +976,8 @@ pub fn swiglu_supported(
         && swiglu_kernel(gpu, dt_gate, n, k, int8, normed).is_some()
 }
 
-/// u32 words of `matvec_swiglu`'s int8 output for N values: `norm_int8_words`' layout (its
-/// sums of squares unused): the int8 form (`int8_words`(N), what the down projection reads),
+/// u32 words of `matvec_swiglu`'s int8 output for N values (N a multiple of 32):
+/// `norm_int8_words`' layout (its sums of squares unused): the int8 form (`int8_words`(N), what the down projection reads),
 /// then tickets and the staged rows. f32 output: N values.
 pub fn swiglu_int8_words(n: usize) -> usize {
     norm_int8_words(n)
@@ -1065,6 +1060,10 @@ pub fn matvec_swiglu(
         ("DT1", dt_up.ggml_id() as f64),
         ("NW", 2.0),
         ("NORM_IN", normed as u32 as f64),
+        // One row per subgroup (the flat loops); the row-loop constants are unused.
+        ("R", 1.0),
+        ("RL", 1.0),
+        ("RT", 1.0),
     ]);
     let pipeline = gpu.pipeline(shader(kernel.reduction), "matvec_sgr_glu", &constants)?;
     // Each workgroup: a row of gate and the same row of up per pair of subgroups.
@@ -1110,7 +1109,13 @@ pub fn matvec_swiglu(
     );
     let weight_bytes = crate::weights::gpu_bytes(dt_gate, (n * k) as u64)
         + crate::weights::gpu_bytes(dt_up, (n * k) as u64);
-    let out_bytes = if int8 { 4 * int8_words(n) } else { 4 * n };
+    // x's words; the output, with int8 also its staged rows (written, then read once).
+    let x_bytes = 4 * if int8 { int8_words(k) } else { k };
+    let out_bytes = if int8 {
+        4 * int8_words(n) + 8 * n
+    } else {
+        4 * n
+    };
     Ok(Dispatch {
         label,
         idle_keys: 0,
@@ -1118,7 +1123,7 @@ pub fn matvec_swiglu(
         bind_group,
         workgroups: grid(gpu, workgroups),
         cost: Cost {
-            bytes: weight_bytes + 4 * k as u64 + out_bytes as u64,
+            bytes: weight_bytes + (x_bytes + out_bytes) as u64,
             flops: 4 * (n * k) as u64,
         },
     })
