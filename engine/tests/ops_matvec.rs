@@ -1073,13 +1073,7 @@ fn check_swiglu(int8: bool, dts: [DType; 2], n: usize, k: usize, normed: bool) {
             &ref_matmul(&x_eff, &wgv, k, None),
             &ref_matmul(&x_eff, &wuv, k, None),
         );
-        let unfused: Vec<f32> = gpu
-            .read_f32(&g[0])
-            .unwrap()
-            .iter()
-            .zip(gpu.read_f32(&u[0]).unwrap())
-            .map(|(&g, u)| g / (1.0 + (-g).exp()) * u)
-            .collect();
+        let unfused = silu_mul(&gpu.read_f32(&g[0]).unwrap(), &gpu.read_f32(&u[0]).unwrap());
         if !int8 {
             let got = gpu.read_f32(&out).unwrap();
             check_int8_case(&format!("{case}: vs f64"), &got, &want, true);
