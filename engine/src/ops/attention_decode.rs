@@ -32,6 +32,10 @@ pub struct AttentionDecodeParams {
     pub xq_k: u32,
 }
 
+/// Row blocks (kv heads x blocks of query rows) up to which `DecodeConfig::pick` takes
+/// shorter splits.
+const FEW_BLOCKS: usize = 4;
+
 /// Sizes of the kernel's workgroup arrays (see the WGSL).
 const SM_QUADS: usize = 1024;
 const SM_ROWS: usize = 256;
@@ -149,8 +153,15 @@ impl DecodeConfig {
         let lanes = lanes_for(quads);
         let row_groups = if n_rows <= 4 { 1 } else { 2 };
         let rows = 4 * row_groups;
+        let blocks = n_kv_heads.max(1) * n_rows.div_ceil(rows);
+        // Few row blocks (TinyLlama's 4 kv heads, one token) leave a short context to a
+        // handful of workgroups: there splits of 16 keys, two a key group per batch, spread it
+        // over more (TinyLlama decode plain pass -1.9% Q4_K_M, -0.5% F16 on the H100;
+        // attention alone at 128-2048 keys up to 11% faster, at 4095 keys 1.4-5.8% slower:
+        // benches/results/2026-11-25-h100-s19/). Llama-2-7B's 32 blocks lost with them.
+        let few = blocks <= FEW_BLOCKS;
         // Four keys in flight per lane, two when each lane already holds four quad pairs.
-        let batch = if quads * row_groups > 2 { 2 } else { 4 };
+        let batch = if quads * row_groups > 2 || few { 2 } else { 4 };
         let mut wg = 128;
         while wg > 32 && (wg / lanes * rows * hd4 > SM_QUADS || wg / lanes * rows > SM_ROWS) {
             wg /= 2;
@@ -159,8 +170,8 @@ impl DecodeConfig {
             .max(lanes.next_power_of_two())
             .max(sg_max.next_power_of_two());
         let kb = wg / lanes * batch;
-        let min_chunk = 32usize.div_ceil(kb) * kb;
-        let blocks = n_kv_heads.max(1) * n_rows.div_ceil(rows);
+        let fewest: usize = if few { 16 } else { 32 };
+        let min_chunk = fewest.div_ceil(kb) * kb;
         // Enough workgroups to fill a large GPU at long contexts (~512), no more than the
         // context can use, and few enough that the merging workgroup's reads stay short.
         let useful = ctx.div_ceil(min_chunk).next_multiple_of(8);
