@@ -156,8 +156,8 @@ impl DecodeConfig {
         let blocks = n_kv_heads.max(1) * n_rows.div_ceil(rows);
         // Few row blocks (TinyLlama's 4 kv heads, one token) leave a short context to a
         // handful of workgroups: there splits of 16 keys, two a key group per batch, spread it
-        // over more (TinyLlama decode plain pass -1.9% Q4_K_M, -0.5% F16 on the H100;
-        // attention alone at 128-2048 keys up to 11% faster, at 4095 keys 1.4-5.8% slower:
+        // over more (TinyLlama decode plain pass -2.1% Q4_K_M, -1.0% F16 on the H100;
+        // attention alone -11% to +0.7% at 128-2048 keys, +1.4-5.8% at 4095:
         // benches/results/2026-11-25-h100-s19/). Llama-2-7B's 32 blocks lost with them.
         let few = blocks <= FEW_BLOCKS;
         // Four keys in flight per lane, two when each lane already holds four quad pairs.
