@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Eighteenth session: SwiGLU folded into the gate/up mat-vec (matvec_swiglu). Correctness with
-# build $D (golden kernels, every golden model on the fast path, ops_matvec, generate), then
+# build $D (golden kernels, every golden model on the fast path, the test binaries TESTS
+# (default ops_matvec generate) carried in $D), then
 # an A/B of decode against build $A (default .dev/s17final): `profile --pp 1 --tg 128` plain
 # passes and `bench --pp 0 --tg 128`, alternating A and B, on MODELS. Gzipped binaries;
 # Vulkan loader debs in .gl/. Results under $OUT.
@@ -21,7 +22,7 @@ if [ "${CHECK:-1}" = 1 ]; then
             v=${g%.golden.safetensors}; m=$v; [ -e "$m" ] || m=$v.gguf
             echo "== $m (fast)"; $B golden model -m "$m" --golden "$g" --precision fast | tail -n +3
         done
-        for t in ops_matvec generate; do
+        for t in ${TESTS:-ops_matvec generate}; do
             echo "== $t"; timeout 200 $D/$t 2>&1 | grep -E "test result|FAILED|panicked|skipped" | head
         done
     } > "$OUT/check.txt" 2>&1
