@@ -33,6 +33,15 @@
 //! with x read once a workgroup into workgroup memory (STAGE_X) the chain is right and takes
 //! 6.19-6.34 us a mat-vec against 6.85-7.42 dispatched (probe-persistent-coherent-staged.txt):
 //! the first correct in-dispatch grid barrier, ~0.6 us cheaper than a dispatch boundary.
+//!
+//! The twenty-first session (benches/results/2026-11-25-h100-s21/probe-persistent-*.txt) found
+//! why loading the next weights before the barrier gained nothing: the release fence waits for
+//! those loads. SPLIT arrives first (fence, count), then loads, then spins; FORCE makes the
+//! spin's address depend on the loaded units (else the compiler moves the loads past the
+//! spin); without ACQUIRE no device-scope fence follows the spin (x is `@coherent`). SPLIT +
+//! FORCE without ACQUIRE: 4.96 us a mat-vec against 6.88 dispatched, every x slot right.
+//! DEPTH2 (weights two mat-vecs ahead) gained nothing: the hand-off, not the weights, is left.
+//! The non-coherent persistent modes (wrong results, above) are no longer run.
 
 use wgllama_engine::testing::pass_timer::PassTimer;
 use wgllama_engine::testing::probe::{storage, wgsl_module};
@@ -47,6 +56,7 @@ struct Params {
     copies: u32,   // weight copies cycled through
     cap: u32,      // most spins at a grid barrier
     groups: u32,   // workgroups
+    mask: u32,     // 0: FORCE's fake dependency
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;         // [copies][n][n / 8] f16
@@ -59,6 +69,12 @@ override PREFETCH: bool = false; // load the next mat-vec's units before the gri
 override DEP: bool = false;      // x loads address-dependent on the barrier's atomic count
 override ATOMIC_OUT: bool = false; // outputs by atomicStore (through xa) instead of vec4 stores
 override STAGE_X: bool = false;  // x read once a workgroup into workgroup memory, then from there
+override SPLIT: bool = false;    // arrive (fence + count), then PREFETCH's loads, then spin
+override FORCE: bool = false;    // SPLIT: the spin's address depends on the prefetched units
+override DEPTH2: bool = false;   // SPLIT: weights loaded two mat-vecs ahead (FORCE folds the
+                                 // units loaded a mat-vec ago, FOLD_FUT the ones just issued)
+override FOLD_FUT: bool = false;
+override ACQUIRE: bool = true;   // SPLIT: a device-scope fence after the spin (else a control barrier)
 
 var<workgroup> xw: array<vec4<f32>, 512>;  // STAGE_X: x slot (n / 4 <= 512 vec4)
 
@@ -114,6 +130,40 @@ fn grid_sync(arrivals: u32, lid: u32) -> u32 {
 }
 var<workgroup> seen_count: u32;
 
+// SPLIT's halves of grid_sync: the release fence and the arrival first, so that loads issued
+// between them and the spin (the next weights) are not waited for by the fence.
+fn arrive(lid: u32) {
+    storageBarrier();
+    if (lid == 0u) {
+        atomicAdd(&bar[0], 1u);
+    }
+}
+
+// `fake` is 0 at run time (masked by p.mask = 0) but the compiler cannot know: with FORCE the
+// spin's first load waits for the units it was computed from.
+fn wait_all(arrivals: u32, lid: u32, fake: u32) -> u32 {
+    if (lid == 0u) {
+        var i = 0u;
+        var seen = 0u;
+        loop {
+            seen = atomicLoad(&bar[fake & p.mask]);
+            if (seen >= arrivals) { break; }
+            i++;
+            if (i >= p.cap) { atomicAdd(&bar[1], 1u); break; }
+        }
+        seen_count = seen;
+    }
+    if (ACQUIRE) {
+        storageBarrier();
+    }
+    return workgroupUniformLoad(&seen_count) >> 31u;
+}
+
+fn fold_units(t: Units) -> u32 {
+    let v = (t.a ^ t.b) ^ (t.c ^ t.d) ^ (t.e ^ t.f) ^ (t.g ^ t.h);
+    return (v.x ^ v.y) ^ (v.z ^ v.w);
+}
+
 // One row a subgroup and mat-vec: rows = groups * WG / 32 = n. Mat-vec `phase` reads x slot
 // `phase` and writes slot phase + 1: each slot is written once and read after, so no L1 line
 // of it can be stale (plain loads, as the decode mat-vecs read x).
@@ -122,6 +172,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
     let row = wid.x * (WG / 32u) + sg;
     var t = load_units(p.phase0 % p.copies, row, lane);
+    var t2 = t;
+    if (DEPTH2) {
+        t2 = load_units((p.phase0 + 1u) % p.copies, row, lane);
+    }
     var dep = 0u;
     for (var ph = 0u; ph < p.phases; ph++) {
         let phase = p.phase0 + ph;
@@ -158,7 +212,33 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             xs[src + p.n / 4u + r / 4u] = vec4<f32>(out4[4u * lid], out4[4u * lid + 1u],
                                                     out4[4u * lid + 2u], out4[4u * lid + 3u]);
         }
-        if (ph + 1u < p.phases) {
+        if (SPLIT && DEPTH2 && ph + 1u < p.phases) {
+            arrive(lid);
+            let fut = load_units((phase + 2u) % p.copies, row, lane);
+            var fake = 0u;
+            if (FORCE) {
+                fake = fold_units(t2);
+            }
+            if (FOLD_FUT) {
+                fake = fold_units(fut);
+            }
+            _ = wait_all((ph + 1u) * p.groups, lid, fake);
+            t = t2;
+            t2 = fut;
+        } else if (SPLIT && ph + 1u < p.phases) {
+            arrive(lid);
+            if (PREFETCH) {
+                t = load_units((phase + 1u) % p.copies, row, lane);
+            }
+            var fake = 0u;
+            if (FORCE) {
+                fake = fold_units(t);
+            }
+            let zero = wait_all((ph + 1u) * p.groups, lid, fake);
+            if (DEP) {
+                dep = zero;
+            }
+        } else if (ph + 1u < p.phases) {
             if (PREFETCH) {
                 t = load_units((phase + 1u) % p.copies, row, lane);
             }
@@ -180,7 +260,8 @@ struct Params {
     copies: u32,
     cap: u32,
     groups: u32,
-    _pad: [u32; 2],
+    mask: u32,
+    _pad: u32,
 }
 
 /// How the chain's mat-vecs meet, and the workgroup size.
@@ -199,6 +280,13 @@ enum Mode {
         coherent: bool,
         /// x read once a workgroup into workgroup memory.
         stage_x: bool,
+        /// Arrive, prefetch, then spin (`split`); the spin waits for the units (`force`);
+        /// a device-scope fence after the spin (`acquire`).
+        split: bool,
+        force: bool,
+        acquire: bool,
+        depth2: bool,
+        fold_fut: bool,
     },
 }
 
@@ -260,14 +348,6 @@ fn main() -> Result<()> {
     let xs: Vec<wgpu::Buffer> = (0..RUNS).map(|_| storage("xs", x0.len() as u64)).collect();
     let bar = storage("bar", 8);
     let mut results: Vec<(Mode, Vec<u8>)> = Vec::new();
-    let persistent = |prefetch, dep, atomic_out| Mode::Persistent {
-        lanes: 512,
-        prefetch,
-        dep,
-        atomic_out,
-        coherent: false,
-        stage_x: false,
-    };
     let coherent = |prefetch, dep, stage_x| Mode::Persistent {
         lanes: 512,
         prefetch,
@@ -275,21 +355,52 @@ fn main() -> Result<()> {
         atomic_out: false,
         coherent: true,
         stage_x,
+        split: false,
+        force: false,
+        acquire: true,
+        depth2: false,
+        fold_fut: false,
+    };
+    let split = |prefetch, force, acquire| Mode::Persistent {
+        lanes: 512,
+        prefetch,
+        dep: false,
+        atomic_out: false,
+        coherent: true,
+        stage_x: true,
+        split: true,
+        force,
+        acquire,
+        depth2: false,
+        fold_fut: false,
+    };
+    let deep = |force, fold_fut, acquire| Mode::Persistent {
+        lanes: 512,
+        prefetch: true,
+        dep: false,
+        atomic_out: false,
+        coherent: true,
+        stage_x: true,
+        split: true,
+        force,
+        acquire,
+        depth2: true,
+        fold_fut,
     };
     let modes = [
         Mode::Dispatches { lanes: 128 },
         Mode::Dispatches { lanes: 512 },
-        persistent(false, false, false),
-        persistent(true, false, false),
-        persistent(false, true, false),
-        persistent(false, false, true),
-        persistent(false, true, true),
-        persistent(true, true, true),
-        coherent(false, false, false),
-        coherent(true, false, false),
-        coherent(false, true, false),
         coherent(false, false, true),
         coherent(true, false, true),
+        split(false, false, true),
+        split(true, false, true),
+        split(true, true, true),
+        split(true, false, false),
+        split(true, true, false),
+        deep(false, false, false),
+        deep(true, false, false),
+        deep(false, true, false),
+        deep(true, false, true),
     ];
 
     for mode in modes {
@@ -332,6 +443,26 @@ fn main() -> Result<()> {
                             ) as u32 as f64,
                         ),
                         (
+                            "SPLIT",
+                            matches!(mode, Mode::Persistent { split: true, .. }) as u32 as f64,
+                        ),
+                        (
+                            "FORCE",
+                            matches!(mode, Mode::Persistent { force: true, .. }) as u32 as f64,
+                        ),
+                        (
+                            "DEPTH2",
+                            matches!(mode, Mode::Persistent { depth2: true, .. }) as u32 as f64,
+                        ),
+                        (
+                            "FOLD_FUT",
+                            matches!(mode, Mode::Persistent { fold_fut: true, .. }) as u32 as f64,
+                        ),
+                        (
+                            "ACQUIRE",
+                            !matches!(mode, Mode::Persistent { acquire: false, .. }) as u32 as f64,
+                        ),
+                        (
                             "STAGE_X",
                             matches!(mode, Mode::Persistent { stage_x: true, .. }) as u32 as f64,
                         ),
@@ -355,7 +486,8 @@ fn main() -> Result<()> {
                     copies: copies as u32,
                     cap: 1 << 20,
                     groups,
-                    _pad: [0; 2],
+                    mask: 0,
+                    _pad: 0,
                 };
                 let u = gpu.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("params"),

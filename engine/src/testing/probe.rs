@@ -24,3 +24,41 @@ pub fn storage(gpu: &Gpu, label: &str, size: u64) -> wgpu::Buffer {
         mapped_at_creation: false,
     })
 }
+
+/// A second wgpu buffer over `buffer`'s Vulkan buffer (None off Vulkan). wgpu tracks the two
+/// apart, so a dispatch writing one and the next reading the other get no barrier between
+/// them: the probes that order such dispatches themselves (counters in memory) use it. The
+/// alias keeps `buffer` alive until wgpu destroys the alias.
+///
+/// # Safety
+/// Every access through either buffer must be ordered by the shaders themselves (or by a
+/// barrier that wgpu inserts for some other reason); wgpu no longer sees the hazard.
+#[cfg(any(target_os = "linux", target_os = "windows", target_os = "android"))]
+pub unsafe fn alias(gpu: &Gpu, buffer: &wgpu::Buffer) -> Option<wgpu::Buffer> {
+    use wgpu::hal::api::Vulkan;
+    let raw = unsafe { buffer.as_hal::<Vulkan>()?.raw_handle() };
+    let keep = buffer.clone();
+    let hal = unsafe {
+        wgpu::hal::vulkan::Buffer::from_raw_externally_owned(raw, Box::new(move || drop(keep)))
+    };
+    Some(unsafe {
+        gpu.device.create_buffer_from_hal::<Vulkan>(
+            hal,
+            &wgpu::BufferDescriptor {
+                label: Some("alias"),
+                size: buffer.size(),
+                usage: buffer.usage(),
+                mapped_at_creation: false,
+            },
+        )
+    })
+}
+
+/// `alias` where wgpu builds no Vulkan backend: always None.
+///
+/// # Safety
+/// None needed; kept `unsafe` to match the Vulkan version.
+#[cfg(not(any(target_os = "linux", target_os = "windows", target_os = "android")))]
+pub unsafe fn alias(_gpu: &Gpu, _buffer: &wgpu::Buffer) -> Option<wgpu::Buffer> {
+    None
+}
