@@ -30,7 +30,7 @@
 //! that never ends instead of hanging.
 
 use wgllama_engine::testing::pass_timer::PassTimer;
-use wgllama_engine::testing::probe::{alias, storage, wgsl_module};
+use wgllama_engine::testing::probe::{alias, f32s, random_f16_bytes, storage, wgsl_module};
 use wgllama_engine::testing::Rng;
 use wgllama_engine::{Gpu, GpuOptions, Result};
 
@@ -277,16 +277,7 @@ fn main() -> Result<()> {
         .sum();
     let timer = PassTimer::new(&gpu);
     let mut rng = Rng::new(7);
-    let w_bytes = w_vec4 as usize * 16;
-    let mut wb = Vec::with_capacity(w_bytes);
-    while wb.len() < w_bytes {
-        let r = rng.next_u64();
-        for i in 0..4 {
-            let h = ((r >> (16 * i)) as u16 & 0x83ff) | (9 << 10);
-            wb.extend_from_slice(&h.to_le_bytes());
-        }
-    }
-    wb.truncate(w_bytes);
+    let wb = random_f16_bytes(&mut rng, w_vec4 as usize * 16, 9);
     let w = storage(&gpu, "w", wb.len() as u64);
     gpu.queue.write_buffer(&w, 0, &wb);
     // x slots of `slot` vec4 each: the chain's input (the first k of slot 0), then outputs.
@@ -470,15 +461,10 @@ fn main() -> Result<()> {
         );
         results.push((mode, out));
     }
-    let floats = |b: &[u8]| -> Vec<f32> {
-        b.chunks(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect()
-    };
-    let want = floats(&results[0].1);
+    let want = f32s(&results[0].1);
     let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     for (mode, out) in &results[1..] {
-        let got = floats(out);
+        let got = f32s(out);
         let differ = got
             .chunks(4 * slot as usize)
             .zip(want.chunks(4 * slot as usize))

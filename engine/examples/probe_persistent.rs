@@ -41,10 +41,9 @@
 //! spin); without ACQUIRE no device-scope fence follows the spin (x is `@coherent`). SPLIT +
 //! FORCE without ACQUIRE: 4.96 us a mat-vec against 6.88 dispatched, every x slot right.
 //! DEPTH2 (weights two mat-vecs ahead) gained nothing: the hand-off, not the weights, is left.
-//! The non-coherent persistent modes (wrong results, above) are no longer run.
 
 use wgllama_engine::testing::pass_timer::PassTimer;
-use wgllama_engine::testing::probe::{storage, wgsl_module};
+use wgllama_engine::testing::probe::{f32s, random_f16_bytes, storage, wgsl_module};
 use wgllama_engine::testing::Rng;
 use wgllama_engine::{Gpu, GpuOptions, Result};
 
@@ -326,15 +325,7 @@ fn main() -> Result<()> {
     // f16 values of magnitude [2^-6, 2^-5) at n = 2048 (half at 4096), any sign: x keeps
     // roughly its size along the chain.
     let exp: u16 = if n <= 2048 { 9 } else { 8 };
-    let mut wb = Vec::with_capacity((matrix * copies) as usize);
-    while (wb.len() as u64) < matrix * copies {
-        let r = rng.next_u64();
-        for i in 0..4 {
-            let h = ((r >> (16 * i)) as u16 & 0x83ff) | (exp << 10);
-            wb.extend_from_slice(&h.to_le_bytes());
-        }
-    }
-    wb.truncate((matrix * copies) as usize);
+    let wb = random_f16_bytes(&mut rng, (matrix * copies) as usize, exp);
     let w = storage("w", wb.len() as u64);
     gpu.queue.write_buffer(&w, 0, &wb);
     // x slots: the chain's input, then each mat-vec's output.
@@ -348,6 +339,19 @@ fn main() -> Result<()> {
     let xs: Vec<wgpu::Buffer> = (0..RUNS).map(|_| storage("xs", x0.len() as u64)).collect();
     let bar = storage("bar", 8);
     let mut results: Vec<(Mode, Vec<u8>)> = Vec::new();
+    let persistent = |prefetch, dep, atomic_out| Mode::Persistent {
+        lanes: 512,
+        prefetch,
+        dep,
+        atomic_out,
+        coherent: false,
+        stage_x: false,
+        split: false,
+        force: false,
+        acquire: true,
+        depth2: false,
+        fold_fut: false,
+    };
     let coherent = |prefetch, dep, stage_x| Mode::Persistent {
         lanes: 512,
         prefetch,
@@ -390,6 +394,15 @@ fn main() -> Result<()> {
     let modes = [
         Mode::Dispatches { lanes: 128 },
         Mode::Dispatches { lanes: 512 },
+        persistent(false, false, false),
+        persistent(true, false, false),
+        persistent(false, true, false),
+        persistent(false, false, true),
+        persistent(false, true, true),
+        persistent(true, true, true),
+        coherent(false, false, false),
+        coherent(true, false, false),
+        coherent(false, true, false),
         coherent(false, false, true),
         coherent(true, false, true),
         split(false, false, true),
@@ -560,14 +573,9 @@ fn main() -> Result<()> {
     // Slots (n floats each) against the first chain's: how many differ, the first that does,
     // and the largest difference relative to the slot's largest value (rounding-level where
     // the driver compiled a loop's first turn apart from the others; not where x is stale).
-    let floats = |b: &[u8]| -> Vec<f32> {
-        b.chunks(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect()
-    };
-    let want = floats(&results[0].1);
+    let want = f32s(&results[0].1);
     for (mode, out) in &results[1..] {
-        let got = floats(out);
+        let got = f32s(out);
         let mut differ = 0;
         let mut first = None;
         let mut worst = 0.0f32;

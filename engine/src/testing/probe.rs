@@ -2,6 +2,7 @@
 //! their own, outside the engine's ops.
 
 use crate::gpu::Gpu;
+use crate::testing::Rng;
 
 /// A shader module from WGSL source (validated by wgpu, bounds checks as the device's default).
 pub fn wgsl_module(gpu: &Gpu, label: &str, src: &str) -> wgpu::ShaderModule {
@@ -61,4 +62,27 @@ pub unsafe fn alias(gpu: &Gpu, buffer: &wgpu::Buffer) -> Option<wgpu::Buffer> {
 #[cfg(not(any(target_os = "linux", target_os = "windows", target_os = "android")))]
 pub unsafe fn alias(_gpu: &Gpu, _buffer: &wgpu::Buffer) -> Option<wgpu::Buffer> {
     None
+}
+
+/// `bytes` bytes of random f16 values of magnitude [2^(exp-15), 2^(exp-14)), either sign: the
+/// weights of the mat-vec chain probes (x keeps roughly its size along a chain).
+pub fn random_f16_bytes(rng: &mut Rng, bytes: usize, exp: u16) -> Vec<u8> {
+    let mut b = Vec::with_capacity(bytes + 8);
+    while b.len() < bytes {
+        let r = rng.next_u64();
+        for i in 0..4 {
+            let h = ((r >> (16 * i)) as u16 & 0x83ff) | (exp << 10);
+            b.extend_from_slice(&h.to_le_bytes());
+        }
+    }
+    b.truncate(bytes);
+    b
+}
+
+/// Little-endian f32 values of a read-back buffer.
+pub fn f32s(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
 }
